@@ -1,0 +1,53 @@
+"""ModelRegistryUploader: records the model that Pusher pushed in a model registry."""
+
+from tfx import types
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.types import standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+
+from cicd_components.registry import executor
+
+
+class RegisteredModel(types.Artifact):
+    """Where a pushed model was registered (a local registry entry or a Vertex AI model version)."""
+
+    TYPE_NAME = "cicd.RegisteredModel"
+
+
+class ModelRegistryUploaderSpec(ComponentSpec):
+    PARAMETERS = {
+        # "local:<folder>" (a registry.json in that folder) or "vertex:projects/<project>/locations/<region>".
+        "registry": ExecutionParameter(type=str),
+        # The model's name in the registry; each registration of the same name is a new version.
+        "model_name": ExecutionParameter(type=str),
+        # Vertex AI only: the serving container that Model Registry records for the model.
+        "serving_image": ExecutionParameter(type=str, optional=True),
+        # A JSON object of labels (e.g. commit and package versions) stored with the entry.
+        "labels": ExecutionParameter(type=str, optional=True),
+    }
+    INPUTS = {
+        # Pusher's output: says whether the model was pushed (blessed) and where to.
+        "pushed_model": ChannelParameter(type=standard_artifacts.PushedModel),
+    }
+    OUTPUTS = {
+        "registered_model": ChannelParameter(type=RegisteredModel),
+    }
+
+
+class ModelRegistryUploader(base_component.BaseComponent):
+    """Registers the pushed model; a model that was not pushed (not blessed) is not registered."""
+
+    SPEC_CLASS = ModelRegistryUploaderSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+
+    def __init__(self, pushed_model, registry: str, model_name: str, serving_image=None, labels=None):
+        super().__init__(
+            spec=ModelRegistryUploaderSpec(
+                pushed_model=pushed_model,
+                registry=registry,
+                model_name=model_name,
+                serving_image=serving_image,
+                labels=labels,
+                registered_model=types.Channel(type=RegisteredModel),
+            )
+        )

@@ -1,0 +1,104 @@
+"""ModelRegistryUploader's executor: a local JSON registry, or Vertex AI Model Registry."""
+
+import datetime
+import json
+import os
+import tempfile
+from typing import Any
+
+from absl import logging
+from tfx import types
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
+
+REGISTRY_FILE = "registry.json"
+
+
+def parse_registry(registry: str) -> tuple[str, str]:
+    """("local", folder) or ("vertex", "projects/P/locations/L"); a ValueError naming the fix otherwise."""
+    kind, _, where = registry.partition(":")
+    if kind == "local" and where:
+        return kind, where
+    if kind == "vertex":
+        parts = where.split("/")
+        if len(parts) == 4 and parts[0] == "projects" and parts[2] == "locations" and parts[1] and parts[3]:
+            return kind, where
+    raise ValueError(
+        f"ModelRegistryUploader 'registry' is {registry!r}; use 'local:<folder>' or "
+        "'vertex:projects/<project>/locations/<region>'."
+    )
+
+
+def record_local(folder: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """Appends `entry` to <folder>/registry.json as the next version of its model; returns the stored entry.
+
+    The file is replaced atomically, so a reader never sees half an entry.
+    """
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, REGISTRY_FILE)
+    models: list[dict[str, Any]] = []
+    if os.path.exists(path):
+        with open(path) as f:
+            models = json.load(f)["models"]
+    versions = [m["version"] for m in models if m["model_name"] == entry["model_name"]]
+    stored = {**entry, "version": max(versions, default=0) + 1}
+    models.append(stored)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".registry-", suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump({"models": models}, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+    return stored
+
+
+def record_vertex(parent: str, entry: dict[str, Any], serving_image: str) -> dict[str, Any]:
+    """Uploads the pushed model to Vertex AI Model Registry, as a new version when the name exists."""
+    from google.cloud import aiplatform  # only imported where it is used: the local runner never needs it
+
+    _, project, _, location = parent.split("/")
+    if not serving_image:
+        raise ValueError("ModelRegistryUploader needs 'serving_image' to register a model in Vertex AI.")
+    existing = aiplatform.Model.list(
+        filter=f'display_name="{entry["model_name"]}"', project=project, location=location
+    )
+    model = aiplatform.Model.upload(
+        display_name=entry["model_name"],
+        artifact_uri=entry["pushed_destination"],
+        serving_container_image_uri=serving_image,
+        parent_model=existing[0].resource_name if existing else None,
+        labels=entry["labels"],
+        project=project,
+        location=location,
+    )
+    return {**entry, "resource_name": model.resource_name, "version": model.version_id}
+
+
+class Executor(base_executor.BaseExecutor):
+    def Do(
+        self,
+        input_dict: dict[str, list[types.Artifact]],
+        output_dict: dict[str, list[types.Artifact]],
+        exec_properties: dict[str, Any],
+    ) -> None:
+        kind, where = parse_registry(exec_properties["registry"])
+        pushed = artifact_utils.get_single_instance(input_dict["pushed_model"])
+        registered = artifact_utils.get_single_instance(output_dict["registered_model"])
+        if not pushed.get_int_custom_property("pushed"):
+            logging.info("The model was not pushed (not blessed): nothing to register.")
+            registered.set_int_custom_property("registered", 0)
+            return
+        entry = {
+            "model_name": exec_properties["model_name"],
+            "pushed_destination": pushed.get_string_custom_property("pushed_destination"),
+            "pushed_model_uri": pushed.uri,
+            "registered_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "labels": json.loads(exec_properties.get("labels") or "{}"),
+        }
+        if kind == "local":
+            stored = record_local(where, entry)
+        else:
+            stored = record_vertex(where, entry, exec_properties.get("serving_image") or "")
+        registered.set_int_custom_property("registered", 1)
+        registered.set_string_custom_property("registry", exec_properties["registry"])
+        registered.set_int_custom_property("version", int(stored["version"]))
+        registered.set_string_custom_property("pushed_destination", entry["pushed_destination"])
+        logging.info("Registered %s version %s in %s", entry["model_name"], stored["version"], where)

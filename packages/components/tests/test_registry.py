@@ -1,0 +1,48 @@
+import json
+
+import pytest
+from tfx import types
+
+from cicd_components.registry import executor
+from cicd_components.registry.component import RegisteredModel
+
+
+def register(make_artifact, pushed, registry, labels='{"commit": "abc123"}'):
+    out = make_artifact(RegisteredModel, "registered")
+    executor.Executor().Do(
+        {"pushed_model": [pushed]},
+        {"registered_model": [out]},
+        {"registry": registry, "model_name": "penguin", "labels": labels},
+    )
+    return out
+
+
+def test_pushed_models_get_increasing_versions(tmp_path, make_artifact, pushed_model):
+    registry = tmp_path / "registry"
+    first = register(make_artifact, pushed_model(True, "/serving/1"), f"local:{registry}")
+    second = register(make_artifact, pushed_model(True, "/serving/2"), f"local:{registry}")
+    models = json.loads((registry / "registry.json").read_text())["models"]
+    assert [(m["version"], m["pushed_destination"]) for m in models] == [(1, "/serving/1"), (2, "/serving/2")]
+    assert models[0]["labels"] == {"commit": "abc123"}
+    assert first.get_int_custom_property("version") == 1
+    assert second.get_int_custom_property("version") == 2
+    assert second.get_int_custom_property("registered") == 1
+    assert not list(registry.glob(".registry-*")), "no temporary file is left behind"
+
+
+def test_a_model_that_was_not_pushed_is_not_registered(tmp_path, make_artifact, pushed_model):
+    registry = tmp_path / "registry"
+    out = register(make_artifact, pushed_model(False), f"local:{registry}")
+    assert out.get_int_custom_property("registered") == 0
+    assert not (registry / "registry.json").exists()
+
+
+@pytest.mark.parametrize("registry", ["local:", "s3://bucket", "vertex:projects/p", "vertex:projects//locations/x"])
+def test_bad_registry_names_the_forms_it_accepts(registry, make_artifact, pushed_model):
+    with pytest.raises(ValueError, match="local:<folder>"):
+        register(make_artifact, pushed_model(True), registry)
+
+
+def test_registered_model_is_a_tfx_artifact_type():
+    assert issubclass(RegisteredModel, types.Artifact)
+    assert RegisteredModel.TYPE_NAME == "cicd.RegisteredModel"

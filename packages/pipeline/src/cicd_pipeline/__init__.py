@@ -1,0 +1,1 @@
+"""The TFX pipeline: its assembly (create_pipeline), its runners, and the release chain."""

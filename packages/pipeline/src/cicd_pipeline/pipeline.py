@@ -1,0 +1,160 @@
+"""`create_pipeline()`: the training pipeline as a pure factory (typed parameters in, a TFX pipeline out).
+
+Runners own the environment (roots, metadata, Beam arguments); nothing here reads the environment.
+Any argument typed ``Param[...]`` may be a ``RuntimeParameter``: the Vertex AI compile uses that for the module
+files, the schema, the data and the hyperparameters, so a change of those needs a new run, not a new spec.
+"""
+
+from typing import TypeVar, Union
+
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+from tfx.v1.dsl.experimental import RuntimeParameter
+
+from cicd_components import AnomaliesGate, HyperparametersGen, ModelRegistryUploader
+
+T = TypeVar("T")
+Param = Union[T, RuntimeParameter]
+
+LABEL_KEY = "species_xf"  # the transformed label (see the trainer's preprocessing_fn)
+
+
+def eval_config(accuracy_threshold: float) -> tfma.EvalConfig:
+    """TFMA config: bless only a model that is accurate enough and no worse than the last blessed one."""
+    accuracy = tfma.MetricConfig(
+        class_name="SparseCategoricalAccuracy",
+        threshold=tfma.MetricThreshold(
+            value_threshold=tfma.GenericValueThreshold(lower_bound={"value": accuracy_threshold}),
+            # No regression: against the baseline (latest blessed model) the change must be >= 0.
+            change_threshold=tfma.GenericChangeThreshold(
+                direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -1e-10}
+            ),
+        ),
+    )
+    return tfma.EvalConfig(
+        model_specs=[
+            tfma.ModelSpec(
+                signature_name="serving_default",
+                prediction_key="probabilities",
+                label_key=LABEL_KEY,
+                # The label is a Transform output: TFMA runs the model's transform_features signature first.
+                preprocessing_function_names=["transform_features"],
+            )
+        ],
+        slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[
+            tfma.MetricsSpec(metrics=[accuracy, tfma.MetricConfig(class_name="ExampleCount")])
+        ],
+    )
+
+
+def create_pipeline(
+    *,
+    pipeline_name: str,
+    pipeline_root: str,
+    data_root: Param[str],
+    schema_file: Param[str] | None,
+    preprocessing_module: Param[str],
+    model_module: Param[str],
+    hyperparameters: Param[str],
+    serving_model_dir: str,
+    registry: str,
+    model_name: str,
+    train_steps: int,
+    eval_steps: int,
+    accuracy_threshold: float,
+    serving_image: str | None = None,
+    registry_labels: str | None = None,
+    enable_cache: bool = True,
+    metadata_connection_config=None,
+    beam_pipeline_args: list[str] | None = None,
+) -> tfx.dsl.Pipeline:
+    """The penguin training pipeline.
+
+    `schema_file=None` bootstraps: SchemaGen infers a schema from the statistics, to be curated and committed.
+    """
+    # Reads the CSV files under data_root and splits them 2:1 into train and eval.
+    example_gen = tfx.components.CsvExampleGen(input_base=data_root)
+    # Per-split feature statistics, for validation and for the run report.
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    if schema_file is None:
+        # Bootstrap only: infer a first schema to curate; a run with it validates against what it saw.
+        schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"])
+    else:
+        # The curated schema committed in the repo: the contract the data must meet.
+        schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
+    # Compares the statistics with the schema.
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+    )
+    # Stops the run on anomalies: nothing is trained on data that breaks the schema.
+    anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
+    # Imputes, scales and encodes the features; the same graph is saved into the model for serving.
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        module_file=preprocessing_module,
+    )
+    transform.add_upstream_node(anomalies_gate)
+    # The hyperparameters of this run, from a pipeline parameter.
+    hyperparameters_gen = HyperparametersGen(values=hyperparameters)
+    # Trains the Keras model of the trainer's model module.
+    trainer = tfx.components.Trainer(
+        module_file=model_module,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        hyperparameters=hyperparameters_gen.outputs["hyperparameters"],
+        train_args=tfx.proto.TrainArgs(num_steps=train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=eval_steps),
+    )
+    # The latest blessed model, the baseline the new one must not regress from.
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    # Blesses the model if it meets the accuracy threshold and does not regress from the baseline.
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=model_resolver.outputs["model"],
+        eval_config=eval_config(accuracy_threshold),
+    )
+    # Copies a blessed model to the serving location; does nothing for a model that was not blessed.
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
+        ),
+    )
+    # Records the pushed model in the model registry, as a new version of `model_name`.
+    registry_uploader = ModelRegistryUploader(
+        pushed_model=pusher.outputs["pushed_model"],
+        registry=registry,
+        model_name=model_name,
+        serving_image=serving_image,
+        labels=registry_labels,
+    )
+    return tfx.dsl.Pipeline(
+        pipeline_name=pipeline_name,
+        pipeline_root=pipeline_root,
+        components=[
+            example_gen,
+            statistics_gen,
+            schema_gen,
+            example_validator,
+            anomalies_gate,
+            transform,
+            hyperparameters_gen,
+            trainer,
+            model_resolver,
+            evaluator,
+            pusher,
+            registry_uploader,
+        ],
+        enable_cache=enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=beam_pipeline_args or [],
+    )

@@ -1,0 +1,299 @@
+"""Build, tag and push the components' container image through the Docker Engine API.
+
+The component executors run inside this image, so a components change needs a new one (DESIGN.md). The
+image is named by the components version plus a digest of the inputs that make it, never ``latest``. The
+docker SDK drives either a Docker engine (Cloud Build) or podman's Docker-compatible service (CI machines,
+``.ci/install-podman.sh``); ``DOCKER_HOST`` picks which when no client is passed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ImageBuildError", "build_image", "content_digest", "image_uri", "prepare_context"]
+
+# Build leftovers and caches: they change without the sources changing, so they must not move the digest.
+_IGNORED_DIRS = {
+    "__pycache__",
+    "build",
+    "dist",
+    ".pytest_cache",
+    ".nox",
+    ".venv",
+    ".ruff_cache",
+    ".mypy_cache",
+}
+_IGNORED_SUFFIXES = (".pyc", ".pyo")
+# Docker's reference grammar: lower-case path components separated by ".", "_", "__" or dashes.
+_PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+_HOST = re.compile(r"^[a-zA-Z0-9.-]+(?::[0-9]+)?$")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_LOG_TAIL_LINES = 40
+
+
+class ImageBuildError(RuntimeError):
+    """An image could not be built, tagged or pushed; the message carries the end of the log."""
+
+
+def _is_ignored(relative: Path) -> bool:
+    return (
+        any(part in _IGNORED_DIRS or part.endswith(".egg-info") for part in relative.parts[:-1])
+        or relative.name.endswith(_IGNORED_SUFFIXES)
+        or relative.name.endswith(".egg-info")
+    )
+
+
+def content_digest(root: str | os.PathLike[str], paths: Iterable[str | os.PathLike[str]]) -> str:
+    """Return the sha256 (hex) of the files under ``paths`` (files or folders, relative to ``root``).
+
+    The digest covers each file's path relative to ``root`` and its bytes, in sorted order, so it changes
+    when a file is added, removed, renamed or edited, and not when a checkout lands in another folder.
+    """
+    root = Path(root).resolve()
+    files: set[Path] = set()
+    for entry in paths:
+        path = (root / entry).resolve()
+        if not path.is_relative_to(root):
+            raise ValueError(f"{entry}: outside {root}; pass paths inside the repository root.")
+        if path.is_file():
+            files.add(path.relative_to(root))
+        elif path.is_dir():
+            files.update(p.relative_to(root) for p in path.rglob("*") if p.is_file())
+        else:
+            raise FileNotFoundError(f"{path} does not exist: check the image inputs listed for the digest.")
+    if not files:
+        raise ValueError(f"no files under {list(paths)} in {root}: the image inputs are empty or mistyped.")
+    digest = hashlib.sha256()
+    for relative in sorted(f for f in files if not _is_ignored(f)):
+        # Length-prefixed fields: no two different file sets can produce the same byte stream.
+        name = relative.as_posix().encode("utf-8")
+        data = (root / relative).read_bytes()
+        digest.update(len(name).to_bytes(8, "big") + name + len(data).to_bytes(8, "big"))
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def image_uri(registry_host_path: str, name: str, components_version: str, digest: str) -> str:
+    """Return ``REGISTRY/NAME:<components version>-<digest[:12]>``, e.g.
+    ``europe-west4-docker.pkg.dev/my-project/my-repo/cicd-components:0.1.0-3f2a9c0b1d4e``.
+    """
+    registry = registry_host_path.strip().rstrip("/")
+    host, _, repo_path = registry.partition("/")
+    example = "REGION-docker.pkg.dev/PROJECT/REPOSITORY"
+    if (
+        "://" in registry
+        or not host
+        or not repo_path
+        or not _HOST.match(host)
+        or ("." not in host and ":" not in host)
+    ):
+        raise ValueError(
+            f"registry {registry_host_path!r} is not HOST/PATH: use an Artifact Registry path like {example}."
+        )
+    if host == "gcr.io" or host.endswith(".gcr.io"):
+        raise ValueError(
+            f"registry {registry_host_path!r} is Container Registry, which is retired: use {example}."
+        )
+    components = repo_path.split("/")
+    if host.endswith("-docker.pkg.dev") and len(components) != 2:
+        raise ValueError(f"registry {registry_host_path!r}: an Artifact Registry path is exactly {example}.")
+    for component in [*components, name]:
+        if not _PATH_COMPONENT.match(component):
+            raise ValueError(
+                f"{component!r} (in {registry}/{name}) is not a valid image path component: "
+                "use lower-case letters, digits and single '.', '_' or '-' separators."
+            )
+    if "latest" in (name, components_version) or components_version.startswith("latest"):
+        raise ValueError("'latest' names nothing: images are named by the components version and a digest.")
+    if "+" in components_version:
+        raise ValueError(
+            f"components version {components_version!r} has a local part; tags cannot hold '+'. "
+            "Pass the static version (e.g. 0.1.0): the digest already names the content."
+        )
+    digest = digest.removeprefix("sha256:")
+    if not re.fullmatch(r"[0-9a-f]{12,}", digest):
+        raise ValueError(
+            f"digest {digest!r} is not a hex sha256 (at least 12 characters): use content_digest()."
+        )
+    tag = f"{components_version}-{digest[:12]}"
+    if not _TAG.match(tag):
+        raise ValueError(
+            f"components version {components_version!r} makes the invalid tag {tag!r}: use e.g. 0.1.0."
+        )
+    return f"{registry}/{name}:{tag}"
+
+
+def prepare_context(
+    out_dir: str | os.PathLike[str], dockerfile: str | os.PathLike[str], wheels: Iterable[Any]
+) -> Path:
+    """Assemble a build context holding only ``Dockerfile`` and ``wheels/*.whl``; return its folder.
+
+    A context made of the repository would send everything in it (local credentials, data, caches) to the
+    builder, where one careless COPY puts it in the image. This context holds nothing else.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise ImageBuildError(
+            f"{out_dir} is not empty: pass a new or empty folder so no stale file joins the image."
+        )
+    wheels = [Path(w) for w in wheels]
+    if not wheels:
+        raise ImageBuildError(
+            "no wheels given: build the components wheel first (release.wheels.build_wheel)."
+        )
+    for wheel in wheels:
+        if wheel.suffix != ".whl" or not wheel.is_file():
+            raise ImageBuildError(f"{wheel} is not a wheel file: pass the .whl paths build_wheel returned.")
+    if not Path(dockerfile).is_file():
+        raise ImageBuildError(f"{dockerfile} does not exist: pass the path of docker/Dockerfile.")
+    (out_dir / "wheels").mkdir(parents=True)
+    shutil.copyfile(dockerfile, out_dir / "Dockerfile")
+    for wheel in wheels:
+        shutil.copyfile(wheel, out_dir / "wheels" / wheel.name)
+    return out_dir
+
+
+def _split_tag(reference: str) -> tuple[str, str]:
+    # The last ":" after the last "/" separates the tag; a ":" before it is a registry port.
+    repository, sep, tag = reference.rpartition(":")
+    if not sep or "/" in tag:
+        raise ImageBuildError(
+            f"image reference {reference!r} has no tag: name it REPOSITORY:TAG (never latest)."
+        )
+    if tag == "latest":
+        raise ImageBuildError(
+            f"image reference {reference!r} uses 'latest': tag it with image_uri() instead."
+        )
+    return repository, tag
+
+
+def _tail(lines: list[str]) -> str:
+    return "\n".join(lines[-_LOG_TAIL_LINES:])
+
+
+def build_image(
+    *,
+    context_dir: str | os.PathLike[str],
+    dockerfile: str | os.PathLike[str] = "Dockerfile",
+    tag: str,
+    extra_tags: Iterable[str] = (),
+    build_args: Mapping[str, str] | None = None,
+    push: bool = False,
+    client: Any = None,
+    timeout: float = 3600,
+) -> dict[str, Any]:
+    """Build ``context_dir`` with ``dockerfile``, tag it ``tag`` and ``extra_tags``, and push them if asked.
+
+    Returns ``{"id", "tags", "pushed": {tag: registry digest or None}, "log": [lines]}``. Any failure
+    raises ImageBuildError naming the step, with the end of the build or push log.
+    """
+    import docker  # Imported here so the rest of the release chain loads without the SDK.
+
+    tags = [tag, *extra_tags]
+    for reference in tags:
+        _split_tag(reference)
+    context_dir = Path(context_dir).resolve()
+    if not context_dir.is_dir():
+        raise ImageBuildError(f"build context {context_dir} is not a folder: make it with prepare_context().")
+    dockerfile_path = Path(dockerfile)
+    if not dockerfile_path.is_absolute():
+        dockerfile_path = context_dir / dockerfile_path
+    dockerfile_path = dockerfile_path.resolve()
+    if not dockerfile_path.is_file():
+        raise ImageBuildError(f"Dockerfile {dockerfile_path} does not exist.")
+    # The engine wants the Dockerfile relative to the context; the SDK ships one from elsewhere itself.
+    dockerfile_arg = (
+        dockerfile_path.relative_to(context_dir).as_posix()
+        if dockerfile_path.is_relative_to(context_dir)
+        else str(dockerfile_path)
+    )
+    if client is None:
+        # DOCKER_HOST selects the engine: podman's socket in CI, Docker's in Cloud Build.
+        client = docker.from_env(timeout=int(timeout))
+    api = client.api
+
+    log: list[str] = []
+    image_id = None
+    try:
+        stream = api.build(
+            path=str(context_dir),
+            dockerfile=dockerfile_arg,
+            tag=tag,
+            buildargs=dict(build_args or {}),
+            rm=True,
+            forcerm=True,
+            # Pull the base only when missing: a pinned tag does not move, and offline builds still work.
+            pull=False,
+            decode=True,
+            timeout=int(timeout),
+        )
+        for chunk in stream:
+            if "stream" in chunk:
+                log.extend(chunk["stream"].rstrip("\n").splitlines())
+            if "aux" in chunk and isinstance(chunk["aux"], dict) and "ID" in chunk["aux"]:
+                image_id = chunk["aux"]["ID"]
+            if "error" in chunk or "errorDetail" in chunk:
+                message = chunk.get("error") or chunk["errorDetail"].get("message", "")
+                raise ImageBuildError(
+                    f"building {tag} from {dockerfile_path} failed: {message.strip()}\n"
+                    f"--- last lines of the build log ---\n{_tail(log)}"
+                )
+    except docker.errors.APIError as exc:
+        raise ImageBuildError(
+            f"building {tag} from {dockerfile_path}: the engine refused the build: {exc.explanation or exc}\n"
+            f"--- last lines of the build log ---\n{_tail(log)}"
+        ) from exc
+    except docker.errors.DockerException as exc:
+        raise ImageBuildError(
+            f"building {tag}: cannot talk to the engine ({exc}); is DOCKER_HOST right?"
+        ) from exc
+
+    try:
+        image = client.images.get(tag)
+    except docker.errors.ImageNotFound as exc:
+        raise ImageBuildError(f"the build of {tag} ended without an image:\n{_tail(log)}") from exc
+    image_id = image.id or image_id
+    for reference in tags[1:]:
+        repository, ref_tag = _split_tag(reference)
+        if not api.tag(image_id, repository, ref_tag):
+            raise ImageBuildError(f"tagging {image_id} as {reference} failed.")
+
+    pushed: dict[str, str | None] = {}
+    if push:
+        for reference in tags:
+            pushed[reference] = _push(api, reference, docker.errors)
+    return {"id": image_id, "tags": tags, "pushed": pushed, "log": log}
+
+
+def _push(api: Any, reference: str, errors: Any) -> str | None:
+    """Push one tag; return the registry digest the engine reported (None if it reported none)."""
+    repository, tag = _split_tag(reference)
+    log: list[str] = []
+    digest = None
+    try:
+        for chunk in api.push(repository, tag=tag, stream=True, decode=True):
+            status = chunk.get("status") or chunk.get("stream") or ""
+            if status:
+                log.append(status.rstrip("\n"))
+            aux = chunk.get("aux")
+            if isinstance(aux, dict) and aux.get("Digest"):
+                digest = aux["Digest"]
+            elif digest is None and (match := re.search(r"digest: (sha256:[0-9a-f]{64})", status)):
+                digest = match.group(1)
+            # The engine answers 200 and reports a failed push inside the stream: read every chunk.
+            if "error" in chunk or "errorDetail" in chunk:
+                message = chunk.get("error") or chunk["errorDetail"].get("message", "")
+                raise ImageBuildError(
+                    f"pushing {reference} failed: {message.strip()}\n"
+                    "Check that the registry exists and this machine is logged in to it "
+                    f"(gcloud auth configure-docker HOST).\n--- last lines of the push log ---\n{_tail(log)}"
+                )
+    except errors.APIError as exc:
+        raise ImageBuildError(f"pushing {reference}: the engine refused: {exc.explanation or exc}") from exc
+    return digest

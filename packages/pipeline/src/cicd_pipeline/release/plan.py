@@ -1,0 +1,261 @@
+"""The change-aware plan: which release steps a push needs, worked out from the files it changed.
+
+``make_plan(repo, base, head)`` lists the files that differ between two commits, classifies each path, and
+takes the most expensive workflow any path needs (full > pipeline > modules > none). The chain asks
+``needs(plan, step)`` before each step, and ``invoke plan`` prints ``format_table`` or ``Plan.to_json``.
+
+Why each path class needs what it needs (the decisions; tests/test_plan.py pins each one):
+
+- ``packages/components/``: executors run inside the container image, so a change needs a new image: full.
+- ``packages/pipeline/``: pipeline assembly runs at compile time: recompile and submit, no image.
+- ``packages/trainer/``: the compiled pipeline takes the module files' content-addressed gs:// URIs as
+  runtime parameters, so a trainer change is upload + submit with the new values: no recompile, no image.
+- A package's ``pyproject.toml`` is part of that package (its version names the artifacts). Its ``tests/``,
+  ``CHANGELOG.md`` and ``README`` cannot reach a built artifact: such paths are listed in ``changed_files``
+  but the package is *not* in ``changed_packages``, so editing ``packages/trainer/tests/`` starts no run.
+- Shared build inputs (``noxfile.py``, ``tasks.py``/``tasks/``, ``invoke.yaml``, ``cloudbuild.yaml``,
+  ``requirements/``, ``docker/``, ``.python-version``): every artifact is built through them: full.
+- ``.github/``: the trigger and its authentication. It builds no artifact, but a broken trigger should fail on
+  the push that broke it, not on the next real change, so it runs the whole chain: full.
+- ``.ci/``: configuration of the checkers (linters) that the test step runs. The test step always runs, so a
+  change there is fully exercised by it: none.
+- ``tests/``, ``docs/``, Markdown at the root, ``data/`` (the sample for local runs; Vertex reads a configured
+  gs:// root), ``.gitignore`` and the root ``pyproject.toml`` (tool configuration only): none (tests only).
+- Any other top-level path is unknown: full, with a reason naming it (building too much costs minutes,
+  training on stale code costs trust). An unknown path *under* ``packages/`` is an error instead: it means
+  the package map below is out of date, and guessing would hide that.
+- A base commit that is not in the clone (shallow clone, a mistyped ref, or the all-zero sha GitHub sends
+  for a new branch) gives full, said in the reasons. A bad head is an error: there is nothing to build.
+
+The diff is two-tree (``git diff base head``, not ``base...head``): the question is what differs from what
+was last built, even after a force-push. ``--no-renames`` lists both sides of a rename, so moving a file out
+of a package counts as a change of that package.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import PurePosixPath
+
+# The step vocabulary shared with cloudbuild.yaml and `invoke ci`, in chain order.
+STEPS = ("test", "build.wheels", "build.image", "pipeline.compile", "modules.upload", "pipeline.submit")
+
+# modules.upload is idempotent (content-addressed, never overwritten), so every run includes it.
+WORKFLOW_STEPS = {
+    "full": STEPS,
+    "pipeline": ("test", "pipeline.compile", "modules.upload", "pipeline.submit"),
+    "modules": ("test", "modules.upload", "pipeline.submit"),
+    "none": ("test",),
+}
+# Cheapest first: the plan's workflow is the highest rank any changed path needs.
+WORKFLOW_RANK = ("none", "modules", "pipeline", "full")
+
+# The package map: each folder under packages/ and the workflow a change to it needs.
+PACKAGES = {"components": "full", "pipeline": "pipeline", "trainer": "modules"}
+# Files inside a package that cannot reach its built artifact (first path part below the package folder).
+PACKAGE_NON_ARTIFACT = ("tests", "CHANGELOG.md", "README.md", "README.rst", "README")
+
+# Top-level paths by their first part. A folder matches everything under it.
+SHARED_BUILD_INPUTS = (
+    "noxfile.py",
+    "tasks.py",
+    "tasks",
+    "invoke.yaml",
+    "cloudbuild.yaml",
+    "requirements",
+    "docker",
+    "Dockerfile",
+    ".dockerignore",
+    ".python-version",
+)
+CI_TRIGGER = (".github",)
+NO_RUN = ("tests", "docs", "data", ".ci", ".gitignore", "pyproject.toml", "LICENSE")
+
+_ZERO_SHA = "0" * 40
+
+
+class PlanError(Exception):
+    """A plan cannot be made: the message names the bad input and the fix."""
+
+
+@dataclass(frozen=True)
+class PathClass:
+    """How one changed path counts: the package it changes (or None) and the workflow it needs, and why."""
+
+    package: str | None
+    workflow: str
+    rule: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The steps a change needs, with the evidence: files, packages and one reason per decision."""
+
+    base: str | None
+    head: str
+    changed_files: tuple[str, ...]
+    changed_packages: tuple[str, ...]
+    workflow: str
+    steps: tuple[str, ...]
+    reasons: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        """The plan as plain JSON-ready values (lists, not tuples)."""
+        return {
+            key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """One JSON object with base, head, changed_files, changed_packages, workflow, steps and reasons."""
+        return json.dumps(self.to_dict(), indent=indent)
+
+
+def classify_path(path: str) -> PathClass:
+    """Classify one repository-relative POSIX path; raise PlanError for an unknown path under packages/."""
+    parts = PurePosixPath(path).parts
+    if not parts or PurePosixPath(path).is_absolute():
+        raise PlanError(f"Cannot classify path {path!r}: give a path relative to the repository root.")
+    top = parts[0]
+    if top == "packages":
+        if len(parts) < 3 or parts[1] not in PACKAGES:
+            raise PlanError(
+                f"Unknown path under packages/: {path!r}. Add its package to PACKAGES in "
+                "packages/pipeline/src/cicd_pipeline/release/plan.py, or move it into one of "
+                f"packages/{{{','.join(sorted(PACKAGES))}}}/."
+            )
+        package = parts[1]
+        if parts[2] in PACKAGE_NON_ARTIFACT:
+            return PathClass(None, "none", f"packages/{package}/{parts[2]} cannot change a built artifact")
+        return PathClass(package, PACKAGES[package], _PACKAGE_WHY[package])
+    if top in SHARED_BUILD_INPUTS:
+        return PathClass(None, "full", "a shared build input changed: every artifact is built through it")
+    if top in CI_TRIGGER:
+        return PathClass(None, "full", "the CI trigger changed: the whole chain runs to prove it still works")
+    if top in NO_RUN or (len(parts) == 1 and top.lower().endswith((".md", ".rst", ".txt"))):
+        return PathClass(None, "none", "docs, tests, sample data or tool config cannot affect a Vertex run")
+    return PathClass(None, "full", f"unknown top-level path {top!r}: assumed to affect the build, to be safe")
+
+
+_PACKAGE_WHY = {
+    "components": "component executors live in the container image: rebuild the image and all after it",
+    "pipeline": "pipeline assembly runs at compile time: recompile, no image",
+    "trainer": "module files are runtime parameters of the compiled pipeline: upload, submit, no recompile",
+}
+
+
+def make_plan(repo_dir: str, base: str | None, head: str = "HEAD") -> Plan:
+    """Plan the release of ``head`` given that ``base`` was the last commit built (None: nothing known)."""
+    repo_dir = str(repo_dir)
+    _git(repo_dir, "rev-parse", "--git-dir", what=f"{repo_dir!r} is not a git repository: run from the clone")
+    head_sha = _resolve(repo_dir, head)
+    if head_sha is None:
+        raise PlanError(
+            f"Head {head!r} is not a commit in {repo_dir}: pass a branch, tag or sha that exists."
+        )
+    base_sha = _resolve(repo_dir, base) if base and base != _ZERO_SHA else None
+    if base_sha is None:
+        return _missing_base_plan(repo_dir, base, head_sha)
+
+    out = _git(
+        repo_dir,
+        "diff",
+        "--name-only",
+        "--no-renames",
+        "--no-ext-diff",
+        "--no-relative",  # Paths from the repository root, whatever diff.relative says.
+        "-z",
+        base_sha,
+        head_sha,
+        what=f"Cannot diff {base_sha} against {head_sha}",
+    )
+    files = tuple(sorted({name for name in out.split("\0") if name}))
+    if not files:
+        reason = f"No files differ between {base_sha[:12]} and {head_sha[:12]}: tests only."
+        return _plan(base_sha, head_sha, files, (), "none", (reason,))
+
+    by_rule: dict[tuple[str | None, str, str], list[str]] = {}
+    for name in files:
+        cls = classify_path(name)
+        by_rule.setdefault((cls.package, cls.workflow, cls.rule), []).append(name)
+    workflow = max((key[1] for key in by_rule), key=WORKFLOW_RANK.index)
+    packages = tuple(sorted({key[0] for key in by_rule if key[0]}))
+    # Most expensive decision first: the first reason explains the workflow.
+    ordered = sorted(by_rule.items(), key=lambda item: -WORKFLOW_RANK.index(item[0][1]))
+    reasons = tuple(f"{workflow_}: {rule} ({_examples(paths)})." for (_, workflow_, rule), paths in ordered)
+    return _plan(base_sha, head_sha, files, packages, workflow, reasons)
+
+
+def needs(plan: Plan, step: str) -> bool:
+    """Whether the chain must run ``step`` for this plan; an unknown step name is an error, never a skip."""
+    if step not in STEPS:
+        raise PlanError(f"Unknown step {step!r}: use one of {', '.join(STEPS)} (cloudbuild.yaml's ids).")
+    return step in plan.steps
+
+
+def format_table(plan: Plan) -> str:
+    """A short human summary: commits, workflow, packages, each step run or skipped, and the reasons."""
+    rows = [
+        ("base", plan.base[:12] if plan.base else "missing"),
+        ("head", plan.head[:12]),
+        ("files", str(len(plan.changed_files))),
+        ("packages", ", ".join(plan.changed_packages) or "-"),
+        ("workflow", plan.workflow),
+    ]
+    rows += [(step, "run" if step in plan.steps else "skip") for step in STEPS]
+    width = max(len(key) for key, _ in rows)
+    lines = [f"{key:<{width}}  {value}" for key, value in rows]
+    lines += ["why:"] + [f"  - {reason}" for reason in plan.reasons]
+    return "\n".join(lines)
+
+
+def _plan(base, head, files, packages, workflow, reasons) -> Plan:
+    return Plan(base, head, tuple(files), tuple(packages), workflow, WORKFLOW_STEPS[workflow], tuple(reasons))
+
+
+def _missing_base_plan(repo_dir: str, base: str | None, head_sha: str) -> Plan:
+    """Nothing to diff against: build everything, and say why so nobody wonders where the minutes went."""
+    if not base:
+        why = "no base commit was given"
+    elif base == _ZERO_SHA:
+        why = f"the base {base} is the all-zero sha (a new branch): there is no previous build"
+    else:
+        shallow = _git(repo_dir, "rev-parse", "--is-shallow-repository", what="git rev-parse failed").strip()
+        hint = " (this clone is shallow: fetch with more depth to plan less)" if shallow == "true" else ""
+        why = f"the base {base!r} is not a commit in this clone{hint}"
+    reason = f"full: {why}, so every package is treated as changed."
+    return _plan(None, head_sha, (), sorted(PACKAGES), "full", (reason,))
+
+
+def _resolve(repo_dir: str, ref: str) -> str | None:
+    """The full sha of a commit ref, or None when the clone does not hold that commit."""
+    # `^{commit}` makes git read the object: a well-formed sha that is absent (shallow clone) fails here.
+    result = _run(repo_dir, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}")
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def _examples(paths: list[str], limit: int = 3) -> str:
+    more = f", +{len(paths) - limit} more" if len(paths) > limit else ""
+    return ", ".join(paths[:limit]) + more
+
+
+def _git(repo_dir: str, *args: str, what: str) -> str:
+    result = _run(repo_dir, *args)
+    if result.returncode != 0:
+        raise PlanError(f"{what}: git {' '.join(args)} said: {result.stderr.strip()}")
+    return result.stdout
+
+
+def _run(repo_dir: str, *args: str) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(
+            ["git", "-C", repo_dir, *args],
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            errors="surrogateescape",
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise PlanError("git is not on PATH: install git (the plan diffs commits with it).") from exc

@@ -1,0 +1,236 @@
+"""Submit a compiled pipeline spec to Vertex AI Pipelines, and optionally follow it to the end.
+
+Built on ``google.cloud.aiplatform.PipelineJob`` (the kfp ``AIPlatformClient`` it replaced is gone). Three
+behaviours of that class are handled here on purpose, without patching it:
+
+* ``PipelineJob.submit()`` first looks up the pipeline-root bucket through google-cloud-storage (creating it
+  if absent) and, if it exists, asks Resource Manager for the project number to check who owns it
+  (``gcs_utils._verify_bucket_ownership``). That check is best effort: any error is logged and swallowed. We
+  check the bucket ourselves first, so a wrong pipeline root fails here with a clear message instead of a
+  logged traceback or a bucket created by accident. The Resource Manager lookup uses the *global*
+  ``aiplatform.init`` credentials or else Application Default Credentials; this module never puts credentials
+  into the global config, so where ADC is absent (tests) the lookup fails at once instead of retrying an
+  unreachable endpoint for ~45 s (aiplatform offers no endpoint override for Resource Manager).
+* ``PipelineJob.wait()`` polls every 5 s (module constant ``_JOB_WAIT_TIME``); we poll ``job.state`` ourselves
+  every ``poll_seconds`` and report the terminal state in our own error.
+* An ``api_endpoint`` (e.g. a local stand-in) can only be set through ``aiplatform.init``, which is process
+  global; it is set only when the caller passes one, together with the REST transport the stand-in speaks.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.auth import credentials as auth_credentials
+from google.cloud import aiplatform, storage
+
+from cicd_pipeline.release.storage import parse_gs_uri
+
+SUCCEEDED = "PIPELINE_STATE_SUCCEEDED"
+TERMINAL_STATES = frozenset(
+    {"PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED", "PIPELINE_STATE_PAUSED"}
+)
+_LABEL_MAX = 63
+_LABEL_BAD_CHARS = re.compile(r"[^a-z0-9_-]")
+
+
+@dataclass(frozen=True)
+class SubmittedJob:
+    """What a caller needs to find the run again: resource name, last known state, console link."""
+
+    resource_name: str
+    state: str
+    dashboard_uri: str
+
+
+class PipelineSubmitError(RuntimeError):
+    """Vertex AI refused to create the job (bad spec, bad parameters, permissions...)."""
+
+
+class PipelineJobFailed(RuntimeError):
+    """A followed job ended in a state other than SUCCEEDED (or did not end in time)."""
+
+    def __init__(self, message: str, job: SubmittedJob):
+        super().__init__(message)
+        self.job = job
+
+
+def vertex_labels(mapping: Mapping[str, Any]) -> dict[str, str]:
+    """Return ``mapping`` as valid Vertex AI labels.
+
+    Vertex labels: keys and values of at most 63 characters from ``[a-z0-9_-]``, keys starting with a letter.
+    Values are lowercased, other characters become ``-`` (version ``0.1.0`` -> ``0-1-0``, ``feat/X`` ->
+    ``feat-x``) and are cut at 63. A key that cannot start with a letter, or two keys that end up the same,
+    raise ValueError: a label silently dropped or merged would break the model-to-code trail.
+    """
+    labels: dict[str, str] = {}
+    origin: dict[str, str] = {}
+    for raw_key, raw_value in mapping.items():
+        key = _LABEL_BAD_CHARS.sub("-", str(raw_key).strip().lower())[:_LABEL_MAX]
+        if not key or not key[0].isalpha() or not key[0].isascii():
+            raise ValueError(
+                f"Label key {raw_key!r} cannot be made a Vertex AI label key, which must start with a letter "
+                f"(a-z); rename it, e.g. 'v_{raw_key}'."
+            )
+        if key in labels:
+            raise ValueError(
+                f"Label keys {origin[key]!r} and {raw_key!r} both become {key!r} as Vertex AI labels; "
+                "rename one."
+            )
+        labels[key] = _LABEL_BAD_CHARS.sub("-", str(raw_value).strip().lower())[:_LABEL_MAX]
+        origin[key] = str(raw_key)
+    return labels
+
+
+def _state_name(job: aiplatform.PipelineJob) -> str:
+    """Fetch the job (``job.state`` issues a GET) and return its state as the API spells it."""
+    return job.state.name
+
+
+def _summary(job: aiplatform.PipelineJob, state: str) -> SubmittedJob:
+    """Build the result; the console URL is the one Vertex's own SDK logs, composed from the resource name."""
+    match = re.fullmatch(r"projects/([^/]+)/locations/([^/]+)/pipelineJobs/([^/]+)", job.resource_name)
+    dashboard = (
+        f"https://console.cloud.google.com/vertex-ai/locations/{match[2]}/pipelines/runs/{match[3]}"
+        f"?project={match[1]}"
+        if match
+        else ""
+    )
+    return SubmittedJob(resource_name=job.resource_name, state=state, dashboard_uri=dashboard)
+
+
+def _check_pipeline_root(
+    pipeline_root: str,
+    project: str,
+    credentials: auth_credentials.Credentials | None,
+    client: storage.Client | None,
+) -> None:
+    """Fail early, and by name, if the pipeline-root bucket is missing (see the module docstring for why)."""
+    bucket, _ = parse_gs_uri(pipeline_root)
+    client = client or storage.Client(project=project, credentials=credentials)
+    if not client.bucket(bucket).exists():
+        raise PipelineSubmitError(
+            f"Pipeline root {pipeline_root} is in bucket gs://{bucket}, which does not exist (or is not "
+            f"visible to these credentials). Create it in project {project}, in the run's region, or pass "
+            "another --pipeline-root."
+        )
+
+
+def follow_pipeline_job(
+    job: aiplatform.PipelineJob, *, poll_seconds: float = 5, timeout_seconds: float | None = None
+) -> SubmittedJob:
+    """Poll ``job`` every ``poll_seconds`` until it ends; raise PipelineJobFailed unless it SUCCEEDED."""
+    deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
+    state = _state_name(job)
+    while state not in TERMINAL_STATES:
+        if deadline is not None and time.monotonic() >= deadline:
+            result = _summary(job, state)
+            raise PipelineJobFailed(
+                f"Vertex pipeline job {job.resource_name} is still {state} after {timeout_seconds} s; "
+                f"it keeps running: follow it at {result.dashboard_uri} or cancel it.",
+                result,
+            )
+        time.sleep(poll_seconds)
+        state = _state_name(job)
+    result = _summary(job, state)
+    if state != SUCCEEDED:
+        error = job.gca_resource.error.message or "no error message"
+        raise PipelineJobFailed(
+            f"Vertex pipeline job {job.resource_name} ended in {state}: {error}. "
+            f"Details: {result.dashboard_uri}",
+            result,
+        )
+    return result
+
+
+def submit_pipeline_job(
+    *,
+    template_path: str,
+    project: str,
+    region: str,
+    pipeline_root: str,
+    display_name: str,
+    job_id: str,
+    parameter_values: Mapping[str, Any] | None,
+    labels: Mapping[str, Any] | None,
+    service_account: str | None,
+    enable_caching: bool | None = True,
+    wait: bool = False,
+    poll_seconds: float = 5,
+    timeout_seconds: float | None = None,
+    api_endpoint: str | None = None,
+    credentials: auth_credentials.Credentials | None = None,
+    storage_client: storage.Client | None = None,
+) -> SubmittedJob:
+    """Create a Vertex AI pipeline run from a compiled spec (local path or gs:// URI) and return its summary.
+
+    ``enable_caching=None`` keeps each task's compile-time cache setting; True/False overrides every task.
+    ``labels`` go through vertex_labels. With ``wait=True`` the run is followed to its end and anything but
+    SUCCEEDED raises PipelineJobFailed naming the job and its final state. ``api_endpoint`` points the client
+    at another Vertex endpoint (a regional one, or a local stand-in over REST).
+    """
+    vertex_ready_labels = vertex_labels(labels or {})  # before anything remote: a bad key is the caller's fix
+    _check_pipeline_root(pipeline_root, project, credentials, storage_client)
+    if api_endpoint:
+        aiplatform.init(api_endpoint=api_endpoint, api_transport="rest")
+    try:
+        job = aiplatform.PipelineJob(
+            display_name=display_name,
+            template_path=template_path,
+            job_id=job_id,
+            pipeline_root=pipeline_root,
+            parameter_values=dict(parameter_values or {}),
+            enable_caching=enable_caching,
+            labels=vertex_ready_labels,
+            project=project,
+            location=region,
+            credentials=credentials,
+        )
+    except (gexc.NotFound, FileNotFoundError) as exc:
+        raise PipelineSubmitError(
+            f"Pipeline template {template_path} not found ({exc}): compile the pipeline or fix the path."
+        ) from exc
+    except (KeyError, ValueError) as exc:
+        raise PipelineSubmitError(
+            f"Cannot build pipeline job {job_id!r} from template {template_path}: {exc}. Check that the file "
+            f"is a compiled pipeline spec and that parameter_values names only its pipeline parameters."
+        ) from exc
+    try:
+        job.submit(service_account=service_account)
+    except gexc.GoogleAPICallError as exc:
+        raise PipelineSubmitError(
+            f"Vertex AI rejected pipeline job {job_id!r} (template {template_path}, project {project}, "
+            f"region {region}): {exc.code} {exc.message}"
+        ) from exc
+    if wait:
+        return follow_pipeline_job(job, poll_seconds=poll_seconds, timeout_seconds=timeout_seconds)
+    return _summary(job, job.gca_resource.state.name)
+
+
+def cancel_pipeline_job(
+    *,
+    resource_name: str,
+    project: str | None = None,
+    region: str | None = None,
+    api_endpoint: str | None = None,
+    credentials: auth_credentials.Credentials | None = None,
+) -> None:
+    """Ask Vertex AI to cancel a run (``projects/P/locations/L/pipelineJobs/ID``); it stops asynchronously."""
+    if api_endpoint:
+        aiplatform.init(api_endpoint=api_endpoint, api_transport="rest")
+    try:
+        job = aiplatform.PipelineJob.get(
+            resource_name, project=project, location=region, credentials=credentials
+        )
+        job.cancel()
+    except gexc.NotFound as exc:
+        raise PipelineSubmitError(f"No Vertex pipeline job {resource_name} to cancel: {exc.message}") from exc
+    except gexc.GoogleAPICallError as exc:
+        raise PipelineSubmitError(
+            f"Vertex AI refused to cancel {resource_name}: {exc.code} {exc.message}"
+        ) from exc

@@ -1,0 +1,109 @@
+"""The local runner: LocalDagRunner, Beam's DirectRunner in memory, ML Metadata in SQLite, a folder as bucket."""
+
+import dataclasses
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+from tfx import v1 as tfx
+
+from cicd_pipeline.config import TrainingConfig
+from cicd_pipeline.pipeline import create_pipeline
+
+# In-memory DirectRunner: on 2 cores the penguin pipeline ran in about half the time of multi_processing
+# (77 s against 152 s, see docs/platform.md); the data is small enough for one process.
+DEFAULT_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalLayout:
+    """Where a local run keeps its state, all under one folder (the local stand-in for the bucket)."""
+
+    root: Path
+
+    @property
+    def pipeline_root(self) -> Path:
+        return self.root / "pipeline_root"
+
+    @property
+    def metadata_path(self) -> Path:
+        return self.root / "metadata.sqlite"
+
+    @property
+    def serving_model_dir(self) -> Path:
+        return self.root / "serving_model"
+
+    @property
+    def registry_dir(self) -> Path:
+        return self.root / "registry"
+
+    @property
+    def inputs_dir(self) -> Path:
+        return self.root / "inputs"
+
+
+def content_addressed_copy(path: Path, folder: Path) -> Path:
+    """`path` copied to `folder/<sha256>/<name>` (once), like the Vertex runs' uploaded inputs.
+
+    TFX caches ImportSchemaGen by its `schema_file` *path*: an edited schema at the same path would reuse the
+    old one. A path named by the content makes an edit a cache miss, as it should be.
+    """
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    target = folder / digest / path.name
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, target)
+    return target
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalInputs:
+    data_root: Path
+    schema_file: Path | None
+    preprocessing_module: Path
+    model_module: Path
+
+    def check(self) -> None:
+        """Raises a ValueError naming the first missing input and what to pass instead."""
+        if not self.data_root.is_dir() or not any(self.data_root.glob("*.csv")):
+            raise ValueError(f"data_root {self.data_root} is not a folder holding CSV files: pass --data-root.")
+        files = {"preprocessing_module": self.preprocessing_module, "model_module": self.model_module}
+        if self.schema_file is not None:
+            files["schema_file"] = self.schema_file
+        for name, path in files.items():
+            if not path.is_file():
+                raise ValueError(f"{name} {path} does not exist: pass an existing file.")
+
+
+def build_local_pipeline(layout: LocalLayout, inputs: LocalInputs, config: TrainingConfig, beam_args=DEFAULT_BEAM_ARGS):
+    inputs.check()
+    return create_pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=str(layout.pipeline_root),
+        data_root=str(inputs.data_root.resolve()),
+        schema_file=str(content_addressed_copy(inputs.schema_file, layout.inputs_dir)) if inputs.schema_file else None,
+        preprocessing_module=str(inputs.preprocessing_module.resolve()),
+        model_module=str(inputs.model_module.resolve()),
+        hyperparameters=config.hyperparameters,
+        serving_model_dir=str(layout.serving_model_dir),
+        registry=f"local:{layout.registry_dir}",
+        model_name=config.model_name,
+        train_steps=config.train_steps,
+        eval_steps=config.eval_steps,
+        accuracy_threshold=config.accuracy_threshold,
+        enable_cache=True,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            str(layout.metadata_path)
+        ),
+        beam_pipeline_args=list(beam_args),
+    )
+
+
+def run_local(layout: LocalLayout, inputs: LocalInputs, config: TrainingConfig, beam_args=DEFAULT_BEAM_ARGS) -> None:
+    """Runs the whole pipeline; earlier runs' outputs in `layout` are reused through TFX's cache."""
+    layout = LocalLayout(layout.root.resolve())
+    os.makedirs(layout.root, exist_ok=True)
+    tfx.orchestration.LocalDagRunner().run(build_local_pipeline(layout, inputs, config, beam_args))

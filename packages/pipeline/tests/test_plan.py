@@ -1,0 +1,272 @@
+"""The change-aware plan, table-driven over real commits in temporary git repositories."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+try:
+    from cicd_pipeline.release import plan as planmod
+except ModuleNotFoundError:  # A plain checkout without the package installed (nox installs it): use src/.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    from cicd_pipeline.release import plan as planmod
+
+from cicd_pipeline.release.plan import PlanError, classify_path, format_table, make_plan, needs
+
+# The steps each workflow must run, written out here so a change to the plan's decisions shows in review.
+FULL = ("test", "build.wheels", "build.image", "pipeline.compile", "modules.upload", "pipeline.submit")
+PIPELINE = ("test", "pipeline.compile", "modules.upload", "pipeline.submit")
+MODULES = ("test", "modules.upload", "pipeline.submit")
+NONE = ("test",)
+
+# A small copy of the monorepo's layout: one file in every place the plan classifies.
+LAYOUT = [
+    "packages/components/pyproject.toml",
+    "packages/components/src/cicd_components/gate/executor.py",
+    "packages/components/tests/test_gate.py",
+    "packages/pipeline/pyproject.toml",
+    "packages/pipeline/src/cicd_pipeline/pipeline.py",
+    "packages/pipeline/tests/test_pipeline.py",
+    "packages/trainer/pyproject.toml",
+    "packages/trainer/CHANGELOG.md",
+    "packages/trainer/src/cicd_trainer/model.py",
+    "packages/trainer/src/cicd_trainer/preprocessing.py",
+    "packages/trainer/src/cicd_trainer/schema/schema.pbtxt",
+    "packages/trainer/tests/test_model.py",
+    "tests/e2e/test_local_run.py",
+    "docs/index.md",
+    "README.md",
+    "data/penguins.csv",
+    "noxfile.py",
+    "tasks.py",
+    "cloudbuild.yaml",
+    "requirements/lock.txt",
+    "docker/Dockerfile",
+    ".github/workflows/ci.yml",
+    ".ci/yamllint.yaml",
+    ".gitignore",
+    "pyproject.toml",
+]
+
+# Commit as a fixed identity, without signing or the user's hooks, whatever the machine's git config says.
+GIT_ENV = {
+    **os.environ,
+    "GIT_AUTHOR_NAME": "Test",
+    "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "Test",
+    "GIT_COMMITTER_EMAIL": "test@example.com",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=GIT_ENV
+    ).stdout.strip()
+
+
+def commit(repo: Path, write=(), delete=(), rename=(), message="change") -> str:
+    """Write, delete and rename files, commit everything, and return the new commit's sha."""
+    for path in write:
+        target = repo / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(f"# {path} {message}\n" + (target.read_text() if target.exists() else ""))
+    for path in delete:
+        git(repo, "rm", "-q", path)
+    for old, new in rename:
+        (repo / new).parent.mkdir(parents=True, exist_ok=True)
+        git(repo, "mv", old, new)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "--allow-empty", "-m", message)
+    return git(repo, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A repository with the monorepo layout in one initial commit."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    commit(root, write=LAYOUT, message="initial")
+    return root
+
+
+COMPONENT = "packages/components/src/cicd_components/gate/executor.py"
+PIPELINE_SRC = "packages/pipeline/src/cicd_pipeline/pipeline.py"
+MODEL = "packages/trainer/src/cicd_trainer/model.py"
+PREPROCESSING = "packages/trainer/src/cicd_trainer/preprocessing.py"
+
+CASES = [
+    # id, files written, files deleted, workflow, changed_packages
+    ("components-src", [COMPONENT], [], "full", ["components"]),
+    ("components-pyproject", ["packages/components/pyproject.toml"], [], "full", ["components"]),
+    ("pipeline-src", [PIPELINE_SRC], [], "pipeline", ["pipeline"]),
+    ("trainer-module", [MODEL], [], "modules", ["trainer"]),
+    ("trainer-schema", ["packages/trainer/src/cicd_trainer/schema/schema.pbtxt"], [], "modules", ["trainer"]),
+    ("trainer-new-module", ["packages/trainer/src/cicd_trainer/features.py"], [], "modules", ["trainer"]),
+    ("trainer-tests-only", ["packages/trainer/tests/test_model.py"], [], "none", []),
+    ("trainer-changelog", ["packages/trainer/CHANGELOG.md"], [], "none", []),
+    ("components-tests", ["packages/components/tests/test_gate.py"], [], "none", []),
+    ("docs-only", ["docs/index.md", "docs/new.md"], [], "none", []),
+    ("readme-data-gitignore", ["README.md", "data/penguins.csv", ".gitignore"], [], "none", []),
+    ("root-tool-config", ["pyproject.toml"], [], "none", []),
+    ("cross-package-tests", ["tests/e2e/test_local_run.py"], [], "none", []),
+    ("ci-checker-config", [".ci/yamllint.yaml"], [], "none", []),
+    ("noxfile", ["noxfile.py"], [], "full", []),
+    ("tasks-module", ["tasks.py"], [], "full", []),
+    ("tasks-package", ["tasks/__init__.py"], [], "full", []),
+    ("lock-file", ["requirements/lock.txt"], [], "full", []),
+    ("cloudbuild", ["cloudbuild.yaml"], [], "full", []),
+    ("dockerfile", ["docker/Dockerfile"], [], "full", []),
+    ("github-workflow", [".github/workflows/ci.yml"], [], "full", []),
+    ("unknown-top-level", ["Makefile"], [], "full", []),
+    ("trainer-and-pipeline", [MODEL, PIPELINE_SRC], [], "pipeline", ["pipeline", "trainer"]),
+    ("trainer-and-docs", [PREPROCESSING, "docs/index.md"], [], "modules", ["trainer"]),
+    (
+        "all-three",
+        [MODEL, "packages/pipeline/pyproject.toml", COMPONENT],
+        [],
+        "full",
+        ["components", "pipeline", "trainer"],
+    ),
+    ("delete-trainer-module", [], [PREPROCESSING], "modules", ["trainer"]),
+    ("delete-components-file", [], [COMPONENT], "full", ["components"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("write", "delete", "workflow", "packages"), [case[1:] for case in CASES], ids=[case[0] for case in CASES]
+)
+def test_workflow_for_change(repo, write, delete, workflow, packages):
+    base = git(repo, "rev-parse", "HEAD")
+    head = commit(repo, write=write, delete=delete)
+    plan = make_plan(repo, base, head)
+    assert (plan.workflow, list(plan.changed_packages)) == (workflow, packages)
+    assert plan.steps == {"full": FULL, "pipeline": PIPELINE, "modules": MODULES, "none": NONE}[workflow]
+    assert set(plan.changed_files) == set(write) | set(delete)
+    assert (plan.base, plan.head) == (base, head)
+    assert plan.reasons and plan.reasons[0].startswith(f"{workflow}:")
+
+
+def test_unknown_top_level_path_is_named_in_the_reasons(repo):
+    base = git(repo, "rev-parse", "HEAD")
+    plan = make_plan(repo, base, commit(repo, write=["Makefile"]))
+    assert any("'Makefile'" in reason for reason in plan.reasons)
+
+
+def test_rename_counts_both_sides(repo):
+    base = git(repo, "rev-parse", "HEAD")
+    old, new = "packages/trainer/src/cicd_trainer/model.py", "docs/old_model.py"
+    plan = make_plan(repo, base, commit(repo, rename=[(old, new)]))
+    assert set(plan.changed_files) == {old, new}
+    assert (plan.workflow, plan.changed_packages) == ("modules", ("trainer",))
+
+
+def test_rename_into_components_counts_the_new_side(repo):
+    base = git(repo, "rev-parse", "HEAD")
+    old, new = "docs/index.md", "packages/components/src/cicd_components/gate/notes.md"
+    plan = make_plan(repo, base, commit(repo, rename=[(old, new)]))
+    assert set(plan.changed_files) == {old, new}
+    assert plan.workflow == "full"
+
+
+@pytest.mark.parametrize("path", ["packages/unknown/x.py", "packages/stray.py", "packages/trainer"])
+def test_unknown_path_under_packages_is_an_error(repo, path):
+    base = git(repo, "rev-parse", "HEAD")
+    if path == "packages/trainer":  # A file in place of a package folder: checked on classify_path alone.
+        with pytest.raises(PlanError, match="packages/trainer"):
+            classify_path(path)
+        return
+    head = commit(repo, write=[path])
+    with pytest.raises(PlanError) as info:
+        make_plan(repo, base, head)
+    assert path in str(info.value) and "PACKAGES" in str(info.value) and "move it" in str(info.value)
+
+
+MISSING_BASES = ["0" * 40, "1234567890abcdef1234567890abcdef12345678", "origin/no-such-branch", None, ""]
+
+
+@pytest.mark.parametrize("base", MISSING_BASES)
+def test_missing_base_builds_everything_and_says_so(repo, base):
+    head = commit(repo, write=["docs/index.md"])
+    plan = make_plan(repo, base, head)
+    assert (plan.base, plan.workflow, plan.steps) == (None, "full", FULL)
+    assert plan.changed_packages == ("components", "pipeline", "trainer")
+    assert len(plan.reasons) == 1 and "base" in plan.reasons[0].lower()
+    if base:
+        assert base in plan.reasons[0]
+
+
+def test_shallow_clone_without_the_base_builds_everything(repo, tmp_path):
+    parent = git(repo, "rev-parse", "HEAD")
+    commit(repo, write=["docs/index.md"])
+    clone = tmp_path / "clone"
+    subprocess.run(
+        ["git", "clone", "-q", "--depth", "1", f"file://{repo}", str(clone)],
+        check=True,
+        capture_output=True,
+        env=GIT_ENV,
+    )
+    plan = make_plan(clone, parent)
+    assert (plan.base, plan.workflow) == (None, "full")
+    assert parent in plan.reasons[0] and "shallow" in plan.reasons[0]
+
+
+def test_head_defaults_to_HEAD_and_refs_resolve_to_full_shas(repo):
+    head = commit(repo, write=[PIPELINE_SRC])
+    plan = make_plan(str(repo), "HEAD~1")
+    assert plan.head == head and plan.base == git(repo, "rev-parse", "HEAD~1") and len(plan.base) == 40
+    assert plan.workflow == "pipeline"
+
+
+def test_no_change_runs_tests_only(repo):
+    head = git(repo, "rev-parse", "HEAD")
+    plan = make_plan(repo, head, head)
+    assert (plan.changed_files, plan.changed_packages, plan.workflow, plan.steps) == ((), (), "none", NONE)
+    assert "No files differ" in plan.reasons[0]
+
+
+def test_bad_head_is_an_error_naming_it(repo):
+    with pytest.raises(PlanError, match="no-such-ref"):
+        make_plan(repo, "HEAD", "no-such-ref")
+
+
+def test_not_a_repository_is_an_error(tmp_path):
+    with pytest.raises(PlanError, match="not a git repository"):
+        make_plan(tmp_path, "HEAD")
+
+
+def test_json_has_every_key_and_round_trips(repo):
+    base = git(repo, "rev-parse", "HEAD")
+    plan = make_plan(repo, base, commit(repo, write=[MODEL]))
+    data = json.loads(plan.to_json())
+    assert set(data) >= {"base", "head", "changed_files", "changed_packages", "workflow", "steps", "reasons"}
+    assert data["steps"] == list(MODULES) and data["changed_packages"] == ["trainer"]
+    assert json.loads(make_plan(repo, None).to_json())["base"] is None
+
+
+def test_needs_follows_the_steps_and_rejects_typos(repo):
+    base = git(repo, "rev-parse", "HEAD")
+    plan = make_plan(repo, base, commit(repo, write=[MODEL]))
+    assert [step for step in planmod.STEPS if needs(plan, step)] == list(MODULES)
+    with pytest.raises(PlanError, match="build.imag'"):
+        needs(plan, "build.imag")
+
+
+def test_format_table_shows_workflow_steps_and_reasons(repo):
+    base = git(repo, "rev-parse", "HEAD")
+    plan = make_plan(repo, base, commit(repo, write=[PIPELINE_SRC]))
+    table = format_table(plan)
+    assert "pipeline" in table and "build.image" in table and "skip" in table and plan.reasons[0] in table
+
+
+def test_every_workflow_runs_a_subsequence_of_the_chain():
+    for workflow, steps in planmod.WORKFLOW_STEPS.items():
+        assert steps[0] == "test", workflow
+        assert [s for s in planmod.STEPS if s in steps] == list(steps), workflow

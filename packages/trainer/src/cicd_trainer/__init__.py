@@ -1,0 +1,14 @@
+"""The example model's module files (penguin species from four body measurements).
+
+TFX loads ``preprocessing.py`` and ``model.py`` by *file path*, and on Vertex AI copies each one alone
+(a ``gs://`` module file has no siblings), so neither module imports the other or anything in this package.
+This ``__init__`` only tells the other tools where the files are.
+"""
+
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+
+PREPROCESSING_MODULE = _HERE / "preprocessing.py"
+MODEL_MODULE = _HERE / "model.py"
+SCHEMA_FILE = _HERE / "schema" / "schema.pbtxt"

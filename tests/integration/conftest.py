@@ -1,0 +1,94 @@
+"""Fixtures for integration tests: a real local GCS (fake-gcs-server) and a Vertex AI REST stand-in.
+
+The google client libraries are used as shipped; only their endpoints point at loopback. Servers live for the
+session (fake-gcs-server starts in ~0.1 s, but there is no reason to pay it per test); state is made fresh per
+test: a new bucket, a reset stand-in, and clean process-wide settings.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Under nox each package is installed into the session; in a bare venv (or an IDE) fall back to the source
+# tree so `cicd_pipeline` imports the code being tested rather than failing to import at all.
+_PIPELINE_SRC = Path(__file__).resolve().parents[2] / "packages" / "pipeline" / "src"
+if importlib.util.find_spec("cicd_pipeline") is None and _PIPELINE_SRC.is_dir():
+    sys.path.insert(0, str(_PIPELINE_SRC))
+
+from google.cloud import storage  # noqa: E402
+
+from tests.support.gcs_emulator import GcsEmulator, create_bucket, make_storage_client, running_gcs_emulator  # noqa: E402
+from tests.support.vertex_standin import VertexStandIn, running_vertex_standin  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def no_ambient_google_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Make every Application Default Credentials lookup fail at once, whatever the developer's machine has.
+
+    aiplatform's pipeline-root ownership check asks Resource Manager for the project number, with the global
+    aiplatform credentials or else ADC, and Resource Manager has no endpoint override. With ADC pointing at a
+    file that does not exist, google.auth.default() raises immediately, aiplatform logs and skips the check,
+    and no test can reach a real Google endpoint with a developer's own identity (or hang ~45 s retrying one).
+    """
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "no-adc-in-tests.json"))
+    monkeypatch.setenv("NO_GCE_CHECK", "True")  # skip the metadata-server probe on non-GCE machines
+    for name in ("GOOGLE_CLOUD_PROJECT", "CLOUD_ML_PROJECT_ID", "STORAGE_EMULATOR_HOST"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def _gcs_emulator_process() -> Iterator[GcsEmulator]:
+    with running_gcs_emulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def gcs_emulator(_gcs_emulator_process: GcsEmulator, monkeypatch: pytest.MonkeyPatch) -> GcsEmulator:
+    """The session's fake-gcs-server, with STORAGE_EMULATOR_HOST set for this test only.
+
+    The variable matters for clients we do not build ourselves: aiplatform reads gs:// templates and checks
+    the pipeline-root bucket with its own storage.Client, which honours it.
+    """
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", _gcs_emulator_process.endpoint)
+    return _gcs_emulator_process
+
+
+@pytest.fixture
+def gcs_client(gcs_emulator: GcsEmulator) -> storage.Client:
+    """A real google-cloud-storage client on the emulator (anonymous credentials, project test-project)."""
+    return make_storage_client(gcs_emulator.endpoint)
+
+
+@pytest.fixture
+def gcs_bucket(gcs_client: storage.Client) -> storage.Bucket:
+    """A new, empty bucket per test, so tests never see each other's objects."""
+    return create_bucket(gcs_client, f"test-{uuid.uuid4().hex[:20]}")
+
+
+@pytest.fixture(scope="session")
+def _vertex_standin_server() -> Iterator[VertexStandIn]:
+    with running_vertex_standin() as standin:
+        yield standin
+
+
+@pytest.fixture
+def vertex_standin(_vertex_standin_server: VertexStandIn, monkeypatch: pytest.MonkeyPatch) -> VertexStandIn:
+    """The Vertex AI stand-in, emptied for this test, with aiplatform's process-wide settings made fresh.
+
+    ``aiplatform.init`` keeps endpoint, transport and credentials in a module-level object; code under test
+    sets them, so each test starts from a fresh copy and the previous values come back afterwards. Stale
+    global credentials would also send aiplatform's Resource Manager lookup to the network (~45 s of retries).
+    """
+    from google.cloud.aiplatform import initializer
+
+    fresh = vars(initializer._Config())
+    for attribute in vars(initializer.global_config):
+        monkeypatch.setattr(initializer.global_config, attribute, fresh.get(attribute))
+    _vertex_standin_server.reset()
+    return _vertex_standin_server

@@ -1,0 +1,263 @@
+"""A small, faithful stand-in for Vertex AI Pipelines' REST API (v1 ``pipelineJobs``), for tests.
+
+The real ``google-cloud-aiplatform`` client talks to it over REST
+(``aiplatform.init(api_endpoint="http://127.0.0.1:PORT", api_transport="rest")``), so the test exercises the
+client's own request building, JSON encoding and error mapping; nothing in the client library is mocked.
+
+Subset served (paths as in ``aiplatform_v1/services/pipeline_service/transports/rest_base.py``):
+    POST /v1/projects/P/locations/L/pipelineJobs?pipelineJobId=ID   create
+    GET  /v1/projects/P/locations/L/pipelineJobs                     list (no filtering, no paging)
+    GET  /v1/projects/P/locations/L/pipelineJobs/ID                  get
+    POST /v1/projects/P/locations/L/pipelineJobs/ID:cancel           cancel
+Errors use Google's JSON error shape, which ``google.api_core.exceptions.from_http_response`` maps to the
+matching exception class (400 -> BadRequest, 404 -> NotFound, 409 -> Conflict).
+
+Each GET of a job moves it one step along PENDING -> RUNNING -> outcome, so a test that polls sees the same
+sequence the service shows; ``next_outcome`` picks the outcome of the next created job.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import json
+import re
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+PENDING = "PIPELINE_STATE_PENDING"
+RUNNING = "PIPELINE_STATE_RUNNING"
+SUCCEEDED = "PIPELINE_STATE_SUCCEEDED"
+FAILED = "PIPELINE_STATE_FAILED"
+CANCELLING = "PIPELINE_STATE_CANCELLING"
+CANCELLED = "PIPELINE_STATE_CANCELLED"
+TERMINAL_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED})
+OUTCOMES = {"SUCCEEDED": SUCCEEDED, "FAILED": FAILED, "CANCELLED": CANCELLED}
+
+_PARENT = r"/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/pipelineJobs"
+_COLLECTION_RE = re.compile(_PARENT + r"$")
+_JOB_RE = re.compile(_PARENT + r"/(?P<job_id>[^/:]+)(?P<verb>:cancel)?$")
+# Vertex's own rule for pipeline job IDs (also in aiplatform's pipeline_constants._VALID_NAME_PATTERN).
+_JOB_ID_RE = re.compile(r"^[a-z][-a-z0-9]{0,127}$")
+_GRPC_STATUS = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 409: "ALREADY_EXISTS", 405: "UNIMPLEMENTED"}
+
+
+class ApiError(Exception):
+    """An error answered to the client in Google's JSON error shape."""
+
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def body(self) -> dict[str, Any]:
+        """Return the ``{"error": {...}}`` document the Google APIs answer with."""
+        return {"error": {"code": self.code, "message": self.message, "status": _GRPC_STATUS[self.code]}}
+
+
+def _now() -> str:
+    """RFC 3339 UTC timestamp, the encoding of google.protobuf.Timestamp in JSON."""
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def validate_pipeline_job(body: dict[str, Any]) -> None:
+    """Raise ApiError(400) unless ``body`` is a PipelineJob carrying a usable pipeline spec."""
+    spec = body.get("pipelineSpec")
+    if not isinstance(spec, dict):
+        raise ApiError(400, "PipelineJob.pipelineSpec is required and must be a PipelineSpec object.")
+    missing = []
+    if not (spec.get("pipelineInfo") or {}).get("name"):
+        missing.append("pipelineInfo.name")
+    if not (((spec.get("root") or {}).get("dag") or {}).get("tasks")):
+        missing.append("root.dag.tasks")
+    if not spec.get("deploymentSpec"):
+        missing.append("deploymentSpec")
+    if not spec.get("schemaVersion"):
+        missing.append("schemaVersion")
+    if missing:
+        raise ApiError(400, f"Invalid PipelineSpec: missing or empty field(s): {', '.join(missing)}.")
+    declared = set((spec["root"].get("inputDefinitions") or {}).get("parameters") or {})
+    given = set((body.get("runtimeConfig") or {}).get("parameterValues") or {})
+    unknown = sorted(given - declared)
+    if unknown:
+        raise ApiError(
+            400,
+            f"runtimeConfig.parameterValues names undeclared pipeline parameter(s) {unknown}; "
+            f"declared root input parameters: {sorted(declared)}.",
+        )
+    if not (body.get("runtimeConfig") or {}).get("gcsOutputDirectory"):
+        raise ApiError(400, "runtimeConfig.gcsOutputDirectory (the pipeline root) is required.")
+
+
+class VertexStandIn:
+    """State of the stand-in: jobs, the bodies clients created them with, and the knobs tests turn."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.endpoint = ""
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all jobs and requests and go back to the default outcome (SUCCEEDED)."""
+        with self._lock:
+            self.jobs: dict[str, dict[str, Any]] = {}
+            self.created_bodies: list[dict[str, Any]] = []
+            self.requests: list[tuple[str, str]] = []
+            self.next_outcome = "SUCCEEDED"
+            self._outcomes: dict[str, str] = {}
+
+    def job_body(self, job_id: str) -> dict[str, Any]:
+        """Return the request body a job was created with (raises KeyError naming known IDs)."""
+        for body in self.created_bodies:
+            if body["_jobId"] == job_id:
+                return body
+        raise KeyError(
+            f"no job {job_id!r} was created; created: {[b['_jobId'] for b in self.created_bodies]}"
+        )
+
+    # --- handlers, called by the HTTP layer under no lock; each takes the lock itself ---
+
+    def create(self, project: str, location: str, job_id: str | None, body: dict[str, Any]) -> dict:
+        """Validate and store a new job in PENDING, as ``CreatePipelineJob`` does."""
+        if not job_id or not _JOB_ID_RE.match(job_id):
+            raise ApiError(400, f"pipelineJobId {job_id!r} must match {_JOB_ID_RE.pattern}.")
+        validate_pipeline_job(body)
+        name = f"projects/{project}/locations/{location}/pipelineJobs/{job_id}"
+        with self._lock:
+            if self.next_outcome not in OUTCOMES:
+                raise ApiError(
+                    400, f"stand-in next_outcome {self.next_outcome!r} is not one of {list(OUTCOMES)}"
+                )
+            if name in self.jobs:
+                raise ApiError(409, f"PipelineJob {name} already exists.")
+            self.created_bodies.append({**copy.deepcopy(body), "_jobId": job_id})
+            now = _now()
+            job = {
+                **copy.deepcopy(body),
+                "name": name,
+                "state": PENDING,
+                "createTime": now,
+                "updateTime": now,
+            }
+            self.jobs[name] = job
+            self._outcomes[name] = OUTCOMES[self.next_outcome]
+            return copy.deepcopy(job)
+
+    def get(self, name: str) -> dict[str, Any]:
+        """Return the job, first moving it one step towards its outcome (each poll is one tick)."""
+        with self._lock:
+            job = self._job(name)
+            state, now = job["state"], _now()
+            if state == PENDING:
+                job.update(state=RUNNING, startTime=now, updateTime=now)
+            elif state == RUNNING:
+                self._finish(job, self._outcomes[name], now)
+            elif state == CANCELLING:
+                self._finish(job, CANCELLED, now)
+            return copy.deepcopy(job)
+
+    def cancel(self, name: str) -> dict[str, Any]:
+        """Ask a job to stop: it goes to CANCELLING now and CANCELLED on the next poll, as on Vertex."""
+        with self._lock:
+            job = self._job(name)
+            if job["state"] in TERMINAL_STATES:
+                raise ApiError(400, f"PipelineJob {name} is already in terminal state {job['state']}.")
+            job.update(state=CANCELLING, updateTime=_now())
+            return {}
+
+    def list(self, project: str, location: str) -> dict[str, Any]:
+        """Return every job under the parent (the real API filters and pages; tests do not need it)."""
+        prefix = f"projects/{project}/locations/{location}/pipelineJobs/"
+        with self._lock:
+            return {"pipelineJobs": [copy.deepcopy(j) for n, j in self.jobs.items() if n.startswith(prefix)]}
+
+    def _job(self, name: str) -> dict[str, Any]:
+        try:
+            return self.jobs[name]
+        except KeyError:
+            raise ApiError(404, f"PipelineJob {name} not found.") from None
+
+    @staticmethod
+    def _finish(job: dict[str, Any], state: str, now: str) -> None:
+        job.update(state=state, endTime=now, updateTime=now)
+        if state == FAILED:
+            # google.rpc.Status, as Vertex fills PipelineJob.error for a failed run.
+            job["error"] = {"code": 9, "message": "The DAG failed because some tasks failed (stand-in)."}
+        elif state == CANCELLED:
+            job["error"] = {"code": 1, "message": "The pipeline was cancelled (stand-in)."}
+
+
+def _make_handler(standin: VertexStandIn) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        """Routes the four pipelineJobs calls; everything else is a 404 in Google's shape."""
+
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            pass  # keep pytest output clean; tests read standin.requests instead
+
+        def do_GET(self) -> None:
+            self._dispatch("GET")
+
+        def do_POST(self) -> None:
+            self._dispatch("POST")
+
+        def _dispatch(self, method: str) -> None:
+            url = urllib.parse.urlsplit(self.path)
+            query = urllib.parse.parse_qs(url.query)
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            standin.requests.append((method, url.path))
+            try:
+                body = json.loads(raw) if raw else {}
+                self._reply(200, self._route(method, url.path, query, body))
+            except json.JSONDecodeError as exc:
+                self._reply(400, ApiError(400, f"Invalid JSON payload received: {exc}").body())
+            except ApiError as exc:
+                self._reply(exc.code, exc.body())
+
+        def _route(self, method: str, path: str, query: dict, body: dict) -> dict:
+            if match := _COLLECTION_RE.match(path):
+                project, location = match["project"], match["location"]
+                if method == "POST":
+                    return standin.create(project, location, (query.get("pipelineJobId") or [None])[0], body)
+                return standin.list(project, location)
+            if match := _JOB_RE.match(path):
+                name = path[len("/v1/") :].removesuffix(":cancel")
+                if method == "POST" and match["verb"]:
+                    return standin.cancel(name)
+                if method == "GET" and not match["verb"]:
+                    return standin.get(name)
+                raise ApiError(405, f"{method} {path} is not supported by the stand-in.")
+            raise ApiError(404, f"The stand-in serves only v1 pipelineJobs; got {method} {path}.")
+
+        def _reply(self, code: int, payload: dict) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json; charset=UTF-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Handler
+
+
+@contextmanager
+def running_vertex_standin() -> Iterator[VertexStandIn]:
+    """Serve a fresh stand-in on a free 127.0.0.1 port for the ``with`` block; ``.endpoint`` is its URL."""
+    standin = VertexStandIn()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(standin))
+    server.daemon_threads = True
+    standin.endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, name="vertex-standin", daemon=True)
+    thread.start()
+    try:
+        yield standin
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
