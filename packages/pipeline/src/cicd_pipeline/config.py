@@ -4,7 +4,13 @@ import dataclasses
 import json
 
 # The example model's hyperparameters (see the trainer's model.py); a run may override any of them.
-DEFAULT_HYPERPARAMETERS = {"learning_rate": 0.01, "hidden_units": 8, "num_layers": 2, "batch_size": 20, "seed": 42}
+DEFAULT_HYPERPARAMETERS = {
+    "learning_rate": 0.01,
+    "hidden_units": 8,
+    "num_layers": 2,
+    "batch_size": 20,
+    "seed": 42,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,7 +29,9 @@ class TrainingConfig:
                 f"pipeline_name {self.pipeline_name!r} must be non-empty letters, digits, '-' or '_'."
             )
         if self.train_steps <= 0 or self.eval_steps <= 0:
-            raise ValueError(f"train_steps and eval_steps must be positive, got {self.train_steps}, {self.eval_steps}.")
+            raise ValueError(
+                f"train_steps and eval_steps must be positive, got {self.train_steps}, {self.eval_steps}."
+            )
         if not 0.0 <= self.accuracy_threshold <= 1.0:
             raise ValueError(f"accuracy_threshold must be within [0, 1], got {self.accuracy_threshold}.")
         try:

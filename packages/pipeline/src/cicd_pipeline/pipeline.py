@@ -5,7 +5,7 @@ Any argument typed ``Param[...]`` may be a ``RuntimeParameter``: the Vertex AI c
 files, the schema, the data and the hyperparameters, so a change of those needs a new run, not a new spec.
 """
 
-from typing import TypeVar, Union
+from typing import TypeVar
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
@@ -14,7 +14,7 @@ from tfx.v1.dsl.experimental import RuntimeParameter
 from cicd_components import AnomaliesGate, HyperparametersGen, ModelRegistryUploader
 
 T = TypeVar("T")
-Param = Union[T, RuntimeParameter]
+Param = T | RuntimeParameter
 
 LABEL_KEY = "species_xf"  # the transformed label (see the trainer's preprocessing_fn)
 
@@ -42,9 +42,7 @@ def eval_config(accuracy_threshold: float) -> tfma.EvalConfig:
             )
         ],
         slicing_specs=[tfma.SlicingSpec()],
-        metrics_specs=[
-            tfma.MetricsSpec(metrics=[accuracy, tfma.MetricConfig(class_name="ExampleCount")])
-        ],
+        metrics_specs=[tfma.MetricsSpec(metrics=[accuracy, tfma.MetricConfig(class_name="ExampleCount")])],
     )
 
 
@@ -132,6 +130,7 @@ def create_pipeline(
     # Records the pushed model in the model registry, as a new version of `model_name`.
     registry_uploader = ModelRegistryUploader(
         pushed_model=pusher.outputs["pushed_model"],
+        model=trainer.outputs["model"],
         registry=registry,
         model_name=model_name,
         serving_image=serving_image,

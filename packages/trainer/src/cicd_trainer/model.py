@@ -118,7 +118,11 @@ def run_fn(fn_args) -> None:
     num_classes = len(tf_transform_output.vocabulary_by_name(LABEL_VOCABULARY))
 
     train = _input_fn(
-        fn_args.train_files, fn_args.data_accessor, tf_transform_output, hparams["batch_size"], hparams["seed"]
+        fn_args.train_files,
+        fn_args.data_accessor,
+        tf_transform_output,
+        hparams["batch_size"],
+        hparams["seed"],
     )
     evaluation = _input_fn(
         fn_args.eval_files, fn_args.data_accessor, tf_transform_output, hparams["batch_size"], hparams["seed"]

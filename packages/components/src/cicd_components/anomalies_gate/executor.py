@@ -27,8 +27,10 @@ def read_anomalies(split_uri: str) -> anomalies_pb2.Anomalies:
 
 def describe(anomalies: anomalies_pb2.Anomalies) -> list[str]:
     """One line per anomalous feature (and for the data set as a whole), in feature order."""
-    lines = [f"{feature}: {info.short_description} ({info.description})" for feature, info in
-             sorted(anomalies.anomaly_info.items())]
+    lines = [
+        f"{feature}: {info.short_description} ({info.description})"
+        for feature, info in sorted(anomalies.anomaly_info.items())
+    ]
     if anomalies.HasField("dataset_anomaly_info"):
         lines.append(f"(data set): {anomalies.dataset_anomaly_info.description}")
     return lines
@@ -44,7 +46,10 @@ class Executor(base_executor.BaseExecutor):
         artifact = artifact_utils.get_single_instance(input_dict["anomalies"])
         problems = []
         for split in artifact_utils.decode_split_names(artifact.split_names):
-            problems += [f"[{split}] {line}" for line in describe(read_anomalies(artifact_utils.get_split_uri([artifact], split)))]
+            problems += [
+                f"[{split}] {line}"
+                for line in describe(read_anomalies(artifact_utils.get_split_uri([artifact], split)))
+            ]
         if problems:
             raise DataAnomaliesError(
                 "The examples do not match the schema, so the run stops before training:\n  "

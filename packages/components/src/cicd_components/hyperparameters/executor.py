@@ -23,12 +23,12 @@ def parse_values(text: str) -> dict[str, Any]:
             'Pass a JSON object such as \'{"learning_rate": 0.01, "hidden_units": 8}\'.'
         ) from None
     if not isinstance(values, dict):
-        raise ValueError(f"HyperparametersGen 'values' must be a JSON object, got {type(values).__name__}: {text!r}.")
+        raise ValueError(
+            f"HyperparametersGen 'values' must be a JSON object, got {type(values).__name__}: {text!r}."
+        )
     for key, value in values.items():
         if isinstance(value, (dict, list)) or value is None:
-            raise ValueError(
-                f"Hyperparameter {key!r} must be a number, string or boolean, got {value!r}."
-            )
+            raise ValueError(f"Hyperparameter {key!r} must be a number, string or boolean, got {value!r}.")
     return values
 
 

@@ -28,6 +28,9 @@ class ModelRegistryUploaderSpec(ComponentSpec):
     INPUTS = {
         # Pusher's output: says whether the model was pushed (blessed) and where to.
         "pushed_model": ChannelParameter(type=standard_artifacts.PushedModel),
+        # The trained model that was pushed: a model already in the registry is not registered again (a
+        # re-run that re-evaluates and re-pushes the same model keeps one version).
+        "model": ChannelParameter(type=standard_artifacts.Model, optional=True),
     }
     OUTPUTS = {
         "registered_model": ChannelParameter(type=RegisteredModel),
@@ -40,10 +43,13 @@ class ModelRegistryUploader(base_component.BaseComponent):
     SPEC_CLASS = ModelRegistryUploaderSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
-    def __init__(self, pushed_model, registry: str, model_name: str, serving_image=None, labels=None):
+    def __init__(
+        self, pushed_model, registry: str, model_name: str, model=None, serving_image=None, labels=None
+    ):
         super().__init__(
             spec=ModelRegistryUploaderSpec(
                 pushed_model=pushed_model,
+                model=model,
                 registry=registry,
                 model_name=model_name,
                 serving_image=serving_image,

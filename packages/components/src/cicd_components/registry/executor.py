@@ -32,6 +32,8 @@ def parse_registry(registry: str) -> tuple[str, str]:
 def record_local(folder: str, entry: dict[str, Any]) -> dict[str, Any]:
     """Appends `entry` to <folder>/registry.json as the next version of its model; returns the stored entry.
 
+    An entry for the same trained model (`model_uri`) is returned as it is: one model, one version.
+
     The file is replaced atomically, so a reader never sees half an entry.
     """
     os.makedirs(folder, exist_ok=True)
@@ -40,7 +42,11 @@ def record_local(folder: str, entry: dict[str, Any]) -> dict[str, Any]:
     if os.path.exists(path):
         with open(path) as f:
             models = json.load(f)["models"]
-    versions = [m["version"] for m in models if m["model_name"] == entry["model_name"]]
+    same_name = [m for m in models if m["model_name"] == entry["model_name"]]
+    for existing in same_name:
+        if entry.get("model_uri") and existing.get("model_uri") == entry["model_uri"]:
+            return existing
+    versions = [m["version"] for m in same_name]
     stored = {**entry, "version": max(versions, default=0) + 1}
     models.append(stored)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".registry-", suffix=".json")
@@ -90,6 +96,9 @@ class Executor(base_executor.BaseExecutor):
             "model_name": exec_properties["model_name"],
             "pushed_destination": pushed.get_string_custom_property("pushed_destination"),
             "pushed_model_uri": pushed.uri,
+            "model_uri": artifact_utils.get_single_uri(input_dict["model"])
+            if input_dict.get("model")
+            else None,
             "registered_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "labels": json.loads(exec_properties.get("labels") or "{}"),
         }

@@ -30,7 +30,12 @@ TRAINER_FILES = {
     "model_module": "packages/trainer/src/cicd_trainer/model.py",
     "schema_file": "packages/trainer/src/cicd_trainer/schema/schema.pbtxt",
 }
-IMAGE_INPUTS = ("packages/components/src", "packages/components/pyproject.toml", "docker", "requirements/lock.txt")
+IMAGE_INPUTS = (
+    "packages/components/src",
+    "packages/components/pyproject.toml",
+    "docker",
+    "requirements/lock.txt",
+)
 SPEC_INPUTS = ("packages/pipeline/src", "packages/pipeline/pyproject.toml", "requirements/lock.txt")
 DOCKERFILE = "docker/Dockerfile"
 
@@ -85,7 +90,9 @@ def git_commit(root: Path) -> str:
 
 
 def is_dirty(root: Path, paths) -> bool:
-    result = subprocess.run(["git", "status", "--porcelain", "--", *paths], cwd=root, capture_output=True, text=True)
+    result = subprocess.run(
+        ["git", "status", "--porcelain", "--", *paths], cwd=root, capture_output=True, text=True
+    )
     return bool(result.stdout.strip())
 
 
@@ -127,7 +134,9 @@ def spec_name(settings: Settings, root: Path, image: str, config: TrainingConfig
 def build_wheels(ws: Workspace, packages=PACKAGES, release: bool = False) -> list[Path]:
     """One wheel per package in dist/; a non-release build carries the commit in its local version."""
     return [
-        wheels_lib.build_wheel(ws.root / "packages" / p, ws.dist, None if release else local_version(ws.root, p))
+        wheels_lib.build_wheel(
+            ws.root / "packages" / p, ws.dist, None if release else local_version(ws.root, p)
+        )
         for p in packages
     ]
 

@@ -19,7 +19,9 @@ class SettingsError(ValueError):
 
 
 def _how(name: str) -> str:
-    return f"set `cicd.{name}` in invoke.yaml, or INVOKE_CICD_{name.upper()}, or pass --{name.replace('_', '-')}"
+    return (
+        f"set `cicd.{name}` in invoke.yaml, or INVOKE_CICD_{name.upper()}, or pass --{name.replace('_', '-')}"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +43,9 @@ class Settings:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(config) - known)
         if unknown:
-            raise SettingsError(f"Unknown setting(s) cicd.{', cicd.'.join(unknown)}; known: {', '.join(sorted(known))}.")
+            raise SettingsError(
+                f"Unknown setting(s) cicd.{', cicd.'.join(unknown)}; known: {', '.join(sorted(known))}."
+            )
         return cls(**{k: "" if v is None else str(v) for k, v in config.items()})
 
     @property
@@ -88,8 +92,12 @@ class Settings:
                 raise SettingsError(f"Setting cicd.{name} is missing: {_how(name)}.")
             pattern, expected = checks.get(name, (None, ""))
             if pattern is not None and not pattern.match(value):
-                raise SettingsError(f"Setting cicd.{name}={value!r} is malformed: expected {expected}; {_how(name)}.")
-            if name == "image_repo" and (value.startswith("gcr.io") or "://" in value or value.count("/") != 2):
+                raise SettingsError(
+                    f"Setting cicd.{name}={value!r} is malformed: expected {expected}; {_how(name)}."
+                )
+            if name == "image_repo" and (
+                value.startswith("gcr.io") or "://" in value or value.count("/") != 2
+            ):
                 raise SettingsError(
                     f"Setting cicd.image_repo={value!r} is malformed: expected an Artifact Registry path "
                     f"REGION-docker.pkg.dev/PROJECT/REPOSITORY; {_how(name)}."

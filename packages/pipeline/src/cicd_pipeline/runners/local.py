@@ -69,7 +69,9 @@ class LocalInputs:
     def check(self) -> None:
         """Raises a ValueError naming the first missing input and what to pass instead."""
         if not self.data_root.is_dir() or not any(self.data_root.glob("*.csv")):
-            raise ValueError(f"data_root {self.data_root} is not a folder holding CSV files: pass --data-root.")
+            raise ValueError(
+                f"data_root {self.data_root} is not a folder holding CSV files: pass --data-root."
+            )
         files = {"preprocessing_module": self.preprocessing_module, "model_module": self.model_module}
         if self.schema_file is not None:
             files["schema_file"] = self.schema_file
@@ -78,13 +80,17 @@ class LocalInputs:
                 raise ValueError(f"{name} {path} does not exist: pass an existing file.")
 
 
-def build_local_pipeline(layout: LocalLayout, inputs: LocalInputs, config: TrainingConfig, beam_args=DEFAULT_BEAM_ARGS):
+def build_local_pipeline(
+    layout: LocalLayout, inputs: LocalInputs, config: TrainingConfig, beam_args=DEFAULT_BEAM_ARGS
+):
     inputs.check()
     return create_pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=str(layout.pipeline_root),
         data_root=str(inputs.data_root.resolve()),
-        schema_file=str(content_addressed_copy(inputs.schema_file, layout.inputs_dir)) if inputs.schema_file else None,
+        schema_file=str(content_addressed_copy(inputs.schema_file, layout.inputs_dir))
+        if inputs.schema_file
+        else None,
         preprocessing_module=str(inputs.preprocessing_module.resolve()),
         model_module=str(inputs.model_module.resolve()),
         hyperparameters=config.hyperparameters,
@@ -102,7 +108,9 @@ def build_local_pipeline(layout: LocalLayout, inputs: LocalInputs, config: Train
     )
 
 
-def run_local(layout: LocalLayout, inputs: LocalInputs, config: TrainingConfig, beam_args=DEFAULT_BEAM_ARGS) -> None:
+def run_local(
+    layout: LocalLayout, inputs: LocalInputs, config: TrainingConfig, beam_args=DEFAULT_BEAM_ARGS
+) -> None:
     """Runs the whole pipeline; earlier runs' outputs in `layout` are reused through TFX's cache."""
     layout = LocalLayout(layout.root.resolve())
     os.makedirs(layout.root, exist_ok=True)

@@ -34,8 +34,13 @@ DEFAULT_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1"
 
 
 def build_vertex_pipeline(
-    *, config: TrainingConfig, pipeline_root: str, serving_model_dir: str, registry: str,
-    serving_image: str | None = None, beam_args=DEFAULT_BEAM_ARGS,
+    *,
+    config: TrainingConfig,
+    pipeline_root: str,
+    serving_model_dir: str,
+    registry: str,
+    serving_image: str | None = None,
+    beam_args=DEFAULT_BEAM_ARGS,
 ):
     def param(name: str, default: str | None = None) -> RuntimeParameter:
         return RuntimeParameter(name=name, ptype=str, default=default)
@@ -61,15 +66,25 @@ def build_vertex_pipeline(
 
 
 def compile_vertex_spec(
-    *, config: TrainingConfig, pipeline_root: str, serving_model_dir: str, registry: str, image: str,
-    serving_image: str | None = None, beam_args=DEFAULT_BEAM_ARGS,
+    *,
+    config: TrainingConfig,
+    pipeline_root: str,
+    serving_model_dir: str,
+    registry: str,
+    image: str,
+    serving_image: str | None = None,
+    beam_args=DEFAULT_BEAM_ARGS,
 ) -> dict:
     """The compiled pipeline job (a dict holding `pipelineSpec` and `runtimeConfig`); writes nothing of ours."""
     if not image or image.endswith(":latest") or ":" not in image.rsplit("/", 1)[-1]:
         raise ValueError(f"image {image!r} must be a pinned tag (NAME:<version>-<hash>), never latest.")
     pipeline = build_vertex_pipeline(
-        config=config, pipeline_root=pipeline_root, serving_model_dir=serving_model_dir,
-        registry=registry, serving_image=serving_image, beam_args=beam_args,
+        config=config,
+        pipeline_root=pipeline_root,
+        serving_model_dir=serving_model_dir,
+        registry=registry,
+        serving_image=serving_image,
+        beam_args=beam_args,
     )
     with tempfile.TemporaryDirectory() as tmp:
         runner = tfx.orchestration.experimental.KubeflowV2DagRunner(

@@ -1,0 +1,107 @@
+"""The whole pipeline on the shipped data with TFX's LocalDagRunner: the user's `invoke run`, as a test.
+
+Two runs share one state folder: the first executes every component and pushes a blessed model; the second,
+with nothing changed, must reuse every cached component.
+"""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import tensorflow as tf
+
+import cicd_trainer
+from cicd_pipeline.config import TrainingConfig
+from cicd_pipeline.report import summarize_run
+from cicd_pipeline.runners.local import LocalInputs, LocalLayout, run_local
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "data" / "penguins"
+SPECIES = {"Adelie", "Chinstrap", "Gentoo"}
+MEASUREMENTS = ("bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g")
+
+
+def inputs() -> LocalInputs:
+    return LocalInputs(
+        data_root=DATA,
+        schema_file=Path(cicd_trainer.SCHEMA_FILE),
+        preprocessing_module=Path(cicd_trainer.PREPROCESSING_MODULE),
+        model_module=Path(cicd_trainer.MODEL_MODULE),
+    )
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    layout = LocalLayout(tmp_path_factory.mktemp("local-run"))
+    config = TrainingConfig()
+    run_local(layout, inputs(), config)
+    first = summarize_run(layout.metadata_path, config.pipeline_name)
+    run_local(layout, inputs(), config)
+    second = summarize_run(layout.metadata_path, config.pipeline_name)
+    return layout, first, second
+
+
+def as_example(row: dict) -> bytes:
+    features = {}
+    for key in MEASUREMENTS:
+        if row[key]:
+            features[key] = (
+                tf.train.Feature(float_list=tf.train.FloatList(value=[float(row[key])]))
+                if "bill" in key
+                else tf.train.Feature(int64_list=tf.train.Int64List(value=[int(row[key])]))
+            )
+    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+
+
+def test_first_run_executes_everything_and_blesses(runs):
+    _, first, _ = runs
+    assert {c.state for c in first.components} == {"COMPLETE"}
+    assert {"Transform", "Trainer", "Evaluator", "Pusher", "ModelRegistryUploader"} <= set(first.executed)
+    assert first.blessed is True
+    assert first.metrics["sparse_categorical_accuracy"] >= TrainingConfig().accuracy_threshold
+
+
+def test_blessed_model_is_pushed_and_registered(runs):
+    layout, first, _ = runs
+    pushed = Path(first.pushed_destination)
+    assert pushed.parent == layout.serving_model_dir
+    assert (pushed / "saved_model.pb").exists()
+    registry = json.loads((layout.registry_dir / "registry.json").read_text())["models"]
+    assert [(m["version"], m["pushed_destination"]) for m in registry] == [(1, str(pushed))]
+
+
+def test_pushed_model_loads_and_predicts_raw_rows(runs):
+    _, first, _ = runs
+    model = tf.saved_model.load(first.pushed_destination)
+    with open(DATA / "penguins.csv") as f:
+        rows = list(csv.DictReader(f))
+    # Every 7th row, plus the one with no measurements at all (imputed, must still get an answer).
+    sample = rows[::7] + [r for r in rows if not any(r[k] for k in MEASUREMENTS)][:1]
+    out = model.signatures["serving_default"](examples=tf.constant([as_example(r) for r in sample]))
+    probabilities = out["probabilities"].numpy()
+    assert probabilities.shape == (len(sample), 3)
+    assert probabilities.sum(axis=1) == pytest.approx(1.0, abs=1e-5)
+    predicted = [s.decode() for s in out["species"].numpy()]
+    assert set(predicted) <= SPECIES
+    measured = [(p, r["species"]) for p, r in zip(predicted, sample, strict=True) if r["bill_length_mm"]]
+    accuracy = sum(p == s for p, s in measured) / len(measured)
+    assert accuracy >= 0.9, f"{accuracy:.2f} of {len(measured)} shipped rows predicted right"
+
+
+def test_second_run_reuses_cached_components(runs):
+    layout, first, second = runs
+    assert second.run_id != first.run_id
+    assert set(second.cached) >= {
+        "CsvExampleGen",
+        "StatisticsGen",
+        "Transform",
+        "HyperparametersGen",
+        "Trainer",
+    }
+    # The first run had no blessed model to compare with; the second has one (the same model), so the
+    # Evaluator's inputs changed and it runs again, and so do Pusher and the registry step after it.
+    assert "Evaluator" in second.executed
+    assert second.blessed is True
+    registry = json.loads((layout.registry_dir / "registry.json").read_text())["models"]
+    assert len(registry) == 1, "the same trained model is registered once"
