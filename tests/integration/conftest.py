@@ -7,24 +7,24 @@ test: a new bucket, a reset stand-in, and clean process-wide settings.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from google.cloud import storage
 
-# Under nox each package is installed into the session; in a bare venv (or an IDE) fall back to the source
-# tree so `cicd_pipeline` imports the code being tested rather than failing to import at all.
-_PIPELINE_SRC = Path(__file__).resolve().parents[2] / "packages" / "pipeline" / "src"
-if importlib.util.find_spec("cicd_pipeline") is None and _PIPELINE_SRC.is_dir():
-    sys.path.insert(0, str(_PIPELINE_SRC))
-
-from google.cloud import storage  # noqa: E402
-
-from tests.support.gcs_emulator import GcsEmulator, create_bucket, make_storage_client, running_gcs_emulator  # noqa: E402
-from tests.support.vertex_standin import VertexStandIn, running_vertex_standin  # noqa: E402
+# podman's Docker API, the local base image and the stand-in packages for the image tests.
+from tests.support.container_engine import (  # noqa: F401 (fixtures)
+    base_image,
+    components_package,
+    docker_client,
+    image_cleanup,
+    package_factory,
+    tfx_like_base_image,
+)
+from tests.support.gcs_emulator import GcsEmulator, create_bucket, make_storage_client, running_gcs_emulator
+from tests.support.vertex_standin import VertexStandIn, running_vertex_standin
 
 
 @pytest.fixture(autouse=True)

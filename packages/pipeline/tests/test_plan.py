@@ -5,17 +5,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-try:
-    from cicd_pipeline.release import plan as planmod
-except ModuleNotFoundError:  # A plain checkout without the package installed (nox installs it): use src/.
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from cicd_pipeline.release import plan as planmod
-
+from cicd_pipeline.release import plan as planmod
 from cicd_pipeline.release.plan import PlanError, classify_path, format_table, make_plan, needs
 
 # The steps each workflow must run, written out here so a change to the plan's decisions shows in review.

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 INSTALL_SCRIPT = REPO_ROOT / ".ci" / "install-podman.sh"
 REGISTRY = "127.0.0.1:5000"
 # Not needed by `pip install` of a pure wheel; leaving them out keeps the base small (and X11-free).
@@ -35,7 +35,9 @@ def docker_client():
     """A docker SDK client on podman's API socket, started by .ci/install-podman.sh (as CI does)."""
     if shutil.which("podman") is None and os.geteuid() != 0:
         # As root (CI, a fresh machine) the script below installs podman; others must do it once themselves.
-        pytest.skip("podman is not installed: run `sudo .ci/install-podman.sh --registry` (CI does) to run these.")
+        pytest.skip(
+            "podman is not installed: run `sudo .ci/install-podman.sh --registry` (CI does) to run these."
+        )
     docker = pytest.importorskip("docker")
     result = subprocess.run(
         ["bash", str(INSTALL_SCRIPT), "--registry"], capture_output=True, text=True, timeout=300, check=False
@@ -202,3 +204,36 @@ def image_cleanup(docker_client):
             docker_client.images.remove(reference, force=True)
         except Exception:  # noqa: BLE001 - cleanup must not hide the test's own result
             pass
+
+
+def _stand_in_dist_info(site: Path, name: str, version: str) -> None:
+    """An installed-distribution record (metadata only) that pip's resolver counts as `name==version`."""
+    dist_info = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (dist_info / "INSTALLER").write_text("cicd-test-stand-in\n")
+    (dist_info / "RECORD").write_text("")
+
+
+@pytest.fixture(scope="session")
+def tfx_like_base_image(docker_client, base_image, tmp_path_factory) -> str:
+    """The local base plus records of the distributions the real TFX image carries that our components need.
+
+    The TFX image cannot be pulled here. The Dockerfile installs the components wheel with --no-index, so
+    pip must find `tfx` and `google-cloud-aiplatform` installed: this base records them (at the versions of
+    the lock) without their code, which no test runs inside the image.
+    """
+    requirements = {"tfx": importlib.metadata.version("tfx"),
+                    "google-cloud-aiplatform": importlib.metadata.version("google-cloud-aiplatform")}
+    key = hashlib.sha256(f"{base_image}|{sorted(requirements.items())}".encode()).hexdigest()[:12]
+    tag = f"localhost/cicd-test-tfx-like-base:{key}"
+    if docker_client.images.list(name=tag):
+        return tag
+    context = tmp_path_factory.mktemp("tfx-like-base")
+    prefix = Path(os.path.realpath(sys.base_prefix))
+    stdlib = Path(sysconfig.get_paths(vars={"base": str(prefix), "platbase": str(prefix)})["stdlib"])
+    for name, version in requirements.items():
+        _stand_in_dist_info(context / "site", name, version)
+    (context / "Dockerfile").write_text(f"FROM {base_image}\nCOPY site/ {stdlib}/site-packages/\n")
+    docker_client.images.build(path=str(context), tag=tag, rm=True, pull=False)
+    return tag

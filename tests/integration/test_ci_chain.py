@@ -1,0 +1,103 @@
+"""`invoke ci` end to end on a temporary clone, against the GCS emulator, the Vertex stand-in and podman.
+
+A full build first (no base: image, spec, modules, run), then a change to one trainer module: the chain must
+upload it under a new content address and submit a run that uses it, with no image built and no recompile.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+REGISTRY = "127.0.0.1:5000"
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def clone(tmp_path) -> Path:
+    repo = tmp_path / "repo"
+    git(ROOT, "clone", "--quiet", str(ROOT), str(repo))
+    git(repo, "config", "user.email", "ci@example.com")
+    git(repo, "config", "user.name", "ci test")
+    return repo
+
+
+@pytest.fixture
+def chain_env(clone, gcs_emulator, gcs_client, vertex_standin, docker_client, tfx_like_base_image):
+    bucket = f"ci-{os.getpid()}-{int(time.time())}"
+    gcs_client.create_bucket(bucket)
+    env = {
+        **os.environ,
+        "INVOKE_CICD_PROJECT": "test-project",
+        "INVOKE_CICD_REGION": "us-central1",
+        "INVOKE_CICD_BUCKET": bucket,
+        "INVOKE_CICD_IMAGE_REPO": f"{REGISTRY}/test-project/training",
+        "INVOKE_CICD_BASE_IMAGE": tfx_like_base_image,
+        "INVOKE_CICD_SERVICE_ACCOUNT": "vertex-pipelines@test-project.iam.gserviceaccount.com",
+        "INVOKE_CICD_API_ENDPOINT": vertex_standin.endpoint,
+        "DOCKER_HOST": docker_client.api.base_url.replace("http+docker://localhost", "unix:///run/cicd-podman/podman.sock"),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
+    return env, bucket
+
+
+def invoke(repo: Path, env: dict, *args: str) -> tuple[str, float]:
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", *args], cwd=repo, env=env, capture_output=True, text=True, timeout=1200
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, f"invoke {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout, elapsed
+
+
+def test_full_then_modules_only_change(clone, chain_env, gcs_client, vertex_standin, docker_client):
+    env, bucket = chain_env
+    out, full_seconds = invoke(clone, env, "ci", "--skip-tests", "--base", "")
+    plan = json.loads((clone / ".cicd" / "plan.json").read_text())
+    assert plan["workflow"] == "full"
+    for step in ("build.wheels", "build.image", "pipeline.compile", "modules.upload", "pipeline.submit"):
+        assert f"== {step}: done" in out
+    image = json.loads((clone / ".cicd" / "image.json").read_text())["image"]
+    assert image.startswith(f"{REGISTRY}/test-project/training/cicd-components:0.1.0-")
+    assert docker_client.images.get(image)  # built and tagged in the engine
+    first_modules = json.loads((clone / ".cicd" / "modules.json").read_text())
+    [first_job] = vertex_standin.created_bodies
+    spec_uri = first_job["templateUri"] if "templateUri" in first_job else None
+    params = first_job["runtimeConfig"]["parameterValues"]
+    assert params["model_module"] == first_modules["model_module"]
+    assert params["model_module"].startswith(f"gs://{bucket}/modules/")
+    assert first_job["labels"]["commit"] == git(clone, "rev-parse", "HEAD")[:12]
+    assert set(first_job["labels"]) >= {"components_version", "pipeline_version", "trainer_version"}
+    executors = json.dumps(first_job["pipelineSpec"]["deploymentSpec"])
+    assert image in executors, "the spec runs the components in the image just built"
+
+    # A change to one trainer module only.
+    model = clone / "packages" / "trainer" / "src" / "cicd_trainer" / "model.py"
+    model.write_text(model.read_text() + "\n# A trainer-only change.\n")
+    git(clone, "commit", "--quiet", "-am", "Tune the model")
+    images_before = {i.id for i in docker_client.images.list()}
+    out, modules_seconds = invoke(clone, env, "ci", "--skip-tests", "--base", "HEAD~1")
+    plan = json.loads((clone / ".cicd" / "plan.json").read_text())
+    assert plan["workflow"] == "modules" and plan["changed_packages"] == ["trainer"]
+    assert "== build.image" not in out and "== pipeline.compile" not in out and "== build.wheels" not in out
+    assert {i.id for i in docker_client.images.list()} == images_before, "no image was built"
+    second_modules = json.loads((clone / ".cicd" / "modules.json").read_text())
+    assert second_modules["model_module"] != first_modules["model_module"]
+    assert second_modules["preprocessing_module"] == first_modules["preprocessing_module"]
+    second_job = vertex_standin.created_bodies[1]
+    assert second_job["runtimeConfig"]["parameterValues"]["model_module"] == second_modules["model_module"]
+    assert second_job["pipelineSpec"] == first_job["pipelineSpec"], "the same compiled spec, no recompile"
+    if spec_uri:
+        assert second_job["templateUri"] == spec_uri
+    uploaded = gcs_client.bucket(bucket).blob(second_modules["model_module"].split(f"gs://{bucket}/", 1)[1])
+    assert uploaded.download_as_bytes() == model.read_bytes()
+    print(f"\ninvoke ci wall time: full {full_seconds:.1f} s, modules-only {modules_seconds:.1f} s")
