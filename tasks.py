@@ -9,19 +9,28 @@ import json
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from invoke import Collection, Exit, task
 
+from cicd_pipeline.release.settings import Settings
+
+# google-api-core warns on every import that Python 3.10 is past its end of life; TFX 1.16 holds us to 3.10
+# (docs/platform.md). Said once here instead of forty times per task.
+warnings.filterwarnings(
+    "ignore", message="You are using a non-supported Python version", category=FutureWarning
+)
+warnings.filterwarnings("ignore", message="Support for google-cloud-storage < 3.0.0", category=FutureWarning)
+
 ROOT = Path(__file__).resolve().parent
 LOCAL_ROOT = ROOT / ".cicd" / "local"
 DATA_ROOT = ROOT / "data" / "penguins"
-TRAINER_SRC = ROOT / "packages" / "trainer" / "src" / "cicd_trainer"
 
 
 def _settings(c, **flags):
     """The typed settings from invoke's config with explicit flags winning; exits naming a bad setting."""
-    from cicd_pipeline.release.settings import Settings, SettingsError
+    from cicd_pipeline.release.settings import SettingsError
 
     values = dict(c.config.get("cicd", {}))
     values.update({k: v for k, v in flags.items() if v})
@@ -425,6 +434,7 @@ modules = Collection("modules")
 modules.add_task(upload)
 
 ns = Collection(run, plan, test, ci, lock, build, pipeline, modules)
-ns.configure({"cicd": {}, "training": {}})
+# Every setting is declared here so that invoke.yaml and INVOKE_CICD_<NAME> variables can set it.
+ns.configure({"cicd": {f.name: f.default for f in dataclasses.fields(Settings)}, "training": {}})
 if __name__ == "__main__":
     sys.exit("Run these with invoke: `invoke --list`.")

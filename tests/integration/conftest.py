@@ -19,6 +19,7 @@ from tests.support.container_engine import (  # noqa: F401 (fixtures)
     base_image,
     components_package,
     docker_client,
+    docker_host,
     image_cleanup,
     package_factory,
     tfx_like_base_image,

@@ -31,7 +31,7 @@ def clone(tmp_path) -> Path:
 
 
 @pytest.fixture
-def chain_env(clone, gcs_emulator, gcs_client, vertex_standin, docker_client, tfx_like_base_image):
+def chain_env(clone, gcs_emulator, gcs_client, vertex_standin, docker_host, tfx_like_base_image):
     bucket = f"ci-{os.getpid()}-{int(time.time())}"
     gcs_client.create_bucket(bucket)
     env = {
@@ -43,7 +43,7 @@ def chain_env(clone, gcs_emulator, gcs_client, vertex_standin, docker_client, tf
         "INVOKE_CICD_BASE_IMAGE": tfx_like_base_image,
         "INVOKE_CICD_SERVICE_ACCOUNT": "vertex-pipelines@test-project.iam.gserviceaccount.com",
         "INVOKE_CICD_API_ENDPOINT": vertex_standin.endpoint,
-        "DOCKER_HOST": docker_client.api.base_url.replace("http+docker://localhost", "unix:///run/cicd-podman/podman.sock"),
+        "DOCKER_HOST": docker_host,
         "TF_CPP_MIN_LOG_LEVEL": "3",
     }
     return env, bucket
@@ -52,7 +52,12 @@ def chain_env(clone, gcs_emulator, gcs_client, vertex_standin, docker_client, tf
 def invoke(repo: Path, env: dict, *args: str) -> tuple[str, float]:
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "invoke", *args], cwd=repo, env=env, capture_output=True, text=True, timeout=1200
+        [sys.executable, "-m", "invoke", *args],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
     elapsed = time.monotonic() - started
     assert result.returncode == 0, f"invoke {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"

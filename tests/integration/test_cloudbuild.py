@@ -33,7 +33,9 @@ def test_each_step_waits_for_the_one_before_and_has_a_timeout_and_a_comment():
     for step in BUILD["steps"]:
         assert step["waitFor"] == ([previous] if previous else ["-"]), step["id"]
         assert re.fullmatch(r"\d+s", step["timeout"]), step["id"]
-        assert re.search(rf"  # [^\n]+\n  - id: {re.escape(step['id'])}\n", text), f"{step['id']} has no comment"
+        assert re.search(rf"  # [^\n]+\n  - id: {re.escape(step['id'])}\n", text), (
+            f"{step['id']} has no comment"
+        )
         previous = step["id"]
 
 
@@ -42,7 +44,9 @@ def test_no_shell_logic_and_no_latest_images():
         assert step["entrypoint"] == "python", step["id"]
     python_image = BUILD["substitutions"]["_PYTHON_IMAGE"]
     assert ":" in python_image and not python_image.endswith(":latest")
-    assert "--tag" in invoke_steps()[STEPS.index("build.image") + 1]["args"], "the image is also tagged with the commit"
+    assert "--tag" in invoke_steps()[STEPS.index("build.image") + 1]["args"], (
+        "the image is also tagged with the commit"
+    )
 
 
 def test_substitutions_are_user_defined_with_defaults():

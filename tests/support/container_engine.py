@@ -31,14 +31,13 @@ _STDLIB_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "site-p
 
 
 @pytest.fixture(scope="session")
-def docker_client():
-    """A docker SDK client on podman's API socket, started by .ci/install-podman.sh (as CI does)."""
+def docker_host() -> str:
+    """DOCKER_HOST of podman's API socket, installed and started by .ci/install-podman.sh (as CI does)."""
     if shutil.which("podman") is None and os.geteuid() != 0:
         # As root (CI, a fresh machine) the script below installs podman; others must do it once themselves.
         pytest.skip(
             "podman is not installed: run `sudo .ci/install-podman.sh --registry` (CI does) to run these."
         )
-    docker = pytest.importorskip("docker")
     result = subprocess.run(
         ["bash", str(INSTALL_SCRIPT), "--registry"], capture_output=True, text=True, timeout=300, check=False
     )
@@ -46,7 +45,15 @@ def docker_client():
         pytest.fail(f"{INSTALL_SCRIPT} failed (exit {result.returncode}):\n{result.stdout}\n{result.stderr}")
     match = re.search(r"^export DOCKER_HOST=(\S+)$", result.stdout, re.MULTILINE)
     assert match, f"{INSTALL_SCRIPT} printed no DOCKER_HOST line:\n{result.stdout}"
-    client = docker.DockerClient(base_url=match.group(1), timeout=600)
+    return match.group(1)
+
+
+@pytest.fixture(scope="session")
+def docker_client(docker_host):
+    """A docker SDK client on podman's API socket."""
+    import docker
+
+    client = docker.DockerClient(base_url=docker_host, timeout=600)
     yield client
     client.close()
 
@@ -223,8 +230,10 @@ def tfx_like_base_image(docker_client, base_image, tmp_path_factory) -> str:
     pip must find `tfx` and `google-cloud-aiplatform` installed: this base records them (at the versions of
     the lock) without their code, which no test runs inside the image.
     """
-    requirements = {"tfx": importlib.metadata.version("tfx"),
-                    "google-cloud-aiplatform": importlib.metadata.version("google-cloud-aiplatform")}
+    requirements = {
+        "tfx": importlib.metadata.version("tfx"),
+        "google-cloud-aiplatform": importlib.metadata.version("google-cloud-aiplatform"),
+    }
     key = hashlib.sha256(f"{base_image}|{sorted(requirements.items())}".encode()).hexdigest()[:12]
     tag = f"localhost/cicd-test-tfx-like-base:{key}"
     if docker_client.images.list(name=tag):
