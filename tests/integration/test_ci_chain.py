@@ -49,6 +49,14 @@ def chain_env(clone, gcs_emulator, gcs_client, vertex_standin, docker_host, tfx_
     return env, bucket
 
 
+def parameters(job: dict) -> dict[str, str]:
+    """The run's parameter values: `parameterValues` (IR schema 2.1) or `parameters` (2.0.0, what TFX 1.16 emits)."""
+    config = job["runtimeConfig"]
+    if "parameterValues" in config:
+        return config["parameterValues"]
+    return {name: value["stringValue"] for name, value in config["parameters"].items()}
+
+
 def invoke(repo: Path, env: dict, *args: str) -> tuple[str, float]:
     started = time.monotonic()
     result = subprocess.run(
@@ -77,7 +85,7 @@ def test_full_then_modules_only_change(clone, chain_env, gcs_client, vertex_stan
     first_modules = json.loads((clone / ".cicd" / "modules.json").read_text())
     [first_job] = vertex_standin.created_bodies
     spec_uri = first_job["templateUri"] if "templateUri" in first_job else None
-    params = first_job["runtimeConfig"]["parameterValues"]
+    params = parameters(first_job)
     assert params["model_module"] == first_modules["model_module"]
     assert params["model_module"].startswith(f"gs://{bucket}/modules/")
     assert first_job["labels"]["commit"] == git(clone, "rev-parse", "HEAD")[:12]
@@ -99,7 +107,7 @@ def test_full_then_modules_only_change(clone, chain_env, gcs_client, vertex_stan
     assert second_modules["model_module"] != first_modules["model_module"]
     assert second_modules["preprocessing_module"] == first_modules["preprocessing_module"]
     second_job = vertex_standin.created_bodies[1]
-    assert second_job["runtimeConfig"]["parameterValues"]["model_module"] == second_modules["model_module"]
+    assert parameters(second_job)["model_module"] == second_modules["model_module"]
     assert second_job["pipelineSpec"] == first_job["pipelineSpec"], "the same compiled spec, no recompile"
     if spec_uri:
         assert second_job["templateUri"] == spec_uri
