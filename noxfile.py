@@ -73,11 +73,17 @@ def pytest(session: nox.Session, *default_args: str, name: str) -> None:
     )
 
 
+def local_dependencies(package: str) -> list[str]:
+    """This repository's packages that `package` declares as dependencies (e.g. pipeline -> components)."""
+    text = (ROOT / "packages" / package / "pyproject.toml").read_text()
+    return [p for p in PACKAGES if p != package and re.search(rf'^\s*"cicd-{p}\b', text, re.MULTILINE)]
+
+
 @nox.session(python=PYTHON)
 @nox.parametrize("package", PACKAGES)
 def tests(session: nox.Session, package: str) -> None:
     """Unit tests of one package, with only that package (and what it declares) installed."""
-    install(session, f"./packages/{package}[test]")
+    install(session, f"./packages/{package}[test]", *(f"./packages/{p}" for p in local_dependencies(package)))
     pytest(session, f"packages/{package}/tests", f"--cov=cicd_{package}", name=package)
 
 

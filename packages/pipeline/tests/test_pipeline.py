@@ -1,0 +1,123 @@
+"""create_pipeline() builds the graph we mean: the components, their order, and the gates between them."""
+
+from pathlib import Path
+
+import pytest
+import tensorflow_model_analysis as tfma
+from google.protobuf import json_format
+from tfx.v1.dsl.experimental import RuntimeParameter
+
+from cicd_pipeline.config import TrainingConfig
+from cicd_pipeline.pipeline import create_pipeline
+from cicd_pipeline.runners.local import LocalInputs, LocalLayout, build_local_pipeline, content_addressed_copy
+
+EXPECTED = [
+    "CsvExampleGen",
+    "StatisticsGen",
+    "ImportSchemaGen",
+    "ExampleValidator",
+    "AnomaliesGate",
+    "Transform",
+    "HyperparametersGen",
+    "Trainer",
+    "latest_blessed_model_resolver",
+    "Evaluator",
+    "Pusher",
+    "ModelRegistryUploader",
+]
+
+
+def make(**overrides):
+    args = dict(
+        pipeline_name="p",
+        pipeline_root="/tmp/root",
+        data_root="/data",
+        schema_file="/schema.pbtxt",
+        preprocessing_module="/pre.py",
+        model_module="/model.py",
+        hyperparameters="{}",
+        serving_model_dir="/serving",
+        registry="local:/registry",
+        model_name="penguin",
+        train_steps=10,
+        eval_steps=5,
+        accuracy_threshold=0.6,
+    )
+    return create_pipeline(**{**args, **overrides})
+
+
+def upstream(pipeline, node_id):
+    node = next(c for c in pipeline.components if c.id == node_id)
+    return {n.id for n in node.upstream_nodes}
+
+
+def test_every_component_once():
+    ids = [c.id for c in make().components]
+    assert sorted(ids) == sorted(EXPECTED)
+
+
+def test_the_gates_sit_between_validation_and_training():
+    pipeline = make()
+    assert upstream(pipeline, "AnomaliesGate") == {"ExampleValidator"}
+    assert "AnomaliesGate" in upstream(pipeline, "Transform"), "nothing is transformed before the gate passes"
+    assert upstream(pipeline, "Trainer") >= {"Transform", "HyperparametersGen", "ImportSchemaGen"}
+    assert upstream(pipeline, "Evaluator") >= {"Trainer", "latest_blessed_model_resolver", "CsvExampleGen"}
+    assert upstream(pipeline, "Pusher") == {"Trainer", "Evaluator"}
+    assert upstream(pipeline, "ModelRegistryUploader") == {"Pusher", "Trainer"}
+
+
+def test_evaluator_blesses_on_threshold_and_no_regression():
+    evaluator = next(c for c in make(accuracy_threshold=0.75).components if c.id == "Evaluator")
+    config = json_format.Parse(evaluator.exec_properties["eval_config"], tfma.EvalConfig())
+    [metric] = [m for m in config.metrics_specs[0].metrics if m.class_name == "SparseCategoricalAccuracy"]
+    assert metric.threshold.value_threshold.lower_bound.value == 0.75
+    assert metric.threshold.change_threshold.absolute.value < 0 < 1e-9
+    assert list(config.model_specs[0].preprocessing_function_names) == ["transform_features"]
+
+
+def test_no_schema_bootstraps_with_schema_gen():
+    ids = [c.id for c in make(schema_file=None).components]
+    assert "SchemaGen" in ids and "ImportSchemaGen" not in ids
+
+
+def test_module_files_may_be_runtime_parameters():
+    module = RuntimeParameter(name="model_module", ptype=str)
+    trainer = next(c for c in make(model_module=module).components if c.id == "Trainer")
+    assert trainer.exec_properties["module_file"] is module
+
+
+def test_local_inputs_name_the_missing_one(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    inputs = LocalInputs(data, tmp_path / "schema.pbtxt", tmp_path / "pre.py", tmp_path / "model.py")
+    with pytest.raises(ValueError, match="data_root .* is not a folder holding CSV files"):
+        inputs.check()
+    (data / "x.csv").write_text("a\n1\n")
+    with pytest.raises(ValueError, match="preprocessing_module .*pre.py does not exist"):
+        inputs.check()
+
+
+def test_schema_reaches_the_pipeline_by_content_address(tmp_path):
+    schema = tmp_path / "schema.pbtxt"
+    schema.write_text("feature {}\n")
+    first = content_addressed_copy(schema, tmp_path / "inputs")
+    schema.write_text("feature { name: 'x' }\n")
+    second = content_addressed_copy(schema, tmp_path / "inputs")
+    assert first != second and first.read_text() == "feature {}\n"
+    assert content_addressed_copy(schema, tmp_path / "inputs") == second
+
+
+def test_local_pipeline_uses_sqlite_metadata_and_in_memory_beam(tmp_path):
+    for name in ("pre.py", "model.py", "schema.pbtxt"):
+        (tmp_path / name).write_text("")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "d.csv").write_text("a\n1\n")
+    inputs = LocalInputs(
+        tmp_path / "data", tmp_path / "schema.pbtxt", tmp_path / "pre.py", tmp_path / "model.py"
+    )
+    pipeline = build_local_pipeline(LocalLayout(tmp_path / "state"), inputs, TrainingConfig())
+    assert pipeline.metadata_connection_config.sqlite.filename_uri == str(
+        tmp_path / "state" / "metadata.sqlite"
+    )
+    assert "--direct_running_mode=in_memory" in pipeline.beam_pipeline_args
+    assert Path(pipeline.pipeline_info.pipeline_root) == tmp_path / "state" / "pipeline_root"
