@@ -117,7 +117,10 @@ def run(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff (lint and format check) over the whole repository."""
-    session.install("-c", str(LOCK), "ruff")
+    """ruff (lint and format) over the Python; schema and style checks of the workflow and cloudbuild.yaml."""
+    session.install("-c", str(LOCK), "ruff", "check-jsonschema", "yamllint")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    workflows = [str(p) for p in sorted(ROOT.glob(".github/workflows/*.yml"))]
+    session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
+    session.run("yamllint", "--strict", "cloudbuild.yaml", *workflows)
