@@ -17,7 +17,8 @@ Why each path class needs what it needs (the decisions; tests/test_plan.py pins 
   ``requirements/``, ``docker/``, ``.python-version``): every artifact is built through them: full.
 - ``.github/``: the trigger and its authentication. It builds no artifact, but a broken trigger should fail on
   the push that broke it, not on the next real change, so it runs the whole chain: full.
-- ``.ci/``: configuration of the checkers (linters) that the test step runs. The test step always runs, so a
+- ``.gcloudignore`` decides what Cloud Build receives: full.
+- ``.ci/`` and ``.yamllint.yaml``: configuration of the checkers (linters) that the test step runs. The test step always runs, so a
   change there is fully exercised by it: none.
 - ``tests/``, ``docs/``, Markdown at the root, ``data/`` (the sample for local runs; Vertex reads a configured
   gs:// root), ``.gitignore`` and the root ``pyproject.toml`` (tool configuration only): none (tests only).
@@ -69,9 +70,10 @@ SHARED_BUILD_INPUTS = (
     "Dockerfile",
     ".dockerignore",
     ".python-version",
+    ".gcloudignore",
 )
 CI_TRIGGER = (".github",)
-NO_RUN = ("tests", "docs", "data", ".ci", ".gitignore", "pyproject.toml", "LICENSE")
+NO_RUN = ("tests", "docs", "data", ".ci", ".gitignore", ".yamllint.yaml", "pyproject.toml", "LICENSE")
 
 _ZERO_SHA = "0" * 40
 
