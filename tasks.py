@@ -146,6 +146,26 @@ def run(c, root=None, data_root=None, fresh=False, train_steps=None, hyperparame
     print(f"  wall time of the pipeline: {elapsed:.1f} s   (state in {layout.root})")
 
 
+@task(
+    help={
+        "out": "Where to write the inferred schema (never over an existing file).",
+        "data_root": f"Folder of CSV files to infer from (default {DATA_ROOT.relative_to(ROOT)}).",
+    }
+)
+def bootstrap(c, out, data_root=None):
+    """Infer a first schema with SchemaGen, to curate and commit (the pipeline imports the curated one)."""
+    import tempfile
+
+    from cicd_pipeline.bootstrap import bootstrap_schema
+
+    with tempfile.TemporaryDirectory() as workdir:
+        try:
+            path = bootstrap_schema(Path(data_root or DATA_ROOT), Path(workdir), Path(out))
+        except (ValueError, FileExistsError) as err:
+            raise Exit(str(err)) from None
+    print(f"{path}: edit it (presence, value counts, domains), then point the trainer's SCHEMA_FILE at it.")
+
+
 # ---------------------------------------------------------------- plan
 
 
@@ -432,8 +452,10 @@ pipeline.add_task(compile_, name="compile")
 pipeline.add_task(submit)
 modules = Collection("modules")
 modules.add_task(upload)
+schema = Collection("schema")
+schema.add_task(bootstrap)
 
-ns = Collection(run, plan, test, ci, lock, build, pipeline, modules)
+ns = Collection(run, plan, test, ci, lock, build, pipeline, modules, schema)
 # Every setting is declared here so that invoke.yaml and INVOKE_CICD_<NAME> variables can set it.
 ns.configure({"cicd": {f.name: f.default for f in dataclasses.fields(Settings)}, "training": {}})
 if __name__ == "__main__":

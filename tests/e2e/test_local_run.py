@@ -105,3 +105,17 @@ def test_second_run_reuses_cached_components(runs):
     assert second.blessed is True
     registry = json.loads((layout.registry_dir / "registry.json").read_text())["models"]
     assert len(registry) == 1, "the same trained model is registered once"
+
+
+def test_schema_bootstrap_infers_the_shipped_columns(tmp_path):
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    from cicd_pipeline.bootstrap import bootstrap_schema
+
+    out = bootstrap_schema(DATA, tmp_path / "work", tmp_path / "schema.pbtxt")
+    schema = text_format.Parse(out.read_text(), schema_pb2.Schema())
+    assert {f.name for f in schema.feature} == {"species", *MEASUREMENTS}
+    assert set(next(d for d in schema.string_domain if d.name == "species").value) == SPECIES
+    with pytest.raises(FileExistsError, match="never replaced"):
+        bootstrap_schema(DATA, tmp_path / "work2", out)
