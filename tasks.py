@@ -26,6 +26,7 @@ warnings.filterwarnings("ignore", message="Support for google-cloud-storage < 3.
 ROOT = Path(__file__).resolve().parent
 LOCAL_ROOT = ROOT / ".cicd" / "local"
 DATA_ROOT = ROOT / "data" / "penguins"
+PLANNED_HELP = "Skip unless .cicd/plan.json lists this step (used by cloudbuild.yaml)."
 
 
 def _settings(c, **flags):
@@ -192,7 +193,7 @@ def plan(c, base, head="HEAD", json_=False):
     help={
         "package": "Only this package (components, pipeline or trainer); default all three.",
         "release": "Plain release version (no +g<commit> local part): only for tagged releases.",
-        "planned": "Skip unless .cicd/plan.json lists this step (used by cloudbuild.yaml).",
+        "planned": PLANNED_HELP,
     }
 )
 def wheels(c, package=None, release=False, planned=False):
@@ -216,7 +217,7 @@ def wheels(c, package=None, release=False, planned=False):
         "tag": "An extra tag to add, e.g. the commit sha (repeatable).",
         "image_repo": "Artifact Registry path REGION-docker.pkg.dev/PROJECT/REPOSITORY.",
         "base_image": "Base image (default the pinned TFX image).",
-        "planned": "Skip unless .cicd/plan.json lists this step (used by cloudbuild.yaml).",
+        "planned": PLANNED_HELP,
     },
     iterable=["tag"],
 )
@@ -297,7 +298,7 @@ def _compile(c, settings, config, upload):
 @task(
     help={
         "upload": "Also upload the spec to gs://BUCKET/specs/ (never overwriting), where submit finds it.",
-        "planned": "Skip unless .cicd/plan.json lists this step (used by cloudbuild.yaml).",
+        "planned": PLANNED_HELP,
     }
 )
 def compile_(c, upload=False, planned=False):
@@ -361,7 +362,7 @@ def _submit(c, settings, config, wait, hyperparameters=None):
     help={
         "wait": "Follow the run to its end; exit non-zero unless it succeeded.",
         "hyperparameters": "JSON object overriding the hyperparameters for this run only.",
-        "planned": "Skip unless .cicd/plan.json lists this step (used by cloudbuild.yaml).",
+        "planned": PLANNED_HELP,
     }
 )
 def submit(c, wait=False, hyperparameters=None, planned=False):
@@ -374,7 +375,7 @@ def submit(c, wait=False, hyperparameters=None, planned=False):
 # ---------------------------------------------------------------- modules
 
 
-@task(help={"planned": "Skip unless .cicd/plan.json lists this step (used by cloudbuild.yaml)."})
+@task(help={"planned": PLANNED_HELP})
 def upload(c, planned=False):
     """Upload the trainer's module files and schema to gs://BUCKET/modules/<sha256>/ (never overwriting)."""
     if _skip_unless_planned(planned, "modules.upload"):

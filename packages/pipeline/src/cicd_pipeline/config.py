@@ -3,15 +3,6 @@
 import dataclasses
 import json
 
-# The example model's hyperparameters (see the trainer's model.py); a run may override any of them.
-DEFAULT_HYPERPARAMETERS = {
-    "learning_rate": 0.01,
-    "hidden_units": 8,
-    "num_layers": 2,
-    "batch_size": 20,
-    "seed": 42,
-}
-
 
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
@@ -21,7 +12,9 @@ class TrainingConfig:
     eval_steps: int = 50
     # The Evaluator blesses a model only at or above this accuracy on the eval split (and with no regression).
     accuracy_threshold: float = 0.6
-    hyperparameters: str = json.dumps(DEFAULT_HYPERPARAMETERS, sort_keys=True)
+    # Overrides of the model's own defaults (which live in the trainer's model.py, and which the Trainer
+    # records with the model in hyperparameters.json): "{}" trains with the defaults.
+    hyperparameters: str = "{}"
 
     def __post_init__(self):
         if not self.pipeline_name or not all(c.isalnum() or c in "-_" for c in self.pipeline_name):
