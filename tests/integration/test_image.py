@@ -22,7 +22,7 @@ from cicd_pipeline.release.image import (
 )
 from cicd_pipeline.release.wheels import WheelBuildError, build_wheel, package_version
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = "127.0.0.1:5000"  # served by `.ci/install-podman.sh --registry`
 DOCKERFILE = REPO_ROOT / "docker" / "Dockerfile"
 AR_REPO = "europe-west4-docker.pkg.dev/my-project/ml-images"

@@ -1,4 +1,4 @@
-"""A small, faithful stand-in for Vertex AI Pipelines' REST API (v1 ``pipelineJobs``), for tests.
+"""A small, faithful stand-in for Vertex AI's REST API (v1 ``pipelineJobs`` and Model Registry), for tests.
 
 The real ``google-cloud-aiplatform`` client talks to it over REST
 (``aiplatform.init(api_endpoint="http://127.0.0.1:PORT", api_transport="rest")``), so the test exercises the
@@ -9,6 +9,8 @@ Subset served (paths as in ``aiplatform_v1/services/pipeline_service/transports/
     GET  /v1/projects/P/locations/L/pipelineJobs                     list (no filtering, no paging)
     GET  /v1/projects/P/locations/L/pipelineJobs/ID                  get
     POST /v1/projects/P/locations/L/pipelineJobs/ID:cancel           cancel
+The Model Registry subset (``models`` list/get/upload and the upload's operation) lives in
+``tests/support/vertex_model_registry.py`` and is served by the same server, as ``standin.model_registry``.
 Errors use Google's JSON error shape, which ``google.api_core.exceptions.from_http_response`` maps to the
 matching exception class (400 -> BadRequest, 404 -> NotFound, 409 -> Conflict).
 
@@ -27,7 +29,10 @@ import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tests.support.vertex_model_registry import ModelRegistry
 
 PENDING = "PIPELINE_STATE_PENDING"
 RUNNING = "PIPELINE_STATE_RUNNING"
@@ -59,7 +64,7 @@ class ApiError(Exception):
         return {"error": {"code": self.code, "message": self.message, "status": _GRPC_STATUS[self.code]}}
 
 
-def _now() -> str:
+def utc_timestamp() -> str:
     """RFC 3339 UTC timestamp, the encoding of google.protobuf.Timestamp in JSON."""
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -97,12 +102,17 @@ class VertexStandIn:
     """State of the stand-in: jobs, the bodies clients created them with, and the knobs tests turn."""
 
     def __init__(self) -> None:
+        # Imported here, not at the top: the model registry module builds on this module's ApiError.
+        from tests.support.vertex_model_registry import ModelRegistry
+
         self._lock = threading.Lock()
         self.endpoint = ""
+        self.model_registry: ModelRegistry = ModelRegistry()
         self.reset()
 
     def reset(self) -> None:
-        """Forget all jobs and requests and go back to the default outcome (SUCCEEDED)."""
+        """Forget all jobs, models and requests and go back to the default outcome (SUCCEEDED)."""
+        self.model_registry.reset()
         with self._lock:
             self.jobs: dict[str, dict[str, Any]] = {}
             self.created_bodies: list[dict[str, Any]] = []
@@ -135,7 +145,7 @@ class VertexStandIn:
             if name in self.jobs:
                 raise ApiError(409, f"PipelineJob {name} already exists.")
             self.created_bodies.append({**copy.deepcopy(body), "_jobId": job_id})
-            now = _now()
+            now = utc_timestamp()
             job = {
                 **copy.deepcopy(body),
                 "name": name,
@@ -151,7 +161,7 @@ class VertexStandIn:
         """Return the job, first moving it one step towards its outcome (each poll is one tick)."""
         with self._lock:
             job = self._job(name)
-            state, now = job["state"], _now()
+            state, now = job["state"], utc_timestamp()
             if state == PENDING:
                 job.update(state=RUNNING, startTime=now, updateTime=now)
             elif state == RUNNING:
@@ -166,7 +176,7 @@ class VertexStandIn:
             job = self._job(name)
             if job["state"] in TERMINAL_STATES:
                 raise ApiError(400, f"PipelineJob {name} is already in terminal state {job['state']}.")
-            job.update(state=CANCELLING, updateTime=_now())
+            job.update(state=CANCELLING, updateTime=utc_timestamp())
             return {}
 
     def list(self, project: str, location: str) -> dict[str, Any]:
@@ -193,7 +203,7 @@ class VertexStandIn:
 
 def _make_handler(standin: VertexStandIn) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        """Routes the four pipelineJobs calls; everything else is a 404 in Google's shape."""
+        """Routes the pipelineJobs and Model Registry calls; everything else is a 404 in Google's shape."""
 
         protocol_version = "HTTP/1.1"
 
@@ -221,6 +231,10 @@ def _make_handler(standin: VertexStandIn) -> type[BaseHTTPRequestHandler]:
                 self._reply(exc.code, exc.body())
 
         def _route(self, method: str, path: str, query: dict, body: dict) -> dict:
+            # Model versions are addressed as models/ID@VERSION; clients may percent-encode the '@'.
+            answer = standin.model_registry.route(method, urllib.parse.unquote(path), query, body)
+            if answer is not None:
+                return answer
             if match := _COLLECTION_RE.match(path):
                 project, location = match["project"], match["location"]
                 if method == "POST":
@@ -233,7 +247,7 @@ def _make_handler(standin: VertexStandIn) -> type[BaseHTTPRequestHandler]:
                 if method == "GET" and not match["verb"]:
                     return standin.get(name)
                 raise ApiError(405, f"{method} {path} is not supported by the stand-in.")
-            raise ApiError(404, f"The stand-in serves only v1 pipelineJobs; got {method} {path}.")
+            raise ApiError(404, f"The stand-in serves only v1 pipelineJobs and models; got {method} {path}.")
 
         def _reply(self, code: int, payload: dict) -> None:
             data = json.dumps(payload).encode()

@@ -11,6 +11,8 @@ from tfx import types
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
+from cicd_components.labels import vertex_labels
+
 REGISTRY_FILE = "registry.json"
 
 
@@ -66,12 +68,13 @@ def record_vertex(parent: str, entry: dict[str, Any], serving_image: str) -> dic
     existing = aiplatform.Model.list(
         filter=f'display_name="{entry["model_name"]}"', project=project, location=location
     )
+    # Model Registry refuses labels outside [a-z0-9_-] (a version "0.1.0" must become "0-1-0").
     model = aiplatform.Model.upload(
         display_name=entry["model_name"],
         artifact_uri=entry["pushed_destination"],
         serving_container_image_uri=serving_image,
         parent_model=existing[0].resource_name if existing else None,
-        labels=entry["labels"],
+        labels=vertex_labels(entry["labels"]),
         project=project,
         location=location,
     )
