@@ -70,28 +70,11 @@ def _ws():
 
 def _guard(fn, *args, **kwargs):
     """Runs a chain function; a user-facing error becomes a one-line exit, not a traceback."""
-    from cicd_pipeline.release.chain import ChainError
-    from cicd_pipeline.release.image import ImageBuildError
-    from cicd_pipeline.release.plan import PlanError
-    from cicd_pipeline.release.settings import SettingsError
-    from cicd_pipeline.release.storage import ImmutableObjectConflict
-    from cicd_pipeline.release.submit import PipelineJobFailed, PipelineSubmitError
-    from cicd_pipeline.release.wheels import WheelBuildError
+    from cicd_pipeline.release.errors import ReleaseError
 
     try:
         return fn(*args, **kwargs)
-    except (
-        ChainError,
-        PlanError,
-        SettingsError,
-        ImageBuildError,
-        WheelBuildError,
-        ImmutableObjectConflict,
-        PipelineSubmitError,
-        PipelineJobFailed,
-        ValueError,
-        FileExistsError,
-    ) as err:
+    except (ReleaseError, ValueError, FileExistsError) as err:
         raise Exit(f"{type(err).__name__}: {err}") from None
 
 

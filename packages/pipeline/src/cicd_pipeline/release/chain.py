@@ -20,6 +20,7 @@ from cicd_pipeline.config import TrainingConfig
 from cicd_pipeline.release import image as image_lib
 from cicd_pipeline.release import storage as storage_lib
 from cicd_pipeline.release import wheels as wheels_lib
+from cicd_pipeline.release.errors import ReleaseError
 from cicd_pipeline.release.settings import Settings
 
 PACKAGES = ("components", "pipeline", "trainer")
@@ -40,7 +41,7 @@ SPEC_INPUTS = ("packages/pipeline/src", "packages/pipeline/pyproject.toml", "req
 DOCKERFILE = "docker/Dockerfile"
 
 
-class ChainError(RuntimeError):
+class ChainError(ReleaseError, RuntimeError):
     """A step cannot run: the message names what is missing and which step or setting provides it."""
 
 

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from cicd_pipeline.release.errors import ReleaseError
+
 __all__ = ["ImageBuildError", "build_image", "content_digest", "image_uri", "prepare_context"]
 
 # Build leftovers and caches: they change without the sources changing, so they must not move the digest.
@@ -37,7 +39,7 @@ _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _LOG_TAIL_LINES = 40
 
 
-class ImageBuildError(RuntimeError):
+class ImageBuildError(ReleaseError, RuntimeError):
     """An image could not be built, tagged or pushed; the message carries the end of the log."""
 
 

@@ -40,6 +40,8 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
 
+from cicd_pipeline.release.errors import ReleaseError
+
 # The step vocabulary shared with cloudbuild.yaml and `invoke ci`, in chain order.
 STEPS = ("test", "build.wheels", "build.image", "pipeline.compile", "modules.upload", "pipeline.submit")
 
@@ -78,7 +80,7 @@ NO_RUN = ("tests", "docs", "data", ".ci", ".gitignore", ".yamllint.yaml", "pypro
 _ZERO_SHA = "0" * 40
 
 
-class PlanError(Exception):
+class PlanError(ReleaseError):
     """A plan cannot be made: the message names the bad input and the fix."""
 
 

@@ -7,6 +7,8 @@ import dataclasses
 import re
 from collections.abc import Iterable, Mapping
 
+from cicd_pipeline.release.errors import ReleaseError
+
 _PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 _REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
@@ -14,7 +16,7 @@ _SERVICE_ACCOUNT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.-]+\.iam\.
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
-class SettingsError(ValueError):
+class SettingsError(ReleaseError, ValueError):
     """A setting is missing or malformed: the message names it and how to set it."""
 
 

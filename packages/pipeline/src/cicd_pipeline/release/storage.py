@@ -20,11 +20,13 @@ from pathlib import Path, PurePosixPath
 from google.api_core import exceptions as gexc
 from google.cloud import storage
 
+from cicd_pipeline.release.errors import ReleaseError
+
 _SCHEME = "gs://"
 _READ_CHUNK = 1 << 20
 
 
-class ImmutableObjectConflict(RuntimeError):
+class ImmutableObjectConflict(ReleaseError, RuntimeError):
     """An object already exists at the target name with different content; it was left untouched."""
 
 

@@ -31,6 +31,7 @@ from google.cloud import aiplatform, storage
 
 # Shared with the components' Model Registry uploader, which labels model versions the same way.
 from cicd_components.labels import vertex_labels  # noqa: F401 (part of this module's interface)
+from cicd_pipeline.release.errors import ReleaseError
 from cicd_pipeline.release.storage import parse_gs_uri
 
 SUCCEEDED = "PIPELINE_STATE_SUCCEEDED"
@@ -48,11 +49,11 @@ class SubmittedJob:
     dashboard_uri: str
 
 
-class PipelineSubmitError(RuntimeError):
+class PipelineSubmitError(ReleaseError, RuntimeError):
     """Vertex AI refused to create the job (bad spec, bad parameters, permissions...)."""
 
 
-class PipelineJobFailed(RuntimeError):
+class PipelineJobFailed(ReleaseError, RuntimeError):
     """A followed job ended in a state other than SUCCEEDED (or did not end in time)."""
 
     def __init__(self, message: str, job: SubmittedJob):

@@ -18,6 +18,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from cicd_pipeline.release.errors import ReleaseError
+
 __all__ = ["WheelBuildError", "build_wheel", "package_version"]
 
 # A PEP 440 local version label: alphanumerics separated by ".", "-" or "_" (normalized to ".").
@@ -42,7 +44,7 @@ _SKIP_ON_COPY = shutil.ignore_patterns(
 _DEFAULT_SOURCE_DATE_EPOCH = "315532800"  # 1980-01-01, the earliest time a zip file can store.
 
 
-class WheelBuildError(RuntimeError):
+class WheelBuildError(ReleaseError, RuntimeError):
     """The wheel could not be built, or would overwrite a different wheel of the same name."""
 
 
