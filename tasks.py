@@ -209,39 +209,16 @@ def image(c, push=False, tag=None, image_repo=None, base_image=None, planned=Fal
     if _skip_unless_planned(planned, "build.image"):
         return
     from cicd_pipeline.release import chain
-    from cicd_pipeline.release import image as image_lib
 
     settings = _settings(c, image_repo=image_repo, base_image=base_image)
-    reference = _guard(chain.image_reference, settings, ROOT)
-    extra = [f"{reference.rsplit(':', 1)[0]}:{t}" for t in (tag or [])]
-    wheel = _guard(chain.components_wheel, _ws()) if not c.config.run.dry else "dist/cicd_components-*.whl"
     if c.config.run.dry:
+        reference = _guard(chain.image_reference, settings, ROOT)
         print(
-            f"would build {reference} (+{extra or 'no extra tags'}) from {chain.DOCKERFILE} and {wheel} "
-            f"on {settings.base_image}{', and push' if push else ''}"
+            f"would build {reference} (extra tags: {tag or 'none'}) from {chain.DOCKERFILE} and the components "
+            f"wheel in dist/ on {settings.base_image}{', and push' if push else ''}"
         )
         return
-    context = ROOT / ".cicd" / "image-context"
-    shutil.rmtree(context, ignore_errors=True)
-    _guard(image_lib.prepare_context, context, ROOT / chain.DOCKERFILE, [wheel])
-    versions = chain.versions(ROOT)
-    result = _guard(
-        image_lib.build_image,
-        context_dir=context,
-        tag=reference,
-        extra_tags=extra,
-        push=push,
-        build_args={
-            "BASE_IMAGE": settings.base_image,
-            "COMPONENTS_VERSION": versions["components"],
-            "GIT_COMMIT": chain.git_commit(ROOT),
-        },
-    )
-    _ws().write_json(
-        _ws().out / "image.json",
-        {"image": reference, "tags": result["tags"], "pushed": result.get("pushed", {})},
-    )
-    print(reference)
+    print(_guard(chain.build_components_image, _ws(), settings, tag or (), push)["image"])
 
 
 # ---------------------------------------------------------------- pipeline
@@ -253,29 +230,13 @@ def _storage_client(settings):
     return storage.Client(project=settings.project or None)
 
 
-def _compile(c, settings, config, upload):
+def _compile(settings, config, upload):
     from cicd_pipeline.release import chain
-    from cicd_pipeline.release import storage as storage_lib
-    from cicd_pipeline.runners.vertex import compile_vertex_spec, write_spec
 
-    _require(settings, "project", "region", "bucket", "image_repo")
-    reference = _guard(chain.image_reference, settings, ROOT)
-    name = chain.spec_name(settings, ROOT, reference, config)
-    job = _guard(
-        compile_vertex_spec,
-        config=config,
-        pipeline_root=settings.pipeline_root,
-        serving_model_dir=settings.serving_model_dir,
-        registry=settings.registry,
-        image=reference,
-        serving_image=settings.serving_image or None,
-    )
-    local = _guard(write_spec, job, _ws().specs_dir, name)
-    print(local)
-    if upload:
-        uri = f"{settings.specs_prefix}/{name}"
-        _guard(storage_lib.upload_immutable, _storage_client(settings), local, uri)
-        print(uri)
+    client = _storage_client(settings) if upload else None
+    for path in _guard(chain.compile_spec, _ws(), settings, config, client):
+        if path:
+            print(path)
 
 
 @task(
@@ -288,57 +249,14 @@ def compile_(c, upload=False, planned=False):
     """Compile the Vertex AI (KFP v2 IR) spec to .cicd/specs/<name>-<version>-<digest>.json."""
     if _skip_unless_planned(planned, "pipeline.compile"):
         return
-    _compile(c, _settings(c), _training_config(c), upload)
+    _compile(_settings(c), _training_config(c), upload)
 
 
-def _submit(c, settings, config, wait, hyperparameters=None):
+def _submit(settings, config, wait, hyperparameters=None):
     from cicd_pipeline.release import chain
-    from cicd_pipeline.release import storage as storage_lib
-    from cicd_pipeline.release.submit import submit_pipeline_job
 
-    _require(settings, "project", "region", "bucket", "image_repo", "service_account")
-    reference = _guard(chain.image_reference, settings, ROOT)
-    template = f"{settings.specs_prefix}/{chain.spec_name(settings, ROOT, reference, config)}"
-    client = _storage_client(settings)
-    if not storage_lib.blob_exists(client, template):
-        raise Exit(
-            f"No compiled spec for these pipeline sources at {template}: run `invoke pipeline.compile "
-            "--upload` (a trainer-only change reuses the spec of the last pipeline change)."
-        )
-    modules = _guard(_ws().read_json, _ws().modules_file, "modules.upload")
-    commit = chain.git_commit(ROOT)
-    parameters = {
-        **modules,
-        "data_root": settings.resolved_data_root,
-        "hyperparameters": hyperparameters or config.hyperparameters,
-    }
-    credentials = None
-    if settings.api_endpoint.startswith("http://"):
-        # Only a local stand-in speaks plain HTTP; real Vertex endpoints use TLS and the caller's credentials.
-        from google.auth.credentials import AnonymousCredentials
-
-        credentials = AnonymousCredentials()
-    job = _guard(
-        submit_pipeline_job,
-        template_path=template,
-        project=settings.project,
-        region=settings.region,
-        pipeline_root=settings.pipeline_root,
-        display_name=config.pipeline_name,
-        job_id=f"{config.pipeline_name}-{commit[:12]}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}",
-        parameter_values=parameters,
-        labels=chain.run_labels(ROOT),
-        service_account=settings.service_account,
-        enable_caching=True,
-        wait=wait,
-        api_endpoint=settings.api_endpoint or None,
-        credentials=credentials,
-        storage_client=client,
-    )
-    _ws().write_json(
-        _ws().out / "job.json", dataclasses.asdict(job) | {"template": template, "parameters": parameters}
-    )
-    print(json.dumps(dataclasses.asdict(job), indent=2))
+    job = _guard(chain.submit_run, _ws(), settings, config, _storage_client(settings), wait, hyperparameters)
+    print(json.dumps(job, indent=2))
 
 
 @task(
@@ -352,7 +270,7 @@ def submit(c, wait=False, hyperparameters=None, planned=False):
     """Submit a Vertex AI pipeline run of the compiled spec with the uploaded modules, caching on, labelled."""
     if _skip_unless_planned(planned, "pipeline.submit"):
         return
-    _submit(c, _settings(c), _training_config(c), wait, hyperparameters)
+    _submit(_settings(c), _training_config(c), wait, hyperparameters)
 
 
 # ---------------------------------------------------------------- modules
@@ -409,9 +327,9 @@ def ci(c, base=None, head="HEAD", skip_tests=False, wait=False):
         "test": lambda: print("test: skipped (--skip-tests)") if skip_tests else test(c),
         "build.wheels": lambda: [print(w) for w in _guard(chain.build_wheels, _ws(), chain.PACKAGES)],
         "build.image": lambda: image(c, push=True, tag=[chain.git_commit(ROOT)]),
-        "pipeline.compile": lambda: _compile(c, settings, config, upload=True),
+        "pipeline.compile": lambda: _compile(settings, config, upload=True),
         "modules.upload": lambda: upload(c),
-        "pipeline.submit": lambda: _submit(c, settings, config, wait),
+        "pipeline.submit": lambda: _submit(settings, config, wait),
     }
     for step in STEPS:
         if needs(result, step):

@@ -13,7 +13,9 @@ A trainer-only change therefore finds the spec and image of the last pipeline/co
 import dataclasses
 import hashlib
 import json
+import shutil
 import subprocess
+import time
 from pathlib import Path
 
 from cicd_pipeline.config import TrainingConfig
@@ -163,3 +165,102 @@ def upload_modules(ws: Workspace, settings: Settings, client) -> dict[str, str]:
 def run_labels(root: Path) -> dict[str, str]:
     """Labels every run carries: the commit and the three package versions (sanitised by submit)."""
     return {"commit": git_commit(root)[:12], **{f"{p}_version": v for p, v in versions(root).items()}}
+
+
+def build_components_image(ws: Workspace, settings: Settings, extra_tags=(), push: bool = False) -> dict:
+    """Builds (and pushes) the components image from a context of the Dockerfile and the components wheel."""
+    reference = image_reference(settings, ws.root)
+    extra = [f"{reference.rsplit(':', 1)[0]}:{tag}" for tag in extra_tags]
+    context = ws.out / "image-context"
+    shutil.rmtree(context, ignore_errors=True)
+    image_lib.prepare_context(context, ws.root / DOCKERFILE, [components_wheel(ws)])
+    result = image_lib.build_image(
+        context_dir=context,
+        tag=reference,
+        extra_tags=extra,
+        push=push,
+        build_args={
+            "BASE_IMAGE": settings.base_image,
+            "COMPONENTS_VERSION": versions(ws.root)["components"],
+            "GIT_COMMIT": git_commit(ws.root),
+        },
+    )
+    record = {"image": reference, "tags": result["tags"], "pushed": result.get("pushed", {})}
+    ws.write_json(ws.out / "image.json", record)
+    return record
+
+
+def compile_spec(
+    ws: Workspace, settings: Settings, config: TrainingConfig, client=None
+) -> tuple[Path, str | None]:
+    """Compiles the Vertex spec to .cicd/specs/<name>; with a storage client, also uploads it (never over
+    another). Returns the local path and the gs:// URI (None when not uploaded)."""
+    from cicd_pipeline.runners.vertex import (  # imports TFX: only when compiling
+        compile_vertex_spec,
+        write_spec,
+    )
+
+    settings.require(["project", "region", "bucket", "image_repo"])
+    reference = image_reference(settings, ws.root)
+    name = spec_name(settings, ws.root, reference, config)
+    job = compile_vertex_spec(
+        config=config,
+        pipeline_root=settings.pipeline_root,
+        serving_model_dir=settings.serving_model_dir,
+        registry=settings.registry,
+        image=reference,
+        serving_image=settings.serving_image or None,
+    )
+    local = write_spec(job, ws.specs_dir, name)
+    if client is None:
+        return local, None
+    uri = f"{settings.specs_prefix}/{name}"
+    storage_lib.upload_immutable(client, local, uri)
+    return local, uri
+
+
+def submit_run(
+    ws: Workspace, settings: Settings, config: TrainingConfig, client, wait=False, hyperparameters=None
+):
+    """Submits a Vertex AI run of the spec compiled for this checkout, with the uploaded trainer files."""
+    from cicd_pipeline.release.submit import submit_pipeline_job  # google-cloud-aiplatform: slow to import
+
+    settings.require(["project", "region", "bucket", "image_repo", "service_account"])
+    template = (
+        f"{settings.specs_prefix}/{spec_name(settings, ws.root, image_reference(settings, ws.root), config)}"
+    )
+    if not storage_lib.blob_exists(client, template):
+        raise ChainError(
+            f"No compiled spec for these pipeline sources at {template}: run `invoke pipeline.compile --upload` "
+            "(a trainer-only change reuses the spec of the last pipeline change)."
+        )
+    parameters = {
+        **ws.read_json(ws.modules_file, "modules.upload"),
+        "data_root": settings.resolved_data_root,
+        "hyperparameters": hyperparameters or config.hyperparameters,
+    }
+    credentials = None
+    if settings.api_endpoint.startswith("http://"):
+        # Only a local stand-in speaks plain HTTP; real Vertex endpoints use TLS and the caller's credentials.
+        from google.auth.credentials import AnonymousCredentials
+
+        credentials = AnonymousCredentials()
+    job = submit_pipeline_job(
+        template_path=template,
+        project=settings.project,
+        region=settings.region,
+        pipeline_root=settings.pipeline_root,
+        display_name=config.pipeline_name,
+        job_id=f"{config.pipeline_name}-{git_commit(ws.root)[:12]}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}",
+        parameter_values=parameters,
+        labels=run_labels(ws.root),
+        service_account=settings.service_account,
+        enable_caching=True,
+        wait=wait,
+        api_endpoint=settings.api_endpoint or None,
+        credentials=credentials,
+        storage_client=client,
+    )
+    record = {**dataclasses.asdict(job), "template": template, "parameters": parameters}
+    ws.write_json(ws.out / "job.json", record)
+    return record
