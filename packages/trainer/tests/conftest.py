@@ -26,20 +26,6 @@ from tfx_bsl.public import tfxio  # noqa: E402
 
 from cicd_trainer import MODEL_MODULE, PREPROCESSING_MODULE, SCHEMA_FILE  # noqa: E402
 
-# Speed only, semantics unchanged: AutoGraph leaves modules named ``keras`` alone but not ``tf_keras`` (the same
-# Keras 2 code under its new name), so tracing ``fit`` transpiles all of tf-keras' internals: ~25 s of a ~27 s
-# fit here. Exempting tf_keras as TensorFlow exempts keras makes it ~1 s. The module files' own code is still
-# converted. Private API, hence the guard: if it moves, the tests are only slower.
-try:
-    from tensorflow.python.autograph.core import config as _autograph_config  # noqa: E402
-
-    _autograph_config.CONVERSION_RULES = (
-        _autograph_config.DoNotConvert("tf_keras"),
-        *_autograph_config.CONVERSION_RULES,
-    )
-except (ImportError, AttributeError):
-    pass
-
 MEASUREMENTS = {
     "bill_length_mm": "float",
     "bill_depth_mm": "float",
