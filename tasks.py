@@ -56,8 +56,10 @@ def _training_config(c, hyperparameters=None, train_steps=None):
     overrides = {
         k: v for k, v in {"hyperparameters": hyperparameters, "train_steps": train_steps}.items() if v
     }
+    # The pipeline's name is a setting (cicd.pipeline_name): one name for the spec, the runs and the bucket paths.
+    name = {"pipeline_name": c.config.cicd.pipeline_name}
     try:
-        return TrainingConfig(**{**dict(c.config.get("training", {})), **overrides})
+        return TrainingConfig(**{**dict(c.config.get("training", {})), **name, **overrides})
     except (TypeError, ValueError) as err:
         raise Exit(f"Bad training setting: {err}") from None
 
