@@ -10,10 +10,9 @@ from tfx import v1 as tfx
 
 from cicd_pipeline.config import TrainingConfig
 from cicd_pipeline.pipeline import create_pipeline
+from cicd_pipeline.runners import IN_MEMORY_BEAM_ARGS
 
-# In-memory DirectRunner: on 2 cores the penguin pipeline ran in about half the time of multi_processing
-# (77 s against 152 s, see docs/platform.md); the data is small enough for one process.
-DEFAULT_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+DEFAULT_BEAM_ARGS = IN_MEMORY_BEAM_ARGS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,6 +17,7 @@ from tfx.v1.dsl.experimental import RuntimeParameter
 
 from cicd_pipeline.config import TrainingConfig
 from cicd_pipeline.pipeline import create_pipeline
+from cicd_pipeline.runners import IN_MEMORY_BEAM_ARGS
 
 # Parameter names are the interface of `invoke pipeline.submit`: keep them stable.
 DATA_ROOT = "data_root"
@@ -29,8 +30,7 @@ RUNTIME_PARAMETERS = (DATA_ROOT, SCHEMA_FILE, PREPROCESSING_MODULE, MODEL_MODULE
 # Fields the compiler stamps that do not come from our inputs; tests compare specs without them.
 STAMPED_FIELDS = ("sdkVersion", "labels")
 
-# Beam inside each component container: DirectRunner unless the settings choose Dataflow.
-DEFAULT_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+DEFAULT_BEAM_ARGS = IN_MEMORY_BEAM_ARGS
 
 
 def build_vertex_pipeline(
