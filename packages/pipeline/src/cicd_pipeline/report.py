@@ -46,7 +46,7 @@ def _store(metadata_path) -> mlmd.MetadataStore:
 def _outputs(store, execution_id: int) -> dict[str, list]:
     """Output artifacts of an execution by type name (cached executions link the reused artifacts)."""
     events = store.get_events_by_execution_ids([execution_id])
-    ids = [e.artifact_id for e in events if e.type in (metadata_store_pb2.Event.OUTPUT,)]
+    ids = [e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT]
     artifacts = store.get_artifacts_by_id(ids)
     types = {t.id: t.name for t in store.get_artifact_types_by_id(list({a.type_id for a in artifacts}))}
     by_type: dict[str, list] = {}
@@ -82,7 +82,13 @@ def summarize_run(metadata_path, pipeline_name: str) -> RunSummary:
     pipeline = store.get_context_by_type_and_name("pipeline", pipeline_name)
     if pipeline is None:
         raise ValueError(f"No run of pipeline {pipeline_name!r} is recorded in {metadata_path}.")
-    runs = [c for c in store.get_contexts_by_type("pipeline_run")]
+    # Only runs of this pipeline: a store may hold others (their executions are not in this pipeline's context).
+    executions = {e.id for e in store.get_executions_by_context(pipeline.id)}
+    runs = [
+        c
+        for c in store.get_contexts_by_type("pipeline_run")
+        if any(e.id in executions for e in store.get_executions_by_context(c.id))
+    ]
     if not runs:
         raise ValueError(f"No pipeline run is recorded in {metadata_path}.")
     run = max(runs, key=lambda c: c.create_time_since_epoch)

@@ -20,12 +20,13 @@ from pathlib import Path
 
 from cicd_pipeline.config import TrainingConfig
 from cicd_pipeline.release import image as image_lib
+from cicd_pipeline.release import plan as plan_lib
 from cicd_pipeline.release import storage as storage_lib
 from cicd_pipeline.release import wheels as wheels_lib
 from cicd_pipeline.release.errors import ReleaseError
 from cicd_pipeline.release.settings import Settings
 
-PACKAGES = ("components", "pipeline", "trainer")
+PACKAGES = tuple(plan_lib.PACKAGES)  # the one package map: release/plan.py
 # The trainer's files that runs use, by pipeline parameter name (repo-relative: the pipeline package does
 # not import the trainer; it only passes these files' uploaded URIs).
 TRAINER_FILES = {
