@@ -1,7 +1,10 @@
 """`invoke ci` end to end on a temporary clone, against the GCS emulator, the Vertex stand-in and podman.
 
-A full build first (no base: image, spec, modules, run), then a change to one trainer module: the chain must
-upload it under a new content address and submit a run that uses it, with no image built and no recompile.
+A full build first (no base: image, spec, modules, run, release record). Then:
+- a docstring edit in the pipeline's report: the plan says recompile, the spec compiles to the same bytes and
+  name, and `pipeline.submit` is skipped because nothing the run consumes changed;
+- a change to one trainer module: the chain uploads it under a new content address and submits a run of the
+  released spec that uses it, with no image built and no recompile.
 """
 
 import json
@@ -34,6 +37,10 @@ def clone(tmp_path) -> Path:
 def chain_env(clone, gcs_emulator, gcs_client, vertex_standin, docker_host, tfx_like_base_image):
     bucket = f"ci-{os.getpid()}-{int(time.time())}"
     gcs_client.create_bucket(bucket)
+    # The run's data, where the default data root points (a Vertex run reads it from the bucket).
+    gcs_client.bucket(bucket).blob("data/penguins/penguins.csv").upload_from_filename(
+        str(ROOT / "data" / "penguins" / "penguins.csv")
+    )
     env = {
         **os.environ,
         "INVOKE_CICD_PROJECT": "test-project",
@@ -43,6 +50,7 @@ def chain_env(clone, gcs_emulator, gcs_client, vertex_standin, docker_host, tfx_
         "INVOKE_CICD_BASE_IMAGE": tfx_like_base_image,
         "INVOKE_CICD_SERVICE_ACCOUNT": "vertex-pipelines@test-project.iam.gserviceaccount.com",
         "INVOKE_CICD_API_ENDPOINT": vertex_standin.endpoint,
+        "INVOKE_CICD_ANONYMOUS_CREDENTIALS": "true",
         "DOCKER_HOST": docker_host,
         "TF_CPP_MIN_LOG_LEVEL": "3",
     }
@@ -72,7 +80,13 @@ def invoke(repo: Path, env: dict, *args: str) -> tuple[str, float]:
     return result.stdout, elapsed
 
 
-def test_full_then_modules_only_change(clone, chain_env, gcs_client, vertex_standin, docker_client):
+def record(gcs_client, bucket: str) -> dict:
+    return json.loads(gcs_client.bucket(bucket).blob("releases/penguin-cicd/latest.json").download_as_bytes())
+
+
+def test_full_then_unchanged_spec_then_modules_only_change(
+    clone, chain_env, gcs_client, vertex_standin, docker_client
+):
     env, bucket = chain_env
     out, full_seconds = invoke(clone, env, "ci", "--skip-tests", "--base", "")
     plan = json.loads((clone / ".cicd" / "plan.json").read_text())
@@ -84,19 +98,54 @@ def test_full_then_modules_only_change(clone, chain_env, gcs_client, vertex_stan
     assert docker_client.images.get(image)  # built and tagged in the engine
     first_modules = json.loads((clone / ".cicd" / "modules.json").read_text())
     [first_job] = vertex_standin.created_bodies
-    spec_uri = first_job["templateUri"] if "templateUri" in first_job else None
+    spec = json.loads((clone / ".cicd" / "spec.json").read_text())
     params = parameters(first_job)
     assert params["model_module"] == first_modules["model_module"]
     assert params["model_module"].startswith(f"gs://{bucket}/modules/")
-    assert first_job["labels"]["commit"] == git(clone, "rev-parse", "HEAD")[:12]
-    assert set(first_job["labels"]) >= {"components_version", "pipeline_version", "trainer_version"}
+    head = git(clone, "rev-parse", "HEAD")
+    assert first_job["labels"]["commit"] == head[:12]
+    assert set(first_job["labels"]) >= {
+        "components_version",
+        "pipeline_version",
+        "release_version",
+        "trainer_version",
+    }
+    # The registered model version carries the trail too: commit, versions, module and data digests.
+    model_labels = json.loads(params["model_labels"])
+    assert model_labels["commit"] == head[:12] and len(model_labels["data_sha"]) == 16
+    assert model_labels["model_module_sha"] == first_modules["model_module"].split("/")[-2][:16]
     executors = json.dumps(first_job["pipelineSpec"]["deploymentSpec"])
     assert image in executors, "the spec runs the components in the image just built"
+    # Caching stays as compiled: the baseline resolver is never cached (a cached one freezes the baseline).
+    tasks = first_job["pipelineSpec"]["root"]["dag"]["tasks"]
+    resolver = next(name for name in tasks if "resolver" in name)
+    assert not tasks[resolver].get("cachingOptions", {}).get("enableCache"), tasks[resolver]
+    assert tasks["Trainer"]["cachingOptions"]["enableCache"] is True
+    released = record(gcs_client, bucket)
+    assert released["commit"] == head and released["inputs"]["spec"] == spec["uri"]
+    assert released["run"]["resource_name"].endswith(f"/pipelineJobs/{first_job['_jobId']}")
+
+    # A docstring edit in the report: a pipeline-package change that cannot change the compiled spec.
+    report = clone / "packages" / "pipeline" / "src" / "cicd_pipeline" / "report.py"
+    report.write_text(
+        report.read_text().replace('"""What a local run did', '"""What a local run did (edited)', 1)
+    )
+    git(clone, "commit", "--quiet", "-am", "Reword the report's docstring")
+    out, _ = invoke(clone, env, "ci", "--skip-tests", "--base", "HEAD~1")
+    plan = json.loads((clone / ".cicd" / "plan.json").read_text())
+    assert plan["workflow"] == "pipeline" and "== pipeline.compile: done" in out
+    assert json.loads((clone / ".cicd" / "spec.json").read_text())["uri"] == spec["uri"], (
+        "same bytes, same name"
+    )
+    assert "pipeline.submit: skipped, nothing the run consumes changed" in out
+    assert len(vertex_standin.created_bodies) == 1, "no Vertex run for a change the run cannot see"
+    assert record(gcs_client, bucket)["commit"] == head, "the release record stays at the last real release"
 
     # A change to one trainer module only.
     model = clone / "packages" / "trainer" / "src" / "cicd_trainer" / "model.py"
     model.write_text(model.read_text() + "\n# A trainer-only change.\n")
     git(clone, "commit", "--quiet", "-am", "Tune the model")
+    (clone / ".cicd" / "spec.json").unlink()  # a fresh Cloud Build workspace: the spec comes from the record
     images_before = {i.id for i in docker_client.images.list()}
     out, modules_seconds = invoke(clone, env, "ci", "--skip-tests", "--base", "HEAD~1")
     plan = json.loads((clone / ".cicd" / "plan.json").read_text())
@@ -109,8 +158,7 @@ def test_full_then_modules_only_change(clone, chain_env, gcs_client, vertex_stan
     second_job = vertex_standin.created_bodies[1]
     assert parameters(second_job)["model_module"] == second_modules["model_module"]
     assert second_job["pipelineSpec"] == first_job["pipelineSpec"], "the same compiled spec, no recompile"
-    if spec_uri:
-        assert second_job["templateUri"] == spec_uri
+    assert record(gcs_client, bucket)["inputs"]["modules"] == second_modules
     uploaded = gcs_client.bucket(bucket).blob(second_modules["model_module"].split(f"gs://{bucket}/", 1)[1])
     assert uploaded.download_as_bytes() == model.read_bytes()
     print(f"\ninvoke ci wall time: full {full_seconds:.1f} s, modules-only {modules_seconds:.1f} s")

@@ -13,14 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from cicd_pipeline.release.image import (
+from cicd_release.errors import InputError
+from cicd_release.image import (
     ImageBuildError,
     build_image,
-    content_digest,
     image_uri,
     prepare_context,
 )
-from cicd_pipeline.release.wheels import WheelBuildError, build_wheel, package_version
+from cicd_release.naming import content_digest
+from cicd_release.wheels import WheelBuildError, build_wheel, package_version
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = "127.0.0.1:5000"  # served by `.ci/install-podman.sh --registry`
@@ -134,7 +135,7 @@ def test_content_digest_follows_sources_not_build_leftovers(package_factory):
     assert content_digest(root, inputs) == digest
     (package / "src" / "cicd_components" / "extra.py").write_text("")
     assert content_digest(root, inputs) != digest
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(InputError, match="does not exist"):
         content_digest(root, ["components/missing"])
 
 

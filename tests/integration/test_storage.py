@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from google.cloud import storage
 
-from cicd_pipeline.release.storage import (
+from cicd_release.storage import (
     ImmutableObjectConflict,
     blob_exists,
     parse_gs_uri,

@@ -71,13 +71,14 @@ def test_evaluator_blesses_on_threshold_and_no_regression():
     config = json_format.Parse(evaluator.exec_properties["eval_config"], tfma.EvalConfig())
     [metric] = [m for m in config.metrics_specs[0].metrics if m.class_name == "SparseCategoricalAccuracy"]
     assert metric.threshold.value_threshold.lower_bound.value == 0.75
-    assert metric.threshold.change_threshold.absolute.value < 0 < 1e-9
+    assert -1e-9 < metric.threshold.change_threshold.absolute.value < 0
     assert list(config.model_specs[0].preprocessing_function_names) == ["transform_features"]
 
 
-def test_no_schema_bootstraps_with_schema_gen():
-    ids = [c.id for c in make(schema_file=None).components]
-    assert "SchemaGen" in ids and "ImportSchemaGen" not in ids
+def test_registry_labels_reach_the_uploader_and_may_be_a_runtime_parameter():
+    labels = RuntimeParameter(name="model_labels", ptype=str, default="{}")
+    uploader = next(c for c in make(registry_labels=labels).components if c.id == "ModelRegistryUploader")
+    assert uploader.exec_properties["labels"] is labels
 
 
 def test_module_files_may_be_runtime_parameters():
@@ -115,9 +116,15 @@ def test_local_pipeline_uses_sqlite_metadata_and_in_memory_beam(tmp_path):
     inputs = LocalInputs(
         tmp_path / "data", tmp_path / "schema.pbtxt", tmp_path / "pre.py", tmp_path / "model.py"
     )
-    pipeline = build_local_pipeline(LocalLayout(tmp_path / "state"), inputs, TrainingConfig())
+    pipeline = build_local_pipeline(
+        LocalLayout(tmp_path / "state"), inputs, TrainingConfig(), {"commit": "abc"}
+    )
     assert pipeline.metadata_connection_config.sqlite.filename_uri == str(
         tmp_path / "state" / "metadata.sqlite"
     )
     assert "--direct_running_mode=in_memory" in pipeline.beam_pipeline_args
     assert Path(pipeline.pipeline_info.pipeline_root) == tmp_path / "state" / "pipeline_root"
+    uploader = next(c for c in pipeline.components if c.id == "ModelRegistryUploader")
+    assert uploader.exec_properties["labels"] == '{"commit": "abc"}', (
+        "the local registry entry carries labels"
+    )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tfx import v1 as tfx
 
-from cicd_pipeline.runners.local import DEFAULT_BEAM_ARGS
+from cicd_pipeline.runners import IN_MEMORY_BEAM_ARGS
 
 
 def bootstrap_schema(data_root: Path, workdir: Path, out: Path) -> Path:
@@ -20,9 +20,7 @@ def bootstrap_schema(data_root: Path, workdir: Path, out: Path) -> Path:
         raise FileExistsError(f"{out} exists: a curated schema is never replaced; pass another --out.")
     if not data_root.is_dir() or not any(data_root.glob("*.csv")):
         raise ValueError(f"data_root {data_root} is not a folder holding CSV files: pass --data-root.")
-    # The data to infer from.
     example_gen = tfx.components.CsvExampleGen(input_base=str(data_root.resolve()))
-    # Statistics over it, which SchemaGen reads.
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     # The inferred schema: types, presence, domains of the values seen.
     schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"])
@@ -35,10 +33,12 @@ def bootstrap_schema(data_root: Path, workdir: Path, out: Path) -> Path:
             metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
                 str(workdir / "metadata.sqlite")
             ),
-            beam_pipeline_args=list(DEFAULT_BEAM_ARGS),
+            beam_pipeline_args=list(IN_MEMORY_BEAM_ARGS),
         )
     )
-    [inferred] = sorted((workdir / "pipeline_root" / "SchemaGen" / "schema").glob("*/schema.pbtxt"))[-1:]
+    inferred = sorted((workdir / "pipeline_root" / "SchemaGen" / "schema").glob("*/schema.pbtxt"))
+    if not inferred:  # SchemaGen completed without writing a schema: a bug of the pipeline, not of the data
+        raise RuntimeError(f"SchemaGen wrote no schema.pbtxt under {workdir}/pipeline_root/SchemaGen.")
     out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(inferred, out)
+    shutil.copyfile(inferred[-1], out)
     return out

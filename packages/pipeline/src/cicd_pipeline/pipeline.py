@@ -12,6 +12,7 @@ from tfx import v1 as tfx
 from tfx.v1.dsl.experimental import RuntimeParameter
 
 from cicd_components import AnomaliesGate, HyperparametersGen, ModelRegistryUploader
+from cicd_pipeline.config import HYPERPARAMETER_TYPES
 
 T = TypeVar("T")
 Param = T | RuntimeParameter
@@ -51,7 +52,7 @@ def create_pipeline(
     pipeline_name: str,
     pipeline_root: str,
     data_root: Param[str],
-    schema_file: Param[str] | None,
+    schema_file: Param[str],
     preprocessing_module: Param[str],
     model_module: Param[str],
     hyperparameters: Param[str],
@@ -62,26 +63,23 @@ def create_pipeline(
     eval_steps: int,
     accuracy_threshold: float,
     serving_image: str | None = None,
-    registry_labels: str | None = None,
+    registry_labels: Param[str] | None = None,
     enable_cache: bool = True,
     metadata_connection_config=None,
     beam_pipeline_args: list[str] | None = None,
 ) -> tfx.dsl.Pipeline:
     """The penguin training pipeline.
 
-    `schema_file=None` bootstraps: SchemaGen infers a schema from the statistics, to be curated and committed.
+    `registry_labels` is a JSON object of labels the registered model version carries (commit, package
+    versions, module and data digests): the trail from a model back to the code and data that made it.
     """
     # Reads the CSV files under data_root and splits them 2:1 into train and eval.
     example_gen = tfx.components.CsvExampleGen(input_base=data_root)
     # Per-split feature statistics, for validation and for the run report.
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    if schema_file is None:
-        # Bootstrap only: infer a first schema to curate; a run with it validates against what it saw.
-        schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"])
-    else:
-        # The curated schema committed in the repo: the contract the data must meet.
-        schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
-    # Compares the statistics with the schema.
+    # The curated schema committed in the repo: the contract the data must meet.
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
+    # Finds where the data breaks that contract (types, presence, domains); it reports, the gate stops.
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
@@ -94,8 +92,8 @@ def create_pipeline(
         module_file=preprocessing_module,
     )
     transform.add_upstream_node(anomalies_gate)
-    # The hyperparameters of this run, from a pipeline parameter.
-    hyperparameters_gen = HyperparametersGen(values=hyperparameters)
+    # The hyperparameters of this run, from a pipeline parameter, checked against the model's keys and types.
+    hyperparameters_gen = HyperparametersGen(values=hyperparameters, known=HYPERPARAMETER_TYPES)
     # Trains the Keras model of the trainer's model module.
     trainer = tfx.components.Trainer(
         module_file=model_module,

@@ -2,6 +2,7 @@
 
 import dataclasses
 import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -11,8 +12,6 @@ from tfx import v1 as tfx
 from cicd_pipeline.config import TrainingConfig
 from cicd_pipeline.pipeline import create_pipeline
 from cicd_pipeline.runners import IN_MEMORY_BEAM_ARGS
-
-DEFAULT_BEAM_ARGS = IN_MEMORY_BEAM_ARGS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +60,7 @@ def content_addressed_copy(path: Path, folder: Path) -> Path:
 @dataclasses.dataclass(frozen=True)
 class LocalInputs:
     data_root: Path
-    schema_file: Path | None
+    schema_file: Path
     preprocessing_module: Path
     model_module: Path
 
@@ -71,25 +70,26 @@ class LocalInputs:
             raise ValueError(
                 f"data_root {self.data_root} is not a folder holding CSV files: pass --data-root."
             )
-        files = {"preprocessing_module": self.preprocessing_module, "model_module": self.model_module}
-        if self.schema_file is not None:
-            files["schema_file"] = self.schema_file
+        files = {
+            "preprocessing_module": self.preprocessing_module,
+            "model_module": self.model_module,
+            "schema_file": self.schema_file,
+        }
         for name, path in files.items():
             if not path.is_file():
                 raise ValueError(f"{name} {path} does not exist: pass an existing file.")
 
 
 def build_local_pipeline(
-    layout: LocalLayout, inputs: LocalInputs, config: TrainingConfig, beam_args=DEFAULT_BEAM_ARGS
+    layout: LocalLayout, inputs: LocalInputs, config: TrainingConfig, labels: dict[str, str] | None = None
 ):
+    """The pipeline over local files; `labels` go with the registered model (e.g. module digests)."""
     inputs.check()
     return create_pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=str(layout.pipeline_root),
         data_root=str(inputs.data_root.resolve()),
-        schema_file=str(content_addressed_copy(inputs.schema_file, layout.inputs_dir))
-        if inputs.schema_file
-        else None,
+        schema_file=str(content_addressed_copy(inputs.schema_file, layout.inputs_dir)),
         preprocessing_module=str(inputs.preprocessing_module.resolve()),
         model_module=str(inputs.model_module.resolve()),
         hyperparameters=config.hyperparameters,
@@ -99,18 +99,19 @@ def build_local_pipeline(
         train_steps=config.train_steps,
         eval_steps=config.eval_steps,
         accuracy_threshold=config.accuracy_threshold,
+        registry_labels=json.dumps(labels or {}, sort_keys=True),
         enable_cache=True,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             str(layout.metadata_path)
         ),
-        beam_pipeline_args=list(beam_args),
+        beam_pipeline_args=list(IN_MEMORY_BEAM_ARGS),
     )
 
 
 def run_local(
-    layout: LocalLayout, inputs: LocalInputs, config: TrainingConfig, beam_args=DEFAULT_BEAM_ARGS
+    layout: LocalLayout, inputs: LocalInputs, config: TrainingConfig, labels: dict[str, str] | None = None
 ) -> None:
     """Runs the whole pipeline; earlier runs' outputs in `layout` are reused through TFX's cache."""
     layout = LocalLayout(layout.root.resolve())
     os.makedirs(layout.root, exist_ok=True)
-    tfx.orchestration.LocalDagRunner().run(build_local_pipeline(layout, inputs, config, beam_args))
+    tfx.orchestration.LocalDagRunner().run(build_local_pipeline(layout, inputs, config, labels))

@@ -1,14 +1,18 @@
-"""The Vertex AI runner: compiles the pipeline to a Kubeflow Pipelines v2 IR spec (JSON) for Vertex AI Pipelines.
+"""The Vertex AI compile: the pipeline as a Kubeflow Pipelines v2 IR spec (JSON) for Vertex AI Pipelines.
 
 The inputs that change from run to run without a code change of the pipeline (data, curated schema, the
-trainer's module files, hyperparameters) are pipeline *runtime parameters*: TFX then does not pack the module
-files into a wheel at compile time, so the spec does not depend on them, and each run passes the
-content-addressed gs:// URIs that `invoke modules.upload` printed. A trainer change needs no recompile.
-The same IR is what a self-hosted Kubeflow Pipelines (v2) accepts.
+trainer's module files, hyperparameters, the labels the registered model carries) are pipeline *runtime
+parameters*: TFX then does not pack the module files into a wheel at compile time, so the spec does not
+depend on them, and each run passes the content-addressed gs:// URIs that `invoke modules.upload` printed.
+A trainer change needs no recompile. The same IR is what a self-hosted Kubeflow Pipelines (v2) accepts.
+
+`python -m cicd_pipeline.runners.vertex ARGS.json OUT.json` compiles in a process of its own: the release
+chain runs it with the checkout's sources first on the path, so a spec is never compiled from a stale
+installed copy of the pipeline.
 """
 
 import json
-import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -25,12 +29,16 @@ SCHEMA_FILE = "schema_file"
 PREPROCESSING_MODULE = "preprocessing_module"
 MODEL_MODULE = "model_module"
 HYPERPARAMETERS = "hyperparameters"
-RUNTIME_PARAMETERS = (DATA_ROOT, SCHEMA_FILE, PREPROCESSING_MODULE, MODEL_MODULE, HYPERPARAMETERS)
-
-# Fields the compiler stamps that do not come from our inputs; tests compare specs without them.
-STAMPED_FIELDS = ("sdkVersion", "labels")
-
-DEFAULT_BEAM_ARGS = IN_MEMORY_BEAM_ARGS
+# A JSON object of labels for the Model Registry version (commit, package versions, module and data digests).
+MODEL_LABELS = "model_labels"
+RUNTIME_PARAMETERS = (
+    DATA_ROOT,
+    SCHEMA_FILE,
+    PREPROCESSING_MODULE,
+    MODEL_MODULE,
+    HYPERPARAMETERS,
+    MODEL_LABELS,
+)
 
 
 def build_vertex_pipeline(
@@ -40,7 +48,6 @@ def build_vertex_pipeline(
     serving_model_dir: str,
     registry: str,
     serving_image: str | None = None,
-    beam_args=DEFAULT_BEAM_ARGS,
 ):
     def param(name: str, default: str | None = None) -> RuntimeParameter:
         return RuntimeParameter(name=name, ptype=str, default=default)
@@ -60,8 +67,9 @@ def build_vertex_pipeline(
         eval_steps=config.eval_steps,
         accuracy_threshold=config.accuracy_threshold,
         serving_image=serving_image,
+        registry_labels=param(MODEL_LABELS, "{}"),
         enable_cache=True,
-        beam_pipeline_args=list(beam_args),
+        beam_pipeline_args=list(IN_MEMORY_BEAM_ARGS),
     )
 
 
@@ -73,7 +81,6 @@ def compile_vertex_spec(
     registry: str,
     image: str,
     serving_image: str | None = None,
-    beam_args=DEFAULT_BEAM_ARGS,
 ) -> dict:
     """The compiled pipeline job (a dict holding `pipelineSpec` and `runtimeConfig`); writes nothing of ours."""
     if not image or image.endswith(":latest") or ":" not in image.rsplit("/", 1)[-1]:
@@ -84,7 +91,6 @@ def compile_vertex_spec(
         serving_model_dir=serving_model_dir,
         registry=registry,
         serving_image=serving_image,
-        beam_args=beam_args,
     )
     with tempfile.TemporaryDirectory() as tmp:
         runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
@@ -96,17 +102,17 @@ def compile_vertex_spec(
         return json.loads(Path(tmp, "pipeline.json").read_text())
 
 
-def write_spec(job: dict, out_dir: Path, name: str) -> Path:
-    """Writes the spec as canonical JSON at out_dir/name, atomically; refuses to replace different content."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / name
-    data = json.dumps(job, indent=2, sort_keys=True) + "\n"
-    if target.exists():
-        if target.read_text() != data:
-            raise FileExistsError(f"{target} exists with other content; specs are never overwritten.")
-        return target
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".spec-")
-    with os.fdopen(fd, "w") as f:
-        f.write(data)
-    os.replace(tmp, target)
-    return target
+def main(argv: list[str]) -> int:
+    """`ARGS.json OUT.json`: compile_vertex_spec's keyword arguments in (config as a dict), the job out."""
+    if len(argv) != 2:
+        print("usage: python -m cicd_pipeline.runners.vertex ARGS.json OUT.json", file=sys.stderr)
+        return 2
+    args = json.loads(Path(argv[0]).read_text())
+    args["config"] = TrainingConfig(**args["config"])
+    job = compile_vertex_spec(**args)
+    Path(argv[1]).write_text(json.dumps(job, indent=2, sort_keys=True) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -18,7 +18,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from cicd_pipeline.release.errors import ReleaseError
+from cicd_release.errors import ReleaseError
 
 __all__ = ["WheelBuildError", "build_wheel", "package_version"]
 

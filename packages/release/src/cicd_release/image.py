@@ -1,6 +1,6 @@
 """Build, tag and push the components' container image through the Docker Engine API.
 
-The component executors run inside this image, so a components change needs a new one (DESIGN.md). The
+The component executors run inside this image, so a components change needs a new one. The
 image is named by the components version plus a digest of the inputs that make it, never ``latest``. The
 docker SDK drives either a Docker engine (Cloud Build) or podman's Docker-compatible service (CI machines,
 ``.ci/install-podman.sh``); ``DOCKER_HOST`` picks which when no client is passed.
@@ -8,7 +8,6 @@ docker SDK drives either a Docker engine (Cloud Build) or podman's Docker-compat
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -16,22 +15,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from cicd_pipeline.release.errors import ReleaseError
+from cicd_release.errors import ReleaseError
 
-__all__ = ["ImageBuildError", "build_image", "content_digest", "image_uri", "prepare_context"]
+__all__ = ["ImageBuildError", "build_image", "image_uri", "prepare_context"]
 
-# Build leftovers and caches: they change without the sources changing, so they must not move the digest.
-_IGNORED_DIRS = {
-    "__pycache__",
-    "build",
-    "dist",
-    ".pytest_cache",
-    ".nox",
-    ".venv",
-    ".ruff_cache",
-    ".mypy_cache",
-}
-_IGNORED_SUFFIXES = (".pyc", ".pyo")
 # Docker's reference grammar: lower-case path components separated by ".", "_", "__" or dashes.
 _PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _HOST = re.compile(r"^[a-zA-Z0-9.-]+(?::[0-9]+)?$")
@@ -41,44 +28,6 @@ _LOG_TAIL_LINES = 40
 
 class ImageBuildError(ReleaseError, RuntimeError):
     """An image could not be built, tagged or pushed; the message carries the end of the log."""
-
-
-def _is_ignored(relative: Path) -> bool:
-    return (
-        any(part in _IGNORED_DIRS or part.endswith(".egg-info") for part in relative.parts[:-1])
-        or relative.name.endswith(_IGNORED_SUFFIXES)
-        or relative.name.endswith(".egg-info")
-    )
-
-
-def content_digest(root: str | os.PathLike[str], paths: Iterable[str | os.PathLike[str]]) -> str:
-    """Return the sha256 (hex) of the files under ``paths`` (files or folders, relative to ``root``).
-
-    The digest covers each file's path relative to ``root`` and its bytes, in sorted order, so it changes
-    when a file is added, removed, renamed or edited, and not when a checkout lands in another folder.
-    """
-    root = Path(root).resolve()
-    files: set[Path] = set()
-    for entry in paths:
-        path = (root / entry).resolve()
-        if not path.is_relative_to(root):
-            raise ValueError(f"{entry}: outside {root}; pass paths inside the repository root.")
-        if path.is_file():
-            files.add(path.relative_to(root))
-        elif path.is_dir():
-            files.update(p.relative_to(root) for p in path.rglob("*") if p.is_file())
-        else:
-            raise FileNotFoundError(f"{path} does not exist: check the image inputs listed for the digest.")
-    if not files:
-        raise ValueError(f"no files under {list(paths)} in {root}: the image inputs are empty or mistyped.")
-    digest = hashlib.sha256()
-    for relative in sorted(f for f in files if not _is_ignored(f)):
-        # Length-prefixed fields: no two different file sets can produce the same byte stream.
-        name = relative.as_posix().encode("utf-8")
-        data = (root / relative).read_bytes()
-        digest.update(len(name).to_bytes(8, "big") + name + len(data).to_bytes(8, "big"))
-        digest.update(data)
-    return digest.hexdigest()
 
 
 def image_uri(registry_host_path: str, name: str, components_version: str, digest: str) -> str:
@@ -121,7 +70,7 @@ def image_uri(registry_host_path: str, name: str, components_version: str, diges
     digest = digest.removeprefix("sha256:")
     if not re.fullmatch(r"[0-9a-f]{12,}", digest):
         raise ValueError(
-            f"digest {digest!r} is not a hex sha256 (at least 12 characters): use content_digest()."
+            f"digest {digest!r} is not a hex sha256 (at least 12 characters): use naming.content_digest()."
         )
     tag = f"{components_version}-{digest[:12]}"
     if not _TAG.match(tag):

@@ -30,9 +30,9 @@ from google.auth import credentials as auth_credentials
 from google.cloud import aiplatform, storage
 
 # Shared with the components' Model Registry uploader, which labels model versions the same way.
-from cicd_components.labels import vertex_labels  # noqa: F401 (part of this module's interface)
-from cicd_pipeline.release.errors import ReleaseError
-from cicd_pipeline.release.storage import parse_gs_uri
+from cicd_components.labels import vertex_labels
+from cicd_release.errors import ReleaseError
+from cicd_release.storage import parse_gs_uri
 
 SUCCEEDED = "PIPELINE_STATE_SUCCEEDED"
 TERMINAL_STATES = frozenset(
@@ -184,27 +184,3 @@ def submit_pipeline_job(
     if wait:
         return follow_pipeline_job(job, poll_seconds=poll_seconds, timeout_seconds=timeout_seconds)
     return _summary(job, job.gca_resource.state.name)
-
-
-def cancel_pipeline_job(
-    *,
-    resource_name: str,
-    project: str | None = None,
-    region: str | None = None,
-    api_endpoint: str | None = None,
-    credentials: auth_credentials.Credentials | None = None,
-) -> None:
-    """Ask Vertex AI to cancel a run (``projects/P/locations/L/pipelineJobs/ID``); it stops asynchronously."""
-    if api_endpoint:
-        aiplatform.init(api_endpoint=api_endpoint, api_transport="rest")
-    try:
-        job = aiplatform.PipelineJob.get(
-            resource_name, project=project, location=region, credentials=credentials
-        )
-        job.cancel()
-    except gexc.NotFound as exc:
-        raise PipelineSubmitError(f"No Vertex pipeline job {resource_name} to cancel: {exc.message}") from exc
-    except gexc.GoogleAPICallError as exc:
-        raise PipelineSubmitError(
-            f"Vertex AI refused to cancel {resource_name}: {exc.code} {exc.message}"
-        ) from exc

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cicd_pipeline.release import plan as planmod
-from cicd_pipeline.release.plan import PlanError, classify_path, format_table, make_plan, needs
+from cicd_release import plan as planmod
+from cicd_release.plan import PlanError, classify_path, format_table, make_plan, needs
 
 # The steps each workflow must run, written out here so a change to the plan's decisions shows in review.
 FULL = ("test", "build.wheels", "build.image", "pipeline.compile", "modules.upload", "pipeline.submit")
@@ -26,6 +26,10 @@ LAYOUT = [
     "packages/pipeline/pyproject.toml",
     "packages/pipeline/src/cicd_pipeline/pipeline.py",
     "packages/pipeline/tests/test_pipeline.py",
+    "packages/pipeline/src/cicd_pipeline/report.py",
+    "packages/release/pyproject.toml",
+    "packages/release/src/cicd_release/image.py",
+    "packages/release/tests/test_plan.py",
     "packages/trainer/pyproject.toml",
     "packages/trainer/CHANGELOG.md",
     "packages/trainer/src/cicd_trainer/model.py",
@@ -42,7 +46,8 @@ LAYOUT = [
     "requirements/lock.txt",
     "docker/Dockerfile",
     ".github/workflows/ci.yml",
-    ".ci/yamllint.yaml",
+    ".ci/run",
+    ".yamllint.yaml",
     ".gitignore",
     "pyproject.toml",
 ]
@@ -111,7 +116,13 @@ CASES = [
     ("readme-data-gitignore", ["README.md", "data/penguins.csv", ".gitignore"], [], "none", []),
     ("root-tool-config", ["pyproject.toml"], [], "none", []),
     ("cross-package-tests", ["tests/e2e/test_local_run.py"], [], "none", []),
-    ("ci-checker-config", [".ci/yamllint.yaml"], [], "none", []),
+    ("ci-checker-config", [".ci/run", ".yamllint.yaml"], [], "none", []),
+    # The release tooling builds every artifact: an image-builder edit must run the image build.
+    ("release-src", ["packages/release/src/cicd_release/image.py"], [], "full", ["release"]),
+    ("release-pyproject", ["packages/release/pyproject.toml"], [], "full", ["release"]),
+    ("release-tests-only", ["packages/release/tests/test_plan.py"], [], "none", []),
+    # Paths propose a recompile; the spec's bytes then decide whether a run starts (test_ci_chain pins that).
+    ("pipeline-report", ["packages/pipeline/src/cicd_pipeline/report.py"], [], "pipeline", ["pipeline"]),
     ("noxfile", ["noxfile.py"], [], "full", []),
     ("tasks-module", ["tasks.py"], [], "full", []),
     ("tasks-package", ["tasks/__init__.py"], [], "full", []),
@@ -191,7 +202,7 @@ def test_missing_base_builds_everything_and_says_so(repo, base):
     head = commit(repo, write=["docs/index.md"])
     plan = make_plan(repo, base, head)
     assert (plan.base, plan.workflow, plan.steps) == (None, "full", FULL)
-    assert plan.changed_packages == ("components", "pipeline", "trainer")
+    assert plan.changed_packages == ("components", "pipeline", "release", "trainer")
     assert len(plan.reasons) == 1 and "base" in plan.reasons[0].lower()
     if base:
         assert base in plan.reasons[0]

@@ -4,12 +4,19 @@
 takes the most expensive workflow any path needs (full > pipeline > modules > none). The chain asks
 ``needs(plan, step)`` before each step, and ``invoke plan`` prints ``format_table`` or ``Plan.to_json``.
 
-Why each path class needs what it needs (the decisions; tests/test_plan.py pins each one):
+Why each path class needs what it needs (the decisions; packages/release/tests/test_plan.py pins each one):
 
 - ``packages/components/``: executors run inside the container image, so a change needs a new image: full.
 - ``packages/pipeline/``: pipeline assembly runs at compile time: recompile and submit, no image.
 - ``packages/trainer/``: the compiled pipeline takes the module files' content-addressed gs:// URIs as
   runtime parameters, so a trainer change is upload + submit with the new values: no recompile, no image.
+- ``packages/release/``: the release tooling itself (the wheel and image builders, storage, compile, submit).
+  It ends up in no artifact, but every artifact is built *through* it, so like the other shared build inputs
+  it runs the whole chain: a broken image builder must fail on the push that broke it, not on the next
+  components change. Full.
+- Paths only propose: ``pipeline`` means "recompile", and the spec is then named by its compiled bytes, so an
+  edit that does not change the spec (a docstring in ``report.py``) compiles to the same name and
+  ``pipeline.submit`` skips the run (nothing the run consumes changed; see steps.py).
 - A package's ``pyproject.toml`` is part of that package (its version names the artifacts). Its ``tests/``,
   ``CHANGELOG.md`` and ``README`` cannot reach a built artifact: such paths are listed in ``changed_files``
   but the package is *not* in ``changed_packages``, so editing ``packages/trainer/tests/`` starts no run.
@@ -36,11 +43,11 @@ of a package counts as a change of that package.
 from __future__ import annotations
 
 import json
-import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
 
-from cicd_pipeline.release.errors import ReleaseError
+from cicd_release.errors import ReleaseError
+from cicd_release.git import run as _run
 
 # The step vocabulary shared with cloudbuild.yaml and `invoke ci`, in chain order.
 STEPS = ("test", "build.wheels", "build.image", "pipeline.compile", "modules.upload", "pipeline.submit")
@@ -56,7 +63,7 @@ WORKFLOW_STEPS = {
 WORKFLOW_RANK = ("none", "modules", "pipeline", "full")
 
 # The package map: each folder under packages/ and the workflow a change to it needs.
-PACKAGES = {"components": "full", "pipeline": "pipeline", "trainer": "modules"}
+PACKAGES = {"components": "full", "pipeline": "pipeline", "release": "full", "trainer": "modules"}
 # Files inside a package that cannot reach its built artifact (first path part below the package folder).
 PACKAGE_NON_ARTIFACT = ("tests", "CHANGELOG.md", "README.md", "README.rst", "README")
 
@@ -78,6 +85,14 @@ CI_TRIGGER = (".github",)
 NO_RUN = ("tests", "docs", "data", ".ci", ".gitignore", ".yamllint.yaml", "pyproject.toml", "LICENSE")
 
 _ZERO_SHA = "0" * 40
+
+
+_PACKAGE_WHY = {
+    "components": "component executors live in the container image: rebuild the image and all after it",
+    "release": "the release tooling builds every artifact: run the whole chain through it",
+    "pipeline": "pipeline assembly runs at compile time: recompile, no image",
+    "trainer": "module files are runtime parameters of the compiled pipeline: upload, submit, no recompile",
+}
 
 
 class PlanError(ReleaseError):
@@ -126,7 +141,7 @@ def classify_path(path: str) -> PathClass:
         if len(parts) < 3 or parts[1] not in PACKAGES:
             raise PlanError(
                 f"Unknown path under packages/: {path!r}. Add its package to PACKAGES in "
-                "packages/pipeline/src/cicd_pipeline/release/plan.py, or move it into one of "
+                "packages/release/src/cicd_release/plan.py, or move it into one of "
                 f"packages/{{{','.join(sorted(PACKAGES))}}}/."
             )
         package = parts[1]
@@ -140,13 +155,6 @@ def classify_path(path: str) -> PathClass:
     if top in NO_RUN or (len(parts) == 1 and top.lower().endswith((".md", ".rst", ".txt"))):
         return PathClass(None, "none", "docs, tests, sample data or tool config cannot affect a Vertex run")
     return PathClass(None, "full", f"unknown top-level path {top!r}: assumed to affect the build, to be safe")
-
-
-_PACKAGE_WHY = {
-    "components": "component executors live in the container image: rebuild the image and all after it",
-    "pipeline": "pipeline assembly runs at compile time: recompile, no image",
-    "trainer": "module files are runtime parameters of the compiled pipeline: upload, submit, no recompile",
-}
 
 
 def make_plan(repo_dir: str, base: str | None, head: str = "HEAD") -> Plan:
@@ -249,17 +257,3 @@ def _git(repo_dir: str, *args: str, what: str) -> str:
     if result.returncode != 0:
         raise PlanError(f"{what}: git {' '.join(args)} said: {result.stderr.strip()}")
     return result.stdout
-
-
-def _run(repo_dir: str, *args: str) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(
-            ["git", "-C", repo_dir, *args],
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-            errors="surrogateescape",
-            check=False,
-        )
-    except FileNotFoundError as exc:
-        raise PlanError("git is not on PATH: install git (the plan diffs commits with it).") from exc

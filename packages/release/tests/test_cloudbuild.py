@@ -5,9 +5,11 @@ from pathlib import Path
 
 import yaml
 
-from cicd_pipeline.release.plan import STEPS
+from cicd_release.steps import STEPS as STEP_TABLE
 
-ROOT = Path(__file__).resolve().parents[2]
+STEPS = tuple(step.name for step in STEP_TABLE)
+
+ROOT = Path(__file__).resolve().parents[3]
 BUILD = yaml.safe_load((ROOT / "cloudbuild.yaml").read_text())
 
 

@@ -1,0 +1,34 @@
+"""The errors the release chain reports to a person (a bad input, a refused step), and their exit codes.
+
+Tasks catch ReleaseError alone and exit with its message and `exit_code`, without importing each step's heavy
+module just to name its error class (google-cloud-aiplatform alone takes ~15 s to import here). Anything else
+is a bug and keeps its traceback.
+
+Exit codes of a user-caused stop (like git's own: a script can tell "fix your input" from "go create it"):
+
+====  ===============================================================  =========================
+code  meaning                                                          class
+====  ===============================================================  =========================
+1     a release step cannot go on (a refused build, a failed run)      ReleaseError
+2     a bad setting or input: fix invoke.yaml, a variable or a flag    SettingsError, InputError
+3     a cloud resource is missing or refused: create it or grant it   MissingResourceError
+====  ===============================================================  =========================
+"""
+
+
+class ReleaseError(Exception):
+    """A release step cannot go on; the message names the input or state at fault and the fix."""
+
+    exit_code: int = 1
+
+
+class InputError(ReleaseError, ValueError):
+    """A user's input (such as a run's hyperparameters) breaks its rule; the message names it and the fix."""
+
+    exit_code = 2
+
+
+class MissingResourceError(ReleaseError):
+    """A cloud resource (bucket, repository, service account, ...) is missing or access to it is refused."""
+
+    exit_code = 3

@@ -1,0 +1,46 @@
+"""The one wrapper around the git command line: every error is a ReleaseError naming what was asked."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from cicd_release.errors import ReleaseError
+
+
+class GitError(ReleaseError):
+    """git could not answer (not a checkout, no commit, git missing): the message says what to do."""
+
+
+def run(repo: str | Path, *args: str) -> subprocess.CompletedProcess:
+    """Runs `git -C repo args...` and returns the result, whatever its exit status."""
+    try:
+        return subprocess.run(
+            ["git", "-C", str(repo), *args],
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            errors="surrogateescape",
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise GitError("git is not on PATH: install git (the release chain reads commits with it).") from exc
+
+
+def git(repo: str | Path, *args: str, what: str) -> str:
+    """git's standard output, or a GitError starting with `what` and quoting git's own complaint."""
+    result = run(repo, *args)
+    if result.returncode != 0:
+        raise GitError(f"{what}: git {' '.join(args)} said: {result.stderr.strip()}")
+    return result.stdout
+
+
+def head_commit(repo: str | Path) -> str:
+    """HEAD's full sha: every artifact and run is traced to a commit."""
+    return git(repo, "rev-parse", "HEAD", what=f"{repo} is not a git checkout with a commit").strip()
+
+
+def is_dirty(repo: str | Path, paths: list[str]) -> bool:
+    """Whether files under `paths` differ from HEAD (tracked edits or untracked files); a failure is an error."""
+    out = git(repo, "status", "--porcelain", "--", *paths, what=f"Cannot read the state of {repo}")
+    return bool(out.strip())

@@ -1,0 +1,338 @@
+"""The release chain's settings: one typed, validated object, parsed once from invoke's config (invoke.yaml,
+INVOKE_CICD_* environment variables, command-line flags).
+
+Every non-empty value is checked when the object is built, by the rule written next to its field, so a
+malformed setting stops a task before any side effect; `require(...)` then says which settings a step needs.
+Either way the error is one line naming the setting, what is wrong, the rule and where to set it.
+Import-light on purpose (pydantic, no google.*, no TFX): tasks import this module at startup.
+"""
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
+
+from cicd_components.hyperparameters.rule import HyperparametersError, canonical_json, parse_hyperparameters
+from cicd_pipeline.config import HYPERPARAMETER_TYPES, PIPELINE_NAME_EXPECTED, check_pipeline_name
+from cicd_release.errors import InputError, ReleaseError
+
+
+class SettingsError(ReleaseError, ValueError):
+    """A setting is missing or malformed: the one-line message names it, the rule and how to set it."""
+
+    exit_code = 2
+
+
+# ---------------------------------------------------------------------------------------------- messages
+
+# A setting whose name has one of these words may hold a secret: its value is never printed back.
+_SECRET_WORDS = frozenset(
+    {"secret", "token", "password", "passwd", "key", "apikey", "credential", "credentials"}
+)
+
+
+def _is_secret(name: str) -> bool:
+    return not _SECRET_WORDS.isdisjoint(name.lower().split("_"))
+
+
+def _how(name: str) -> str:
+    return f"set cicd.{name} in invoke.yaml, INVOKE_CICD_{name.upper()}, or --{name.replace('_', '-')}"
+
+
+def setting_message(name: str, value: Any, wrong: str, expected: str) -> str:
+    """`cicd.NAME=VALUE WRONG; expected RULE; set cicd.NAME in ...`, the value left out for a secret's name."""
+    shown = " (value not shown)" if _is_secret(name) else f"={value!r}"
+    return f"cicd.{name}{shown} {wrong}; expected {expected}; {_how(name)}."
+
+
+# ------------------------------------------------------------------------------------------------- rules
+# Each returns what is wrong with a non-empty value, or None. Sources: Google Cloud's naming rules for
+# project ids, service accounts (account id: 6-30 characters, [a-z]([-a-z0-9]*[a-z0-9])), buckets and
+# Artifact Registry; google-cloud-aiplatform's PipelineJob id pattern for the pipeline name.
+
+_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]{1,2}$")
+_SERVICE_ACCOUNT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@(?P<project>[^@]+)\.iam\.gserviceaccount\.com$")
+# Artifact Registry: LOCATION-docker.pkg.dev/PROJECT/REPOSITORY, LOCATION a region or a multi-region.
+_AR_REPO = re.compile(
+    r"^(?:[a-z]+-[a-z]+[0-9]{1,2}|us|europe|asia)-docker\.pkg\.dev/(?P<project>[^/]+)/(?P<repo>[^/]+)$"
+)
+# A local registry for tests and development: only on this machine, never a remote host without TLS checks.
+_LOCAL_REPO = re.compile(r"^(?:localhost|127\.0\.0\.1):[0-9]{1,5}/(?P<project>[^/]+)/(?P<repo>[^/]+)$")
+_AR_REPO_NAME = re.compile(r"^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_IMAGE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,126}[a-z0-9])?$")
+_DOCKER_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def _matches(pattern: re.Pattern, wrong: str) -> Callable[[str], str | None]:
+    return lambda value: None if pattern.match(value) else wrong
+
+
+def _project(value: str) -> str | None:
+    if _PROJECT.match(value):
+        return None
+    if not 6 <= len(value) <= 30:
+        return f"is {len(value)} characters long"
+    return "is not a project id (lowercase letters, digits, '-'; a letter first; no '-' last)"
+
+
+def _bucket(value: str) -> str | None:
+    if value.startswith("gs://"):
+        return "starts with gs://"
+    if "/" in value:
+        return "has a '/' (a bucket name has no folders)"
+    if not re.fullmatch(r"[a-z0-9._-]+", value):
+        return "has a character other than lowercase letters, digits, '-', '_' and '.'"
+    if not (value[0].isalnum() and value[-1].isalnum()):
+        return "does not start and end with a letter or digit"
+    components = value.split(".")
+    if len(value) < 3 or len(value) > (222 if len(components) > 1 else 63):
+        return f"is {len(value)} characters long"
+    if any(not 1 <= len(part) <= 63 for part in components):
+        return "has an empty or longer than 63 characters dot-separated part"
+    try:
+        ipaddress.ip_address(value)
+        return "is an IP address"
+    except ValueError:
+        pass
+    if value.startswith("goog") or "google" in value:
+        return "starts with 'goog' or has 'google' (reserved by Google)"
+    return None
+
+
+def _service_account(value: str) -> str | None:
+    match = _SERVICE_ACCOUNT.match(value)
+    if match is None or _project(match["project"]):
+        return "is not a service account e-mail of a project"
+    return None
+
+
+def _image_repo(value: str) -> str | None:
+    if "://" in value:
+        return "has a scheme (drop https://)"
+    if value.split("/")[0].endswith("gcr.io"):
+        return "is a Container Registry path (gcr.io), which Google retired in favour of Artifact Registry"
+    match = _AR_REPO.match(value) or _LOCAL_REPO.match(value)
+    if match is None:
+        return "is not an Artifact Registry Docker repository path"
+    if _project(match["project"]):
+        return f"names {match['project']!r}, which is not a project id"
+    if not _AR_REPO_NAME.match(match["repo"]):
+        return f"names the repository {match['repo']!r} (lowercase letters, digits, '-'; a letter first)"
+    return None
+
+
+def _data_root(value: str) -> str | None:
+    if not value.startswith("gs://"):
+        return "is not a gs:// folder"
+    bucket = value.removeprefix("gs://").split("/")[0]
+    if _bucket(bucket):
+        return f"names the bucket {bucket!r}, which {_bucket(bucket)}"
+    return None
+
+
+def _pinned_image(value: str) -> str | None:
+    if any(c.isspace() for c in value):
+        return "has a space"
+    name, at, digest = value.partition("@")
+    if at:
+        return None if _DIGEST.match(digest) else "has a digest that is not sha256:<64 hex digits>"
+    repository, colon, tag = name.rpartition(":")
+    # A ":" before the last "/" is a registry port, not a tag.
+    if not colon or "/" in tag or not repository:
+        return "has no tag (it would mean :latest, which moves)"
+    if tag == "latest":
+        return "uses the latest tag, which moves"
+    if not _DOCKER_TAG.match(tag):
+        return f"has the tag {tag!r}, which is not a valid Docker tag"
+    return None
+
+
+def _rule(check: Callable[[str], str | None]) -> AfterValidator:
+    """Runs `check` on a non-empty value (empty means "not set": `require` says when a step needs it)."""
+
+    def validate(value: str) -> str:
+        wrong = check(value) if value else None
+        if wrong:
+            raise PydanticCustomError("cicd_setting", "{wrong}", {"wrong": wrong})
+        return value
+
+    return AfterValidator(validate)
+
+
+_TRUE, _FALSE = frozenset({"true", "1"}), frozenset({"false", "0", ""})
+
+
+def _switch(value: Any) -> bool:
+    """A bool from YAML (true), a flag, or an environment variable's text ("true", "false", "1", "0")."""
+    if isinstance(value, bool):
+        return value
+    if value is None or (isinstance(value, int) and value in (0, 1)):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise PydanticCustomError("cicd_setting", "{wrong}", {"wrong": "is not true or false"})
+
+
+_PINNED = (
+    "an image pinned by a tag other than latest or by @sha256:<digest>, e.g. gcr.io/tfx-oss-public/tfx:1.16.0"
+)
+
+
+# ------------------------------------------------------------------------------------------------ model
+
+
+class Settings(BaseModel):
+    """Where and as what the pipeline ships. Build it with `from_config`; empty means "not set"."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+    project: Annotated[str, _rule(_project)] = Field(
+        "",
+        description="a Google Cloud project id of 6-30 lowercase letters, digits or '-', e.g. my-project-123",
+    )
+    region: Annotated[str, _rule(_matches(_REGION, "is not a region"))] = Field(
+        "", description="a Google Cloud region such as europe-west4 or us-central1"
+    )
+    # gs://BUCKET holds modules, specs, the pipeline root, releases and pushed models.
+    bucket: Annotated[str, _rule(_bucket)] = Field(
+        "",
+        description="a bucket name without gs:// or '/': 3-63 lowercase letters, digits, '-', '_' or '.' "
+        "(up to 222 with dots, 63 per part), a letter or digit at each end, not an IP address, no goog prefix nor google",
+    )
+    image_repo: Annotated[str, _rule(_image_repo)] = Field(
+        "",
+        description="an Artifact Registry Docker repository REGION-docker.pkg.dev/PROJECT/REPOSITORY, e.g. "
+        "europe-west4-docker.pkg.dev/my-project-123/training (or localhost:PORT/PROJECT/REPOSITORY, a local "
+        "registry)",
+    )
+    image_name: Annotated[str, _rule(_matches(_IMAGE_NAME, "is not an image name"))] = Field(
+        "cicd-components",
+        description="an image name of lowercase letters, digits and '-', e.g. cicd-components",
+    )
+    # The TFX image the components image builds on.
+    base_image: Annotated[str, _rule(_pinned_image)] = Field(
+        "gcr.io/tfx-oss-public/tfx:1.16.0", description=_PINNED
+    )
+    service_account: Annotated[str, _rule(_service_account)] = Field(
+        "", description="a service account e-mail NAME@PROJECT.iam.gserviceaccount.com"
+    )
+    # The name of the pipeline, its runs (job id: <name>-<sha12>-<YYYYmmddHHMMSS>) and its bucket folders.
+    pipeline_name: Annotated[str, _rule(check_pipeline_name)] = Field(
+        "penguin-cicd", description=PIPELINE_NAME_EXPECTED
+    )
+    data_root: Annotated[str, _rule(_data_root)] = Field(
+        "", description="a gs://BUCKET/FOLDER of the training CSVs (default gs://BUCKET/data/penguins)"
+    )
+    # The serving container recorded in Vertex AI Model Registry. Google lists its prebuilt ones as :latest:
+    # pin the digest instead, so a registered model names what it was tested with.
+    serving_image: Annotated[str, _rule(_pinned_image)] = Field("", description=_PINNED)
+    # Only to point the Vertex client elsewhere (a regional endpoint, a stand-in).
+    api_endpoint: str = Field(
+        "", description="a Vertex AI API endpoint, e.g. europe-west4-aiplatform.googleapis.com"
+    )
+    # Explicit switch for local stand-ins (GCS emulator, Vertex stand-in): no Google credentials are looked up.
+    anonymous_credentials: Annotated[bool, BeforeValidator(_switch)] = Field(
+        False, description="true or false (also 1 or 0)"
+    )
+
+    def __init__(self, /, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as err:
+            raise _settings_error(type(self), err) from None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "Settings":
+        """The settings from invoke's `cicd` config (YAML values, environment text, flags); SettingsError if bad."""
+        known = cls.model_fields
+        unknown = sorted(set(config) - set(known))
+        if unknown:
+            raise SettingsError(
+                f"Unknown setting(s) cicd.{', cicd.'.join(unknown)}; known settings: {', '.join(known)}; "
+                "rename or remove it in invoke.yaml or its INVOKE_CICD_* variable."
+            )
+        values = {
+            name: value if known[name].annotation is bool else ("" if value is None else str(value))
+            for name, value in config.items()
+        }
+        return cls(**values)
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Every setting and its default: what tasks declare so invoke.yaml and INVOKE_CICD_* can set them."""
+        return {name: field.default for name, field in cls.model_fields.items()}
+
+    def require(self, names: Iterable[str]) -> "Settings":
+        """Checks that each named setting is set (non-empty); returns self for chaining. SettingsError if not."""
+        for name in names:
+            if name not in type(self).model_fields:
+                raise ValueError(
+                    f"require() got {name!r}, which is not a setting."
+                )  # a bug, not a user's mistake
+            if not getattr(self, name):
+                expected = type(self).model_fields[name].description
+                raise SettingsError(f"cicd.{name} is missing; expected {expected}; {_how(name)}.")
+        return self
+
+    @property
+    def bucket_uri(self) -> str:
+        return f"gs://{self.bucket}"
+
+    @property
+    def pipeline_root(self) -> str:
+        return f"{self.bucket_uri}/pipeline_root"
+
+    @property
+    def serving_model_dir(self) -> str:
+        return f"{self.bucket_uri}/serving_model/{self.pipeline_name}"
+
+    @property
+    def modules_prefix(self) -> str:
+        return f"{self.bucket_uri}/modules"
+
+    @property
+    def specs_prefix(self) -> str:
+        return f"{self.bucket_uri}/specs"
+
+    @property
+    def releases_prefix(self) -> str:
+        return f"{self.bucket_uri}/releases/{self.pipeline_name}"
+
+    @property
+    def registry(self) -> str:
+        return f"vertex:projects/{self.project}/locations/{self.region}"
+
+    @property
+    def resolved_data_root(self) -> str:
+        return self.data_root or f"{self.bucket_uri}/data/penguins"
+
+
+def _settings_error(cls: type[Settings], err: ValidationError) -> SettingsError:
+    """pydantic's report, as the one-line SettingsError of its first problem (the others show on the next try)."""
+    first = err.errors(include_url=False)[0]
+    name = str(first["loc"][0]) if first["loc"] else "?"
+    if first["type"] == "extra_forbidden":
+        return SettingsError(
+            f"Unknown setting cicd.{name}; known settings: {', '.join(cls.model_fields)}; "
+            "rename or remove it in invoke.yaml or its INVOKE_CICD_* variable."
+        )
+    wrong = first["ctx"]["wrong"] if first["type"] == "cicd_setting" else f"is not valid ({first['msg']})"
+    expected = cls.model_fields[name].description if name in cls.model_fields else "a known setting"
+    return SettingsError(setting_message(name, first["input"], wrong, expected))
+
+
+def parse_run_hyperparameters(text: str) -> str:
+    """A run's hyperparameter overrides (`pipeline.submit --hyperparameters`) as canonical JSON.
+
+    The same rule and table as TrainingConfig and the HyperparametersGen executor; InputError (exit 2) if bad.
+    """
+    try:
+        values = parse_hyperparameters(text, HYPERPARAMETER_TYPES)
+    except HyperparametersError as err:
+        raise InputError(f"--hyperparameters: {err}") from None
+    return canonical_json(values)

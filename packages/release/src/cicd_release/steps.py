@@ -1,0 +1,390 @@
+"""The release chain's steps over a checkout, and the one table of them that `invoke ci`, the single `invoke`
+tasks and cloudbuild.yaml's step ids all follow.
+
+Each step takes a `Release` (the checkout, the validated settings and training config, the options) and
+returns what it made, for the task to print. Steps hand results to later steps through `.cicd/` files
+(workspace.py): a Cloud Build step is its own container.
+
+Content decides what runs: the spec is named by its compiled bytes, modules and data by theirs, and
+`pipeline.submit` starts a run only when something the run consumes differs from what the last release ran
+(the release record in the bucket, `releases/<pipeline>/latest.json`, written with a generation precondition).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cicd_release import git as git_lib
+from cicd_release import image as image_lib
+from cicd_release import naming
+from cicd_release import plan as plan_lib
+from cicd_release import storage as storage_lib
+from cicd_release import wheels as wheels_lib
+from cicd_release.errors import ReleaseError
+from cicd_release.settings import Settings
+from cicd_release.workspace import Workspace, atomic_write
+
+PACKAGES = tuple(plan_lib.PACKAGES)  # the one package map: plan.py
+# The trainer's files that runs use, by pipeline parameter name (repository paths: the release chain uploads
+# them; nothing imports the trainer).
+TRAINER_FILES = {
+    "preprocessing_module": "packages/trainer/src/cicd_trainer/preprocessing.py",
+    "model_module": "packages/trainer/src/cicd_trainer/model.py",
+    "schema_file": "packages/trainer/src/cicd_trainer/schema/schema.pbtxt",
+}
+# Compiled from the checkout's own sources, never from a copy installed earlier.
+COMPILE_SOURCES = ("packages/pipeline/src", "packages/components/src")
+DOCKERFILE = "docker/Dockerfile"
+# Vertex AI keeps label values to 63 characters; 16 hex digits name a content digest well enough there.
+LABEL_DIGEST = 16
+
+
+class ChainError(ReleaseError, RuntimeError):
+    """A step cannot run: the message names what is missing and which step or setting provides it."""
+
+
+class MissingReleaseInput(ReleaseError, RuntimeError):
+    """Something the run needs is not in the bucket (no data, no spec): the message says how to provide it."""
+
+    exit_code = 3
+
+
+@dataclasses.dataclass
+class Release:
+    """What every step works from. `config` is the training config (cicd_pipeline.config.TrainingConfig)."""
+
+    ws: Workspace
+    settings: Settings
+    config: Any
+    storage_client: Callable[[], Any] = lambda: None
+    say: Callable[[str], None] = print
+    push: bool = True  # build.image pushes in the chain
+    extra_tags: tuple[str, ...] = ()
+    wait: bool = False
+    hyperparameters: str | None = None  # canonical JSON, already checked by the task
+    force: bool = False  # submit even when nothing the run consumes changed
+    skip_tests: bool = False
+    test_sessions: tuple[str, ...] = ("lint", "tests")
+
+    @property
+    def root(self) -> Path:
+        return self.ws.root
+
+
+def versions(root: Path) -> dict[str, str]:
+    return {p: wheels_lib.package_version(root / "packages" / p) for p in PACKAGES}
+
+
+def local_version(root: Path, package: str) -> str:
+    """`g<sha12>` for a clean package, plus `.dirty<hash>` when its files differ from the commit."""
+    local = f"g{git_lib.head_commit(root)[:12]}"
+    package_dir = f"packages/{package}"
+    if git_lib.is_dirty(root, [package_dir]):
+        local += f".dirty{naming.content_digest(root, [package_dir])[:8]}"
+    return local
+
+
+def image_reference(settings: Settings, root: Path) -> str:
+    """The components image for this checkout: `<repo>/<name>:<components version>-<content digest>`."""
+    settings.require(["image_repo", "image_name"])
+    digest = naming.content_digest(root, naming.IMAGE_INPUTS)
+    return image_lib.image_uri(settings.image_repo, settings.image_name, versions(root)["components"], digest)
+
+
+# ---------------------------------------------------------------------------------------------- the steps
+
+
+def run_tests(release: Release) -> list[str]:
+    """Lint and every package's unit tests, each in its own nox session."""
+    if release.skip_tests:
+        return ["test: skipped (--skip-tests)"]
+    command = ["nox", "-s", *release.test_sessions]
+    if subprocess.run(command, cwd=release.root, check=False).returncode:
+        raise ChainError(f"`{' '.join(command)}` failed: the tests above say what broke.")
+    return [f"test: `{' '.join(command)}` passed"]
+
+
+def build_wheels(release: Release, packages: tuple[str, ...] = PACKAGES, final: bool = False) -> list[str]:
+    """One wheel per package in dist/; a non-release build carries the commit in its local version."""
+    root = release.root
+    built = {
+        p: wheels_lib.build_wheel(
+            root / "packages" / p, release.ws.dist, None if final else local_version(root, p)
+        )
+        for p in packages
+    }
+    # Later steps take the wheel's path from here instead of rebuilding its file name.
+    known = (
+        release.ws.read_json(release.ws.wheels_file, "build.wheels")
+        if release.ws.wheels_file.exists()
+        else {}
+    )
+    release.ws.write_json(release.ws.wheels_file, {**known, **{p: str(w) for p, w in built.items()}})
+    return [str(w) for w in built.values()]
+
+
+def build_image(release: Release) -> list[str]:
+    """Builds (and pushes) the components image from a context of the Dockerfile and the components wheel."""
+    ws, settings = release.ws, release.settings
+    reference = image_reference(settings, ws.root)
+    wheels = ws.read_json(ws.wheels_file, "build.wheels")
+    if "components" not in wheels or not Path(wheels["components"]).is_file():
+        raise ChainError(
+            f"No components wheel recorded in {ws.wheels_file}: run `invoke build.wheels` first."
+        )
+    extra = [f"{reference.rsplit(':', 1)[0]}:{tag}" for tag in release.extra_tags]
+    context = ws.out / "image-context"
+    shutil.rmtree(context, ignore_errors=True)
+    image_lib.prepare_context(context, ws.root / DOCKERFILE, [Path(wheels["components"])])
+    result = image_lib.build_image(
+        context_dir=context,
+        tag=reference,
+        extra_tags=extra,
+        push=release.push,
+        build_args={
+            "BASE_IMAGE": settings.base_image,
+            "COMPONENTS_VERSION": versions(ws.root)["components"],
+            "GIT_COMMIT": git_lib.head_commit(ws.root),
+        },
+    )
+    ws.write_json(
+        ws.image_file, {"image": reference, "tags": result["tags"], "pushed": result.get("pushed", {})}
+    )
+    return [reference]
+
+
+def compile_spec(release: Release, upload: bool = True) -> list[str]:
+    """Compiles the Vertex spec from the checkout's sources and names it by its bytes; uploads it (never over
+    another object) unless `upload` is False. Records name, URI and image in .cicd/spec.json for submit."""
+    ws, settings = release.ws, release.settings
+    settings.require(["project", "region", "bucket", "image_repo"])
+    reference = image_reference(settings, ws.root)
+    job = _compile_in_checkout(
+        ws.root,
+        {
+            "config": dataclasses.asdict(release.config),
+            "pipeline_root": settings.pipeline_root,
+            "serving_model_dir": settings.serving_model_dir,
+            "registry": settings.registry,
+            "image": reference,
+            "serving_image": settings.serving_image or None,
+        },
+    )
+    name = naming.spec_name(release.config.pipeline_name, versions(ws.root)["pipeline"], job)
+    local = _write_once(ws.specs_dir / name, json.dumps(job, indent=2, sort_keys=True) + "\n")
+    uri = None
+    if upload:
+        uri = storage_lib.upload_immutable(release.storage_client(), local, f"{settings.specs_prefix}/{name}")
+    ws.write_json(ws.spec_file, {"name": name, "uri": uri, "image": reference, "local": str(local)})
+    return [str(local), *([uri] if uri else [])]
+
+
+def upload_modules(release: Release) -> list[str]:
+    """Uploads the trainer files content-addressed (never overwriting); records the URIs for submit."""
+    release.settings.require(["bucket"])
+    files = {name: release.root / path for name, path in TRAINER_FILES.items()}
+    uris = storage_lib.upload_content_addressed(
+        release.storage_client(), release.settings.modules_prefix, files
+    )
+    release.ws.write_json(release.ws.modules_file, uris)
+    return [f"{name}: {uri}" for name, uri in uris.items()]
+
+
+def submit_run(release: Release) -> list[str]:
+    """Submits a Vertex AI run, unless everything it consumes is what the last release ran (then says so).
+
+    The spec is the one `pipeline.compile` made in this build or, when the plan did not compile (a trainer
+    change), the spec of the last release. After the submit, the release record moves to this run.
+    """
+    ws, settings, config = release.ws, release.settings, release.config
+    settings.require(["project", "region", "bucket", "image_repo", "service_account"])
+    client = release.storage_client()
+    record_uri = f"{settings.releases_prefix}/latest.json"
+    last, generation = storage_lib.read_json_object(client, record_uri)
+    spec = _spec_for_run(ws, last, record_uri)
+    if not storage_lib.blob_exists(client, spec["uri"]):
+        raise MissingReleaseInput(
+            f"The spec {spec['uri']} is not in the bucket: run `invoke pipeline.compile --upload`."
+        )
+    data_digest, data_files = storage_lib.prefix_digest(client, settings.resolved_data_root)
+    if not data_files:
+        raise MissingReleaseInput(
+            f"No data under {settings.resolved_data_root}: upload the training CSV files there "
+            f"(e.g. `gcloud storage cp data/penguins/*.csv {settings.resolved_data_root}/`) or set cicd.data_root."
+        )
+    modules = ws.read_json(ws.modules_file, "modules.upload")
+    inputs = {
+        "spec": spec["uri"],
+        "image": spec["image"],
+        "modules": modules,
+        "data_root": settings.resolved_data_root,
+        "data_digest": data_digest,
+        "hyperparameters": release.hyperparameters or config.hyperparameters,
+    }
+    if last and last.get("inputs") == inputs and not release.force:
+        reason = (
+            f"pipeline.submit: skipped, nothing the run consumes changed since release "
+            f"{last['commit'][:12]} (run {last['run']['resource_name']}): same spec, image, modules, data "
+            "and hyperparameters. `invoke pipeline.submit --force` starts one anyway."
+        )
+        ws.write_json(ws.job_file, {"skipped": reason, "release": last})
+        return [reason]
+
+    from cicd_release.submit import submit_pipeline_job  # google-cloud-aiplatform: slow to import
+
+    commit = git_lib.head_commit(ws.root)
+    package_versions = versions(ws.root)
+    run_labels = {"commit": commit[:12], **{f"{p}_version": v for p, v in package_versions.items()}}
+    model_labels = {
+        **run_labels,
+        **{f"{name}_sha": uri.rsplit("/", 2)[-2][:LABEL_DIGEST] for name, uri in modules.items()},
+        "data_sha": data_digest[:LABEL_DIGEST],
+    }
+    from cicd_components.labels import vertex_labels
+
+    parameters = {
+        **modules,
+        "data_root": settings.resolved_data_root,
+        "hyperparameters": inputs["hyperparameters"],
+        "model_labels": json.dumps(vertex_labels(model_labels), sort_keys=True),
+    }
+    job_id = f"{config.pipeline_name}-{commit[:12]}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
+    job = submit_pipeline_job(
+        template_path=spec["uri"],
+        project=settings.project,
+        region=settings.region,
+        pipeline_root=settings.pipeline_root,
+        display_name=config.pipeline_name,
+        job_id=job_id,
+        parameter_values=parameters,
+        labels=run_labels,
+        service_account=settings.service_account,
+        # None keeps each task's compiled cache setting: TFX compiles the baseline resolver uncached on
+        # purpose, and True would cache it too, freezing the baseline the no-regression gate compares with.
+        enable_caching=None,
+        wait=release.wait,
+        api_endpoint=settings.api_endpoint or None,
+        credentials=_credentials(settings),
+        storage_client=client,
+    )
+    record = {
+        "commit": commit,
+        "released_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "versions": package_versions,
+        "inputs": inputs,
+        "run": dataclasses.asdict(job),
+        "parameters": parameters,
+    }
+    ws.write_json(ws.job_file, record)
+    # One immutable record per run, then the pointer, moved only from the generation read above.
+    storage_lib.write_json_object(
+        client, f"{settings.releases_prefix}/runs/{job_id}.json", record, if_generation_match=0
+    )
+    storage_lib.write_json_object(client, record_uri, record, if_generation_match=generation)
+    return [json.dumps(record["run"], indent=2)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """One step of the chain: its id (cloudbuild.yaml's step id and the plan's vocabulary) and its work."""
+
+    name: str
+    run: Callable[[Release], list[str]]
+
+
+# The chain, in order. plan.STEPS names the same steps (the plan is pure and imports nothing of this).
+STEPS = (
+    Step("test", run_tests),
+    Step("build.wheels", build_wheels),
+    Step("build.image", build_image),
+    Step("pipeline.compile", compile_spec),
+    Step("modules.upload", upload_modules),
+    Step("pipeline.submit", submit_run),
+)
+if tuple(s.name for s in STEPS) != plan_lib.STEPS:  # pragma: no cover - a bug caught at import
+    raise RuntimeError("steps.STEPS and plan.STEPS name different chains: keep them the same.")
+
+
+def run_chain(release: Release, plan: plan_lib.Plan) -> None:
+    """Runs the steps the plan needs, in order, saying each one's output and time."""
+    for step in STEPS:
+        if not plan_lib.needs(plan, step.name):
+            continue
+        release.say(f"\n== {step.name}")
+        started = time.monotonic()
+        for line in step.run(release):
+            release.say(line)
+        release.say(f"== {step.name}: done in {time.monotonic() - started:.1f} s")
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _spec_for_run(ws: Workspace, last: dict | None, record_uri: str) -> dict:
+    if ws.spec_file.exists():
+        spec = ws.read_json(ws.spec_file, "pipeline.compile --upload")
+        if spec.get("uri"):
+            return spec
+        raise ChainError(
+            f"The spec in {ws.spec_file} was not uploaded: run `invoke pipeline.compile --upload`."
+        )
+    if last:
+        return {"uri": last["inputs"]["spec"], "image": last["inputs"]["image"]}
+    raise MissingReleaseInput(
+        f"No spec compiled in this checkout and no release record at {record_uri}: the first release "
+        "builds everything; run `invoke ci --base ''` (or `invoke pipeline.compile --upload` first)."
+    )
+
+
+def _compile_in_checkout(root: Path, arguments: dict) -> dict:
+    """Runs the Vertex compile in a fresh interpreter with the checkout's pipeline and components first on the
+    path, so the spec always comes from the sources being released (not a copy installed earlier)."""
+    path = [str(root / p) for p in COMPILE_SOURCES]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([*path, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+    }
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with tempfile.TemporaryDirectory(prefix="cicd-compile-") as tmp:
+        args_file, out_file = Path(tmp, "args.json"), Path(tmp, "job.json")
+        args_file.write_text(json.dumps(arguments))
+        result = subprocess.run(
+            [sys.executable, "-m", "cicd_pipeline.runners.vertex", str(args_file), str(out_file)],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode:
+            tail = "\n".join(result.stderr.splitlines()[-30:])
+            raise ChainError(f"Compiling the pipeline of {root} failed (exit {result.returncode}):\n{tail}")
+        return json.loads(out_file.read_text())
+
+
+def _write_once(path: Path, text: str) -> Path:
+    """Writes `path` unless it holds `text` already; different content there is an error, never replaced."""
+    if path.exists():
+        if path.read_text() != text:
+            raise ChainError(f"{path} exists with other content; specs are never overwritten: remove it.")
+        return path
+    return atomic_write(path, text)
+
+
+def _credentials(settings: Settings):
+    """Anonymous credentials only when the settings say so (a local stand-in); otherwise the caller's own."""
+    if not settings.anonymous_credentials:
+        return None
+    from google.auth.credentials import AnonymousCredentials
+
+    return AnonymousCredentials()

@@ -1,0 +1,81 @@
+"""The files that steps hand to later steps, under `<checkout>/.cicd/`.
+
+A Cloud Build step is its own container and only the workspace is shared, so each step writes what the next
+needs here: the plan, the compiled spec's name, the uploaded module URIs, the image, the submitted job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from cicd_release.errors import ReleaseError
+
+
+class HandOffMissing(ReleaseError):
+    """A step needs a file an earlier step writes: the message names the step to run."""
+
+
+def atomic_write(path: Path, data: bytes | str) -> Path:
+    """Writes `path` through a temporary file in the same folder, so a reader never sees half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data.encode() if isinstance(data, str) else data)
+    os.replace(tmp, path)
+    return path
+
+
+@dataclasses.dataclass(frozen=True)
+class Workspace:
+    root: Path
+
+    @property
+    def out(self) -> Path:
+        return self.root / ".cicd"
+
+    @property
+    def dist(self) -> Path:
+        return self.root / "dist"
+
+    @property
+    def plan_file(self) -> Path:
+        return self.out / "plan.json"
+
+    @property
+    def modules_file(self) -> Path:
+        return self.out / "modules.json"
+
+    @property
+    def spec_file(self) -> Path:
+        """What `pipeline.compile` made: the spec's name and gs:// URI, and the image it runs."""
+        return self.out / "spec.json"
+
+    @property
+    def wheels_file(self) -> Path:
+        """The wheels `build.wheels` made, by package: later steps take their paths from here."""
+        return self.out / "wheels.json"
+
+    @property
+    def image_file(self) -> Path:
+        return self.out / "image.json"
+
+    @property
+    def job_file(self) -> Path:
+        """The last submitted (or skipped) run: an audit record for the build log, read by nothing."""
+        return self.out / "job.json"
+
+    @property
+    def specs_dir(self) -> Path:
+        return self.out / "specs"
+
+    def write_json(self, path: Path, data: dict) -> Path:
+        return atomic_write(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+    def read_json(self, path: Path, made_by: str) -> dict:
+        if not path.exists():
+            raise HandOffMissing(f"{path} does not exist: run `invoke {made_by}` first.")
+        return json.loads(path.read_text())

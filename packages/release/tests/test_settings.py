@@ -1,0 +1,259 @@
+"""The settings model: each field's rule, the one-line messages, require(), the switch, and the exit codes."""
+
+import subprocess
+import sys
+
+import pytest
+
+from cicd_release.errors import InputError, MissingResourceError, ReleaseError
+from cicd_release.settings import Settings, SettingsError, parse_run_hyperparameters, setting_message
+
+GOOD = dict(
+    project="my-project-123",
+    region="europe-west4",
+    bucket="my-project-ml",
+    image_repo="europe-west4-docker.pkg.dev/my-project-123/training",
+    service_account="vertex@my-project-123.iam.gserviceaccount.com",
+)
+DIGEST = "sha256:" + "0" * 64
+
+
+def test_good_settings_pass_and_derive_paths():
+    settings = Settings.from_config(GOOD).require(GOOD)
+    assert settings.pipeline_root == "gs://my-project-ml/pipeline_root"
+    assert settings.serving_model_dir == "gs://my-project-ml/serving_model/penguin-cicd"
+    assert settings.modules_prefix == "gs://my-project-ml/modules"
+    assert settings.specs_prefix == "gs://my-project-ml/specs"
+    assert settings.releases_prefix == "gs://my-project-ml/releases/penguin-cicd"
+    assert settings.registry == "vertex:projects/my-project-123/locations/europe-west4"
+    assert settings.resolved_data_root == "gs://my-project-ml/data/penguins"
+    assert settings.anonymous_credentials is False
+
+
+def test_the_defaults_are_valid_and_listed():
+    assert Settings() == Settings.from_config({})
+    assert Settings.defaults()["base_image"] == "gcr.io/tfx-oss-public/tfx:1.16.0"
+    assert set(Settings.defaults()) == set(Settings.model_fields)
+
+
+def test_the_settings_are_frozen():
+    with pytest.raises(ValueError):
+        Settings.from_config(GOOD).project = "other-project"
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("project", "my-project-123"),
+        ("project", "abcdef"),
+        ("project", "a" + "b" * 28 + "c"),  # 30 characters
+        ("region", "us-central1"),
+        ("region", "northamerica-northeast2"),
+        ("region", "europe-west12"),
+        ("bucket", "abc"),
+        ("bucket", "my_project-ml.data"),
+        ("bucket", "ci-12345-1700000000"),
+        ("bucket", "a" * 63),
+        ("bucket", ".".join(["a" * 63] * 3)),  # dotted names may reach 222 characters
+        ("image_repo", "us-docker.pkg.dev/my-project-123/training"),
+        ("image_repo", "europe-west4-docker.pkg.dev/my-project-123/training"),
+        ("image_repo", "127.0.0.1:5000/test-project/training"),
+        ("image_repo", "localhost:5000/test-project/training"),
+        ("image_name", "cicd-components"),
+        ("base_image", "gcr.io/tfx-oss-public/tfx:1.16.0"),
+        ("base_image", "localhost/cicd-test-tfx-like-base:0123abc"),
+        ("base_image", "127.0.0.1:5000/test-project/training/base:1.0"),
+        ("base_image", f"gcr.io/tfx-oss-public/tfx@{DIGEST}"),
+        ("serving_image", f"europe-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest@{DIGEST}"),
+        ("service_account", "vertex-pipelines@test-project.iam.gserviceaccount.com"),
+        ("pipeline_name", "penguin-cicd"),
+        ("pipeline_name", "p"),
+        ("pipeline_name", "p" * 50),
+        ("data_root", "gs://my-project-ml/data/penguins"),
+        ("api_endpoint", "http://127.0.0.1:8080"),
+    ],
+)
+def test_a_rule_accepts_good_values(name, value):
+    assert getattr(Settings.from_config({name: value}), name) == value
+
+
+@pytest.mark.parametrize(
+    "name, value, wrong",
+    [
+        ("project", "My-Project", "is not a project id"),
+        ("project", "proj", "is 4 characters long"),
+        ("project", "my-project-", "is not a project id"),
+        ("project", "1project", "is not a project id"),
+        ("region", "Europe", "is not a region"),
+        ("region", "europe-west", "is not a region"),
+        ("bucket", "gs://my-bucket", "starts with gs://"),
+        ("bucket", "a/b", "has a '/'"),
+        ("bucket", "My-Bucket", "has a character other than"),
+        ("bucket", "ab", "is 2 characters long"),
+        ("bucket", "a" * 64, "is 64 characters long"),
+        ("bucket", "-bucket", "does not start and end with a letter or digit"),
+        ("bucket", "bucket_", "does not start and end with a letter or digit"),
+        ("bucket", "a..b", "dot-separated part"),
+        ("bucket", "a" * 64 + ".com", "dot-separated part"),
+        ("bucket", "192.168.5.4", "is an IP address"),
+        ("bucket", "googbucket", "goog"),
+        ("bucket", "my-google-bucket", "goog"),
+        ("image_repo", "gcr.io/my-project/x", "Container Registry"),
+        ("image_repo", "eu.gcr.io/my-project/x", "Container Registry"),
+        ("image_repo", "https://europe-west4-docker.pkg.dev/my-project-123/training", "has a scheme"),
+        ("image_repo", "europe-west4-docker.pkg.dev/my-project-123", "is not an Artifact Registry"),
+        (
+            "image_repo",
+            "europe-west4-docker.pkg.dev/my-project-123/training/sub",
+            "is not an Artifact Registry",
+        ),
+        ("image_repo", "docker.io/library/training", "is not an Artifact Registry"),
+        ("image_repo", "registry.example.com:5000/test-project/training", "is not an Artifact Registry"),
+        ("image_repo", "europe-west4-docker.pkg.dev/My_Project/training", "which is not a project id"),
+        ("image_repo", "europe-west4-docker.pkg.dev/my-project-123/Training", "names the repository"),
+        ("image_name", "CICD", "is not an image name"),
+        ("image_name", "cicd_components", "is not an image name"),
+        ("base_image", "gcr.io/tfx-oss-public/tfx:latest", "uses the latest tag"),
+        ("base_image", "gcr.io/tfx-oss-public/tfx", "has no tag"),
+        ("base_image", "127.0.0.1:5000/tfx", "has no tag"),
+        ("base_image", "gcr.io/tfx-oss-public/tfx@sha256:abc", "has a digest that is not"),
+        ("serving_image", "europe-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest", "latest"),
+        ("service_account", "me@gmail.com", "is not a service account e-mail"),
+        ("service_account", "vertex@my-project-123.iam.gserviceaccount.com.evil", "is not a service account"),
+        ("service_account", "abc@my-project-123.iam.gserviceaccount.com", "is not a service account e-mail"),
+        ("pipeline_name", "Bad_Name", "does not start with a lowercase letter"),
+        ("pipeline_name", "bad_name", "has a character other than"),
+        ("pipeline_name", "p" * 51, "is 51 characters long"),
+        ("data_root", "/data/penguins", "is not a gs:// folder"),
+        ("data_root", "gs://My_Bucket/data", "names the bucket 'My_Bucket'"),
+    ],
+)
+def test_a_rule_refuses_a_bad_value_in_one_line_naming_the_setting(name, value, wrong):
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_config({**GOOD, name: value})
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"cicd.{name}={value!r} ")
+    assert wrong in message
+    assert "; expected " in message
+    assert message.endswith(
+        f"set cicd.{name} in invoke.yaml, INVOKE_CICD_{name.upper()}, or --{name.replace('_', '-')}."
+    )
+
+
+def test_direct_construction_applies_the_same_rules():
+    with pytest.raises(SettingsError, match=r"^cicd.bucket='a/b' has a '/'"):
+        Settings(bucket="a/b")
+    with pytest.raises(SettingsError, match=r"^cicd.project=5 is not valid"):
+        Settings(project=5)
+
+
+def test_empty_means_not_set_and_is_not_checked():
+    settings = Settings.from_config({name: "" for name in GOOD} | {"data_root": None})
+    assert settings.bucket == "" and settings.data_root == ""
+
+
+def test_unknown_settings_are_named_with_the_known_ones():
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_config({"projcet": "x", "buckett": "y", "region": "europe-west4"})
+    message = str(caught.value)
+    assert "cicd.buckett, cicd.projcet" in message
+    assert "known settings: project, region, bucket" in message
+    assert "'x'" not in message  # an unknown key might hold anything: its value is not printed
+    with pytest.raises(SettingsError, match="Unknown setting cicd.projcet; known settings: project"):
+        Settings(projcet="x")
+
+
+def test_config_values_are_text_except_the_switch():
+    # YAML may read a bare word or number; an INVOKE_CICD_* variable is always text.
+    assert Settings.from_config({"image_name": 123}).image_name == "123"
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (True, True),
+        (False, False),
+        ("true", True),
+        ("True", True),
+        ("1", True),
+        ("false", False),
+        ("FALSE", False),
+        ("0", False),
+        ("", False),
+        (None, False),
+        (1, True),
+        (0, False),
+    ],
+)
+def test_anonymous_credentials_reads_yaml_flags_and_environment_text(value, expected):
+    assert Settings.from_config({"anonymous_credentials": value}).anonymous_credentials is expected
+
+
+@pytest.mark.parametrize("value", ["yes please", "2", 2, "http://127.0.0.1:8080"])
+def test_anonymous_credentials_refuses_anything_else_without_echoing_it(value):
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_config({"anonymous_credentials": value})
+    message = str(caught.value)
+    assert message.startswith("cicd.anonymous_credentials (value not shown) is not true or false;")
+    assert "INVOKE_CICD_ANONYMOUS_CREDENTIALS" in message
+
+
+@pytest.mark.parametrize(
+    "name, shown",
+    [("api_token", False), ("client_secret", False), ("service_account_key", False), ("bucket", True)],
+)
+def test_a_secret_shaped_name_never_has_its_value_printed(name, shown):
+    message = setting_message(name, "s3cr3t-value", "is wrong", "something else")
+    assert ("s3cr3t-value" in message) is shown
+    assert message.startswith(f"cicd.{name}")
+
+
+@pytest.mark.parametrize("missing", ["project", "region", "bucket", "image_repo", "service_account"])
+def test_require_names_the_missing_setting_and_how_to_set_it(missing):
+    settings = Settings.from_config({**GOOD, missing: ""})
+    with pytest.raises(SettingsError) as caught:
+        settings.require(GOOD)
+    message = str(caught.value)
+    assert message.startswith(f"cicd.{missing} is missing; expected ")
+    assert f"INVOKE_CICD_{missing.upper()}" in message and "\n" not in message
+
+
+def test_require_returns_the_settings_and_refuses_a_name_that_is_no_setting():
+    settings = Settings.from_config(GOOD)
+    assert settings.require(["project", "image_name"]) is settings
+    with pytest.raises(ValueError, match="'projcet', which is not a setting"):
+        settings.require(["projcet"])
+
+
+def test_run_hyperparameters_follow_the_model_table_and_come_back_canonical():
+    assert parse_run_hyperparameters('{"seed": 7, "learning_rate": 1}') == '{"learning_rate": 1, "seed": 7}'
+    assert parse_run_hyperparameters("{}") == "{}"
+    for text, wrong in [
+        ('{"dropout": 0.5}', "'dropout'=0.5 is not one the model takes"),
+        ('{"hidden_units": "8"}', "'hidden_units'=\"8\" must be int"),
+        ("[1]", "must be a JSON object"),
+    ]:
+        with pytest.raises(InputError, match=wrong) as caught:
+            parse_run_hyperparameters(text)
+        assert "hidden_units (int)" in str(caught.value) or "not one" not in wrong
+        assert caught.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "error, code",
+    [(ReleaseError, 1), (SettingsError, 2), (InputError, 2), (MissingResourceError, 3)],
+)
+def test_exit_codes(error, code):
+    assert error.exit_code == code
+    assert issubclass(error, ReleaseError)
+
+
+def test_the_module_imports_without_google_cloud_or_tfx():
+    # Tasks import it at startup: the heavy clients load only in the steps that use them.
+    code = (
+        "import sys, cicd_release.settings; "
+        "print(sorted(m for m in sys.modules if m.startswith(('tfx', 'tensorflow', 'google.cloud.'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "[]"

@@ -1,0 +1,29 @@
+"""Invoke tasks: the local run and the release chain. `invoke --list` and `invoke --help TASK` are the manual.
+
+One module per namespace, each task a thin face over the packages: it reads the settings (invoke.yaml,
+INVOKE_CICD_* variables, flags) once, calls a function of cicd_release or cicd_pipeline, and reports.
+cloudbuild.yaml calls these same tasks, and `invoke ci` runs the release package's step table in order.
+
+Exit codes: 0 done; 1 a step failed; 2 a bad setting or input (nothing was built or uploaded); 3 something a
+run needs is missing in the cloud project (the message names it and how to make it). A traceback is a bug.
+"""
+
+import warnings
+
+from invoke import Collection
+
+# google-api-core warns on every import that Python 3.10 is past its end of life; TFX 1.16 holds us to 3.10
+# (docs/platform.md). Said once here instead of forty times per task.
+warnings.filterwarnings(
+    "ignore", message="You are using a non-supported Python version", category=FutureWarning
+)
+warnings.filterwarnings("ignore", message="Support for google-cloud-storage < 3.0.0", category=FutureWarning)
+
+from tasks import build, ci, dev, local, modules, pipeline, plan  # noqa: E402 (after the filters)
+from tasks._common import SETTINGS_DEFAULTS  # noqa: E402
+
+ns = Collection(
+    local.run, plan.plan, dev.test, ci.ci, dev.lock, build.ns, pipeline.ns, modules.ns, local.schema
+)
+# Every setting is declared here so that invoke.yaml and INVOKE_CICD_<NAME> variables can set it.
+ns.configure({"cicd": SETTINGS_DEFAULTS, "training": {}})

@@ -1,0 +1,111 @@
+"""What every task shares: settings read once, the training config, the error boundary, the plan gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from invoke import Exit
+
+from cicd_release.errors import ReleaseError
+from cicd_release.settings import Settings, SettingsError
+from cicd_release.workspace import Workspace
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCAL_ROOT = ROOT / ".cicd" / "local"
+DATA_ROOT = ROOT / "data" / "penguins"
+PLANNED_HELP = "Skip unless .cicd/plan.json lists this step (used by cloudbuild.yaml)."
+SETTINGS_DEFAULTS = {name: field.default for name, field in Settings.model_fields.items()}
+
+
+def settings(c, **flags) -> Settings:
+    """The typed settings from invoke's config, explicit flags winning; a bad one exits 2 naming it."""
+    values = dict(c.config.get("cicd", {}))
+    values.update({k: v for k, v in flags.items() if v})
+    try:
+        return Settings.from_config(values)
+    except SettingsError as err:
+        raise Exit(str(err), code=err.exit_code) from None
+
+
+def require(settings_: Settings, *names: str) -> Settings:
+    try:
+        return settings_.require(names)
+    except SettingsError as err:
+        raise Exit(str(err), code=err.exit_code) from None
+
+
+def training_config(c, hyperparameters=None, train_steps=None):
+    """The training config (training: in invoke.yaml, the pipeline name from cicd.pipeline_name, flags)."""
+    from cicd_pipeline.config import ConfigError, TrainingConfig
+
+    overrides = {
+        k: v for k, v in {"hyperparameters": hyperparameters, "train_steps": train_steps}.items() if v
+    }
+    # One name for the spec, the runs and the bucket paths: the setting cicd.pipeline_name.
+    name = {"pipeline_name": c.config.cicd.pipeline_name}
+    try:
+        return TrainingConfig(**{**dict(c.config.get("training", {})), **name, **overrides})
+    except ConfigError as err:
+        raise Exit(str(err), code=2) from None
+    except TypeError as err:  # an unknown key under training: in invoke.yaml
+        raise Exit(f"training: {err}; known keys are TrainingConfig's fields.", code=2) from None
+
+
+def guard(fn, *args, **kwargs):
+    """Runs a package function; a user-caused stop (a ReleaseError) becomes one line and its exit code.
+
+    Anything else is a bug and keeps its traceback.
+    """
+    try:
+        return fn(*args, **kwargs)
+    except ReleaseError as err:
+        raise Exit(f"{type(err).__name__}: {err}", code=err.exit_code) from None
+
+
+def workspace() -> Workspace:
+    return Workspace(ROOT)
+
+
+def storage_client(settings_: Settings):
+    from google.cloud import storage
+
+    if settings_.anonymous_credentials:  # a local emulator: never send a developer's identity to it
+        from google.auth.credentials import AnonymousCredentials
+
+        return storage.Client(project=settings_.project or "local", credentials=AnonymousCredentials())
+    return storage.Client(project=settings_.project or None)
+
+
+def release(c, settings_: Settings | None = None, **options):
+    """The `Release` a step works from: this checkout, validated settings and config, the options given."""
+    from cicd_release.steps import Release
+
+    settings_ = settings_ or settings(c)
+    config = training_config(c)
+    client = []  # made on first use: most steps never talk to storage
+
+    def lazy_client():
+        if not client:
+            client.append(storage_client(settings_))
+        return client[0]
+
+    return Release(ws=workspace(), settings=settings_, config=config, storage_client=lazy_client, **options)
+
+
+def run_step(name: str, release_) -> None:
+    from cicd_release.steps import STEPS
+
+    [step] = [s for s in STEPS if s.name == name]
+    for line in guard(step.run, release_):
+        print(line)
+
+
+def skip_unless_planned(planned: bool, step: str) -> bool:
+    """With --planned, a step runs only if .cicd/plan.json (written by `invoke plan`) lists it."""
+    if not planned:
+        return False
+    plan = guard(workspace().read_json, workspace().plan_file, "plan --base REF")
+    if step in plan["steps"]:
+        return False
+    print(f"{step}: skipped, not in the plan (workflow {plan['workflow']!r}).")
+    return True
