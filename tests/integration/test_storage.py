@@ -15,10 +15,15 @@ from google.cloud import storage
 
 from cicd_release.storage import (
     ImmutableObjectConflict,
+    RecordConflict,
+    StorageInputError,
     blob_exists,
     parse_gs_uri,
+    prefix_digest,
+    read_json_object,
     upload_content_addressed,
     upload_immutable,
+    write_json_object,
 )
 
 
@@ -135,7 +140,7 @@ def test_missing_local_file_fails_before_anything_is_uploaded(
     present = _write(tmp_path / "model.py", "VERSION = 1\n")
     missing = tmp_path / "preprocessing.py"
 
-    with pytest.raises(FileNotFoundError, match="preprocessing.py"):
+    with pytest.raises(StorageInputError, match="preprocessing.py"):
         # The present file comes first, so an implementation uploading as it goes would leave it behind.
         upload_content_addressed(
             gcs_client, f"gs://{gcs_bucket.name}/modules", {"model": present, "preprocessing": missing}
@@ -168,3 +173,30 @@ def test_upload_immutable_needs_an_object_name(tmp_path: Path, gcs_client: stora
     spec = _write(tmp_path / "pipeline.json", "{}")
     with pytest.raises(ValueError, match="names no object"):
         upload_immutable(gcs_client, spec, "gs://bucket/specs/")
+
+
+def test_a_record_moves_only_from_the_generation_read_so_of_two_writers_one_wins(gcs_bucket: storage.Bucket) -> None:
+    uri = f"gs://{gcs_bucket.name}/releases/p/latest.json"
+    assert read_json_object(gcs_bucket.client, uri) == (None, 0)
+    first = write_json_object(gcs_bucket.client, uri, {"commit": "a"}, if_generation_match=0)
+    with pytest.raises(RecordConflict, match="changed since it was read"):
+        write_json_object(gcs_bucket.client, uri, {"commit": "b"}, if_generation_match=0)  # it exists now
+    data, generation = read_json_object(gcs_bucket.client, uri)
+    assert (data, generation) == ({"commit": "a"}, first)
+    # Two builds read the same generation; the first write wins, the second is refused and writes nothing.
+    write_json_object(gcs_bucket.client, uri, {"commit": "c"}, if_generation_match=generation)
+    with pytest.raises(RecordConflict):
+        write_json_object(gcs_bucket.client, uri, {"commit": "d"}, if_generation_match=generation)
+    assert read_json_object(gcs_bucket.client, uri)[0] == {"commit": "c"}
+
+
+def test_a_data_folder_is_named_by_its_objects(gcs_bucket: storage.Bucket) -> None:
+    uri = f"gs://{gcs_bucket.name}/data/penguins"
+    assert prefix_digest(gcs_bucket.client, uri) == ("", 0)
+    gcs_bucket.blob("data/penguins/a.csv").upload_from_string("x\n1\n")
+    gcs_bucket.blob("data/penguins-old/a.csv").upload_from_string("x\n2\n")  # a sibling prefix: not inside
+    digest, count = prefix_digest(gcs_bucket.client, uri)
+    assert count == 1 and len(digest) == 64
+    assert prefix_digest(gcs_bucket.client, uri + "/") == (digest, 1)
+    gcs_bucket.blob("data/penguins/a.csv").upload_from_string("x\n3\n")
+    assert prefix_digest(gcs_bucket.client, uri)[0] != digest, "an edited file is a new digest"
