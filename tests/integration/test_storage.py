@@ -175,7 +175,9 @@ def test_upload_immutable_needs_an_object_name(tmp_path: Path, gcs_client: stora
         upload_immutable(gcs_client, spec, "gs://bucket/specs/")
 
 
-def test_a_record_moves_only_from_the_generation_read_so_of_two_writers_one_wins(gcs_bucket: storage.Bucket) -> None:
+def test_a_record_moves_only_from_the_generation_read_so_of_two_writers_one_wins(
+    gcs_bucket: storage.Bucket,
+) -> None:
     uri = f"gs://{gcs_bucket.name}/releases/p/latest.json"
     assert read_json_object(gcs_bucket.client, uri) == (None, 0)
     first = write_json_object(gcs_bucket.client, uri, {"commit": "a"}, if_generation_match=0)
