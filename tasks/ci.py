@@ -2,12 +2,13 @@
 
 from invoke import task
 
-from tasks._common import ROOT, guard, release, settings, workspace
+from tasks._common import guard, release, settings, workspace
 
 
 @task(
     help={
-        "base": "The commit last built; missing (e.g. a shallow clone) -> full workflow.",
+        "base": "The commit last built, or ':release' for the last release's (the record in the bucket); "
+        "empty or missing from the clone -> full workflow.",
         "head": "The commit to build (default HEAD).",
         "skip_tests": "Do not run the `test` step (say so: for trying the chain itself).",
         "wait": "Follow the submitted run to its end.",
@@ -16,11 +17,12 @@ from tasks._common import ROOT, guard, release, settings, workspace
 def ci(c, base=None, head="HEAD", skip_tests=False, wait=False):
     """Run the plan's steps in order: the same chain as cloudbuild.yaml, locally."""
     settings_ = settings(c)  # every setting is checked before the first step does anything
-    from cicd_release.plan import format_table, make_plan
-    from cicd_release.steps import run_chain
+    from cicd_release.plan import format_table
+    from cicd_release.steps import plan_release, run_chain
 
-    result = guard(make_plan, str(ROOT), base, head)
+    chain = release(c, settings_, skip_tests=skip_tests, wait=wait)
+    result = guard(plan_release, chain, base or None, head)
     workspace().write_json(workspace().plan_file, result.to_dict())
     print(format_table(result))
-    chain = release(c, settings_, skip_tests=skip_tests, wait=wait, extra_tags=(result.head,))
+    chain.extra_tags = (result.head,)
     guard(run_chain, chain, result)

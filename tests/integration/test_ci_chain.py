@@ -46,8 +46,10 @@ def chain_env(clone, gcs_emulator, gcs_client, vertex_standin, docker_host, tfx_
         "INVOKE_CICD_PROJECT": "test-project",
         "INVOKE_CICD_REGION": "us-central1",
         "INVOKE_CICD_BUCKET": bucket,
-        "INVOKE_CICD_IMAGE_REPO": f"{REGISTRY}/test-project/training",
+        # A repository of its own: the chain skips building an image whose content tag is already there.
+        "INVOKE_CICD_IMAGE_REPO": f"{REGISTRY}/test-project/{bucket}",
         "INVOKE_CICD_BASE_IMAGE": tfx_like_base_image,
+        "INVOKE_CICD_SERVING_IMAGE": f"europe-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15@sha256:{'0' * 64}",
         "INVOKE_CICD_SERVICE_ACCOUNT": "vertex-pipelines@test-project.iam.gserviceaccount.com",
         "INVOKE_CICD_API_ENDPOINT": vertex_standin.endpoint,
         "INVOKE_CICD_ANONYMOUS_CREDENTIALS": "true",
@@ -84,17 +86,17 @@ def record(gcs_client, bucket: str) -> dict:
     return json.loads(gcs_client.bucket(bucket).blob("releases/penguin-cicd/latest.json").download_as_bytes())
 
 
-def test_full_then_unchanged_spec_then_modules_only_change(
+def test_first_release_then_unchanged_spec_then_a_cancelled_push_is_built_by_the_next(
     clone, chain_env, gcs_client, vertex_standin, docker_client
 ):
     env, bucket = chain_env
-    out, full_seconds = invoke(clone, env, "ci", "--skip-tests", "--base", "")
+    out, full_seconds = invoke(clone, env, "ci", "--skip-tests", "--base", ":release")
     plan = json.loads((clone / ".cicd" / "plan.json").read_text())
-    assert plan["workflow"] == "full"
+    assert plan["workflow"] == "full" and "no release record" in plan["reasons"][0]
     for step in ("build.wheels", "build.image", "pipeline.compile", "modules.upload", "pipeline.submit"):
         assert f"== {step}: done" in out
     image = json.loads((clone / ".cicd" / "image.json").read_text())["image"]
-    assert image.startswith(f"{REGISTRY}/test-project/training/cicd-components:0.1.0-")
+    assert image.startswith(f"{REGISTRY}/test-project/{bucket}/cicd-components:0.1.0-")
     assert docker_client.images.get(image)  # built and tagged in the engine
     first_modules = json.loads((clone / ".cicd" / "modules.json").read_text())
     [first_job] = vertex_standin.created_bodies
@@ -131,7 +133,7 @@ def test_full_then_unchanged_spec_then_modules_only_change(
         report.read_text().replace('"""What a local run did', '"""What a local run did (edited)', 1)
     )
     git(clone, "commit", "--quiet", "-am", "Reword the report's docstring")
-    out, _ = invoke(clone, env, "ci", "--skip-tests", "--base", "HEAD~1")
+    out, _ = invoke(clone, env, "ci", "--skip-tests", "--base", ":release")
     plan = json.loads((clone / ".cicd" / "plan.json").read_text())
     assert plan["workflow"] == "pipeline" and "== pipeline.compile: done" in out
     assert json.loads((clone / ".cicd" / "spec.json").read_text())["uri"] == spec["uri"], (
@@ -141,14 +143,20 @@ def test_full_then_unchanged_spec_then_modules_only_change(
     assert len(vertex_standin.created_bodies) == 1, "no Vertex run for a change the run cannot see"
     assert record(gcs_client, bucket)["commit"] == head, "the release record stays at the last real release"
 
-    # A change to one trainer module only.
+    # Push B changes one trainer module, and its build never runs (GitHub cancelled it as pending behind A);
+    # push C changes only the docs. Diffed against the previous push, C would build nothing; diffed against
+    # the last release (A), it carries B's change.
     model = clone / "packages" / "trainer" / "src" / "cicd_trainer" / "model.py"
     model.write_text(model.read_text() + "\n# A trainer-only change.\n")
-    git(clone, "commit", "--quiet", "-am", "Tune the model")
+    git(clone, "commit", "--quiet", "-am", "B: tune the model")
+    (clone / "docs" / "notes.md").write_text("C: a docs-only push.\n")
+    git(clone, "add", "docs/notes.md")
+    git(clone, "commit", "--quiet", "-m", "C: docs")
     (clone / ".cicd" / "spec.json").unlink()  # a fresh Cloud Build workspace: the spec comes from the record
     images_before = {i.id for i in docker_client.images.list()}
-    out, modules_seconds = invoke(clone, env, "ci", "--skip-tests", "--base", "HEAD~1")
+    out, modules_seconds = invoke(clone, env, "ci", "--skip-tests", "--base", ":release")
     plan = json.loads((clone / ".cicd" / "plan.json").read_text())
+    assert plan["base"] == head, "the diff starts at the last release, not at the previous push"
     assert plan["workflow"] == "modules" and plan["changed_packages"] == ["trainer"]
     assert "== build.image" not in out and "== pipeline.compile" not in out and "== build.wheels" not in out
     assert {i.id for i in docker_client.images.list()} == images_before, "no image was built"
@@ -159,6 +167,21 @@ def test_full_then_unchanged_spec_then_modules_only_change(
     assert parameters(second_job)["model_module"] == second_modules["model_module"]
     assert second_job["pipelineSpec"] == first_job["pipelineSpec"], "the same compiled spec, no recompile"
     assert record(gcs_client, bucket)["inputs"]["modules"] == second_modules
+    assert record(gcs_client, bucket)["commit"] == git(clone, "rev-parse", "HEAD"), "C is the release now"
     uploaded = gcs_client.bucket(bucket).blob(second_modules["model_module"].split(f"gs://{bucket}/", 1)[1])
     assert uploaded.download_as_bytes() == model.read_bytes()
+
+    # A pipeline-only push whose spec names an image tag that was never pushed (here: a repository the
+    # image never went to): the plan says "recompile", and the chain builds the missing image first instead
+    # of submitting a run that would die pulling it.
+    moved = {**env, "INVOKE_CICD_IMAGE_REPO": f"{REGISTRY}/test-project/{bucket}-moved"}
+    report.write_text(report.read_text() + "\n# D: a pipeline-package edit.\n")
+    git(clone, "commit", "--quiet", "-am", "D: pipeline edit")
+    out, _ = invoke(clone, moved, "ci", "--skip-tests", "--base", ":release")
+    plan = json.loads((clone / ".cicd" / "plan.json").read_text())
+    assert plan["workflow"] == "pipeline" and "build.image" in plan["steps"], plan
+    assert any(r.startswith("build.image added") for r in plan["reasons"])
+    built = json.loads((clone / ".cicd" / "image.json").read_text())["image"]
+    assert built.startswith(f"{REGISTRY}/test-project/{bucket}-moved/") and docker_client.images.get(built)
+    assert built in json.dumps(vertex_standin.created_bodies[-1]["pipelineSpec"]["deploymentSpec"])
     print(f"\ninvoke ci wall time: full {full_seconds:.1f} s, modules-only {modules_seconds:.1f} s")

@@ -27,7 +27,9 @@ def imported_modules(source: Path) -> set[str]:
 
 def test_the_pipeline_package_imports_nothing_of_the_release_package():
     offenders = {
-        str(path.relative_to(ROOT)): sorted(n for n in imported_modules(path) if n.split(".")[0] == "cicd_release")
+        str(path.relative_to(ROOT)): sorted(
+            n for n in imported_modules(path) if n.split(".")[0] == "cicd_release"
+        )
         for path in (ROOT / "packages" / "pipeline" / "src").rglob("*.py")
     }
     assert not {k: v for k, v in offenders.items() if v}

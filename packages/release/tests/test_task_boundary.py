@@ -40,9 +40,19 @@ def invoke(checkout: Path, *args: str, **env: str) -> subprocess.CompletedProces
     )
 
 
+SERVING = "europe-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15"
+
 CASES = [
     # id, task and flags, environment, what the one line must name
     ("pipeline-name", ["pipeline.compile"], {"INVOKE_CICD_PIPELINE_NAME": "Bad_Name"}, "cicd.pipeline_name"),
+    # Without a serving container every blessed run would end FAILED in ModelRegistryUploader, an hour in.
+    ("serving-image-missing", ["pipeline.compile"], {}, "cicd.serving_image"),
+    (
+        "serving-image-latest",
+        ["pipeline.compile"],
+        {"INVOKE_CICD_SERVING_IMAGE": SERVING + ":latest"},
+        "latest",
+    ),
     ("bucket-with-slash", ["modules.upload"], {"INVOKE_CICD_BUCKET": "a/b"}, "cicd.bucket"),
     ("bucket-in-ci", ["ci", "--skip-tests"], {"INVOKE_CICD_BUCKET": "a/b"}, "cicd.bucket"),
     (

@@ -138,8 +138,12 @@ def build_image(
     push: bool = False,
     client: Any = None,
     timeout: float = 3600,
+    auth_config: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Build ``context_dir`` with ``dockerfile``, tag it ``tag`` and ``extra_tags``, and push them if asked.
+
+    ``auth_config`` (``{"username", "password"}``) goes with each push, so the push does not depend on the
+    engine's or the build machine's credential file (see ``registry_auth``).
 
     Returns ``{"id", "tags", "pushed": {tag: registry digest or None}, "log": [lines]}``. Any failure
     raises ImageBuildError naming the step, with the end of the build or push log.
@@ -218,17 +222,23 @@ def build_image(
     pushed: dict[str, str | None] = {}
     if push:
         for reference in tags:
-            pushed[reference] = _push(api, reference, docker.errors)
+            pushed[reference] = _push(api, reference, docker.errors, auth_config)
     return {"id": image_id, "tags": tags, "pushed": pushed, "log": log}
 
 
-def _push(api: Any, reference: str, errors: Any) -> str | None:
+def _push(api: Any, reference: str, errors: Any, auth_config: Mapping[str, str] | None = None) -> str | None:
     """Push one tag; return the registry digest the engine reported (None if it reported none)."""
     repository, tag = _split_tag(reference)
     log: list[str] = []
     digest = None
     try:
-        for chunk in api.push(repository, tag=tag, stream=True, decode=True):
+        for chunk in api.push(
+            repository,
+            tag=tag,
+            stream=True,
+            decode=True,
+            auth_config=dict(auth_config) if auth_config else None,
+        ):
             status = chunk.get("status") or chunk.get("stream") or ""
             if status:
                 log.append(status.rstrip("\n"))
@@ -248,3 +258,116 @@ def _push(api: Any, reference: str, errors: Any) -> str | None:
     except errors.APIError as exc:
         raise ImageBuildError(f"pushing {reference}: the engine refused: {exc.explanation or exc}") from exc
     return digest
+
+
+# ------------------------------------------------------------------------------------------- the registry
+
+# What a registry may answer for a tag: Docker and OCI manifests and indexes (multi-platform images).
+_MANIFEST_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+)
+# Artifact Registry (and Container Registry before it) takes a Google OAuth access token as the password of
+# the user "oauth2accesstoken" (https://cloud.google.com/artifact-registry/docs/docker/authentication).
+ACCESS_TOKEN_USER = "oauth2accesstoken"
+
+
+def registry_auth(reference: str, credentials: Any = None) -> dict[str, str] | None:
+    """The ``auth_config`` for pushing ``reference``: a Google access token for Artifact Registry hosts.
+
+    Passed with each push, it does not depend on Cloud Build's docker config file covering the host, nor on
+    a credential helper (``docker-credential-gcr``) the build image does not have. ``credentials`` default to
+    Application Default Credentials (the build's service account on Cloud Build). Other hosts (a local
+    registry) get None: the engine's own configuration applies.
+    """
+    host = reference.split("/", 1)[0]
+    if credentials is None and not host.endswith("-docker.pkg.dev"):
+        return None
+    return {"username": ACCESS_TOKEN_USER, "password": _access_token(credentials)}
+
+
+def _access_token(credentials: Any = None) -> str:
+    import google.auth
+    import google.auth.exceptions
+    import google.auth.transport.requests
+
+    try:
+        if credentials is None:
+            credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+        if not credentials.valid:
+            credentials.refresh(google.auth.transport.requests.Request())
+    except google.auth.exceptions.GoogleAuthError as exc:
+        raise ImageBuildError(
+            f"No Google credentials to talk to Artifact Registry ({exc}): on Cloud Build the build's service "
+            "account provides them; elsewhere run `gcloud auth application-default login`."
+        ) from exc
+    return credentials.token
+
+
+def image_exists(reference: str, auth_config: Mapping[str, str] | None = None, timeout: float = 30) -> bool:
+    """Whether the registry holds ``reference`` (``HOST/REPO:TAG``), asked over the registry's HTTP API v2.
+
+    Follows the registry token protocol (a 401 naming a Bearer realm: fetch a token there with the basic
+    credentials of ``auth_config``, ask again). A refusal is an ImageBuildError naming the role to grant.
+    """
+    import base64
+    import json
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    repository, tag = _split_tag(reference)
+    host, _, name = repository.partition("/")
+    local = host.split(":")[0] in ("localhost", "127.0.0.1")
+    url = f"{'http' if local else 'https'}://{host}/v2/{name}/manifests/{tag}"
+    basic = None
+    if auth_config:
+        pair = f"{auth_config['username']}:{auth_config['password']}".encode()
+        basic = "Basic " + base64.b64encode(pair).decode()
+
+    def head(authorization: str | None) -> int:
+        request = urllib.request.Request(url, method="HEAD", headers={"Accept": ", ".join(_MANIFEST_TYPES)})
+        if authorization:
+            request.add_header("Authorization", authorization)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            if exc.code == 401 and authorization is None:
+                challenge = exc.headers.get("WWW-Authenticate", "")
+                if challenge.lower().startswith("bearer ") and basic:
+                    return head(_bearer(challenge, basic, timeout))
+                if challenge.lower().startswith("basic") and basic:
+                    return head(basic)
+            return exc.code
+        except (urllib.error.URLError, OSError) as exc:
+            raise ImageBuildError(
+                f"Cannot reach the registry {host} to look for {reference}: {exc}."
+            ) from exc
+
+    def _bearer(challenge: str, basic_header: str, timeout_: float) -> str:
+        fields = dict(
+            (k.strip(), v.strip().strip('"'))
+            for k, _, v in (part.partition("=") for part in challenge[len("Bearer ") :].split(","))
+        )
+        query = urllib.parse.urlencode({k: v for k, v in fields.items() if k in ("service", "scope")})
+        request = urllib.request.Request(
+            f"{fields['realm']}?{query}", headers={"Authorization": basic_header}
+        )
+        with urllib.request.urlopen(request, timeout=timeout_) as response:
+            body = json.loads(response.read())
+        return f"Bearer {body.get('token') or body.get('access_token')}"
+
+    status = head(None)
+    if status == 200:
+        return True
+    if status == 404:
+        return False
+    if status in (401, 403):
+        raise ImageBuildError(
+            f"The registry {host} refused to say whether {reference} exists (HTTP {status}): the build's "
+            "identity needs roles/artifactregistry.reader (writer, to push) on the repository."
+        )
+    raise ImageBuildError(f"The registry {host} answered HTTP {status} for {reference}.")

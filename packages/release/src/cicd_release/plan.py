@@ -157,8 +157,11 @@ def classify_path(path: str) -> PathClass:
     return PathClass(None, "full", f"unknown top-level path {top!r}: assumed to affect the build, to be safe")
 
 
-def make_plan(repo_dir: str, base: str | None, head: str = "HEAD") -> Plan:
-    """Plan the release of ``head`` given that ``base`` was the last commit built (None: nothing known)."""
+def make_plan(repo_dir: str, base: str | None, head: str = "HEAD", why_missing: str | None = None) -> Plan:
+    """Plan the release of ``head`` given that ``base`` was the last commit built (None: nothing known).
+
+    ``why_missing`` says why there is no base, when the caller knows (e.g. no release record yet).
+    """
     repo_dir = str(repo_dir)
     _git(repo_dir, "rev-parse", "--git-dir", what=f"{repo_dir!r} is not a git repository: run from the clone")
     head_sha = _resolve(repo_dir, head)
@@ -168,7 +171,7 @@ def make_plan(repo_dir: str, base: str | None, head: str = "HEAD") -> Plan:
         )
     base_sha = _resolve(repo_dir, base) if base and base != _ZERO_SHA else None
     if base_sha is None:
-        return _missing_base_plan(repo_dir, base, head_sha)
+        return _missing_base_plan(repo_dir, base, head_sha, why_missing)
 
     out = _git(
         repo_dir,
@@ -226,9 +229,13 @@ def _plan(base, head, files, packages, workflow, reasons) -> Plan:
     return Plan(base, head, tuple(files), tuple(packages), workflow, WORKFLOW_STEPS[workflow], tuple(reasons))
 
 
-def _missing_base_plan(repo_dir: str, base: str | None, head_sha: str) -> Plan:
+def _missing_base_plan(
+    repo_dir: str, base: str | None, head_sha: str, why_missing: str | None = None
+) -> Plan:
     """Nothing to diff against: build everything, and say why so nobody wonders where the minutes went."""
-    if not base:
+    if why_missing:
+        why = why_missing
+    elif not base:
         why = "no base commit was given"
     elif base == _ZERO_SHA:
         why = f"the base {base} is the all-zero sha (a new branch): there is no previous build"

@@ -136,12 +136,19 @@ def build_wheels(release: Release, packages: tuple[str, ...] = PACKAGES, final: 
 def build_image(release: Release) -> list[str]:
     """Builds (and pushes) the components image from a context of the Dockerfile and the components wheel."""
     ws, settings = release.ws, release.settings
+    settings.require(REQUIRED_SETTINGS["build.image"])
     reference = image_reference(settings, ws.root)
     wheels = ws.read_json(ws.wheels_file, "build.wheels")
     if "components" not in wheels or not Path(wheels["components"]).is_file():
         raise ChainError(
             f"No components wheel recorded in {ws.wheels_file}: run `invoke build.wheels` first."
         )
+    auth = image_lib.registry_auth(reference) if release.push else None
+    if release.push and image_lib.image_exists(reference, auth):
+        # The tag names the content: the image is there, and rebuilding would move the tag to new bytes
+        # (refused outright where Artifact Registry's immutable tags are on).
+        ws.write_json(ws.image_file, {"image": reference, "tags": [reference], "pushed": {}, "existed": True})
+        return [f"{reference}: already in the registry (its tag names its content): not rebuilt"]
     extra = [f"{reference.rsplit(':', 1)[0]}:{tag}" for tag in release.extra_tags]
     context = ws.out / "image-context"
     shutil.rmtree(context, ignore_errors=True)
@@ -151,6 +158,7 @@ def build_image(release: Release) -> list[str]:
         tag=reference,
         extra_tags=extra,
         push=release.push,
+        auth_config=auth,
         build_args={
             "BASE_IMAGE": settings.base_image,
             "COMPONENTS_VERSION": versions(ws.root)["components"],
@@ -167,7 +175,7 @@ def compile_spec(release: Release, upload: bool = True) -> list[str]:
     """Compiles the Vertex spec from the checkout's sources and names it by its bytes; uploads it (never over
     another object) unless `upload` is False. Records name, URI and image in .cicd/spec.json for submit."""
     ws, settings = release.ws, release.settings
-    settings.require(["project", "region", "bucket", "image_repo"])
+    settings.require(REQUIRED_SETTINGS["pipeline.compile"])
     reference = image_reference(settings, ws.root)
     job = _compile_in_checkout(
         ws.root,
@@ -191,7 +199,7 @@ def compile_spec(release: Release, upload: bool = True) -> list[str]:
 
 def upload_modules(release: Release) -> list[str]:
     """Uploads the trainer files content-addressed (never overwriting); records the URIs for submit."""
-    release.settings.require(["bucket"])
+    release.settings.require(REQUIRED_SETTINGS["modules.upload"])
     files = {name: release.root / path for name, path in TRAINER_FILES.items()}
     uris = storage_lib.upload_content_addressed(
         release.storage_client(), release.settings.modules_prefix, files
@@ -207,7 +215,7 @@ def submit_run(release: Release) -> list[str]:
     change), the spec of the last release. After the submit, the release record moves to this run.
     """
     ws, settings, config = release.ws, release.settings, release.config
-    settings.require(["project", "region", "bucket", "image_repo", "service_account"])
+    settings.require(REQUIRED_SETTINGS["pipeline.submit"])
     client = release.storage_client()
     record_uri = f"{settings.releases_prefix}/latest.json"
     last, generation = storage_lib.read_json_object(client, record_uri)
@@ -315,8 +323,86 @@ if tuple(s.name for s in STEPS) != plan_lib.STEPS:  # pragma: no cover - a bug c
     raise RuntimeError("steps.STEPS and plan.STEPS name different chains: keep them the same.")
 
 
+# `invoke plan --base :release`: diff against the commit of the last release (no git ref has a ':').
+RELEASE_BASE = ":release"
+
+
+def release_record(settings: Settings, client) -> tuple[dict | None, int, str]:
+    """The last release's record, its generation (0: none) and its gs:// URI."""
+    settings.require(["bucket"])
+    uri = f"{settings.releases_prefix}/latest.json"
+    data, generation = storage_lib.read_json_object(client, uri)
+    return data, generation, uri
+
+
+def plan_release(release: Release, base: str | None, head: str = "HEAD") -> plan_lib.Plan:
+    """The plan for `head`, then completed against what exists: what a later step needs and is missing
+    (the image a compile names, the spec a submit reuses) is built in this run, not discovered on Vertex.
+
+    With `base` ":release" the diff starts at the last released commit (the release record), not at the
+    previous push: a push whose build was cancelled or failed is then part of the next build. No record
+    means everything is built.
+    """
+    why_missing = None
+    last = None
+    if base == RELEASE_BASE:
+        last, _, uri = release_record(release.settings, release.storage_client())
+        base = last["commit"] if last else None
+        why_missing = None if last else f"there is no release record at {uri} (the first release)"
+    plan = plan_lib.make_plan(str(release.root), base, head, why_missing=why_missing)
+    return complete_plan(release, plan, last)
+
+
+def complete_plan(release: Release, plan: plan_lib.Plan, last: dict | None = None) -> plan_lib.Plan:
+    """Adds the steps that make what the planned steps need and the registry or bucket does not hold."""
+    steps, reasons = set(plan.steps), list(plan.reasons)
+    if "pipeline.submit" in steps and "pipeline.compile" not in steps:
+        if last is None:
+            last, _, _ = release_record(release.settings, release.storage_client())
+        spec = last["inputs"]["spec"] if last else None
+        if not spec or not storage_lib.blob_exists(release.storage_client(), spec):
+            steps.add("pipeline.compile")
+            reasons.append(
+                "pipeline.compile added: no released spec to reuse "
+                f"({spec or 'no release record'}), so this build compiles one."
+            )
+    if "pipeline.compile" in steps and "build.image" not in steps:
+        reference = image_reference(release.settings, release.root)
+        if not image_lib.image_exists(reference, image_lib.registry_auth(reference)):
+            steps.update({"build.wheels", "build.image"})
+            reasons.append(
+                f"build.image added: the spec would run {reference}, which is not in the registry (its build "
+                "never ran or failed), so this build makes it."
+            )
+    if steps == set(plan.steps):
+        return plan
+    ordered = tuple(s for s in plan_lib.STEPS if s in steps)
+    return dataclasses.replace(plan, steps=ordered, reasons=tuple(reasons))
+
+
+# The settings each step needs. Checked for every planned step before the first one runs, so a build never
+# finds a missing setting after an earlier step has built or uploaded something.
+REQUIRED_SETTINGS = {
+    "test": (),
+    "build.wheels": (),
+    "build.image": ("image_repo", "image_name"),
+    # The spec names the serving container Model Registry records: without it every blessed run would end
+    # FAILED in ModelRegistryUploader, an hour in.
+    "pipeline.compile": ("project", "region", "bucket", "image_repo", "serving_image"),
+    "modules.upload": ("bucket",),
+    "pipeline.submit": ("project", "region", "bucket", "image_repo", "service_account"),
+}
+
+
+def check_settings(settings: Settings, plan: plan_lib.Plan) -> None:
+    """Every setting any planned step needs is present (their format was checked when they were read)."""
+    needed = sorted({name for step in plan.steps for name in REQUIRED_SETTINGS[step]})
+    settings.require(needed)
+
+
 def run_chain(release: Release, plan: plan_lib.Plan) -> None:
     """Runs the steps the plan needs, in order, saying each one's output and time."""
+    check_settings(release.settings, plan)
     for step in STEPS:
         if not plan_lib.needs(plan, step.name):
             continue

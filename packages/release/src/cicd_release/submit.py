@@ -84,15 +84,28 @@ def _check_pipeline_root(
     credentials: auth_credentials.Credentials | None,
     client: storage.Client | None,
 ) -> None:
-    """Fail early, and by name, if the pipeline-root bucket is missing (see the module docstring for why)."""
-    bucket, _ = parse_gs_uri(pipeline_root)
+    """Fail early, and by name, if the pipeline-root bucket is missing (see the module docstring for why).
+
+    Asks with object permissions only: the documented roles for the build (Storage Object Admin on the bucket)
+    grant storage.objects.list but not storage.buckets.get, which `Bucket.exists()` needs (a 403 there would
+    be a traceback for a bucket that is fine). Listing at most one object under the root answers the same
+    question: 404 means no such bucket.
+    """
+    bucket, prefix = parse_gs_uri(pipeline_root)
     client = client or storage.Client(project=project, credentials=credentials)
-    if not client.bucket(bucket).exists():
+    try:
+        next(iter(client.list_blobs(bucket, prefix=prefix.rstrip("/") + "/", max_results=1)), None)
+    except gexc.NotFound:
         raise PipelineSubmitError(
-            f"Pipeline root {pipeline_root} is in bucket gs://{bucket}, which does not exist (or is not "
-            f"visible to these credentials). Create it in project {project}, in the run's region, or pass "
-            "another --pipeline-root."
-        )
+            f"Pipeline root {pipeline_root} is in bucket gs://{bucket}, which does not exist. Create it in "
+            f"project {project}, in the run's region (Model Registry needs the artifacts in that region)."
+        ) from None
+    except gexc.Forbidden as exc:
+        raise PipelineSubmitError(
+            f"The identity submitting the run may not list gs://{bucket} ({exc.message}): grant it "
+            f"roles/storage.objectAdmin on the bucket (gcloud storage buckets add-iam-policy-binding "
+            f"gs://{bucket} --member=serviceAccount:SA --role=roles/storage.objectAdmin)."
+        ) from None
 
 
 def follow_pipeline_job(

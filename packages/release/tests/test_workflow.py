@@ -1,0 +1,71 @@
+"""What the GitHub workflow hands to Cloud Build: the exact commit, the release base, and no credentials."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[3]
+WORKFLOW = yaml.safe_load((ROOT / ".github" / "workflows" / "release.yml").read_text())
+
+
+def steps():
+    return WORKFLOW["jobs"]["cloud-build"]["steps"]
+
+
+def test_the_checkout_keeps_no_token_in_git_config():
+    # .git is uploaded (the plan diffs commits); actions/checkout would leave GITHUB_TOKEN in .git/config.
+    [checkout] = [s for s in steps() if s.get("uses", "").startswith("actions/checkout@")]
+    assert checkout["with"]["persist-credentials"] is False
+    assert checkout["with"]["fetch-depth"] == 0, "the last released commit may be far back"
+
+
+@pytest.fixture
+def upload_list(tmp_path: Path):
+    """Which paths gcloud would upload, judged by git's gitignore matcher over .gcloudignore (the same syntax)."""
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True, env=env)
+
+    def ignored(path: str) -> bool:
+        result = subprocess.run(
+            [
+                "git",
+                "-C",
+                str(tmp_path),
+                "-c",
+                f"core.excludesFile={ROOT / '.gcloudignore'}",
+                "check-ignore",
+                "--no-index",
+                "-q",
+                path,
+            ],
+            env=env,
+            check=False,
+        )
+        return result.returncode == 0
+
+    return ignored
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["gha-creds-0f1e2d3c4b5a6978.json", ".cicd/plan.json", "dist/x.whl", "packages/a/__pycache__/m.pyc"],
+)
+def test_credentials_and_build_leftovers_are_not_uploaded(upload_list, path):
+    assert upload_list(path)
+
+
+@pytest.mark.parametrize(
+    "path", ["cloudbuild.yaml", "packages/release/src/cicd_release/plan.py", ".git/HEAD"]
+)
+def test_the_sources_and_the_history_are(upload_list, path):
+    assert not upload_list(path)
+
+
+def test_every_build_diffs_against_the_last_release_not_the_previous_push():
+    [submit] = [s for s in steps() if "gcloud builds submit" in str(s.get("run", ""))]
+    assert "github.event.before" not in str(submit), "a cancelled or failed push's changes would be lost"
+    assert "_BASE=${BASE}" in submit["run"] and "':release'" in submit["env"]["BASE"]
+    assert "persist-credentials" not in str(submit)
