@@ -22,6 +22,7 @@ from tests.support.container_engine import (  # noqa: F401 (fixtures)
     docker_host,
     image_cleanup,
     package_factory,
+    pinned_tfx_like_base_image,
     tfx_like_base_image,
 )
 from tests.support.gcs_emulator import GcsEmulator, create_bucket, make_storage_client, running_gcs_emulator

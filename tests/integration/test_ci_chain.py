@@ -34,7 +34,7 @@ def clone(tmp_path) -> Path:
 
 
 @pytest.fixture
-def chain_env(clone, gcs_emulator, gcs_client, vertex_standin, docker_host, tfx_like_base_image):
+def chain_env(clone, gcs_emulator, gcs_client, vertex_standin, docker_host, pinned_tfx_like_base_image):
     bucket = f"ci-{os.getpid()}-{int(time.time())}"
     gcs_client.create_bucket(bucket)
     # The run's data, where the default data root points (a Vertex run reads it from the bucket).
@@ -48,7 +48,7 @@ def chain_env(clone, gcs_emulator, gcs_client, vertex_standin, docker_host, tfx_
         "INVOKE_CICD_BUCKET": bucket,
         # A repository of its own: the chain skips building an image whose content tag is already there.
         "INVOKE_CICD_IMAGE_REPO": f"{REGISTRY}/test-project/{bucket}",
-        "INVOKE_CICD_BASE_IMAGE": tfx_like_base_image,
+        "INVOKE_CICD_BASE_IMAGE": pinned_tfx_like_base_image,
         "INVOKE_CICD_SERVING_IMAGE": f"europe-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15@sha256:{'0' * 64}",
         "INVOKE_CICD_SERVICE_ACCOUNT": "vertex-pipelines@test-project.iam.gserviceaccount.com",
         "INVOKE_CICD_API_ENDPOINT": vertex_standin.endpoint,

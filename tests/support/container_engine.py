@@ -19,6 +19,7 @@ import sys
 import sysconfig
 import tarfile
 import textwrap
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -246,3 +247,35 @@ def tfx_like_base_image(docker_client, base_image, tmp_path_factory) -> str:
     (context / "Dockerfile").write_text(f"FROM {base_image}\nCOPY site/ {stdlib}/site-packages/\n")
     docker_client.images.build(path=str(context), tag=tag, rm=True, pull=False)
     return tag
+
+
+@pytest.fixture(scope="session")
+def pinned_tfx_like_base_image(docker_client, tfx_like_base_image) -> str:
+    """The TFX-like base as a user gives it: mirrored into a registry and named by digest (REPO@sha256:...).
+
+    The chain refuses a base pinned only by a tag; podman pulls this reference from the local registry.
+    """
+    repository = f"{REGISTRY}/cicd-test/tfx-like-base"
+    tag = tfx_like_base_image.rsplit(":", 1)[1]
+    docker_client.api.tag(tfx_like_base_image, repository, tag)
+    digest = None
+    for chunk in docker_client.api.push(repository, tag=tag, stream=True, decode=True):
+        if "error" in chunk:
+            pytest.fail(f"pushing the test base to {repository}:{tag} failed: {chunk['error']}")
+        aux = chunk.get("aux")
+        if isinstance(aux, dict) and aux.get("Digest"):
+            digest = aux["Digest"]
+        elif digest is None and (match := re.search(r"(sha256:[0-9a-f]{64})", chunk.get("status", ""))):
+            digest = match.group(1)
+    if digest is None:  # podman does not always stream the digest: ask the registry
+        request = urllib.request.Request(
+            f"http://{REGISTRY}/v2/cicd-test/tfx-like-base/manifests/{tag}",
+            method="HEAD",
+            headers={
+                "Accept": "application/vnd.oci.image.manifest.v1+json, "
+                "application/vnd.docker.distribution.manifest.v2+json"
+            },
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            digest = response.headers["Docker-Content-Digest"]
+    return f"{repository}@{digest}"

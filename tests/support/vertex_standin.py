@@ -12,7 +12,12 @@ Subset served (paths as in ``aiplatform_v1/services/pipeline_service/transports/
 The Model Registry subset (``models`` list/get/upload and the upload's operation) lives in
 ``tests/support/vertex_model_registry.py`` and is served by the same server, as ``standin.model_registry``.
 Errors use Google's JSON error shape, which ``google.api_core.exceptions.from_http_response`` maps to the
-matching exception class (400 -> BadRequest, 404 -> NotFound, 409 -> Conflict).
+matching exception class (400 -> BadRequest, 403 -> Forbidden, 404 -> NotFound, 409 -> Conflict).
+
+What Vertex refuses, the stand-in refuses, each rule with where it comes from: the job ID, labels, display
+name, service account and pipeline root of a create (``validate_pipeline_job`` and ``VertexStandIn.create``),
+and the Model Registry's upload rules (``tests/support/vertex_model_registry.py``). The client library checks
+some of these itself and lets others through; the stand-in does not rely on either.
 
 Each GET of a job moves it one step along PENDING -> RUNNING -> outcome, so a test that polls sees the same
 sequence the service shows; ``next_outcome`` picks the outcome of the next created job.
@@ -22,9 +27,11 @@ from __future__ import annotations
 
 import copy
 import datetime
+import itertools
 import json
 import re
 import threading
+import unicodedata
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,9 +53,33 @@ OUTCOMES = {"SUCCEEDED": SUCCEEDED, "FAILED": FAILED, "CANCELLED": CANCELLED}
 _PARENT = r"/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/pipelineJobs"
 _COLLECTION_RE = re.compile(_PARENT + r"$")
 _JOB_RE = re.compile(_PARENT + r"/(?P<job_id>[^/:]+)(?P<verb>:cancel)?$")
-# Vertex's own rule for pipeline job IDs (also in aiplatform's pipeline_constants._VALID_NAME_PATTERN).
+# Vertex's rule for pipeline job IDs: CreatePipelineJobRequest.pipeline_job_id ("less than 128 characters, valid
+# characters are /[a-z][0-9]-/"), as aiplatform's pipeline_constants._VALID_NAME_PATTERN spells it. That
+# constant is compiled with re.IGNORECASE, so the client lets an upper-case ID through; the service does not.
 _JOB_ID_RE = re.compile(r"^[a-z][-a-z0-9]{0,127}$")
-_GRPC_STATUS = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 409: "ALREADY_EXISTS", 405: "UNIMPLEMENTED"}
+# PipelineJob.display_name and Model.display_name: "up to 128 characters long ... any UTF-8 characters".
+DISPLAY_NAME_MAX = 128
+# Cloud labels (https://cloud.google.com/resource-manager/docs/labels-overview#requirements, which Vertex's
+# PipelineJob.labels and Model.labels point to): at most 64 per resource; keys 1-63 characters starting with a
+# lowercase letter or an international character; values 0-63 characters; keys and values only lowercase
+# letters, digits, '_' and '-', international characters allowed. As regular expressions (Bigtable's docs of the
+# same rules): keys [\p{Ll}\p{Lo}][\p{Ll}\p{Lo}\p{N}_-]{0,62}, values [\p{Ll}\p{Lo}\p{N}_-]{0,63}.
+LABELS_MAX, LABEL_KEY_MAX, LABEL_VALUE_MAX = 64, 63, 63
+# Service-account e-mails (IAM): a user-managed account is ACCOUNT_ID@PROJECT_ID.iam.gserviceaccount.com, the
+# account ID 6-30 characters matching [a-z]([-a-z0-9]*[a-z0-9]) (CreateServiceAccountRequest.account_id), the
+# project ID 6-30 characters, a letter first and no trailing hyphen. Vertex runs a pipeline without one as the
+# Compute Engine default account, PROJECT_NUMBER-compute@developer.gserviceaccount.com, which may be given too.
+_SERVICE_ACCOUNT_RES = (
+    re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]@[a-z][-a-z0-9]{4,28}[a-z0-9]\.iam\.gserviceaccount\.com$"),
+    re.compile(r"^[0-9]+-compute@developer\.gserviceaccount\.com$"),
+)
+_GRPC_STATUS = {
+    400: "INVALID_ARGUMENT",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    405: "UNIMPLEMENTED",
+    409: "ALREADY_EXISTS",
+}
 
 
 class ApiError(Exception):
@@ -69,8 +100,68 @@ def utc_timestamp() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _label_letter(char: str) -> bool:
+    """A lowercase letter or an "international character": Unicode Ll or Lo (letters without case, e.g. CJK)."""
+    return unicodedata.category(char) in ("Ll", "Lo")
+
+
+def _label_char(char: str) -> bool:
+    return _label_letter(char) or unicodedata.category(char).startswith("N") or char in "_-"
+
+
+def label_problem(key: str, value: str) -> str | None:
+    """What is wrong with one label under the Cloud label rules (see LABELS_MAX), or None when it is valid."""
+    if not 1 <= len(key) <= LABEL_KEY_MAX:
+        return f"key {key!r} must be 1-{LABEL_KEY_MAX} characters long"
+    if not _label_letter(key[0]):
+        return f"key {key!r} must start with a lowercase letter or an international character"
+    if not all(_label_char(c) for c in key):
+        return f"key {key!r} may contain only lowercase letters, digits, '_' and '-'"
+    if not isinstance(value, str) or len(value) > LABEL_VALUE_MAX:
+        return f"value {value!r} of key {key!r} must be a string of at most {LABEL_VALUE_MAX} characters"
+    if not all(_label_char(c) for c in value):
+        return f"value {value!r} of key {key!r} may contain only lowercase letters, digits, '_' and '-'"
+    return None
+
+
+def validate_labels(labels: Any, field: str) -> None:
+    """Raise ApiError(400) naming every label of ``field`` (e.g. "PipelineJob.labels") that Vertex refuses."""
+    if not labels:
+        return
+    if len(labels) > LABELS_MAX:
+        raise ApiError(400, f"{field} has {len(labels)} entries; at most {LABELS_MAX} are allowed.")
+    problems = [p for key, value in labels.items() if (p := label_problem(key, value))]
+    if problems:
+        raise ApiError(400, f"Invalid {field}: {'; '.join(problems)}.")
+
+
+def validate_display_name(display_name: Any, field: str) -> None:
+    """Raise ApiError(400) if ``display_name`` is longer than Vertex allows (it counts characters, not bytes)."""
+    if display_name and len(display_name) > DISPLAY_NAME_MAX:
+        raise ApiError(
+            400, f"{field} must be at most {DISPLAY_NAME_MAX} characters; got {len(display_name)}."
+        )
+
+
+def is_service_account_email(value: str) -> bool:
+    """True for a user-managed service account's e-mail or a Compute Engine default service account's."""
+    return any(pattern.match(value) for pattern in _SERVICE_ACCOUNT_RES)
+
+
+def act_as_denied(service_account: str, why: str = "") -> ApiError:
+    """The error Vertex answers a create with when the caller may not act as ``service_account``.
+
+    Vertex answers INVALID_ARGUMENT (not PERMISSION_DENIED) with this text, whether the account does not exist
+    or the caller lacks iam.serviceAccounts.actAs on it, as users report it:
+    https://github.com/googleapis/python-aiplatform/issues/1073 (2022), https://github.com/dzlab/deeplearning.ai/issues/5
+    (2024). ``why`` adds the stand-in's own reason, after Vertex's text.
+    """
+    message = f"You do not have permission to act as service_account: {service_account}. (or it may not exist)."
+    return ApiError(400, f"{message} {why}" if why else message)
+
+
 def validate_pipeline_job(body: dict[str, Any]) -> None:
-    """Raise ApiError(400) unless ``body`` is a PipelineJob carrying a usable pipeline spec."""
+    """Raise ApiError(400) unless ``body`` is a PipelineJob Vertex would accept: spec, labels, names, root."""
     spec = body.get("pipelineSpec")
     if not isinstance(spec, dict):
         raise ApiError(400, "PipelineJob.pipelineSpec is required and must be a PipelineSpec object.")
@@ -94,8 +185,23 @@ def validate_pipeline_job(body: dict[str, Any]) -> None:
             f"runtimeConfig.parameterValues names undeclared pipeline parameter(s) {unknown}; "
             f"declared root input parameters: {sorted(declared)}.",
         )
-    if not (body.get("runtimeConfig") or {}).get("gcsOutputDirectory"):
+    root = (body.get("runtimeConfig") or {}).get("gcsOutputDirectory")
+    if not root:
         raise ApiError(400, "runtimeConfig.gcsOutputDirectory (the pipeline root) is required.")
+    # RuntimeConfig.gcs_output_directory: "Required. A path in a Cloud Storage bucket".
+    if not root.startswith("gs://") or len(root) <= len("gs://"):
+        raise ApiError(
+            400, f"runtimeConfig.gcsOutputDirectory must be a Cloud Storage path (gs://...); got {root!r}."
+        )
+    validate_display_name(body.get("displayName"), "PipelineJob.displayName")
+    validate_labels(body.get("labels"), "PipelineJob.labels")
+    service_account = body.get("serviceAccount")
+    if service_account and not is_service_account_email(service_account):
+        raise act_as_denied(
+            service_account,
+            "(stand-in: not a service-account e-mail; expected NAME@PROJECT_ID.iam.gserviceaccount.com or "
+            "PROJECT_NUMBER-compute@developer.gserviceaccount.com)",
+        )
 
 
 class VertexStandIn:
@@ -111,7 +217,7 @@ class VertexStandIn:
         self.reset()
 
     def reset(self) -> None:
-        """Forget all jobs, models and requests and go back to the default outcome (SUCCEEDED)."""
+        """Forget all jobs, models and requests; back to the default outcome (SUCCEEDED) and any service account."""
         self.model_registry.reset()
         with self._lock:
             self.jobs: dict[str, dict[str, Any]] = {}
@@ -119,6 +225,9 @@ class VertexStandIn:
             self.requests: list[tuple[str, str]] = []
             self.next_outcome = "SUCCEEDED"
             self._outcomes: dict[str, str] = {}
+            # The service accounts that exist and that the caller may act as; None: any well-formed one.
+            self.service_accounts: set[str] | None = None
+            self._generated_ids = itertools.count(1_000_000_000_000_000_001)
 
     def job_body(self, job_id: str) -> dict[str, Any]:
         """Return the request body a job was created with (raises KeyError naming known IDs)."""
@@ -133,11 +242,17 @@ class VertexStandIn:
 
     def create(self, project: str, location: str, job_id: str | None, body: dict[str, Any]) -> dict:
         """Validate and store a new job in PENDING, as ``CreatePipelineJob`` does."""
-        if not job_id or not _JOB_ID_RE.match(job_id):
+        if job_id is not None and not _JOB_ID_RE.match(job_id):
             raise ApiError(400, f"pipelineJobId {job_id!r} must match {_JOB_ID_RE.pattern}.")
         validate_pipeline_job(body)
-        name = f"projects/{project}/locations/{location}/pipelineJobs/{job_id}"
+        service_account = body.get("serviceAccount")
         with self._lock:
+            if service_account and self.service_accounts is not None:
+                if service_account not in self.service_accounts:
+                    raise act_as_denied(service_account)
+            # "If not provided, an ID will be automatically generated" (the stand-in's are numbers).
+            job_id = job_id or str(next(self._generated_ids))
+            name = f"projects/{project}/locations/{location}/pipelineJobs/{job_id}"
             if self.next_outcome not in OUTCOMES:
                 raise ApiError(
                     400, f"stand-in next_outcome {self.next_outcome!r} is not one of {list(OUTCOMES)}"

@@ -32,7 +32,7 @@ def test_good_settings_pass_and_derive_paths():
 
 def test_the_defaults_are_valid_and_listed():
     assert Settings() == Settings.from_config({})
-    assert Settings.defaults()["base_image"] == "gcr.io/tfx-oss-public/tfx:1.16.0"
+    assert Settings.defaults()["base_image"] == "", "no default: a base must be mirrored and pinned by digest"
     assert set(Settings.defaults()) == set(Settings.model_fields)
 
 
@@ -60,9 +60,7 @@ def test_the_settings_are_frozen():
         ("image_repo", "127.0.0.1:5000/test-project/training"),
         ("image_repo", "localhost:5000/test-project/training"),
         ("image_name", "cicd-components"),
-        ("base_image", "gcr.io/tfx-oss-public/tfx:1.16.0"),
-        ("base_image", "localhost/cicd-test-tfx-like-base:0123abc"),
-        ("base_image", "127.0.0.1:5000/test-project/training/base:1.0"),
+        ("base_image", f"127.0.0.1:5000/test-project/training/base@{DIGEST}"),
         ("base_image", f"gcr.io/tfx-oss-public/tfx@{DIGEST}"),
         ("serving_image", f"europe-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest@{DIGEST}"),
         ("service_account", "vertex-pipelines@test-project.iam.gserviceaccount.com"),
@@ -114,6 +112,7 @@ def test_a_rule_accepts_good_values(name, value):
         ("image_name", "CICD", "is not an image name"),
         ("image_name", "cicd_components", "is not an image name"),
         ("base_image", "gcr.io/tfx-oss-public/tfx:latest", "uses the latest tag"),
+        ("base_image", "gcr.io/tfx-oss-public/tfx:1.16.0", "pin the digest"),
         ("base_image", "gcr.io/tfx-oss-public/tfx", "has no tag"),
         ("base_image", "127.0.0.1:5000/tfx", "has no tag"),
         ("base_image", "gcr.io/tfx-oss-public/tfx@sha256:abc", "has a digest that is not"),

@@ -152,6 +152,16 @@ def _pinned_image(value: str) -> str | None:
     return None
 
 
+def _digest_pinned(value: str) -> str | None:
+    """An image by digest: a tag can be moved to other bytes, and the components image names its base."""
+    wrong = _pinned_image(value)
+    if wrong:
+        return wrong
+    if "@" not in value:
+        return "is pinned by a tag, which can be moved; pin the digest (NAME@sha256:...)"
+    return None
+
+
 def _rule(check: Callable[[str], str | None]) -> AfterValidator:
     """Runs `check` on a non-empty value (empty means "not set": `require` says when a step needs it)."""
 
@@ -214,9 +224,13 @@ class Settings(BaseModel):
         "cicd-components",
         description="an image name of lowercase letters, digits and '-', e.g. cicd-components",
     )
-    # The TFX image the components image builds on.
-    base_image: Annotated[str, _rule(_pinned_image)] = Field(
-        "gcr.io/tfx-oss-public/tfx:1.16.0", description=_PINNED
+    # The TFX image the components image builds on, pinned by digest: the image's tag names its inputs, and a
+    # base that moved under the same tag would make two images with one name. gcr.io (Container Registry) is
+    # retired: mirror gcr.io/tfx-oss-public/tfx:1.16.0 into your Artifact Registry (docs/release-chain.md).
+    base_image: Annotated[str, _rule(_digest_pinned)] = Field(
+        "",
+        description="the TFX base image by digest, e.g. "
+        "europe-west4-docker.pkg.dev/my-project/mirror/tfx@sha256:<64 hex digits>",
     )
     service_account: Annotated[str, _rule(_service_account)] = Field(
         "", description="a service account e-mail NAME@PROJECT.iam.gserviceaccount.com"

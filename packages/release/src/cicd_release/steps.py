@@ -385,7 +385,7 @@ def complete_plan(release: Release, plan: plan_lib.Plan, last: dict | None = Non
 REQUIRED_SETTINGS = {
     "test": (),
     "build.wheels": (),
-    "build.image": ("image_repo", "image_name"),
+    "build.image": ("image_repo", "image_name", "base_image"),
     # The spec names the serving container Model Registry records: without it every blessed run would end
     # FAILED in ModelRegistryUploader, an hour in.
     "pipeline.compile": ("project", "region", "bucket", "image_repo", "serving_image"),
