@@ -141,7 +141,12 @@ def test_first_release_then_unchanged_spec_then_a_cancelled_push_is_built_by_the
     )
     assert "pipeline.submit: skipped, nothing the run consumes changed" in out
     assert len(vertex_standin.created_bodies) == 1, "no Vertex run for a change the run cannot see"
-    assert record(gcs_client, bucket)["commit"] == head, "the release record stays at the last real release"
+    # The record moves to this commit (it is released by that same run), so later plans diff from here.
+    assert (record(gcs_client, bucket)["commit"], record(gcs_client, bucket)["run"]) == (
+        git(clone, "rev-parse", "HEAD"),
+        released["run"],
+    )
+    head = git(clone, "rev-parse", "HEAD")
 
     # Push B changes one trainer module, and its build never runs (GitHub cancelled it as pending behind A);
     # push C changes only the docs. Diffed against the previous push, C would build nothing; diffed against

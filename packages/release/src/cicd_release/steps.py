@@ -245,6 +245,16 @@ def submit_run(release: Release) -> list[str]:
             f"{last['commit'][:12]} (run {last['run']['resource_name']}): same spec, image, modules, data "
             "and hyperparameters. `invoke pipeline.submit --force` starts one anyway."
         )
+        commit = git_lib.head_commit(ws.root)
+        if commit != last["commit"]:
+            # This commit is released by that run: later plans diff from here, not from before this change.
+            moved = {
+                **last,
+                "commit": commit,
+                "released_at": _now(),
+                "run_commit": last.get("run_commit", last["commit"]),
+            }
+            storage_lib.write_json_object(client, record_uri, moved, if_generation_match=generation)
         ws.write_json(ws.job_file, {"skipped": reason, "release": last})
         return [reason]
 
@@ -287,7 +297,7 @@ def submit_run(release: Release) -> list[str]:
     )
     record = {
         "commit": commit,
-        "released_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "released_at": _now(),
         "versions": package_versions,
         "inputs": inputs,
         "run": dataclasses.asdict(job),
@@ -465,6 +475,10 @@ def _write_once(path: Path, text: str) -> Path:
             raise ChainError(f"{path} exists with other content; specs are never overwritten: remove it.")
         return path
     return atomic_write(path, text)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def _credentials(settings: Settings):
