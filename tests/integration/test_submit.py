@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
+from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
-from google.cloud import storage
+from google.cloud import aiplatform, storage
 
+from cicd_components.labels import vertex_labels
 from cicd_release.storage import upload_immutable
 from cicd_release.submit import (
     PipelineJobFailed,
@@ -24,10 +29,12 @@ from cicd_release.submit import (
     follow_pipeline_job,
     submit_pipeline_job,
 )
-from tests.support.vertex_standin import CANCELLING, VertexStandIn
+from tests.support.vertex_standin import CANCELLING, PENDING, VertexStandIn
 
 PROJECT, REGION = "test-project", "us-central1"
 SERVICE_ACCOUNT = "pipelines@test-project.iam.gserviceaccount.com"
+# The run-as account the CI chain submits with (tests/integration/test_ci_chain.py).
+CHAIN_SERVICE_ACCOUNT = "vertex-pipelines@test-project.iam.gserviceaccount.com"
 
 TINY_SPEC: dict[str, Any] = {
     "pipelineInfo": {"name": "tiny-pipeline"},
@@ -213,24 +220,289 @@ def test_reusing_a_job_id_is_a_clear_conflict(
         _submit(vertex_standin, gcs_bucket, _spec_file(tmp_path))
 
 
-def test_stand_in_rejects_undeclared_parameter_values_on_the_wire(vertex_standin: VertexStandIn) -> None:
-    """The client checks parameter names too; this shows the stand-in catches what a client lets through."""
+def _raw_body(**changes: Any) -> dict[str, Any]:
+    """A PipelineJob the stand-in accepts, with ``changes`` to its top-level fields (None removes one)."""
     body = {
         "displayName": "raw",
         "pipelineSpec": TINY_SPEC,
-        "runtimeConfig": {"gcsOutputDirectory": "gs://b/root", "parameterValues": {"nope": "x"}},
+        "runtimeConfig": {"gcsOutputDirectory": "gs://b/root", "parameterValues": {"module_file": "x"}},
     }
+    return {k: v for k, v in {**body, **changes}.items() if v is not None}
+
+
+def _post_job(standin: VertexStandIn, body: dict[str, Any], job_id: str | None = "raw-1") -> dict[str, Any]:
+    """POST a create straight to the stand-in, as a client that checks nothing would; the answer's JSON.
+
+    For what the aiplatform client refuses (or rewrites) before sending: only the wire can show that the
+    stand-in refuses it too. An HTTP error comes back as {"http": code, **error}.
+    """
+    query = f"?pipelineJobId={urllib.parse.quote(job_id)}" if job_id is not None else ""
     request = urllib.request.Request(
-        f"{vertex_standin.endpoint}/v1/projects/p/locations/l/pipelineJobs?pipelineJobId=raw-1",
+        f"{standin.endpoint}/v1/projects/{PROJECT}/locations/{REGION}/pipelineJobs{query}",
         data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json"},
     )
-    with pytest.raises(urllib.error.HTTPError) as raised:
-        urllib.request.urlopen(request, timeout=5)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return {"http": exc.code, **json.loads(exc.read())["error"]}
 
-    error = json.loads(raised.value.read())["error"]
-    assert (raised.value.code, error["code"], error["status"]) == (400, 400, "INVALID_ARGUMENT")
+
+def test_stand_in_rejects_undeclared_parameter_values_on_the_wire(vertex_standin: VertexStandIn) -> None:
+    """The client checks parameter names too; this shows the stand-in catches what a client lets through."""
+    error = _post_job(
+        vertex_standin,
+        _raw_body(runtimeConfig={"gcsOutputDirectory": "gs://b/root", "parameterValues": {"nope": "x"}}),
+    )
+
+    assert (error["http"], error["code"], error["status"]) == (400, 400, "INVALID_ARGUMENT")
     assert "nope" in error["message"]
+
+
+# --- Vertex's rules for a create, each refused by the stand-in -------------------------------------------------
+# Where aiplatform lets a bad value through, the request goes through the real client (and, where the project's
+# submit_pipeline_job passes it on unchanged, through that); where aiplatform refuses or rewrites it first, the
+# request goes over the wire directly, and the test shows the client's own refusal too.
+
+
+def _client_job(template: Path, bucket: str, **changes: Any) -> aiplatform.PipelineJob:
+    """aiplatform's PipelineJob for TINY_SPEC, as submit_pipeline_job builds it, with ``changes``."""
+    arguments: dict[str, Any] = {
+        "display_name": "tiny",
+        "template_path": str(template),
+        "job_id": "tiny-run-1",
+        "pipeline_root": f"gs://{bucket}/root",
+        "parameter_values": {"module_file": "gs://modules/abc/model.py"},
+        "project": PROJECT,
+        "location": REGION,
+        "credentials": AnonymousCredentials(),
+    }
+    return aiplatform.PipelineJob(**{**arguments, **changes})
+
+
+@pytest.mark.parametrize(
+    ("job_id", "body_changes", "client_changes", "message"),
+    [
+        # pipelineJobId: aiplatform's _VALID_NAME_PATTERN refuses these with a ValueError before any request.
+        pytest.param(
+            "1-run", {}, {"job_id": "1-run"}, "pipelineJobId '1-run' must match", id="id-digit-first"
+        ),
+        pytest.param(
+            "raw_1", {}, {"job_id": "raw_1"}, "pipelineJobId 'raw_1' must match", id="id-underscore"
+        ),
+        pytest.param("a" * 129, {}, {"job_id": "a" * 129}, "must match", id="id-129-chars"),
+        # displayName: aiplatform's utils.validate_display_name refuses more than 128 characters.
+        pytest.param(
+            "raw-1",
+            {"displayName": "d" * 129},
+            {"display_name": "d" * 129},
+            "PipelineJob.displayName must be at most 128 characters",
+            id="display-name-129-chars",
+        ),
+        # gcsOutputDirectory: aiplatform never sends a job without one (it falls back to the spec's
+        # defaultPipelineRoot, the staging bucket, or gs://PROJECT-vertex-pipelines-REGION/output_artifacts/).
+        pytest.param(
+            "raw-1",
+            {"runtimeConfig": {"parameterValues": {"module_file": "x"}}},
+            None,
+            "runtimeConfig.gcsOutputDirectory (the pipeline root) is required",
+            id="no-pipeline-root",
+        ),
+    ],
+)
+def test_stand_in_refuses_on_the_wire_what_the_client_refuses_first(
+    tmp_path: Path,
+    vertex_standin: VertexStandIn,
+    job_id: str,
+    body_changes: dict[str, Any],
+    client_changes: dict[str, Any] | None,
+    message: str,
+) -> None:
+    if client_changes is not None:
+        with pytest.raises(ValueError):
+            _client_job(_spec_file(tmp_path), "b", **client_changes)
+
+    error = _post_job(vertex_standin, _raw_body(**body_changes), job_id=job_id)
+
+    assert (error["http"], error["code"], error["status"]) == (400, 400, "INVALID_ARGUMENT")
+    assert message in error["message"]
+    assert vertex_standin.jobs == {}
+
+
+_MANY_LABELS = {f"label-{i}": "v" for i in range(65)}
+
+
+@pytest.mark.parametrize(
+    ("changes", "service_account", "message"),
+    [
+        # aiplatform's _VALID_NAME_PATTERN is compiled with re.IGNORECASE; Vertex wants lower case.
+        pytest.param(
+            {"job_id": "Tiny-Run-1"}, None, "pipelineJobId 'Tiny-Run-1' must match", id="id-upper-case"
+        ),
+        # aiplatform's utils.validate_labels only checks that keys and values are strings.
+        pytest.param(
+            {"labels": {"Commit": "abc"}}, None, "key 'Commit' must start with a lowercase", id="key-upper"
+        ),
+        pytest.param(
+            {"labels": {"1st": "x"}}, None, "key '1st' must start with a lowercase", id="key-digit-first"
+        ),
+        pytest.param({"labels": {"": "x"}}, None, "key '' must be 1-63 characters", id="key-empty"),
+        pytest.param({"labels": {"k" * 64: "x"}}, None, "must be 1-63 characters", id="key-64-chars"),
+        pytest.param({"labels": {"commit.sha": "x"}}, None, "may contain only lowercase", id="key-dot"),
+        pytest.param(
+            {"labels": {"version": "0.1.0"}}, None, "value '0.1.0' of key 'version'", id="value-dot"
+        ),
+        pytest.param({"labels": {"branch": "Main"}}, None, "value 'Main' of key 'branch'", id="value-upper"),
+        pytest.param({"labels": {"commit": "v" * 64}}, None, "at most 63 characters", id="value-64-chars"),
+        pytest.param({"labels": _MANY_LABELS}, None, "has 65 entries; at most 64", id="65-labels"),
+        # aiplatform sends the pipeline root as given (its bucket check logs and swallows any error).
+        pytest.param(
+            {"pipeline_root": "/tmp/pipeline-root"},
+            None,
+            "must be a Cloud Storage path",
+            id="root-local-path",
+        ),
+        pytest.param(
+            {"pipeline_root": "s3://bucket/root"}, None, "must be a Cloud Storage path", id="root-s3"
+        ),
+        # aiplatform sends any service_account string; Vertex cannot act as what is not a service account.
+        pytest.param({}, "pipelines", "act as service_account: pipelines.", id="sa-not-an-email"),
+        pytest.param({}, "pipelines@example.com", "not a service-account e-mail", id="sa-other-domain"),
+        pytest.param({}, "someone@gmail.com", "not a service-account e-mail", id="sa-user-account"),
+        pytest.param(
+            {},
+            "abc@test-project.iam.gserviceaccount.com",
+            "not a service-account e-mail",
+            id="sa-id-too-short",
+        ),
+    ],
+)
+def test_stand_in_refuses_what_the_client_lets_through(
+    tmp_path: Path,
+    vertex_standin: VertexStandIn,
+    gcs_bucket: storage.Bucket,
+    changes: dict[str, Any],
+    service_account: str | None,
+    message: str,
+) -> None:
+    aiplatform.init(api_endpoint=vertex_standin.endpoint, api_transport="rest")
+    job = _client_job(_spec_file(tmp_path), gcs_bucket.name, **changes)
+
+    with pytest.raises(gexc.BadRequest) as raised:
+        job.submit(service_account=service_account)
+
+    assert raised.value.code == 400
+    assert message in raised.value.message
+    assert vertex_standin.jobs == {}
+
+
+def test_stand_in_accepts_what_vertex_accepts(
+    tmp_path: Path, vertex_standin: VertexStandIn, gcs_bucket: storage.Bucket
+) -> None:
+    """The edges of each rule, through the real client: the stand-in must not refuse what Vertex takes."""
+    labels = {
+        "équipe": "données",  # lowercase non-ASCII letters (Unicode Ll): "international characters are allowed"
+        "ラベル": "機械学習",  # letters without case (Unicode Lo) may even start a key
+        "empty": "",  # "Values can be empty"
+        "k" * 63: "v" * 63,
+        **{f"label-{i}": "v" for i in range(60)},
+    }
+    assert len(labels) == 64
+    aiplatform.init(api_endpoint=vertex_standin.endpoint, api_transport="rest")
+    job = _client_job(
+        _spec_file(tmp_path),
+        gcs_bucket.name,
+        job_id="a" + "-0" * 63 + "b",  # 128 characters, as aiplatform's pattern allows
+        display_name="ü" * 128,  # 128 characters (not bytes)
+        labels=labels,
+    )
+
+    job.submit(service_account="123456789012-compute@developer.gserviceaccount.com")  # the Compute default
+
+    body = vertex_standin.job_body(job.job_id)
+    assert len(job.job_id) == 128
+    assert body["labels"] == labels
+    assert body["serviceAccount"] == "123456789012-compute@developer.gserviceaccount.com"
+
+
+def test_stand_in_generates_a_job_id_when_none_is_given(vertex_standin: VertexStandIn) -> None:
+    """pipelineJobId is optional ("If not provided, an ID will be automatically generated")."""
+    job = _post_job(vertex_standin, _raw_body(), job_id=None)
+
+    assert re.fullmatch(rf"projects/{PROJECT}/locations/{REGION}/pipelineJobs/[0-9]+", job["name"])
+    assert job["state"] == PENDING
+
+
+@pytest.mark.parametrize(
+    "service_account",
+    [
+        "other-runner@test-project.iam.gserviceaccount.com",  # missing, or the caller may not act as it
+        "123456789012-compute@developer.gserviceaccount.com",  # the Compute default, not granted either
+    ],
+)
+def test_a_service_account_the_caller_may_not_act_as_is_refused_as_vertex_refuses_it(
+    tmp_path: Path, vertex_standin: VertexStandIn, gcs_bucket: storage.Bucket, service_account: str
+) -> None:
+    vertex_standin.service_accounts = {SERVICE_ACCOUNT}
+
+    with pytest.raises(
+        PipelineSubmitError,
+        match=rf"400 .*: You do not have permission to act as service_account: {re.escape(service_account)}\. "
+        r"\(or it may not exist\)\.$",
+    ):
+        _submit(vertex_standin, gcs_bucket, _spec_file(tmp_path), service_account=service_account)
+
+    assert vertex_standin.jobs == {}
+    _submit(vertex_standin, gcs_bucket, _spec_file(tmp_path))  # the account that exists and may be acted as
+    assert vertex_standin.job_body("tiny-run-1")["serviceAccount"] == SERVICE_ACCOUNT
+
+
+def test_the_chains_own_request_passes_every_rule(
+    tmp_path: Path, vertex_standin: VertexStandIn, gcs_bucket: storage.Bucket
+) -> None:
+    """What cicd_release.steps.submit_run sends: its job ID format, run labels, model_labels, service account."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    # A package version as `invoke` reports it for a dirty checkout: the longest label value the chain makes.
+    version = "0.1.0+g0123456789ab.dirty89abcdef"
+    run_labels = {
+        "commit": commit[:12],
+        **{f"{p}_version": version for p in ("components", "pipeline", "release", "trainer")},
+    }
+    model_labels = {
+        **run_labels,
+        **{
+            f"{name}_sha": "0123456789abcdef"
+            for name in ("preprocessing_module", "model_module", "schema_file")
+        },
+        "data_sha": "fedcba9876543210",
+    }
+    spec = copy.deepcopy(TINY_SPEC)
+    spec["root"]["inputDefinitions"]["parameters"]["model_labels"] = {"parameterType": "STRING"}
+    job_id = f"penguin-cicd-{commit[:12]}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
+    vertex_standin.service_accounts = {CHAIN_SERVICE_ACCOUNT}
+
+    result = _submit(
+        vertex_standin,
+        gcs_bucket,
+        _spec_file(tmp_path, spec),
+        display_name="penguin-cicd",
+        job_id=job_id,
+        parameter_values={
+            "module_file": "gs://modules/abc/model.py",
+            "model_labels": json.dumps(vertex_labels(model_labels), sort_keys=True),
+        },
+        labels=run_labels,
+        service_account=CHAIN_SERVICE_ACCOUNT,
+        enable_caching=None,
+    )
+
+    assert re.fullmatch(r"penguin-cicd-[0-9a-f]{12}-[0-9]{14}", job_id)
+    assert result.state == PENDING
+    body = vertex_standin.job_body(job_id)
+    assert body["labels"] == vertex_labels(run_labels)
+    assert body["labels"]["trainer_version"] == "0-1-0-g0123456789ab-dirty89abcdef"
+    assert body["serviceAccount"] == CHAIN_SERVICE_ACCOUNT
 
 
 def test_missing_template_is_named(

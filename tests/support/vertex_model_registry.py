@@ -8,10 +8,11 @@ Served through the stand-in's HTTP server (``tests/support/vertex_standin.py``),
     GET  /v1/projects/P/locations/L/models/MID[@VERSION_OR_ALIAS]     get
     GET  /ui/projects/P/locations/L/models/MID/operations/OID         the upload's operation (or /v1/...)
 
-As on Vertex, an upload with ``parentModel`` adds a version (versionId + 1) to that model; one without it
-creates a model with a new ID and version 1. The ``default`` alias moves to the newest version unless the
-request leaves it out. The operation answers ``done: false`` and completes on its first poll, so the client's
-polling path runs; the version itself is stored when the upload is accepted.
+As on Vertex, an upload with ``parentModel`` adds a version (versionId + 1) to that model, which must exist in
+the same project and location; one without it creates a model with a new ID and version 1. The ``default``
+alias moves to the newest version unless the request leaves it out. The operation answers ``done: false`` and
+completes on its first poll, so the client's polling path runs; the version itself is stored when the upload
+is accepted. ``validate_upload`` holds Vertex's rules for the request itself.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import re
 import threading
 from typing import Any
 
-from tests.support.vertex_standin import ApiError, utc_timestamp
+from tests.support.vertex_standin import ApiError, utc_timestamp, validate_display_name, validate_labels
 
 _PARENT = r"/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
 _LIST_RE = re.compile(_PARENT + r"/models$")
@@ -34,48 +35,43 @@ _OPERATION_RE = re.compile(
 )
 # The one filter the stand-in understands; anything else is refused rather than silently ignored.
 _DISPLAY_NAME_FILTER_RE = re.compile(r'^\s*display_name\s*=\s*"(?P<value>(?:[^"\\]|\\.)*)"\s*$')
-# Vertex's label rules (https://cloud.google.com/vertex-ai/docs/general/resource-labels).
-_LABEL_KEY_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-_LABEL_VALUE_RE = re.compile(r"^[a-z0-9_-]{0,63}$")
-_MODEL_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+# UploadModelRequest.model_id: "up to 63 characters, and valid characters are [a-z0-9_-]. The first character
+# cannot be a number or hyphen." (Labels follow the Cloud label rules, checked by vertex_standin.validate_labels.)
+_MODEL_ID_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,62}$")
 # Prebuilt prediction images load the model from artifactUri, so Vertex requires it for them.
 _PREBUILT_IMAGE_RE = re.compile(r"^(us|europe|asia)-docker\.pkg\.dev/vertex-ai/prediction/")
 _TYPE = "type.googleapis.com/google.cloud.aiplatform.v1."
 
 
 def validate_upload(body: dict[str, Any]) -> dict[str, Any]:
-    """Return the request's Model, or raise ApiError(400) where Vertex would refuse the upload."""
+    """Return the request's Model, or raise ApiError(400) where Vertex would refuse the upload.
+
+    Model.containerSpec is "Not required for AutoML Models", and aiplatform's own ``Model.upload`` sends a model
+    with neither containerSpec nor artifactUri as a "referenced/place holder model"; so the serving image is
+    required when there is an artifact to serve (artifactUri) or a containerSpec at all (its imageUri is
+    "Required"), as ``gcloud ai models upload --container-image-uri`` requires it for a custom model.
+    """
     model = body.get("model")
     if not isinstance(model, dict):
         raise ApiError(400, "UploadModelRequest.model is required.")
     if not model.get("displayName"):
         raise ApiError(400, "Model.displayName is required.")
-    if len(model["displayName"]) > 128:
-        raise ApiError(400, "Model.displayName must be at most 128 characters.")
-    image = (model.get("containerSpec") or {}).get("imageUri")
-    if not image:
-        raise ApiError(400, "Model.containerSpec.imageUri is required for a model that is not AutoML.")
-    artifact_uri = model.get("artifactUri")
+    validate_display_name(model["displayName"], "Model.displayName")
+    container_spec, artifact_uri = model.get("containerSpec"), model.get("artifactUri")
+    image = (container_spec or {}).get("imageUri")
+    if not image and (artifact_uri or container_spec is not None):
+        raise ApiError(
+            400,
+            "Model.containerSpec.imageUri is required for a model with an artifactUri or a containerSpec "
+            "(only AutoML and placeholder models have no serving container).",
+        )
     if artifact_uri and not artifact_uri.startswith("gs://"):
         raise ApiError(
             400, f"Model.artifactUri must be a Cloud Storage path (gs://...); got {artifact_uri!r}."
         )
-    if not artifact_uri and _PREBUILT_IMAGE_RE.match(image):
+    if image and not artifact_uri and _PREBUILT_IMAGE_RE.match(image):
         raise ApiError(400, f"Model.artifactUri is required with the prebuilt serving image {image!r}.")
-    labels = model.get("labels") or {}
-    if len(labels) > 64:
-        raise ApiError(400, f"Model.labels has {len(labels)} entries; at most 64 are allowed.")
-    bad = sorted(
-        f"{key}={value}"
-        for key, value in labels.items()
-        if not _LABEL_KEY_RE.match(key) or not _LABEL_VALUE_RE.match(str(value))
-    )
-    if bad:
-        raise ApiError(
-            400,
-            f"Invalid Model.labels {bad}: keys must match {_LABEL_KEY_RE.pattern} and values "
-            f"{_LABEL_VALUE_RE.pattern} (lowercase letters, digits, '_' and '-').",
-        )
+    validate_labels(model.get("labels"), "Model.labels")
     model_id = body.get("modelId")
     if model_id and not _MODEL_ID_RE.match(model_id):
         raise ApiError(400, f"UploadModelRequest.modelId {model_id!r} must match {_MODEL_ID_RE.pattern}.")
@@ -133,8 +129,13 @@ class ModelRegistry:
         with self._lock:
             parent, parent_model = f"projects/{project}/locations/{location}", body.get("parentModel")
             if parent_model:
-                if not parent_model.startswith(f"{parent}/models/"):
-                    raise ApiError(400, f"parentModel {parent_model} is not a model under {parent}.")
+                # A new version goes into a model of the request's own project and location.
+                if not re.fullmatch(re.escape(parent) + r"/models/[^/@:]+", parent_model):
+                    raise ApiError(
+                        400,
+                        f"UploadModelRequest.parentModel {parent_model!r} must be a model of {parent} "
+                        f"(projects/P/locations/L/models/ID, the same project and location as the upload).",
+                    )
                 model_name, versions = parent_model, self._versions(parent_model)
                 version_id = str(max(int(v["versionId"]) for v in versions) + 1)
             else:

@@ -12,7 +12,7 @@ Subset served (paths as in ``aiplatform_v1/services/pipeline_service/transports/
 The Model Registry subset (``models`` list/get/upload and the upload's operation) lives in
 ``tests/support/vertex_model_registry.py`` and is served by the same server, as ``standin.model_registry``.
 Errors use Google's JSON error shape, which ``google.api_core.exceptions.from_http_response`` maps to the
-matching exception class (400 -> BadRequest, 403 -> Forbidden, 404 -> NotFound, 409 -> Conflict).
+matching exception class (400 -> BadRequest, 404 -> NotFound, 409 -> Conflict).
 
 What Vertex refuses, the stand-in refuses, each rule with where it comes from: the job ID, labels, display
 name, service account and pipeline root of a create (``validate_pipeline_job`` and ``VertexStandIn.create``),
@@ -75,7 +75,6 @@ _SERVICE_ACCOUNT_RES = (
 )
 _GRPC_STATUS = {
     400: "INVALID_ARGUMENT",
-    403: "PERMISSION_DENIED",
     404: "NOT_FOUND",
     405: "UNIMPLEMENTED",
     409: "ALREADY_EXISTS",
@@ -156,7 +155,9 @@ def act_as_denied(service_account: str, why: str = "") -> ApiError:
     https://github.com/googleapis/python-aiplatform/issues/1073 (2022), https://github.com/dzlab/deeplearning.ai/issues/5
     (2024). ``why`` adds the stand-in's own reason, after Vertex's text.
     """
-    message = f"You do not have permission to act as service_account: {service_account}. (or it may not exist)."
+    message = (
+        f"You do not have permission to act as service_account: {service_account}. (or it may not exist)."
+    )
     return ApiError(400, f"{message} {why}" if why else message)
 
 
