@@ -11,16 +11,17 @@ from tasks._common import guard, release, settings, workspace
         "empty or missing from the clone -> full workflow.",
         "head": "The commit to build (default HEAD).",
         "skip_tests": "Do not run the `test` step (say so: for trying the chain itself).",
-        "wait": "Follow the submitted run to its end.",
+        "wait": "Follow the submitted run to its end and print what it did; fail if it failed.",
+        "poll_seconds": "How often a followed run is asked for its state (default 30).",
     }
 )
-def ci(c, base=None, head="HEAD", skip_tests=False, wait=False):
+def ci(c, base=None, head="HEAD", skip_tests=False, wait=False, poll_seconds=30.0):
     """Run the plan's steps in order: the same chain as cloudbuild.yaml, locally."""
     settings_ = settings(c)  # every setting is checked before the first step does anything
     from cicd_release.plan import format_table
     from cicd_release.steps import plan_release, run_chain
 
-    chain = release(c, settings_, skip_tests=skip_tests, wait=wait)
+    chain = release(c, settings_, skip_tests=skip_tests, wait=wait, poll_seconds=float(poll_seconds))
     result = guard(plan_release, chain, base or None, head)
     workspace().write_json(workspace().plan_file, result.to_dict())
     print(format_table(result))

@@ -25,13 +25,15 @@ def compile_(c, upload=False, planned=False):
 
 @task(
     help={
-        "wait": "Follow the run to its end; exit non-zero unless it succeeded.",
+        "wait": "Follow the run to its end and print what it did (tasks, metrics, blessing, registered "
+        "version); exit non-zero unless it succeeded. A model that was not blessed is a success that says so.",
+        "poll_seconds": "How often a followed run is asked for its state (default 30).",
         "hyperparameters": "JSON object overriding the hyperparameters for this run only.",
         "force": "Submit even when nothing the run consumes changed since the last release.",
         "planned": PLANNED_HELP,
     }
 )
-def submit(c, wait=False, hyperparameters=None, force=False, planned=False):
+def submit(c, wait=False, hyperparameters=None, force=False, planned=False, poll_seconds=30.0):
     """Submit a Vertex AI run of the compiled spec with the uploaded modules, labelled; skipped when nothing changed."""
     from cicd_release.errors import ReleaseError
     from cicd_release.settings import parse_run_hyperparameters

@@ -69,6 +69,24 @@ def test_blessed_model_is_pushed_and_registered(runs):
     assert (pushed / "saved_model.pb").exists()
     registry = json.loads((layout.registry_dir / "registry.json").read_text())["models"]
     assert [(m["version"], m["pushed_destination"]) for m in registry] == [(1, str(pushed))]
+    # The outcome travels with the registry step's output (what a Vertex run is read back from).
+    registered = registered_model(layout)
+    assert registered.custom_properties["blessed"].int_value == 1
+    metrics = json.loads(registered.custom_properties["metrics"].string_value)
+    assert metrics["sparse_categorical_accuracy"] == pytest.approx(
+        first.metrics["sparse_categorical_accuracy"]
+    )
+
+
+def registered_model(layout):
+    """The first cicd.RegisteredModel artifact in the run's ML Metadata store."""
+    import ml_metadata as mlmd
+    from ml_metadata.proto import metadata_store_pb2
+
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = str(layout.metadata_path)
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return mlmd.MetadataStore(config).get_artifacts_by_type("cicd.RegisteredModel")[0]
 
 
 def test_pushed_model_loads_and_predicts_raw_rows(runs):

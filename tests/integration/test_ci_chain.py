@@ -67,7 +67,7 @@ def parameters(job: dict) -> dict[str, str]:
     return {name: value["stringValue"] for name, value in config["parameters"].items()}
 
 
-def invoke(repo: Path, env: dict, *args: str) -> tuple[str, float]:
+def invoke(repo: Path, env: dict, *args: str, code: int = 0) -> tuple[str, float]:
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "invoke", *args],
@@ -78,8 +78,10 @@ def invoke(repo: Path, env: dict, *args: str) -> tuple[str, float]:
         timeout=1200,
     )
     elapsed = time.monotonic() - started
-    assert result.returncode == 0, f"invoke {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout, elapsed
+    assert result.returncode == code, (
+        f"invoke {' '.join(args)}: exit {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    )
+    return result.stdout + result.stderr, elapsed
 
 
 def record(gcs_client, bucket: str) -> dict:
@@ -90,7 +92,21 @@ def test_first_release_then_unchanged_spec_then_a_cancelled_push_is_built_by_the
     clone, chain_env, gcs_client, vertex_standin, docker_client
 ):
     env, bucket = chain_env
-    out, full_seconds = invoke(clone, env, "ci", "--skip-tests", "--base", ":release")
+    # What the registry step's executor records on its output, which Vertex keeps as artifact metadata.
+    vertex_standin.task_outputs = {
+        "ModelRegistryUploader": {
+            "registered_model": [
+                {
+                    "blessed": 1,
+                    "registered": 1,
+                    "version": 1,
+                    "metrics": '{"sparse_categorical_accuracy": 0.97}',
+                }
+            ]
+        }
+    }
+    follow = ("--wait", "--poll-seconds", "0.05")
+    out, full_seconds = invoke(clone, env, "ci", "--skip-tests", "--base", ":release", *follow)
     plan = json.loads((clone / ".cicd" / "plan.json").read_text())
     assert plan["workflow"] == "full" and "no release record" in plan["reasons"][0]
     for step in ("build.wheels", "build.image", "pipeline.compile", "modules.upload", "pipeline.submit"):
@@ -116,6 +132,13 @@ def test_first_release_then_unchanged_spec_then_a_cancelled_push_is_built_by_the
     model_labels = json.loads(params["model_labels"])
     assert model_labels["commit"] == head[:12] and len(model_labels["data_sha"]) == 16
     assert model_labels["model_module_sha"] == first_modules["model_module"].split("/")[-2][:16]
+    # The build ends with what the run did, and leaves it where the GitHub job summary picks it up.
+    assert "model: BLESSED" in out and "sparse_categorical_accuracy: 0.9700" in out
+    assert "registered: version 1" in out
+    summaries = [
+        b.name for b in gcs_client.list_blobs(bucket, prefix=f"releases/penguin-cicd/summaries/{head}/")
+    ]
+    assert len(summaries) == 1 and summaries[0].endswith(f"{first_job['_jobId']}.md")
     executors = json.dumps(first_job["pipelineSpec"]["deploymentSpec"])
     assert image in executors, "the spec runs the components in the image just built"
     # Caching stays as compiled: the baseline resolver is never cached (a cached one freezes the baseline).
@@ -189,4 +212,12 @@ def test_first_release_then_unchanged_spec_then_a_cancelled_push_is_built_by_the
     built = json.loads((clone / ".cicd" / "image.json").read_text())["image"]
     assert built.startswith(f"{REGISTRY}/test-project/{bucket}-moved/") and docker_client.images.get(built)
     assert built in json.dumps(vertex_standin.created_bodies[-1]["pipelineSpec"]["deploymentSpec"])
+
+    # A run that fails fails the build, says where, and leaves the release record where it was: the next
+    # build retries it.
+    before = record(gcs_client, bucket)
+    vertex_standin.next_outcome = "FAILED"
+    out, _ = invoke(clone, moved, "pipeline.submit", "--force", *follow, code=1)
+    assert "ended PIPELINE_STATE_FAILED" in out and "Trainer" in out and "FAILED" in out
+    assert record(gcs_client, bucket) == before
     print(f"\ninvoke ci wall time: full {full_seconds:.1f} s, modules-only {modules_seconds:.1f} s")

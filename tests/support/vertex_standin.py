@@ -228,6 +228,12 @@ class VertexStandIn:
             self._outcomes: dict[str, str] = {}
             # The service accounts that exist and that the caller may act as; None: any well-formed one.
             self.service_accounts: set[str] | None = None
+            # What the tasks' executors "wrote": {task name: {output name: [artifact metadata, ...]}}. A job
+            # that ends reports them in jobDetail.taskDetails, as Vertex keeps each output artifact's
+            # metadata (TFX's v2 entrypoint turns custom properties into that metadata).
+            self.task_outputs: dict[str, dict[str, list[dict[str, Any]]]] = {}
+            # The task a FAILED job fails at (the others after it are never triggered).
+            self.failing_task = "Trainer"
             self._generated_ids = itertools.count(1_000_000_000_000_000_001)
 
     def job_body(self, job_id: str) -> dict[str, Any]:
@@ -282,8 +288,10 @@ class VertexStandIn:
                 job.update(state=RUNNING, startTime=now, updateTime=now)
             elif state == RUNNING:
                 self._finish(job, self._outcomes[name], now)
+                job["jobDetail"] = self._job_detail(job)
             elif state == CANCELLING:
                 self._finish(job, CANCELLED, now)
+                job["jobDetail"] = self._job_detail(job)
             return copy.deepcopy(job)
 
     def cancel(self, name: str) -> dict[str, Any]:
@@ -306,6 +314,59 @@ class VertexStandIn:
             return self.jobs[name]
         except KeyError:
             raise ApiError(404, f"PipelineJob {name} not found.") from None
+
+    def _job_detail(self, job: dict[str, Any]) -> dict[str, Any]:
+        """PipelineJobDetail: the root DAG task, then one PipelineTaskDetail per task of the spec, in order.
+
+        Task states follow the job's: a SUCCEEDED job's tasks all succeeded; a FAILED one's `failing_task`
+        failed and the tasks after it were not triggered; a CANCELLED one's were cancelled.
+        """
+        tasks = list((job.get("pipelineSpec") or {}).get("root", {}).get("dag", {}).get("tasks", {}))
+        start, end = job.get("startTime", job["createTime"]), job["endTime"]
+        root_state = {SUCCEEDED: "SUCCEEDED", FAILED: "FAILED", CANCELLED: "CANCELLED"}[job["state"]]
+        details = [
+            {
+                "taskId": "1",
+                "taskName": job.get("pipelineSpec", {}).get("pipelineInfo", {}).get("name", "root"),
+                "state": root_state,
+                "startTime": start,
+                "endTime": end,
+                "createTime": start,
+            }
+        ]
+        failed_at = tasks.index(self.failing_task) if self.failing_task in tasks else 0
+        for number, task in enumerate(tasks, start=2):
+            position = number - 2
+            if job["state"] == SUCCEEDED:
+                state = "SUCCEEDED"
+            elif job["state"] == FAILED:
+                state = (
+                    "SUCCEEDED"
+                    if position < failed_at
+                    else "FAILED"
+                    if position == failed_at
+                    else "NOT_TRIGGERED"
+                )
+            else:
+                state = "CANCELLED"
+            detail = {
+                "taskId": str(number),
+                "parentTaskId": "1",
+                "taskName": task,
+                "state": state,
+                "createTime": start,
+                "startTime": start,
+                "endTime": end,
+            }
+            if state == "SUCCEEDED" and task in self.task_outputs:
+                detail["outputs"] = {
+                    output: {
+                        "artifacts": [{"uri": f"gs://stand-in/{task}/{output}", "metadata": m} for m in metas]
+                    }
+                    for output, metas in self.task_outputs[task].items()
+                }
+            details.append(detail)
+        return {"taskDetails": details}
 
     @staticmethod
     def _finish(job: dict[str, Any], state: str, now: str) -> None:

@@ -1,7 +1,6 @@
 import json
 
 import pytest
-from tfx import types
 from tfx.types import standard_artifacts
 
 from cicd_components.registry import executor
@@ -56,6 +55,16 @@ def test_bad_registry_names_the_forms_it_accepts(registry, make_artifact, pushed
         register(make_artifact, pushed_model(True), registry)
 
 
-def test_registered_model_is_a_tfx_artifact_type():
-    assert issubclass(RegisteredModel, types.Artifact)
-    assert RegisteredModel.TYPE_NAME == "cicd.RegisteredModel"
+def test_the_evaluators_verdict_is_recorded_on_the_output_whether_or_not_it_was_pushed(
+    tmp_path, make_artifact, pushed_model
+):
+    # Vertex keeps an output artifact's properties: this is how a run's outcome is read back without files.
+    blessing = make_artifact(standard_artifacts.ModelBlessing, "blessing")
+    blessing.set_int_custom_property("blessed", 0)
+    out = make_artifact(RegisteredModel, "registered")
+    executor.Executor().Do(
+        {"pushed_model": [pushed_model(False)], "blessing": [blessing]},
+        {"registered_model": [out]},
+        {"registry": f"local:{tmp_path / 'registry'}", "model_name": "penguin", "labels": "{}"},
+    )
+    assert (out.get_int_custom_property("blessed"), out.get_int_custom_property("registered")) == (0, 0)

@@ -63,7 +63,7 @@ def test_the_gates_sit_between_validation_and_training():
     assert upstream(pipeline, "Trainer") >= {"Transform", "HyperparametersGen", "ImportSchemaGen"}
     assert upstream(pipeline, "Evaluator") >= {"Trainer", "latest_blessed_model_resolver", "CsvExampleGen"}
     assert upstream(pipeline, "Pusher") == {"Trainer", "Evaluator"}
-    assert upstream(pipeline, "ModelRegistryUploader") == {"Pusher", "Trainer"}
+    assert upstream(pipeline, "ModelRegistryUploader") == {"Pusher", "Trainer", "Evaluator"}
 
 
 def test_evaluator_blesses_on_threshold_and_no_regression():

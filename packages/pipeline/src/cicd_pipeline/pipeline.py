@@ -129,6 +129,8 @@ def create_pipeline(
     registry_uploader = ModelRegistryUploader(
         pushed_model=pusher.outputs["pushed_model"],
         model=trainer.outputs["model"],
+        blessing=evaluator.outputs["blessing"],
+        evaluation=evaluator.outputs["evaluation"],
         registry=registry,
         model_name=model_name,
         serving_image=serving_image,

@@ -1,12 +1,14 @@
 """What a local run did, read back from its ML Metadata store: components, cache hits, metrics, blessing, push.
 
-The same facts will feed the HTML run report; this module only gathers them and prints a text summary.
+This module gathers them and prints a text summary (cicd_release.outcome does the same for a Vertex run).
 """
 
 import dataclasses
 
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
+
+from cicd_components.evaluation import overall_metrics
 
 _STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
 
@@ -55,27 +57,6 @@ def _outputs(store, execution_id: int) -> dict[str, list]:
     return by_type
 
 
-def _overall_metrics(evaluation_uri: str) -> dict[str, float]:
-    import tensorflow_model_analysis as tfma  # heavy: imported only when there is an evaluation to read
-
-    metrics = {}
-    for slice_metrics in tfma.load_metrics(evaluation_uri):
-        if slice_metrics.slice_key.single_slice_keys:
-            continue  # only the overall slice
-        for key_and_value in slice_metrics.metric_keys_and_values:
-            key = key_and_value.key
-            # With a baseline, TFMA also reports each metric of the baseline model and the difference.
-            if key.is_diff:
-                name = f"{key.name} (change vs baseline)"
-            elif key.model_name == "baseline":
-                name = f"{key.name} (baseline)"
-            else:
-                name = key.name
-            if key_and_value.value.HasField("double_value"):
-                metrics[name] = key_and_value.value.double_value.value
-    return metrics
-
-
 def summarize_run(metadata_path, pipeline_name: str) -> RunSummary:
     """The latest run of `pipeline_name` recorded in the SQLite MLMD store at `metadata_path`."""
     store = _store(metadata_path)
@@ -102,7 +83,7 @@ def summarize_run(metadata_path, pipeline_name: str) -> RunSummary:
         for blessing in outputs.get("ModelBlessing", []):
             blessed = bool(blessing.custom_properties["blessed"].int_value)
         for evaluation in outputs.get("ModelEvaluation", []):
-            metrics = _overall_metrics(evaluation.uri)
+            metrics = overall_metrics(evaluation.uri)
         for pushed in outputs.get("PushedModel", []):
             if pushed.custom_properties["pushed"].int_value:
                 pushed_destination = pushed.custom_properties["pushed_destination"].string_value

@@ -53,6 +53,10 @@ class ChainError(ReleaseError, RuntimeError):
     """A step cannot run: the message names what is missing and which step or setting provides it."""
 
 
+class RunFailed(ReleaseError, RuntimeError):
+    """The submitted run ended FAILED or CANCELLED: the build fails with what the run did."""
+
+
 class MissingReleaseInput(ReleaseError, RuntimeError):
     """Something the run needs is not in the bucket (no data, no spec): the message says how to provide it."""
 
@@ -73,6 +77,7 @@ class Release:
     wait: bool = False
     hyperparameters: str | None = None  # canonical JSON, already checked by the task
     force: bool = False  # submit even when nothing the run consumes changed
+    poll_seconds: float = 30  # how often a followed run is asked for its state
     skip_tests: bool = False
     test_sessions: tuple[str, ...] = ("lint", "tests")
 
@@ -290,11 +295,12 @@ def submit_run(release: Release) -> list[str]:
         # None keeps each task's compiled cache setting: TFX compiles the baseline resolver uncached on
         # purpose, and True would cache it too, freezing the baseline the no-regression gate compares with.
         enable_caching=None,
-        wait=release.wait,
+        wait=False,
         api_endpoint=settings.api_endpoint or None,
         credentials=_credentials(settings),
         storage_client=client,
     )
+    lines = [json.dumps(dataclasses.asdict(job), indent=2)]
     record = {
         "commit": commit,
         "released_at": _now(),
@@ -304,12 +310,39 @@ def submit_run(release: Release) -> list[str]:
         "parameters": parameters,
     }
     ws.write_json(ws.job_file, record)
-    # One immutable record per run, then the pointer, moved only from the generation read above.
+    outcome = None
+    if release.wait:
+        from cicd_release.outcome import format_outcome, markdown_outcome
+        from cicd_release.submit import wait_for_outcome
+
+        outcome = wait_for_outcome(
+            job.resource_name, poll_seconds=release.poll_seconds, credentials=_credentials(settings)
+        )
+        record["run"] = {**record["run"], "state": outcome.state}
+        record["outcome"] = {
+            "verdict": outcome.verdict,
+            "metrics": outcome.metrics,
+            "version": outcome.registered_version,
+        }
+        summary = atomic_write(ws.outcome_file, markdown_outcome(outcome, commit))
+        # Where the GitHub job finds it (.github/workflows/release.yml): one object per run, never replaced.
+        storage_lib.upload_immutable(
+            client, summary, f"{settings.releases_prefix}/summaries/{commit}/{job_id}.md"
+        )
+        lines.append(format_outcome(outcome))
+    # One immutable record per run; the pointer moves only for a run that succeeded (or was not followed),
+    # and only from the generation read above: of two builds, one wins.
     storage_lib.write_json_object(
         client, f"{settings.releases_prefix}/runs/{job_id}.json", record, if_generation_match=0
     )
+    if outcome is not None and not outcome.succeeded:
+        raise RunFailed(
+            f"The Vertex run {job.resource_name} ended {outcome.state}: {outcome.error or 'no message'}. "
+            f"The release record stays at {last['commit'][:12] if last else 'none'}; the next build retries. "
+            f"Details: {outcome.dashboard_uri}\n" + format_outcome(outcome)
+        )
     storage_lib.write_json_object(client, record_uri, record, if_generation_match=generation)
-    return [json.dumps(record["run"], indent=2)]
+    return lines
 
 
 @dataclasses.dataclass(frozen=True)

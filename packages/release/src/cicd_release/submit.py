@@ -197,3 +197,26 @@ def submit_pipeline_job(
     if wait:
         return follow_pipeline_job(job, poll_seconds=poll_seconds, timeout_seconds=timeout_seconds)
     return _summary(job, job.gca_resource.state.name)
+
+
+def wait_for_outcome(
+    resource_name: str,
+    *,
+    poll_seconds: float = 30,
+    timeout_seconds: float | None = None,
+    credentials: auth_credentials.Credentials | None = None,
+):
+    """Follows a submitted run to its end and reads back what it did (cicd_release.outcome.RunOutcome).
+
+    Never raises for a run that ended badly: the caller decides (the build fails on a failed run and passes,
+    saying so, on a model that was not blessed). A run still going at the timeout is a PipelineJobFailed.
+    """
+    from cicd_release.outcome import outcome_from_resource
+
+    job = aiplatform.PipelineJob.get(resource_name, credentials=credentials)
+    try:
+        follow_pipeline_job(job, poll_seconds=poll_seconds, timeout_seconds=timeout_seconds)
+    except PipelineJobFailed as failed:
+        if failed.job.state not in TERMINAL_STATES:
+            raise
+    return outcome_from_resource(job.gca_resource, _summary(job, job.gca_resource.state.name).dashboard_uri)

@@ -69,6 +69,11 @@ class Workspace:
         return self.out / "job.json"
 
     @property
+    def outcome_file(self) -> Path:
+        """A followed run's outcome as Markdown (the GitHub job summary)."""
+        return self.out / "outcome.md"
+
+    @property
     def specs_dir(self) -> Path:
         return self.out / "specs"
 

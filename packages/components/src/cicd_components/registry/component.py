@@ -31,6 +31,10 @@ class ModelRegistryUploaderSpec(ComponentSpec):
         # The trained model that was pushed: a model already in the registry is not registered again (a
         # re-run that re-evaluates and re-pushes the same model keeps one version).
         "model": ChannelParameter(type=standard_artifacts.Model, optional=True),
+        # The Evaluator's verdict and numbers, recorded on the output so a run's outcome can be read back
+        # from the orchestrator (Vertex keeps each output artifact's properties) without reading files.
+        "blessing": ChannelParameter(type=standard_artifacts.ModelBlessing, optional=True),
+        "evaluation": ChannelParameter(type=standard_artifacts.ModelEvaluation, optional=True),
     }
     OUTPUTS = {
         "registered_model": ChannelParameter(type=RegisteredModel),
@@ -44,12 +48,24 @@ class ModelRegistryUploader(base_component.BaseComponent):
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
     def __init__(
-        self, pushed_model, registry: str, model_name: str, model=None, serving_image=None, labels=None
+        self,
+        pushed_model: types.BaseChannel,
+        registry: str,
+        model_name: str,
+        model: types.BaseChannel | None = None,
+        serving_image: str | None = None,
+        labels=None,
+        blessing: types.BaseChannel | None = None,
+        evaluation: types.BaseChannel | None = None,
     ):
+        """`pushed_model` from Pusher; `model` to register a trained model once; `blessing` and `evaluation`
+        from the Evaluator, recorded on the output; `labels` a JSON object string (or a RuntimeParameter)."""
         super().__init__(
             spec=ModelRegistryUploaderSpec(
                 pushed_model=pushed_model,
                 model=model,
+                blessing=blessing,
+                evaluation=evaluation,
                 registry=registry,
                 model_name=model_name,
                 serving_image=serving_image,

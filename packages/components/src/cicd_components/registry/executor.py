@@ -81,6 +81,20 @@ def record_vertex(parent: str, entry: dict[str, Any], serving_image: str) -> dic
     return {**entry, "resource_name": model.resource_name, "version": model.version_id}
 
 
+def record_outcome(registered: types.Artifact, input_dict: dict[str, list[types.Artifact]]) -> None:
+    """The Evaluator's verdict (`blessed`) and overall metrics (`metrics`, a JSON object) on the output."""
+    if input_dict.get("blessing"):
+        blessing = artifact_utils.get_single_instance(input_dict["blessing"])
+        registered.set_int_custom_property("blessed", blessing.get_int_custom_property("blessed"))
+    if input_dict.get("evaluation"):
+        from cicd_components.evaluation import overall_metrics
+
+        evaluation = artifact_utils.get_single_uri(input_dict["evaluation"])
+        registered.set_string_custom_property(
+            "metrics", json.dumps(overall_metrics(evaluation), sort_keys=True)
+        )
+
+
 class Executor(base_executor.BaseExecutor):
     def Do(
         self,
@@ -91,6 +105,7 @@ class Executor(base_executor.BaseExecutor):
         kind, where = parse_registry(exec_properties["registry"])
         pushed = artifact_utils.get_single_instance(input_dict["pushed_model"])
         registered = artifact_utils.get_single_instance(output_dict["registered_model"])
+        record_outcome(registered, input_dict)
         if not pushed.get_int_custom_property("pushed"):
             logging.info("The model was not pushed (not blessed): nothing to register.")
             registered.set_int_custom_property("registered", 0)
