@@ -116,6 +116,15 @@ def run(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def tasks(session: nox.Session) -> None:
+    """Any invoke task in a venv with every package: `nox -s tasks -- plan --base origin/main --markdown`."""
+    if not session.posargs:
+        session.error("Usage: nox -s tasks -- TASK [ARGS...]  (see `invoke --list`)")
+    install(session, *(f"./packages/{p}" for p in PACKAGES), "invoke")
+    session.run("invoke", *session.posargs, env=QUIET_TF)
+
+
+@nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff (lint and format) over the Python; schema and style checks of the workflow and cloudbuild.yaml."""
     session.install("-c", str(LOCK), "ruff", "check-jsonschema", "yamllint")

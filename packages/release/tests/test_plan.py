@@ -275,3 +275,12 @@ def test_every_workflow_runs_a_subsequence_of_the_chain():
     for workflow, steps in planmod.WORKFLOW_STEPS.items():
         assert steps[0] == "test", workflow
         assert [s for s in planmod.STEPS if s in steps] == list(steps), workflow
+
+
+def test_markdown_for_a_pull_request_names_workflow_steps_and_reasons(repo):
+    base = git(repo, "rev-parse", "HEAD")
+    head = commit(repo, write=[MODEL])
+    text = planmod.format_markdown(make_plan(repo, base, head))
+    assert text.startswith("### Release plan: `modules`")
+    assert "| build.image | skipped |" in text and "| pipeline.submit | runs |" in text
+    assert "module files are runtime parameters" in text

@@ -69,3 +69,23 @@ def test_every_build_diffs_against_the_last_release_not_the_previous_push():
     assert "github.event.before" not in str(submit), "a cancelled or failed push's changes would be lost"
     assert "_BASE=${BASE}" in submit["run"] and "':release'" in submit["env"]["BASE"]
     assert "persist-credentials" not in str(submit)
+
+
+PULL_REQUEST = yaml.safe_load((ROOT / ".github" / "workflows" / "pull-request.yml").read_text())
+
+
+def test_a_pull_request_shows_its_plan_with_no_cloud_credentials():
+    assert PULL_REQUEST["permissions"] == {"contents": "read"}, (
+        "no id-token: a PR build cannot reach the cloud"
+    )
+    runs = [s.get("run", "") for s in PULL_REQUEST["jobs"]["plan"]["steps"]]
+    [plan] = [r for r in runs if " plan " in r]
+    assert "--markdown" in plan and '>> "$GITHUB_STEP_SUMMARY"' in plan and "--cloud" not in plan
+    [compile_] = [r for r in runs if "pipeline.compile" in r]
+    assert "--upload" not in compile_
+    assert any("nox -s lint tests" in r for r in runs)
+
+
+def test_the_release_job_ends_with_what_the_run_did():
+    [summary] = [s for s in steps() if "GITHUB_STEP_SUMMARY" in str(s.get("run", ""))]
+    assert summary["if"] == "always()" and "summaries/${COMMIT_SHA}/" in summary["run"]

@@ -225,6 +225,25 @@ def format_table(plan: Plan) -> str:
     return "\n".join(lines)
 
 
+def format_markdown(plan: Plan) -> str:
+    """The plan for a pull request's job summary: what merging will rebuild and retrain, and why."""
+    base = plan.base[:12] if plan.base else "none (everything is built)"
+    lines = [
+        f"### Release plan: `{plan.workflow}`",
+        "",
+        f"Base `{base}`, head `{plan.head[:12]}`, {len(plan.changed_files)} changed file(s); packages: "
+        f"{', '.join(f'`{p}`' for p in plan.changed_packages) or 'none'}.",
+        "",
+        "| step | |",
+        "|---|---|",
+        *[f"| {step} | {'runs' if step in plan.steps else 'skipped'} |" for step in STEPS],
+        "",
+        "Why:",
+        *[f"- {reason}" for reason in plan.reasons],
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def _plan(base, head, files, packages, workflow, reasons) -> Plan:
     return Plan(base, head, tuple(files), tuple(packages), workflow, WORKFLOW_STEPS[workflow], tuple(reasons))
 

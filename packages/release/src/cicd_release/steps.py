@@ -261,6 +261,10 @@ def submit_run(release: Release) -> list[str]:
             }
             storage_lib.write_json_object(client, record_uri, moved, if_generation_match=generation)
         ws.write_json(ws.job_file, {"skipped": reason, "release": last})
+        summary = atomic_write(ws.outcome_file, f"### No training run for {commit[:12]}\n\n{reason}\n")
+        storage_lib.upload_immutable(
+            client, summary, f"{settings.releases_prefix}/summaries/{commit}/skipped-{_now()}.md"
+        )
         return [reason]
 
     from cicd_release.submit import submit_pipeline_job  # google-cloud-aiplatform: slow to import
