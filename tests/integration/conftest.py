@@ -16,6 +16,7 @@ from google.cloud import storage
 
 # podman's Docker API, the local base image and the stand-in packages for the image tests.
 from tests.support.container_engine import (  # noqa: F401 (fixtures)
+    auth_registry,
     base_image,
     components_package,
     docker_client,
@@ -26,6 +27,7 @@ from tests.support.container_engine import (  # noqa: F401 (fixtures)
     tfx_like_base_image,
 )
 from tests.support.gcs_emulator import GcsEmulator, create_bucket, make_storage_client, running_gcs_emulator
+from tests.support.gcs_iam_fixtures import _gcs_iam_proxy_server, gcs_as, gcs_iam_proxy  # noqa: F401 (fixtures)
 from tests.support.vertex_standin import VertexStandIn, running_vertex_standin
 
 

@@ -7,21 +7,27 @@ since CI machines cannot pull TFX's image. The Dockerfile under test is the repo
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.request
+import uuid
 import zipfile
 from pathlib import Path
 
 import pytest
+from google.oauth2.credentials import Credentials
 
 from cicd_release.image import (
     ImageBuildError,
     build_image,
+    image_exists,
     image_uri,
     prepare_context,
+    registry_auth,
 )
 from cicd_release.naming import content_digest
 from cicd_release.wheels import build_wheel
+from tests.support.container_engine import AUTH_REGISTRY_TOKEN
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = "127.0.0.1:5000"  # served by `.ci/install-podman.sh --registry`
@@ -170,3 +176,81 @@ def test_push_failure_is_reported(docker_client, base_image, context_with_wheel,
             client=docker_client,
             build_args={"BASE_IMAGE": base_image},
         )
+
+
+# --- a registry that requires a login (`.ci/install-podman.sh --auth-registry`) ---------------------------
+
+
+@pytest.fixture
+def token_auth(auth_registry):
+    """The auth_config registry_auth() makes from Google credentials holding the auth registry's token."""
+    auth = registry_auth(f"{auth_registry}/cicd/x:t", credentials=Credentials(token=AUTH_REGISTRY_TOKEN))
+    assert auth == {"username": "oauth2accesstoken", "password": AUTH_REGISTRY_TOKEN}
+    return auth
+
+
+def test_push_without_a_login_is_refused(
+    docker_client, base_image, context_with_wheel, image_cleanup, auth_registry
+):
+    # podman has no login for this registry (no auth.json or docker config on CI machines): it must refuse.
+    context, _ = context_with_wheel
+    tag = f"{auth_registry}/cicd/cicd-components-test:0.1.0-nologin"
+    image_cleanup.append(tag)
+    with pytest.raises(ImageBuildError) as failure:
+        build_image(
+            context_dir=context,
+            tag=tag,
+            push=True,
+            client=docker_client,
+            build_args={"BASE_IMAGE": base_image},
+        )
+    message = str(failure.value)
+    assert f"pushing {tag}" in message
+    assert "unauthorized" in message.lower() or "authentication required" in message.lower()
+
+
+def test_push_with_registry_auth_reaches_a_registry_that_requires_a_login(
+    docker_client, base_image, context_with_wheel, image_cleanup, auth_registry, token_auth
+):
+    context, _ = context_with_wheel
+    digest = content_digest(context, ["wheels", "Dockerfile"])
+    uri = image_uri(f"{auth_registry}/cicd", "cicd-components-test", "0.1.0", digest)
+    # The registry outlives the test: a tag new to it shows this push, not an earlier one, put it there.
+    fresh_tag = f"{auth_registry}/cicd/cicd-components-test:{uuid.uuid4().hex[:12]}"
+    image_cleanup.extend([uri, fresh_tag])
+    assert image_exists(fresh_tag, token_auth) is False
+
+    result = build_image(
+        context_dir=context,
+        tag=uri,
+        extra_tags=[fresh_tag],
+        push=True,
+        client=docker_client,
+        build_args={"BASE_IMAGE": base_image},
+        auth_config=token_auth,
+    )
+
+    assert set(result["pushed"]) == {uri, fresh_tag}
+    assert image_exists(uri, token_auth) is True
+    assert image_exists(fresh_tag, token_auth) is True
+    # The registry answers nothing without the login, and image_exists says which role is missing.
+    with pytest.raises(ImageBuildError, match="roles/artifactregistry.reader"):
+        image_exists(fresh_tag)
+    # The digest the engine reports is the one the registry serves for the tag.
+    login = base64.b64encode(f"oauth2accesstoken:{AUTH_REGISTRY_TOKEN}".encode()).decode()
+    request = urllib.request.Request(
+        f"http://{auth_registry}/v2/cicd/cicd-components-test/manifests/{fresh_tag.rsplit(':', 1)[1]}",
+        method="HEAD",
+        headers={
+            "Authorization": f"Basic {login}",
+            "Accept": "application/vnd.oci.image.manifest.v1+json, "
+            "application/vnd.docker.distribution.manifest.v2+json",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        assert result["pushed"][fresh_tag] == resp.headers["Docker-Content-Digest"]
+
+
+def test_image_exists_is_false_for_a_tag_never_pushed(auth_registry, token_auth):
+    never = f"{auth_registry}/cicd/cicd-components-test:never-{uuid.uuid4().hex[:12]}"
+    assert image_exists(never, token_auth) is False

@@ -27,6 +27,11 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INSTALL_SCRIPT = REPO_ROOT / ".ci" / "install-podman.sh"
 REGISTRY = "127.0.0.1:5000"
+# A registry that refuses pushes and pulls without a login, served by `install-podman.sh --auth-registry`.
+AUTH_REGISTRY = "127.0.0.1:5001"
+# Its one login is Artifact Registry's user (oauth2accesstoken) with this password, in the place of an access
+# token. A test constant, not a secret: it guards a throwaway registry on loopback.
+AUTH_REGISTRY_TOKEN = "cicd-test-access-token"
 # Not needed by `pip install` of a pure wheel; leaving them out keeps the base small (and X11-free).
 _STDLIB_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "site-packages", "__pycache__"}
 
@@ -39,14 +44,31 @@ def docker_host() -> str:
         pytest.skip(
             "podman is not installed: run `sudo .ci/install-podman.sh --registry` (CI does) to run these."
         )
+    stdout = _run_install_script("--registry")
+    match = re.search(r"^export DOCKER_HOST=(\S+)$", stdout, re.MULTILINE)
+    assert match, f"{INSTALL_SCRIPT} printed no DOCKER_HOST line:\n{stdout}"
+    return match.group(1)
+
+
+@pytest.fixture(scope="session")
+def auth_registry(docker_host) -> str:
+    """Host of a local registry that requires a login (oauth2accesstoken / AUTH_REGISTRY_TOKEN).
+
+    podman holds no login for it, so a push there succeeds only with the credentials the caller sends along:
+    what a push to Artifact Registry relies on, made checkable without Google.
+    """
+    _run_install_script("--auth-registry")
+    return AUTH_REGISTRY
+
+
+def _run_install_script(*args: str) -> str:
+    """Run .ci/install-podman.sh (idempotent: it skips what already serves) and return its stdout."""
     result = subprocess.run(
-        ["bash", str(INSTALL_SCRIPT), "--registry"], capture_output=True, text=True, timeout=300, check=False
+        ["bash", str(INSTALL_SCRIPT), *args], capture_output=True, text=True, timeout=300, check=False
     )
     if result.returncode != 0:
         pytest.fail(f"{INSTALL_SCRIPT} failed (exit {result.returncode}):\n{result.stdout}\n{result.stderr}")
-    match = re.search(r"^export DOCKER_HOST=(\S+)$", result.stdout, re.MULTILINE)
-    assert match, f"{INSTALL_SCRIPT} printed no DOCKER_HOST line:\n{result.stdout}"
-    return match.group(1)
+    return result.stdout
 
 
 @pytest.fixture(scope="session")

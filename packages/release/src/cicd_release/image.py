@@ -17,7 +17,15 @@ from typing import Any
 
 from cicd_release.errors import ReleaseError
 
-__all__ = ["ImageBuildError", "build_image", "image_uri", "prepare_context"]
+__all__ = [
+    "ACCESS_TOKEN_USER",
+    "ImageBuildError",
+    "build_image",
+    "image_exists",
+    "image_uri",
+    "prepare_context",
+    "registry_auth",
+]
 
 # Docker's reference grammar: lower-case path components separated by ".", "_", "__" or dashes.
 _PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
@@ -338,7 +346,17 @@ def image_exists(reference: str, auth_config: Mapping[str, str] | None = None, t
             if exc.code == 401 and authorization is None:
                 challenge = exc.headers.get("WWW-Authenticate", "")
                 if challenge.lower().startswith("bearer ") and basic:
-                    return head(_bearer(challenge, basic, timeout))
+                    try:
+                        token = _bearer(challenge, basic, timeout)
+                    except (
+                        urllib.error.HTTPError
+                    ) as token_exc:  # the token endpoint refused these credentials
+                        return token_exc.code
+                    except (urllib.error.URLError, OSError, ValueError, KeyError) as token_exc:
+                        raise ImageBuildError(
+                            f"Cannot get a token from the registry {host}: {token_exc}."
+                        ) from token_exc
+                    return head(token)
                 if challenge.lower().startswith("basic") and basic:
                     return head(basic)
             return exc.code
@@ -348,10 +366,8 @@ def image_exists(reference: str, auth_config: Mapping[str, str] | None = None, t
             ) from exc
 
     def _bearer(challenge: str, basic_header: str, timeout_: float) -> str:
-        fields = dict(
-            (k.strip(), v.strip().strip('"'))
-            for k, _, v in (part.partition("=") for part in challenge[len("Bearer ") :].split(","))
-        )
+        # key="value" pairs; a quoted value may hold commas (scope="repository:x:pull,push").
+        fields = dict(re.findall(r'(\w+)="([^"]*)"', challenge[len("Bearer ") :]))
         query = urllib.parse.urlencode({k: v for k, v in fields.items() if k in ("service", "scope")})
         request = urllib.request.Request(
             f"{fields['realm']}?{query}", headers={"Authorization": basic_header}

@@ -1,0 +1,642 @@
+"""An IAM gate in front of fake-gcs-server: each request passes only if its caller holds the permission GCS asks.
+
+fake-gcs-server answers every request from anyone. Real Cloud Storage first maps the request to the IAM
+permission its JSON API method needs and checks it against the roles the caller holds on the bucket (or the
+project); a release step that needs more than the documented role works against the emulator and fails on
+Google Cloud. This proxy closes that gap. It sits between the real ``google-cloud-storage`` client and the
+emulator, and for each request:
+
+1. reads ``Authorization: Bearer <token>`` (missing or unknown token: 401, as GCS answers);
+2. maps method + path (+ preconditions) to the permissions in ``required_permissions`` below;
+3. checks them against the roles granted to the token's principal with ``grant(token, principal, roles,
+   bucket)`` (bucket=None: on the project, so on every bucket); a missing one is a 403 with GCS's message,
+   or a 404 when the bucket itself does not exist (a missing bucket is "not found" to every caller);
+4. forwards the request byte for byte (bodies streamed, hop-by-hop headers dropped) and relays the answer.
+
+The emulator writes its own address into ``selfLink``/``mediaLink`` and resumable-upload ``Location``s; the
+proxy rewrites those to its own address (the way real GCS names storage.googleapis.com), or a client that
+follows a ``mediaLink`` would walk around the gate. A resumable upload is checked when it is opened; later
+requests carrying its ``upload_id`` pass unchecked, since GCS treats the session URI as the credential.
+
+Not modelled: ACLs (buckets are taken to use uniform bucket-level access), conditions, deny policies,
+managed folders, requester pays, and the XML API. A route the table does not know is refused with 501 so that
+a new call shows up here instead of being waved through.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import http.client
+import json
+import re
+import secrets
+import threading
+import urllib.parse
+from collections.abc import Iterable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, NamedTuple
+
+# Predefined roles, storage.* permissions only, as listed on
+# https://cloud.google.com/storage/docs/access-control/iam-roles ("Predefined roles"; cross-checked with the
+# role summaries in the Java client's StorageRoles reference). A trailing ``.*`` is Google's own notation for
+# "every permission of that family". Note what roles/storage.objectAdmin lacks: every storage.buckets.*
+# permission, so bucket.exists()/reload() (storage.buckets.get) is refused to it.
+ROLES: dict[str, frozenset[str]] = {
+    "roles/storage.admin": frozenset(
+        {
+            "storage.anywhereCaches.*",
+            "storage.bucketOperations.*",
+            "storage.buckets.*",
+            "storage.folders.*",
+            "storage.managedFolders.*",
+            "storage.multipartUploads.*",
+            "storage.objects.*",
+        }
+    ),
+    "roles/storage.objectAdmin": frozenset(
+        {"storage.managedFolders.*", "storage.multipartUploads.*", "storage.objects.*"}
+    ),
+    "roles/storage.objectCreator": frozenset(
+        {
+            "storage.managedFolders.create",
+            "storage.multipartUploads.abort",
+            "storage.multipartUploads.create",
+            "storage.multipartUploads.listParts",
+            "storage.objects.create",
+        }
+    ),
+    "roles/storage.objectViewer": frozenset(
+        {
+            "storage.managedFolders.get",
+            "storage.managedFolders.list",
+            "storage.objects.get",
+            "storage.objects.list",
+        }
+    ),
+    "roles/storage.legacyBucketReader": frozenset({"storage.buckets.get", "storage.objects.list"}),
+    "roles/storage.legacyBucketWriter": frozenset(
+        {"storage.buckets.get", "storage.objects.create", "storage.objects.delete", "storage.objects.list"}
+    ),
+    "roles/storage.legacyBucketOwner": frozenset(
+        {
+            "storage.buckets.get",
+            "storage.buckets.getIamPolicy",
+            "storage.buckets.setIamPolicy",
+            "storage.buckets.update",
+            "storage.objects.create",
+            "storage.objects.delete",
+            "storage.objects.list",
+        }
+    ),
+}
+
+# Principal of the token the proxy makes for itself (roles/storage.admin on the project): fixtures use it for
+# setup that the identity under test is not meant to do, like creating buckets.
+ADMIN_PRINCIPAL = "gcs-iam-proxy-admin@test-project.iam.gserviceaccount.com"
+
+# RFC 9110 7.6.1 connection-specific headers: meaningful for one hop only, so never forwarded.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+_CHUNK = 64 * 1024
+
+
+class Need(NamedTuple):
+    """One permission a request needs, and the bucket it is checked on (None: the project)."""
+
+    permission: str
+    bucket: str | None
+
+
+class RequestRecord(NamedTuple):
+    """What the proxy decided for one request.
+
+    ``permission`` is the refused permission when ``allowed`` is False, else every permission checked
+    (space-separated, None for a resumable-upload chunk, which rides on the session opened by ``principal``).
+    ``principal`` is None for a request without valid credentials. ``path`` excludes the query string.
+    """
+
+    principal: str | None
+    method: str
+    path: str
+    permission: str | None
+    allowed: bool
+
+
+class GcsError(Exception):
+    """An answer in the JSON API's error shape: ``{"error": {"code", "message", "errors": [...]}}``."""
+
+    def __init__(self, code: int, message: str, reason: str, headers: dict[str, str] | None = None, **extra):
+        super().__init__(message)
+        self.code, self.message, self.reason = code, message, reason
+        self.headers = headers or {}
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        error = {"message": self.message, "domain": "global", "reason": self.reason, **self.extra}
+        return {"error": {"code": self.code, "message": self.message, "errors": [error]}}
+
+
+def _denied_message(principal: str, need: Need) -> str:
+    """GCS's 403 text: names the caller, the permission, and the kind of resource it was checked on."""
+    if need.permission in ("storage.buckets.create", "storage.buckets.list"):
+        resource = "Google Cloud project"
+    elif need.permission.startswith("storage.buckets.") or need.permission == "storage.objects.list":
+        resource = "Google Cloud Storage bucket"
+    else:
+        resource = "Google Cloud Storage object"
+    return (
+        f"{principal} does not have {need.permission} access to the {resource}. "
+        f"Permission '{need.permission}' denied on resource (or it may not exist)."
+    )
+
+
+def _role_grants(role: str, permission: str) -> bool:
+    return any(
+        held == permission or (held.endswith(".*") and permission.startswith(held[:-1]))
+        for held in ROLES[role]
+    )
+
+
+# --- request -> permissions ---------------------------------------------------------------------------------
+
+_JSON = "/storage/v1/b"
+_UPLOAD = "/upload/storage/v1/b"
+_DOWNLOAD = "/download/storage/v1/b"
+
+
+class Route(NamedTuple):
+    """A request reduced to what decides its permissions."""
+
+    needs: list[Need]
+    # For writes that may replace an object: (bucket, object name or None if it is in the body).
+    destination: tuple[str, str | None] | None = None
+
+
+def route(method: str, path: str, query: dict[str, str]) -> Route:
+    """Map a JSON API request to the permissions Google requires for it (raises GcsError(501) if unknown).
+
+    Each rule cites its row of https://cloud.google.com/storage/docs/access-control/iam-json ("IAM
+    permissions for JSON methods"); paths as in https://cloud.google.com/storage/docs/json_api/v1.
+    """
+    seg = [urllib.parse.unquote(s) for s in path.split("/")]
+    # seg[0] is "" (the leading slash); object names arrive percent-encoded, so "/" inside a name is safe here.
+    if path == _JSON or path == _JSON + "/":
+        # iam-json: Buckets list -> storage.buckets.list; Buckets insert -> storage.buckets.create (project).
+        return Route([Need("storage.buckets.list" if method == "GET" else "storage.buckets.create", None)])
+    if path.startswith(_JSON + "/"):
+        rest = seg[4:]
+        bucket = rest[0]
+        if len(rest) == 1:
+            # iam-json: Buckets get -> storage.buckets.get; patch/update -> .update; delete -> .delete.
+            perm = {"GET": "get", "HEAD": "get", "PATCH": "update", "PUT": "update", "DELETE": "delete"}
+            if method in perm:
+                return Route([Need(f"storage.buckets.{perm[method]}", bucket)])
+        elif rest[1:] == ["iam"]:
+            # iam-json: Buckets getIamPolicy -> storage.buckets.getIamPolicy; setIamPolicy -> .setIamPolicy.
+            return Route([Need(f"storage.buckets.{'get' if method == 'GET' else 'set'}IamPolicy", bucket)])
+        elif rest[1:] == ["iam", "testPermissions"]:
+            return Route([])  # iam-json: Buckets testIamPermissions -> none
+        elif rest[1:] == ["o"] and method == "GET":
+            return Route([Need("storage.objects.list", bucket)])  # iam-json: Objects list -> .objects.list
+        elif rest[1:] == ["o"] and method == "POST":
+            # iam-json: Objects insert -> storage.objects.create (+ storage.objects.delete to replace one).
+            return Route([Need("storage.objects.create", bucket)], (bucket, query.get("name")))
+        elif len(rest) == 3 and rest[1] == "o":
+            if method in ("GET", "HEAD"):
+                # iam-json: Objects get -> storage.objects.get (metadata and ?alt=media alike).
+                return Route([Need("storage.objects.get", bucket)])
+            if method == "DELETE":
+                return Route([Need("storage.objects.delete", bucket)])  # iam-json: Objects delete
+            if method in ("PATCH", "PUT"):
+                return Route([Need("storage.objects.update", bucket)])  # iam-json: Objects patch/update
+        elif len(rest) == 4 and rest[1] == "o" and rest[3] == "compose" and method == "POST":
+            # iam-json: Objects compose -> storage.objects.get (sources) + .create (+ .delete to replace).
+            return Route(
+                [Need("storage.objects.get", bucket), Need("storage.objects.create", bucket)],
+                (bucket, rest[2]),
+            )
+        elif len(rest) == 8 and rest[1] == "o" and rest[3] in ("copyTo", "rewriteTo") and method == "POST":
+            # iam-json: Objects copy/rewrite -> storage.objects.get on the source, .create on the destination
+            # (+ .delete to replace an existing destination).
+            source_bucket, dest_bucket, dest_name = bucket, rest[5], rest[7]
+            return Route(
+                [Need("storage.objects.get", source_bucket), Need("storage.objects.create", dest_bucket)],
+                (dest_bucket, dest_name),
+            )
+    elif path.startswith(_UPLOAD + "/"):
+        rest = seg[5:]
+        if len(rest) == 2 and rest[1] == "o" and method == "POST":
+            # iam-json: Objects insert (media, multipart and resumable uploads all are objects.insert) ->
+            # storage.objects.create (+ storage.objects.delete to replace an existing object).
+            return Route([Need("storage.objects.create", rest[0])], (rest[0], query.get("name")))
+    elif path.startswith(_DOWNLOAD + "/"):
+        rest = seg[5:]
+        if len(rest) == 3 and rest[1] == "o" and method in ("GET", "HEAD"):
+            return Route([Need("storage.objects.get", rest[0])])  # iam-json: Objects get (media download)
+    raise GcsError(
+        501,
+        f"The GCS IAM stand-in does not know which permission {method} {path} needs; add it to "
+        "tests/support/gcs_iam_proxy.py:route() with the row of the iam-json table it follows.",
+        "notImplemented",
+    )
+
+
+def may_replace(query: dict[str, str]) -> bool | None:
+    """Whether an object write can only succeed by replacing an object (None: depends on what exists).
+
+    ``ifGenerationMatch=0`` means "only if absent", so it never replaces; any other generation can only match
+    an existing object, which the write then replaces. Google: "to replace existing objects, both
+    storage.objects.create and storage.objects.delete permissions are required"
+    (https://cloud.google.com/storage/docs/access-control/iam-permissions, note under Object permissions; the
+    same as footnote "required if overwriting" on Objects insert/compose/copy/rewrite in iam-json).
+    """
+    precondition = query.get("ifGenerationMatch")
+    if precondition is None:
+        return None
+    return precondition != "0"
+
+
+# --- state --------------------------------------------------------------------------------------------------
+
+
+class GcsIamProxy:
+    """Grants, the request log, and the address of the running proxy (``endpoint``) and its upstream."""
+
+    def __init__(self, upstream_endpoint: str) -> None:
+        self.upstream_endpoint = upstream_endpoint.rstrip("/")
+        upstream = urllib.parse.urlsplit(self.upstream_endpoint)
+        if upstream.scheme != "http" or not upstream.hostname:
+            raise ValueError(f"upstream_endpoint must be http://HOST:PORT, got {upstream_endpoint!r}")
+        self._upstream_host, self._upstream_port = upstream.hostname, upstream.port or 80
+        self.endpoint = ""
+        self.admin_token = secrets.token_urlsafe(24)
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every grant (except the admin token's), the request log and open upload sessions."""
+        with self._lock:
+            self._principals: dict[str, str] = {}
+            self._bindings: dict[str, set[tuple[str | None, str]]] = {}
+            self._upload_sessions: dict[str, str] = {}  # upload_id -> principal who opened it
+            self.requests: list[RequestRecord] = []
+        self.grant(self.admin_token, ADMIN_PRINCIPAL, ["roles/storage.admin"])
+
+    def grant(self, token: str, principal: str, roles: Iterable[str], bucket: str | None = None) -> None:
+        """Let ``token`` act as ``principal`` and bind ``roles`` to it on ``bucket`` (None: the project)."""
+        roles = list(roles)
+        unknown = sorted(set(roles) - set(ROLES))
+        if unknown:
+            raise ValueError(f"unknown role(s) {unknown}; the stand-in knows {sorted(ROLES)}")
+        with self._lock:
+            known = self._principals.setdefault(token, principal)
+            if known != principal:
+                raise ValueError(
+                    f"this token already belongs to {known!r}; use a new token for {principal!r}"
+                )
+            self._bindings.setdefault(principal, set()).update((bucket, role) for role in roles)
+
+    def principal_of(self, authorization: str | None, needs: list[Need]) -> str:
+        """The principal behind an ``Authorization`` header, or GcsError(401) as GCS answers."""
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _anonymous_error(needs[0] if needs else None)
+        with self._lock:
+            principal = self._principals.get(token.strip())
+        if principal is None:
+            raise GcsError(
+                401,
+                "Invalid Credentials",
+                "authError",
+                headers={
+                    "WWW-Authenticate": 'Bearer realm="https://accounts.google.com/", error="invalid_token"'
+                },
+                locationType="header",
+                location="Authorization",
+            )
+        return principal
+
+    def first_missing(self, principal: str, needs: Iterable[Need]) -> Need | None:
+        """The first permission ``principal`` lacks, or None when every one is granted."""
+        with self._lock:
+            bindings = set(self._bindings.get(principal, ()))
+        for need in needs:
+            if not any(
+                (on is None or on == need.bucket) and _role_grants(role, need.permission)
+                for on, role in bindings
+            ):
+                return need
+        return None
+
+    def record(
+        self, principal: str | None, method: str, path: str, permission: str | None, allowed: bool
+    ) -> None:
+        with self._lock:
+            self.requests.append(RequestRecord(principal, method, path, permission, allowed))
+
+    def remember_upload(self, upload_id: str, principal: str) -> None:
+        with self._lock:
+            self._upload_sessions[upload_id] = principal
+
+    def upload_owner(self, upload_id: str) -> str | None:
+        """Who opened the resumable upload ``upload_id`` through this proxy (None: nobody did)."""
+        with self._lock:
+            return self._upload_sessions.get(upload_id)
+
+    # --- talking to the emulator ---
+
+    def upstream_connection(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(self._upstream_host, self._upstream_port, timeout=60)
+
+    def upstream_has(self, path: str) -> bool:
+        """Whether the emulator has the bucket or object at JSON API ``path`` (asked without any gate)."""
+        conn = self.upstream_connection()
+        try:
+            conn.request("GET", path + "?fields=name")
+            response = conn.getresponse()
+            response.read()
+            return response.status == 200
+        finally:
+            conn.close()
+
+
+def _anonymous_error(need: Need | None) -> GcsError:
+    # GCS answers a request without credentials with 401, reason "required", naming the "Anonymous caller".
+    return GcsError(
+        401,
+        _denied_message("Anonymous caller", need)
+        if need
+        else "Anonymous caller does not have access to the Google Cloud Storage resource.",
+        "required",
+        headers={"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'},
+        locationType="header",
+        location="Authorization",
+    )
+
+
+def _bucket_missing() -> GcsError:
+    # A bucket that does not exist is a 404 for every caller; only existing resources are IAM-protected.
+    return GcsError(404, "The specified bucket does not exist.", "notFound")
+
+
+# --- request bodies -----------------------------------------------------------------------------------------
+
+
+class _Body:
+    """The request body: streamed from the socket on demand, or buffered when its content must be read."""
+
+    def __init__(self, rfile, headers) -> None:
+        self._rfile = rfile
+        self.chunked = "chunked" in (headers.get("Transfer-Encoding") or "").lower()
+        self.length = None if self.chunked else int(headers.get("Content-Length") or 0)
+        self._buffer: bytes | None = None
+
+    def buffered(self) -> bytes:
+        """Read the whole body now (it is still forwarded unchanged later)."""
+        if self._buffer is None:
+            self._buffer = b"".join(self._stream())
+        return self._buffer
+
+    def pieces(self) -> Iterator[bytes]:
+        if self._buffer is not None:
+            yield self._buffer
+        else:
+            yield from self._stream()
+
+    def drain(self) -> None:
+        """Consume an unwanted body so the keep-alive connection stays in step."""
+        for _ in self.pieces():
+            pass
+
+    def _stream(self) -> Iterator[bytes]:
+        if self.chunked:
+            while True:
+                size = int(self._rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self._rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return
+                yield self._rfile.read(size)
+                self._rfile.readline()  # CRLF after each chunk
+        else:
+            left = self.length or 0
+            while left > 0:
+                piece = self._rfile.read(min(_CHUNK, left))
+                if not piece:
+                    return
+                left -= len(piece)
+                yield piece
+
+
+def _object_name_in_body(body: bytes, content_type: str) -> str | None:
+    """The object name of an upload whose name travels in the body (multipart's first part, resumable's JSON)."""
+    metadata = body
+    boundary = re.search(r'boundary="?([^";]+)"?', content_type or "")
+    if content_type.lower().startswith("multipart/") and boundary:
+        marker = b"--" + boundary.group(1).encode()
+        parts = body.split(marker)
+        if len(parts) < 2:
+            return None
+        first = parts[1]
+        _, _, metadata = first.partition(b"\r\n\r\n")
+    try:
+        return json.loads(metadata.strip() or b"{}").get("name")
+    except (ValueError, AttributeError):
+        return None
+
+
+# --- HTTP layer ---------------------------------------------------------------------------------------------
+
+
+def _make_handler(proxy: GcsIamProxy) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        """Checks each request against the grants, then forwards it to fake-gcs-server or refuses it."""
+
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            pass  # tests read proxy.requests instead
+
+        def do_GET(self) -> None:
+            self._handle()
+
+        def do_HEAD(self) -> None:
+            self._handle()
+
+        def do_POST(self) -> None:
+            self._handle()
+
+        def do_PUT(self) -> None:
+            self._handle()
+
+        def do_PATCH(self) -> None:
+            self._handle()
+
+        def do_DELETE(self) -> None:
+            self._handle()
+
+        def _handle(self) -> None:
+            method = self.command
+            url = urllib.parse.urlsplit(self.path)
+            query = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
+            body = _Body(self.rfile, self.headers)
+            principal: str | None = None
+            try:
+                upload_id = query.get("upload_id")
+                if upload_id and url.path.startswith(_UPLOAD + "/"):
+                    # The session was checked when it was opened; its URI is the credential from then on.
+                    owner = proxy.upload_owner(upload_id)
+                    if owner is None:
+                        raise GcsError(404, f"No upload session {upload_id} was opened here.", "notFound")
+                    proxy.record(owner, method, url.path, None, True)
+                    self._forward(method, body, owner)
+                    return
+                decided = route(method, url.path, query)
+                principal = proxy.principal_of(self.headers.get("Authorization"), decided.needs)
+                needs = self._needs(decided, query, body)
+                missing = proxy.first_missing(principal, needs)
+                if missing is not None:
+                    proxy.record(principal, method, url.path, missing.permission, False)
+                    if missing.bucket is not None and not proxy.upstream_has(
+                        f"{_JSON}/{urllib.parse.quote(missing.bucket, safe='')}"
+                    ):
+                        raise _bucket_missing()
+                    raise GcsError(403, _denied_message(principal, missing), "forbidden")
+                proxy.record(principal, method, url.path, " ".join(n.permission for n in needs) or None, True)
+                self._forward(method, body, principal)
+            except GcsError as exc:
+                if exc.code == 401:
+                    proxy.record(None, method, url.path, None, False)
+                elif exc.code == 501:
+                    proxy.record(principal, method, url.path, None, False)
+                body.drain()
+                self._reply_error(exc)
+
+        def _needs(self, decided: Route, query: dict[str, str], body: _Body) -> list[Need]:
+            """The permissions of this request, adding storage.objects.delete when a write replaces."""
+            needs = list(decided.needs)
+            if decided.destination is not None:
+                replaces = may_replace(query)
+                if replaces is None:
+                    bucket, name = decided.destination
+                    if name is None:
+                        name = _object_name_in_body(body.buffered(), self.headers.get("Content-Type") or "")
+                    replaces = name is not None and proxy.upstream_has(
+                        f"{_JSON}/{urllib.parse.quote(bucket, safe='')}/o/{urllib.parse.quote(name, safe='')}"
+                    )
+                if replaces:
+                    needs.append(Need("storage.objects.delete", decided.destination[0]))
+            return needs
+
+        def _forward(self, method: str, body: _Body, principal: str) -> None:
+            conn = proxy.upstream_connection()
+            try:
+                conn.putrequest(method, self.path, skip_host=True, skip_accept_encoding=True)
+                dropped = HOP_BY_HOP | {
+                    h.strip().lower() for h in (self.headers.get("Connection") or "").split(",") if h.strip()
+                }
+                for name, value in self.headers.items():
+                    if name.lower() not in dropped and name.lower() != "host":
+                        conn.putheader(name, value)
+                conn.putheader("Host", f"{proxy._upstream_host}:{proxy._upstream_port}")
+                if body.chunked:
+                    conn.putheader("Transfer-Encoding", "chunked")
+                conn.endheaders()
+                for piece in body.pieces():
+                    if body.chunked:
+                        if piece:
+                            conn.send(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                    else:
+                        conn.send(piece)
+                if body.chunked:
+                    conn.send(b"0\r\n\r\n")
+                self._relay(method, conn.getresponse(), principal)
+            finally:
+                conn.close()
+
+        def _relay(self, method: str, response: http.client.HTTPResponse, principal: str) -> None:
+            headers = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP]
+            location = response.getheader("Location")
+            if location:
+                location = location.replace(proxy.upstream_endpoint, proxy.endpoint, 1)
+                upload_id = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query)).get(
+                    "upload_id"
+                )
+                if upload_id:
+                    proxy.remember_upload(upload_id, principal)
+                headers = [(k, location if k.lower() == "location" else v) for k, v in headers]
+            no_body = method == "HEAD" or response.status in (204, 304) or 100 <= response.status < 200
+            content_type = (response.getheader("Content-Type") or "").lower()
+            if not no_body and "json" in content_type:
+                # Small metadata documents: rewrite the emulator's address (selfLink, mediaLink) to ours.
+                data = response.read()
+                gzipped = (response.getheader("Content-Encoding") or "").lower() == "gzip"
+                text = gzip.decompress(data) if gzipped else data
+                text = text.replace(proxy.upstream_endpoint.encode(), proxy.endpoint.encode())
+                data = gzip.compress(text) if gzipped else text
+                headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+                headers.append(("Content-Length", str(len(data))))
+                self._start(response, headers)
+                self.wfile.write(data)
+                return
+            length = response.getheader("Content-Length")
+            if no_body:
+                self._start(response, headers)
+                return
+            if length is None:
+                headers.append(("Transfer-Encoding", "chunked"))
+            self._start(response, headers)
+            while piece := response.read(_CHUNK):
+                self.wfile.write(
+                    f"{len(piece):x}\r\n".encode() + piece + b"\r\n" if length is None else piece
+                )
+            if length is None:
+                self.wfile.write(b"0\r\n\r\n")
+
+        def _start(self, response: http.client.HTTPResponse, headers: list[tuple[str, str]]) -> None:
+            self.send_response_only(response.status, response.reason)  # upstream's Date/Server are relayed
+            for name, value in headers:
+                self.send_header(name, value)
+            self.end_headers()
+
+        def _reply_error(self, error: GcsError) -> None:
+            data = json.dumps(error.body()).encode()
+            self.send_response(error.code)
+            for name, value in error.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Type", "application/json; charset=UTF-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+
+    return Handler
+
+
+@contextlib.contextmanager
+def running_gcs_iam_proxy(upstream_endpoint: str) -> Iterator[GcsIamProxy]:
+    """Serve the IAM gate for ``upstream_endpoint`` on a free 127.0.0.1 port for the ``with`` block."""
+    proxy = GcsIamProxy(upstream_endpoint)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(proxy))
+    server.daemon_threads = True
+    proxy.endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, name="gcs-iam-proxy", daemon=True)
+    thread.start()
+    try:
+        yield proxy
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
