@@ -146,6 +146,9 @@ def test_first_release_then_unchanged_spec_then_a_cancelled_push_is_built_by_the
     resolver = next(name for name in tasks if "resolver" in name)
     assert not tasks[resolver].get("cachingOptions", {}).get("enableCache"), tasks[resolver]
     assert tasks["Trainer"]["cachingOptions"]["enableCache"] is True
+    # A second build of the same content (a full build for a tasks/ change, say) does not move the tag.
+    out, _ = invoke(clone, env, "build.image", "--push")
+    assert f"{image}: already in the registry" in out and "not rebuilt" in out
     released = record(gcs_client, bucket)
     assert released["commit"] == head and released["inputs"]["spec"] == spec["uri"]
     assert released["run"]["resource_name"].endswith(f"/pipelineJobs/{first_job['_jobId']}")
@@ -181,13 +184,16 @@ def test_first_release_then_unchanged_spec_then_a_cancelled_push_is_built_by_the
     git(clone, "add", "docs/notes.md")
     git(clone, "commit", "--quiet", "-m", "C: docs")
     (clone / ".cicd" / "spec.json").unlink()  # a fresh Cloud Build workspace: the spec comes from the record
-    images_before = {i.id for i in docker_client.images.list()}
+    # This build's images only: other test runs may share the engine.
+    ours = f"{REGISTRY}/test-project/{bucket}/cicd-components"
+    images_before = {i.id for i in docker_client.images.list(name=ours)}
     out, modules_seconds = invoke(clone, env, "ci", "--skip-tests", "--base", ":release")
     plan = json.loads((clone / ".cicd" / "plan.json").read_text())
     assert plan["base"] == head, "the diff starts at the last release, not at the previous push"
     assert plan["workflow"] == "modules" and plan["changed_packages"] == ["trainer"]
     assert "== build.image" not in out and "== pipeline.compile" not in out and "== build.wheels" not in out
-    assert {i.id for i in docker_client.images.list()} == images_before, "no image was built"
+    assert {i.id for i in docker_client.images.list(name=ours)} == images_before, "no image was built"
+    assert "== build.image" not in out
     second_modules = json.loads((clone / ".cicd" / "modules.json").read_text())
     assert second_modules["model_module"] != first_modules["model_module"]
     assert second_modules["preprocessing_module"] == first_modules["preprocessing_module"]
