@@ -79,14 +79,16 @@ def test_blessed_model_is_pushed_and_registered(runs):
 
 
 def registered_model(layout):
-    """The first cicd.RegisteredModel artifact in the run's ML Metadata store."""
+    """The first RegisteredModel artifact in the run's ML Metadata store."""
     import ml_metadata as mlmd
     from ml_metadata.proto import metadata_store_pb2
+
+    from cicd_components import RegisteredModel
 
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = str(layout.metadata_path)
     config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-    return mlmd.MetadataStore(config).get_artifacts_by_type("cicd.RegisteredModel")[0]
+    return mlmd.MetadataStore(config).get_artifacts_by_type(RegisteredModel.TYPE_NAME)[0]
 
 
 def test_pushed_model_loads_and_predicts_raw_rows(runs):

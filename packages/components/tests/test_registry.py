@@ -68,3 +68,11 @@ def test_the_evaluators_verdict_is_recorded_on_the_output_whether_or_not_it_was_
         {"registry": f"local:{tmp_path / 'registry'}", "model_name": "penguin", "labels": "{}"},
     )
     assert (out.get_int_custom_property("blessed"), out.get_int_custom_property("registered")) == (0, 0)
+
+
+def test_the_artifact_type_name_imports_the_class_as_tfx_does_on_vertex():
+    # TFX's v2 container entrypoint imports a custom artifact class from "<module>.<Class>".
+    import importlib
+
+    module, _, name = RegisteredModel.TYPE_NAME.rpartition(".")
+    assert getattr(importlib.import_module(module), name) is RegisteredModel

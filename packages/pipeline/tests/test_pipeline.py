@@ -128,3 +128,10 @@ def test_local_pipeline_uses_sqlite_metadata_and_in_memory_beam(tmp_path):
     assert uploader.exec_properties["labels"] == '{"commit": "abc"}', (
         "the local registry entry carries labels"
     )
+
+
+def test_the_run_report_reads_the_registry_steps_artifact_type():
+    from cicd_components import RegisteredModel
+    from cicd_pipeline.report import REGISTERED_MODEL
+
+    assert REGISTERED_MODEL == RegisteredModel.TYPE_NAME

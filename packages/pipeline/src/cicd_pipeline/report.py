@@ -10,6 +10,8 @@ from ml_metadata.proto import metadata_store_pb2
 
 from cicd_components.evaluation import overall_metrics
 
+REGISTERED_MODEL = "cicd_components.RegisteredModel"  # RegisteredModel.TYPE_NAME, without importing TFX here
+
 _STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
 
 
@@ -87,7 +89,7 @@ def summarize_run(metadata_path, pipeline_name: str) -> RunSummary:
         for pushed in outputs.get("PushedModel", []):
             if pushed.custom_properties["pushed"].int_value:
                 pushed_destination = pushed.custom_properties["pushed_destination"].string_value
-        for registered in outputs.get("cicd.RegisteredModel", []):
+        for registered in outputs.get(REGISTERED_MODEL, []):
             if registered.custom_properties["registered"].int_value:
                 registry_version = registered.custom_properties["version"].int_value
     return RunSummary(run.name, components, blessed, metrics, pushed_destination, registry_version)

@@ -11,7 +11,10 @@ from cicd_components.registry import executor
 class RegisteredModel(types.Artifact):
     """Where a pushed model was registered (a local registry entry or a Vertex AI model version)."""
 
-    TYPE_NAME = "cicd.RegisteredModel"
+    # On Vertex, TFX's container entrypoint imports a custom artifact class from its type name, so the name
+    # must be `<importable module>.<Class>` (TFX allows one dot): "cicd.RegisteredModel" failed every run at
+    # this step before its executor started (tests/integration/test_vertex_executor.py).
+    TYPE_NAME = "cicd_components.RegisteredModel"
 
 
 class ModelRegistryUploaderSpec(ComponentSpec):

@@ -128,4 +128,6 @@ class Executor(base_executor.BaseExecutor):
         registered.set_string_custom_property("registry", exec_properties["registry"])
         registered.set_int_custom_property("version", int(stored["version"]))
         registered.set_string_custom_property("pushed_destination", entry["pushed_destination"])
+        if stored.get("resource_name"):  # which Vertex model the version belongs to
+            registered.set_string_custom_property("resource_name", stored["resource_name"])
         logging.info("Registered %s version %s in %s", entry["model_name"], stored["version"], where)
