@@ -151,3 +151,32 @@ def test_prepare_context_holds_only_the_dockerfile_and_wheels(package_factory, t
     ]
     with pytest.raises(ImageBuildError, match="not empty"):
         prepare_context(context, DOCKERFILE, [wheel])
+
+
+def test_a_symlink_in_a_package_is_not_packed_into_its_wheel(package_factory, tmp_path):
+    package = package_factory()
+    secret = tmp_path / "outside.txt"
+    secret.write_text("not the package's\n")
+    (package / "src" / "cicd_components" / "data.txt").symlink_to(secret)
+    with pytest.raises(WheelBuildError, match="data.txt is a symlink"):
+        build_wheel(package, tmp_path / "dist")
+    assert not (tmp_path / "dist").exists()
+
+
+def test_a_linked_module_is_not_uploaded(tmp_path):
+    from cicd_release.settings import Settings
+    from cicd_release.steps import ChainError, Release, upload_modules
+    from cicd_release.workspace import Workspace
+
+    root = tmp_path / "repo"
+    module_dir = root / "packages" / "trainer" / "src" / "cicd_trainer"
+    (module_dir / "schema").mkdir(parents=True)
+    (tmp_path / "elsewhere.py").write_text("x = 1\n")
+    (module_dir / "model.py").symlink_to(tmp_path / "elsewhere.py")
+
+    def no_storage():
+        raise AssertionError("nothing may be uploaded")
+
+    release = Release(Workspace(root), Settings(bucket="my-bucket"), config=None, storage_client=no_storage)
+    with pytest.raises(ChainError, match="model.py is a symlink"):
+        upload_modules(release)

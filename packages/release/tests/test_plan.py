@@ -284,3 +284,23 @@ def test_markdown_for_a_pull_request_names_workflow_steps_and_reasons(repo):
     assert text.startswith("### Release plan: `modules`")
     assert "| build.image | skipped |" in text and "| pipeline.submit | runs |" in text
     assert "module files are runtime parameters" in text
+
+
+@pytest.mark.parametrize("target", ["/etc/hostname", "../../../outside.txt"])
+def test_a_symlink_under_packages_is_refused(repo, target):
+    base = git(repo, "rev-parse", "HEAD")
+    link = repo / "packages" / "trainer" / "src" / "cicd_trainer" / "features.py"
+    link.symlink_to(target)
+    head = commit(repo, message="link")
+    with pytest.raises(PlanError, match="features.py is a symlink"):
+        make_plan(repo, base, head)
+    with pytest.raises(PlanError, match="is a symlink"):
+        make_plan(repo, None, head)  # a full plan too: a link already there is no better
+
+
+def test_a_file_name_cannot_forge_a_line_of_the_plan(repo):
+    base = git(repo, "rev-parse", "HEAD")
+    head = commit(repo, write=["docs/x\nworkflow  none.md"])
+    table = format_table(make_plan(repo, base, head))
+    assert "docs/x\\nworkflow  none.md" in table
+    assert not any(line.startswith("workflow  none") for line in table.splitlines()[5:])

@@ -89,3 +89,39 @@ def test_a_pull_request_shows_its_plan_with_no_cloud_credentials():
 def test_the_release_job_ends_with_what_the_run_did():
     [summary] = [s for s in steps() if "GITHUB_STEP_SUMMARY" in str(s.get("run", ""))]
     assert summary["if"] == "always()" and "summaries/${COMMIT_SHA}/" in summary["run"]
+
+
+DIGEST = "@sha256:" + "0" * 64
+GOOD_INPUTS = {
+    "BASE": ":release",
+    "REGION": "europe-west12",
+    "SERVING_IMAGE": "europe-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15" + DIGEST,
+    "BASE_IMAGE": "europe-west4-docker.pkg.dev/my-project/mirror/tfx" + DIGEST,
+}
+
+
+def check_inputs(**overrides: str) -> subprocess.CompletedProcess:
+    """Runs the workflow's own input check (its `run:` script, with bash as GitHub does) on these values."""
+    [check] = [s for s in steps() if s.get("name") == "Check the build's inputs"]
+    env = {**os.environ, **GOOD_INPUTS, **overrides}
+    return subprocess.run(["bash", "-e", "-c", check["run"]], env=env, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("base", ["", ":release", "0123456789abcdef0123456789abcdef01234567"])
+def test_the_inputs_a_manual_run_may_give_pass(base):
+    assert check_inputs(BASE=base).returncode == 0
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"BASE": "x,_PYTHON_IMAGE=attacker/evil:1"},  # a comma adds a substitution
+        {"BASE": "main"},
+        {"REGION": "europe-west4,_BUCKET=other"},
+        {"BASE_IMAGE": "gcr.io/tfx-oss-public/tfx:1.16.0"},  # not by digest
+        {"SERVING_IMAGE": "x" + DIGEST + ",_PYTHON_IMAGE=evil:1"},
+    ],
+)
+def test_a_value_that_could_inject_a_substitution_stops_the_job(overrides):
+    result = check_inputs(**overrides)
+    assert result.returncode == 1 and "::error::" in result.stdout

@@ -169,6 +169,7 @@ def make_plan(repo_dir: str, base: str | None, head: str = "HEAD", why_missing: 
         raise PlanError(
             f"Head {head!r} is not a commit in {repo_dir}: pass a branch, tag or sha that exists."
         )
+    _refuse_links_in_packages(repo_dir, head_sha)
     base_sha = _resolve(repo_dir, base) if base and base != _ZERO_SHA else None
     if base_sha is None:
         return _missing_base_plan(repo_dir, base, head_sha, why_missing)
@@ -266,6 +267,21 @@ def _missing_base_plan(
     return _plan(None, head_sha, (), sorted(PACKAGES), "full", (reason,))
 
 
+def _refuse_links_in_packages(repo_dir: str, head_sha: str) -> None:
+    """No symlink, submodule or other non-file under packages/: a link's target (possibly outside the
+    repository) would be packed into a wheel, the image or the bucket as if it were the package's own file."""
+    listing = _git(repo_dir, "ls-tree", "-r", "-z", head_sha, "--", "packages", what="Cannot list packages/")
+    for entry in filter(None, listing.split("\0")):
+        meta, _, path = entry.partition("\t")
+        mode = meta.split(" ", 1)[0]
+        if mode not in ("100644", "100755"):
+            kind = {"120000": "a symlink", "160000": "a submodule"}.get(mode, f"mode {mode}")
+            raise PlanError(
+                f"{_shown(path)} is {kind}: packages/ may hold only regular files (whatever it points at "
+                "would be released as part of the package). Replace it with the file itself."
+            )
+
+
 def _resolve(repo_dir: str, ref: str) -> str | None:
     """The full sha of a commit ref, or None when the clone does not hold that commit."""
     # `^{commit}` makes git read the object: a well-formed sha that is absent (shallow clone) fails here.
@@ -273,9 +289,14 @@ def _resolve(repo_dir: str, ref: str) -> str | None:
     return result.stdout.strip() if result.returncode == 0 else None
 
 
+def _shown(path: str) -> str:
+    """A path as printed: control characters escaped, so a file name cannot forge a line of the plan."""
+    return path if path.isprintable() else path.encode("unicode_escape", "backslashreplace").decode("ascii")
+
+
 def _examples(paths: list[str], limit: int = 3) -> str:
     more = f", +{len(paths) - limit} more" if len(paths) > limit else ""
-    return ", ".join(paths[:limit]) + more
+    return ", ".join(_shown(p) for p in paths[:limit]) + more
 
 
 def _git(repo_dir: str, *args: str, what: str) -> str:

@@ -38,14 +38,35 @@ def _is_secret(name: str) -> bool:
     return not _SECRET_WORDS.isdisjoint(name.lower().split("_"))
 
 
+# The settings a task also takes as a flag (`invoke build.image --image-repo ...`); the others have none.
+FLAGS = {"image_repo": "invoke build.image --image-repo", "base_image": "invoke build.image --base-image"}
+
+
 def _how(name: str) -> str:
-    return f"set cicd.{name} in invoke.yaml, INVOKE_CICD_{name.upper()}, or --{name.replace('_', '-')}"
+    flag = f", or `{FLAGS[name]}`" if name in FLAGS else ""
+    return f"set cicd.{name} in invoke.yaml or INVOKE_CICD_{name.upper()}{flag}"
 
 
 def setting_message(name: str, value: Any, wrong: str, expected: str) -> str:
     """`cicd.NAME=VALUE WRONG; expected RULE; set cicd.NAME in ...`, the value left out for a secret's name."""
-    shown = " (value not shown)" if _is_secret(name) else f"={value!r}"
+    shown = " (value not shown)" if _is_secret(name) or _looks_secret(value) else f"={_clip(value)!r}"
     return f"cicd.{name}{shown} {wrong}; expected {expected}; {_how(name)}."
+
+
+def _looks_secret(value: Any) -> bool:
+    """A pasted key or token must not reach a build log, whatever setting it was pasted into."""
+    text = str(value)
+    return (
+        "\n" in text
+        or "PRIVATE KEY" in text
+        or "BEGIN " in text
+        or text.startswith(("ya29.", "ghp_", "AKIA"))
+    )
+
+
+def _clip(value: Any, limit: int = 80) -> Any:
+    text = str(value)
+    return value if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 # ------------------------------------------------------------------------------------------------- rules
@@ -54,7 +75,11 @@ def setting_message(name: str, value: Any, wrong: str, expected: str) -> str:
 # Artifact Registry; google-cloud-aiplatform's PipelineJob id pattern for the pipeline name.
 
 _PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]{1,2}$")
+# Google Cloud's regions are GEOGRAPHY-DIRECTION<n>: europe-west4, europe-west12, us-central1, me-central2.
+_REGION = re.compile(
+    r"^(?:africa|asia|australia|europe|me|northamerica|southamerica|us)"
+    r"-(?:central|east|west|north|south|northeast|northwest|southeast|southwest)[0-9]{1,2}$"
+)
 _SERVICE_ACCOUNT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@(?P<project>[^@]+)\.iam\.gserviceaccount\.com$")
 # Artifact Registry: LOCATION-docker.pkg.dev/PROJECT/REPOSITORY, LOCATION a region or a multi-region.
 _AR_REPO = re.compile(

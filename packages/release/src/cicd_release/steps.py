@@ -157,7 +157,7 @@ def build_image(release: Release) -> list[str]:
     extra = [f"{reference.rsplit(':', 1)[0]}:{tag}" for tag in release.extra_tags]
     context = ws.out / "image-context"
     shutil.rmtree(context, ignore_errors=True)
-    image_lib.prepare_context(context, ws.root / DOCKERFILE, [Path(wheels["components"])])
+    image_lib.prepare_context(context, inside_checkout(ws.root, DOCKERFILE), [Path(wheels["components"])])
     result = image_lib.build_image(
         context_dir=context,
         tag=reference,
@@ -205,7 +205,7 @@ def compile_spec(release: Release, upload: bool = True) -> list[str]:
 def upload_modules(release: Release) -> list[str]:
     """Uploads the trainer files content-addressed (never overwriting); records the URIs for submit."""
     release.settings.require(REQUIRED_SETTINGS["modules.upload"])
-    files = {name: release.root / path for name, path in TRAINER_FILES.items()}
+    files = {name: inside_checkout(release.root, path) for name, path in TRAINER_FILES.items()}
     uris = storage_lib.upload_content_addressed(
         release.storage_client(), release.settings.modules_prefix, files
     )
@@ -512,6 +512,17 @@ def _write_once(path: Path, text: str) -> Path:
             raise ChainError(f"{path} exists with other content; specs are never overwritten: remove it.")
         return path
     return atomic_write(path, text)
+
+
+def inside_checkout(root: Path, relative: str) -> Path:
+    """`root/relative`, refused when it is a link or resolves outside the checkout (nothing else is released)."""
+    path = root / relative
+    if path.is_symlink() or not path.resolve().is_relative_to(root.resolve()):
+        raise ChainError(
+            f"{relative} is a symlink or resolves outside the checkout ({path.resolve()}): only the "
+            "repository's own files are released. Replace it with the file itself."
+        )
+    return path
 
 
 def _now() -> str:

@@ -40,6 +40,7 @@ _BUILD_HOOK = (
 _SKIP_ON_COPY = shutil.ignore_patterns(
     "build", "dist", "*.egg-info", "__pycache__", "*.pyc", ".pytest_cache", ".nox", ".venv", ".ruff_cache"
 )
+_SKIP_NAMES = {"build", "dist", "__pycache__", ".pytest_cache", ".nox", ".venv", ".ruff_cache"}
 # Fixed zip timestamps make the same sources give the same bytes, so a rebuild can be told from a change.
 _DEFAULT_SOURCE_DATE_EPOCH = "315532800"  # 1980-01-01, the earliest time a zip file can store.
 
@@ -146,6 +147,12 @@ def build_wheel(
             "Install it (setuptools is in requirements/lock.txt) or use the project's venv."
         )
 
+    links = [p for p in package_dir.rglob("*") if p.is_symlink() and not _SKIP_NAMES.intersection(p.parts)]
+    if links:
+        raise WheelBuildError(
+            f"{links[0]} is a symlink (to {os.path.realpath(links[0])}): a wheel holds only the package's own "
+            "files. Replace the link with the file."
+        )
     with tempfile.TemporaryDirectory(prefix="cicd-wheel-") as tmp:
         source = Path(tmp) / "src" / package_dir.name
         shutil.copytree(package_dir, source, ignore=_SKIP_ON_COPY, symlinks=True)
