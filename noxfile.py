@@ -90,7 +90,7 @@ def tests(session: nox.Session, package: str) -> None:
 @nox.session(python=PYTHON)
 def e2e(session: nox.Session) -> None:
     """The whole pipeline on the shipped data with LocalDagRunner: a blessed model is pushed, loads and predicts."""
-    install(session, *(f"./packages/{p}" for p in PACKAGES), "pytest", "pytest-cov")
+    install(session, *(f"./packages/{p}" for p in PACKAGES), "invoke", "pytest", "pytest-cov")
     pytest(session, "tests/e2e", name="e2e")
 
 

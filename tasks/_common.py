@@ -105,6 +105,15 @@ def skip_unless_planned(planned: bool, step: str) -> bool:
     if not planned:
         return False
     plan = guard(workspace().read_json, workspace().plan_file, "plan --base REF")
+    from cicd_release.git import head_commit
+
+    head = guard(head_commit, ROOT)
+    if plan.get("head") != head:
+        raise Exit(
+            f"{workspace().plan_file} plans commit {str(plan.get('head'))[:12]}, but the checkout is at {head[:12]}: "
+            "run `invoke plan` again for this commit.",
+            code=2,
+        )
     if step in plan["steps"]:
         return False
     print(f"{step}: skipped, not in the plan (workflow {plan['workflow']!r}).")

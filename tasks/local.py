@@ -1,7 +1,10 @@
 """The local loop: `invoke run` (the whole pipeline with LocalDagRunner) and `invoke schema.bootstrap`."""
 
+import contextlib
 import hashlib
+import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +33,46 @@ def _local_labels(inputs) -> dict[str, str]:
     return labels
 
 
+@contextlib.contextmanager
+def _output_to(path: Path):
+    """Sends this process's stdout and stderr, and its children's (setuptools packing the module files,
+    TensorFlow's C++ logs), to `path` at the file-descriptor level, and restores them after."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+
+
+def _log_to_file(folder: Path) -> Path:
+    """Every log line of the run (TFX, Beam, TensorFlow's Python side, through absl and logging) goes to a
+    file whose path the run prints, instead of a few thousand lines on the terminal: a stop says its reason
+    in a few lines, and the whole story stays on disk."""
+    import logging
+
+    from absl import logging as absl_logging
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"run-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.log"
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers = [handler]  # absl's own handler (stderr) included: the file has it all
+    root.setLevel(logging.INFO)
+    absl_logging.set_verbosity(absl_logging.INFO)
+    return path
+
+
 @task(
     help={
         "root": f"Folder for the run's state: pipeline root, metadata, pushed models, registry (default {LOCAL_ROOT.relative_to(ROOT)}).",
@@ -40,7 +83,11 @@ def _local_labels(inputs) -> dict[str, str]:
     }
 )
 def run(c, root=None, data_root=None, fresh=False, train_steps=None, hyperparameters=None):
-    """Run the whole pipeline locally (LocalDagRunner) and print where the model went, its metrics, its blessing."""
+    """Run the whole pipeline locally (LocalDagRunner) and print where the model went, its metrics, its blessing.
+
+    Exit codes: 0 blessed and pushed; 2 a bad setting or input; 4 the data gate stopped the run before
+    training; 5 the model was not blessed (nothing pushed). A traceback is a bug.
+    """
     config = training_config(c, hyperparameters, int(train_steps) if train_steps else None)
     import cicd_trainer
     from cicd_pipeline.report import format_summary, summarize_run
@@ -57,16 +104,40 @@ def run(c, root=None, data_root=None, fresh=False, train_steps=None, hyperparame
         inputs.check()
     except ValueError as err:
         raise Exit(f"Cannot run: {err}", code=2) from None
+    from tasks.data import check
+
+    print(
+        check(inputs.data_root)
+    )  # seconds, without TFX: a malformed file is named before a minute of start-up
     if fresh and layout.root.exists():
         shutil.rmtree(layout.root)
+    from cicd_components.anomalies_gate.executor import DataGateError
+
+    log = _log_to_file(layout.root / "logs")
+    print(f"running the pipeline (its log: {log}) ...", flush=True)
     started = time.monotonic()
-    run_local(layout, inputs, config, labels=_local_labels(inputs))
+    try:
+        with _output_to(log):
+            run_local(layout, inputs, config, labels=_local_labels(inputs))
+    except DataGateError as stop:
+        raise Exit(
+            f"Data gate: the run stopped before training.\n{stop}\n"
+            f"Nothing was trained or pushed; the last blessed model stays. Full log: {log}",
+            code=4,
+        ) from None
     elapsed = time.monotonic() - started
     summary = summarize_run(layout.metadata_path, config.pipeline_name)
-    print(format_summary(summary))
+    print(format_summary(summary, config.accuracy_threshold, config.regression_tolerance))
     print(f"\n  executed: {', '.join(summary.executed) or '(none)'}")
     print(f"  cached:   {', '.join(summary.cached) or '(none)'}")
-    print(f"  wall time of the pipeline: {elapsed:.1f} s   (state in {layout.root})")
+    print(f"  wall time of the pipeline: {elapsed:.1f} s   (state in {layout.root}; full log: {log})")
+    if summary.blessed is False:
+        raise Exit(
+            "Not blessed: the Evaluator refused the model ("
+            + "; ".join(summary.refusals or ["see the lines above"])
+            + "). Nothing was pushed; the last blessed model stays.",
+            code=5,
+        )
 
 
 @task(

@@ -4,6 +4,7 @@ The tasks run as a user runs them (`python -m invoke ...`) from a copy of the `t
 folder, so the workspace the chain would write to (`.cicd/`, `dist/`) is one this test can watch.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -96,3 +97,19 @@ def test_an_unknown_setting_in_invoke_yaml_is_named(checkout):
     (checkout / "invoke.yaml").write_text("cicd:\n  buket: my-project-ml\n")
     result = invoke(checkout, "pipeline.compile")
     assert result.returncode == 2 and "cicd.buket" in result.stderr, result.stderr
+
+
+def test_a_plan_made_for_another_commit_is_refused(checkout):
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+    identity = ["-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run(["git", "init", "-q", str(checkout)], check=True, env=env)
+    subprocess.run(
+        ["git", "-C", str(checkout), *identity, "commit", "-q", "--allow-empty", "-m", "a"],
+        env=env,
+        check=True,
+    )
+    (checkout / ".cicd").mkdir()
+    stale = {"head": "0" * 40, "steps": ["modules.upload"], "workflow": "modules"}
+    (checkout / ".cicd" / "plan.json").write_text(json.dumps(stale))
+    result = invoke(checkout, "modules.upload", "--planned")
+    assert result.returncode == 2 and "run `invoke plan` again" in result.stderr, result.stderr

@@ -21,3 +21,21 @@ def overall_metrics(evaluation_uri: str) -> dict[str, float]:
             if key_and_value.value.HasField("double_value"):
                 metrics[name] = key_and_value.value.double_value.value
     return metrics
+
+
+def validation_failures(evaluation_uri: str) -> list[str]:
+    """Why the Evaluator refused a model: one line per failed threshold, empty when it passed them all."""
+    import tensorflow_model_analysis as tfma
+
+    result = tfma.load_validation_result(evaluation_uri)
+    if result.validation_ok:
+        return []
+    lines = []
+    for per_slice in result.metric_validations_per_slice:
+        for failure in per_slice.failures:
+            key = failure.metric_key
+            what = f"{key.name} (change vs baseline)" if key.is_diff else key.name
+            lines.append(f"{what}: {failure.message.strip() or 'below its threshold'}")
+    if result.missing_thresholds or result.missing_slices:
+        lines.append("the evaluation lacked a metric or slice its thresholds name")
+    return lines or ["validation failed (TFMA gave no details)"]

@@ -78,6 +78,13 @@ class TrainingConfig:
     # records with the model in hyperparameters.json): "{}" trains with the defaults. Keys and types: see
     # HYPERPARAMETER_TYPES.
     hyperparameters: str = "{}"
+    # How far below the baseline (the last blessed model) the candidate's accuracy may be and still be
+    # blessed. Zero tolerance rejected a model trained on the same rows repeated: the gate flipped on noise.
+    # 0.02 is about one standard error of accuracy on the shipped eval split (sqrt(0.97 * 0.03 / 115) = 0.016).
+    regression_tolerance: float = 0.02
+    # The data gate: the fewest examples a split may hold, and each class of the label in every split.
+    min_examples_per_split: int = 20
+    min_examples_per_class: int = 5
 
     def __post_init__(self):
         wrong = check_pipeline_name(self.pipeline_name)
@@ -104,6 +111,19 @@ class TrainingConfig:
                 f"training.accuracy_threshold={self.accuracy_threshold!r} is not within [0, 1]; expected a "
                 f"fraction such as 0.6; {_fix('accuracy_threshold')}."
             )
+        _number("regression_tolerance", self.regression_tolerance, float)
+        if not 0.0 <= self.regression_tolerance <= 1.0:
+            raise ConfigError(
+                f"training.regression_tolerance={self.regression_tolerance!r} is not within [0, 1]; expected a "
+                f"fraction such as 0.02; {_fix('regression_tolerance')}."
+            )
+        for field in ("min_examples_per_split", "min_examples_per_class"):
+            value = getattr(self, field)
+            _number(field, value, int)
+            if value < 0:
+                raise ConfigError(
+                    f"training.{field}={value!r} is negative; expected an integer >= 0; {_fix(field)}."
+                )
         try:
             parse_hyperparameters(self.hyperparameters, HYPERPARAMETER_TYPES)
         except HyperparametersError as err:

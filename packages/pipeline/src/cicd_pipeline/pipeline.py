@@ -17,18 +17,22 @@ from cicd_pipeline.config import HYPERPARAMETER_TYPES
 T = TypeVar("T")
 Param = T | RuntimeParameter
 
+RAW_LABEL_KEY = "species"  # the label as the data holds it (its schema domain lists the classes)
 LABEL_KEY = "species_xf"  # the transformed label (see the trainer's preprocessing_fn)
 
 
-def eval_config(accuracy_threshold: float) -> tfma.EvalConfig:
-    """TFMA config: bless only a model that is accurate enough and no worse than the last blessed one."""
+def eval_config(accuracy_threshold: float, regression_tolerance: float = 0.02) -> tfma.EvalConfig:
+    """TFMA config: bless only a model that is accurate enough and not worse than the last blessed one by
+    more than `regression_tolerance` (noise in the eval split must not decide)."""
     accuracy = tfma.MetricConfig(
         class_name="SparseCategoricalAccuracy",
         threshold=tfma.MetricThreshold(
             value_threshold=tfma.GenericValueThreshold(lower_bound={"value": accuracy_threshold}),
-            # No regression: against the baseline (latest blessed model) the change must be >= 0.
+            # No regression beyond the tolerance: against the baseline (latest blessed model) the change must
+            # be >= -tolerance (a tiny epsilon keeps a zero tolerance strict but not flaky on float rounding).
             change_threshold=tfma.GenericChangeThreshold(
-                direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -1e-10}
+                direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                absolute={"value": -max(regression_tolerance, 1e-10)},
             ),
         ),
     )
@@ -62,6 +66,9 @@ def create_pipeline(
     train_steps: int,
     eval_steps: int,
     accuracy_threshold: float,
+    regression_tolerance: float = 0.02,
+    min_examples_per_split: int = 0,
+    min_examples_per_class: int = 0,
     serving_image: str | None = None,
     registry_labels: Param[str] | None = None,
     enable_cache: bool = True,
@@ -83,8 +90,16 @@ def create_pipeline(
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
-    # Stops the run on anomalies: nothing is trained on data that breaks the schema.
-    anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
+    # Stops the run on anomalies, too few examples or a class too few of its own: nothing is trained on data
+    # that breaks the schema or cannot judge a model.
+    anomalies_gate = AnomaliesGate(
+        anomalies=example_validator.outputs["anomalies"],
+        statistics=statistics_gen.outputs["statistics"],
+        schema=schema_gen.outputs["schema"],
+        min_examples_per_split=min_examples_per_split,
+        min_examples_per_class=min_examples_per_class,
+        label_feature=RAW_LABEL_KEY,
+    )
     # Imputes, scales and encodes the features; the same graph is saved into the model for serving.
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
@@ -115,7 +130,7 @@ def create_pipeline(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
-        eval_config=eval_config(accuracy_threshold),
+        eval_config=eval_config(accuracy_threshold, regression_tolerance),
     )
     # Copies a blessed model to the serving location; does nothing for a model that was not blessed.
     pusher = tfx.components.Pusher(

@@ -8,7 +8,7 @@ import dataclasses
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
-from cicd_components.evaluation import overall_metrics
+from cicd_components.evaluation import overall_metrics, validation_failures
 
 REGISTERED_MODEL = "cicd_components.RegisteredModel"  # RegisteredModel.TYPE_NAME, without importing TFX here
 
@@ -30,6 +30,8 @@ class RunSummary:
     metrics: dict[str, float]
     pushed_destination: str | None
     registry_version: int | None
+    # Why the Evaluator refused the model (empty when blessed): one line per failed threshold.
+    refusals: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def executed(self) -> list[str]:
@@ -76,6 +78,7 @@ def summarize_run(metadata_path, pipeline_name: str) -> RunSummary:
         raise ValueError(f"No pipeline run is recorded in {metadata_path}.")
     run = max(runs, key=lambda c: c.create_time_since_epoch)
     components, blessed, metrics, pushed_destination, registry_version = [], None, {}, None, None
+    refusals: list[str] = []
     for execution in sorted(store.get_executions_by_context(run.id), key=lambda e: e.create_time_since_epoch):
         nodes = [c.name for c in store.get_contexts_by_execution(execution.id) if c.type == "node"]
         node = nodes[0].split(".", 1)[-1] if nodes else execution.type.rsplit(".", 1)[-1]
@@ -86,16 +89,38 @@ def summarize_run(metadata_path, pipeline_name: str) -> RunSummary:
             blessed = bool(blessing.custom_properties["blessed"].int_value)
         for evaluation in outputs.get("ModelEvaluation", []):
             metrics = overall_metrics(evaluation.uri)
+            refusals = validation_failures(evaluation.uri)
         for pushed in outputs.get("PushedModel", []):
             if pushed.custom_properties["pushed"].int_value:
                 pushed_destination = pushed.custom_properties["pushed_destination"].string_value
         for registered in outputs.get(REGISTERED_MODEL, []):
             if registered.custom_properties["registered"].int_value:
                 registry_version = registered.custom_properties["version"].int_value
-    return RunSummary(run.name, components, blessed, metrics, pushed_destination, registry_version)
+    return RunSummary(run.name, components, blessed, metrics, pushed_destination, registry_version, refusals)
 
 
-def format_summary(summary: RunSummary) -> str:
+ACCURACY = "sparse_categorical_accuracy"
+
+
+def verdict_line(summary: RunSummary, threshold: float, tolerance: float) -> str:
+    """`0.9741 vs baseline 0.9828 (change -0.0087, tolerance ±0.0200), threshold >= 0.60: BLESSED`."""
+    verdict = {True: "BLESSED", False: "NOT BLESSED", None: "not evaluated"}[summary.blessed]
+    if ACCURACY not in summary.metrics:
+        return f"model: {verdict}"
+    line = f"accuracy {summary.metrics[ACCURACY]:.4f}"
+    baseline = summary.metrics.get(f"{ACCURACY} (baseline)")
+    if baseline is not None:
+        change = summary.metrics.get(f"{ACCURACY} (change vs baseline)", summary.metrics[ACCURACY] - baseline)
+        within = "within" if change >= -tolerance else "outside"
+        line += f" vs baseline {baseline:.4f} (change {change:+.4f}, {within} tolerance -{tolerance:.4f})"
+    else:
+        line += " (no baseline yet: the first blessed model)"
+    return f"{line}, threshold >= {threshold:.2f}: {verdict}"
+
+
+def format_summary(
+    summary: RunSummary, threshold: float | None = None, tolerance: float | None = None
+) -> str:
     width = max(len(c.node) for c in summary.components) if summary.components else 10
     lines = [f"Run {summary.run_id}", ""]
     lines += [f"  {c.node:<{width}}  {c.state:<9} {c.seconds:7.1f} s" for c in summary.components]
@@ -103,7 +128,11 @@ def format_summary(summary: RunSummary) -> str:
     for name, value in sorted(summary.metrics.items()):
         lines.append(f"  {name}: {value:.4f}")
     verdict = {True: "BLESSED", False: "NOT BLESSED", None: "not evaluated"}[summary.blessed]
-    lines.append(f"  model: {verdict}")
+    if threshold is not None and tolerance is not None:
+        lines.append(f"  {verdict_line(summary, threshold, tolerance)}")
+    else:
+        lines.append(f"  model: {verdict}")
+    lines += [f"  refused by: {reason}" for reason in summary.refusals]
     if summary.pushed_destination:
         lines.append(f"  pushed to: {summary.pushed_destination}")
         lines.append(f"  registry version: {summary.registry_version}")

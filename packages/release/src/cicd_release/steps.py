@@ -198,7 +198,17 @@ def compile_spec(release: Release, upload: bool = True) -> list[str]:
     uri = None
     if upload:
         uri = storage_lib.upload_immutable(release.storage_client(), local, f"{settings.specs_prefix}/{name}")
-    ws.write_json(ws.spec_file, {"name": name, "uri": uri, "image": reference, "local": str(local)})
+    ws.write_json(
+        ws.spec_file,
+        {
+            "name": name,
+            "uri": uri,
+            "image": reference,
+            "local": str(local),
+            # What it was made from: submit refuses it once the checkout or the settings differ.
+            "made_from": _compile_inputs(release),
+        },
+    )
     return [str(local), *([uri] if uri else [])]
 
 
@@ -224,7 +234,7 @@ def submit_run(release: Release) -> list[str]:
     client = release.storage_client()
     record_uri = f"{settings.releases_prefix}/latest.json"
     last, generation = storage_lib.read_json_object(client, record_uri)
-    spec = _spec_for_run(ws, last, record_uri)
+    spec = _spec_for_run(release, last, record_uri)
     if not storage_lib.blob_exists(client, spec["uri"]):
         raise MissingReleaseInput(
             f"The spec {spec['uri']} is not in the bucket: run `invoke pipeline.compile --upload`."
@@ -235,7 +245,7 @@ def submit_run(release: Release) -> list[str]:
             f"No data under {settings.resolved_data_root}: upload the training CSV files there "
             f"(e.g. `gcloud storage cp data/penguins/*.csv {settings.resolved_data_root}/`) or set cicd.data_root."
         )
-    modules = ws.read_json(ws.modules_file, "modules.upload")
+    modules = current_modules(ws)
     inputs = {
         "spec": spec["uri"],
         "image": spec["image"],
@@ -463,9 +473,41 @@ def run_chain(release: Release, plan: plan_lib.Plan) -> None:
 # ---------------------------------------------------------------------------------------------- helpers
 
 
-def _spec_for_run(ws: Workspace, last: dict | None, record_uri: str) -> dict:
+def _compile_inputs(release: Release) -> dict:
+    """What a compiled spec depends on: the compile's sources, the lock, the training config, the settings."""
+    return {
+        "sources": naming.content_digest(release.root, [*COMPILE_SOURCES, "requirements/lock.txt"]),
+        "config": dataclasses.asdict(release.config),
+        "settings": release.settings.model_dump(mode="json"),
+    }
+
+
+def current_modules(ws: Workspace) -> dict[str, str]:
+    """The uploaded module URIs of .cicd/modules.json, checked against the files in the checkout now: each
+    URI is named by its file's sha256, so a file edited (or a checkout moved) since the upload is refused."""
+    import hashlib
+
+    modules = ws.read_json(ws.modules_file, "modules.upload")
+    for name, path in TRAINER_FILES.items():
+        uri = modules.get(name, "")
+        digest = hashlib.sha256((ws.root / path).read_bytes()).hexdigest()
+        if f"/{digest}/" not in uri:
+            raise ChainError(
+                f"{ws.modules_file} names {uri or 'no upload'} for {path}, which does not hold the file in "
+                "this checkout now: run `invoke modules.upload` again."
+            )
+    return modules
+
+
+def _spec_for_run(release: Release, last: dict | None, record_uri: str) -> dict:
+    ws = release.ws
     if ws.spec_file.exists():
         spec = ws.read_json(ws.spec_file, "pipeline.compile --upload")
+        if spec.get("made_from") != _compile_inputs(release):
+            raise ChainError(
+                f"{ws.spec_file} was compiled from other sources, config or settings than this checkout's: "
+                "run `invoke pipeline.compile --upload` again."
+            )
         if spec.get("uri"):
             return spec
         raise ChainError(

@@ -1,4 +1,5 @@
-"""AnomaliesGate's executor: reads each split's anomalies report and raises if any is not empty."""
+"""AnomaliesGate's executor: reads each split's anomalies report and statistics, and raises DataGateError
+(one message naming every problem with its counts) if the data cannot be trained on."""
 
 import os
 from typing import Any
@@ -13,8 +14,16 @@ from tfx.types import artifact_utils
 ANOMALIES_FILE = "SchemaDiff.pb"
 
 
-class DataAnomaliesError(RuntimeError):
-    """The data does not match the schema: the run stops before training."""
+class DataGateError(RuntimeError):
+    """The data cannot be trained on: the run stops before training. The message says why, with counts."""
+
+
+class DataAnomaliesError(DataGateError):
+    """The data does not match the schema."""
+
+
+class TooFewExamplesError(DataGateError):
+    """A split, or a class of the label within a split, holds fewer examples than the minimum."""
 
 
 def read_anomalies(split_uri: str) -> anomalies_pb2.Anomalies:
@@ -34,6 +43,52 @@ def describe(anomalies: anomalies_pb2.Anomalies) -> list[str]:
     if anomalies.HasField("dataset_anomaly_info"):
         lines.append(f"(data set): {anomalies.dataset_anomaly_info.description}")
     return lines
+
+
+def label_classes(schema_uri: str, label: str) -> list[str]:
+    """The label's classes: the values of its string domain in the curated schema."""
+    from tensorflow_metadata.proto.v0 import schema_pb2
+    from tfx.utils import io_utils
+
+    schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(schema_uri))
+    feature = next((f for f in schema.feature if f.name == label), None)
+    if feature is None:
+        return []
+    if feature.HasField("string_domain"):
+        return list(feature.string_domain.value)
+    domain = next((d for d in schema.string_domain if d.name == feature.domain), schema_pb2.StringDomain())
+    return list(domain.value)
+
+
+def count_problems(
+    statistics: types.Artifact,
+    classes: list[str],
+    label: str | None,
+    min_per_split: int,
+    min_per_class: int,
+) -> list[str]:
+    """One line per split or class below its minimum, with the counts found."""
+    from tfx.components.statistics_gen import stats_artifact_utils
+
+    problems = []
+    for split in artifact_utils.decode_split_names(statistics.split_names):
+        dataset = stats_artifact_utils.load_statistics(statistics, split).proto().datasets[0]
+        if dataset.num_examples < min_per_split:
+            problems.append(f"[{split}] {dataset.num_examples} examples (at least {min_per_split} needed)")
+        if not (label and classes and min_per_class):
+            continue
+        counts = dict.fromkeys(classes, 0)
+        for feature in dataset.features:
+            if feature.path.step == [label] or feature.name == label:
+                for bucket in feature.string_stats.rank_histogram.buckets:
+                    counts[bucket.label] = int(bucket.sample_count)
+        short = {c: n for c, n in counts.items() if n < min_per_class}
+        if short:
+            found = ", ".join(f"{c} {n}" for c, n in counts.items())
+            problems.append(
+                f"[{split}] {label}: {', '.join(short)} below {min_per_class} examples (counts: {found})"
+            )
+    return problems
 
 
 class Executor(base_executor.BaseExecutor):
@@ -57,3 +112,23 @@ class Executor(base_executor.BaseExecutor):
                 + "\nFix the data, or, if the data is right, update the curated schema "
                 "that the pipeline imports."
             )
+        if input_dict.get("statistics"):
+            label = exec_properties.get("label_feature") or None
+            classes = (
+                label_classes(artifact_utils.get_single_uri(input_dict["schema"]), label)
+                if label and input_dict.get("schema")
+                else []
+            )
+            counts = count_problems(
+                artifact_utils.get_single_instance(input_dict["statistics"]),
+                classes,
+                label,
+                int(exec_properties.get("min_examples_per_split") or 0),
+                int(exec_properties.get("min_examples_per_class") or 0),
+            )
+            if counts:
+                raise TooFewExamplesError(
+                    "Too few examples to train and judge a model, so the run stops before training:\n  "
+                    + "\n  ".join(counts)
+                    + "\nAdd data, or lower training.min_examples_per_split / min_examples_per_class on purpose."
+                )

@@ -99,6 +99,9 @@ def build_local_pipeline(
         train_steps=config.train_steps,
         eval_steps=config.eval_steps,
         accuracy_threshold=config.accuracy_threshold,
+        regression_tolerance=config.regression_tolerance,
+        min_examples_per_split=config.min_examples_per_split,
+        min_examples_per_class=config.min_examples_per_class,
         registry_labels=json.dumps(labels or {}, sort_keys=True),
         enable_cache=True,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(

@@ -1,0 +1,100 @@
+"""The data check names each problem as file:line, in seconds and without TFX; harmless oddities pass."""
+
+from pathlib import Path
+
+import pytest
+
+from cicd_pipeline.datacheck import check_data_root, schema_columns
+
+ROOT = Path(__file__).resolve().parents[3]
+SCHEMA = ROOT / "packages" / "trainer" / "src" / "cicd_trainer" / "schema" / "schema.pbtxt"
+SHIPPED = ROOT / "data" / "penguins" / "penguins.csv"
+HEADER = "species,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g"
+
+
+def folder(tmp_path: Path, **files: bytes) -> Path:
+    root = tmp_path / "data"
+    root.mkdir()
+    for name, data in files.items():
+        (root / name.replace("__", ".")).write_bytes(data)
+    return root
+
+
+def rows(*lines: str) -> bytes:
+    return ("\n".join([HEADER, *lines]) + "\n").encode()
+
+
+def test_the_schema_names_the_columns():
+    assert schema_columns(SCHEMA) == HEADER.split(",")
+
+
+def test_the_shipped_data_passes():
+    report = check_data_root(SHIPPED.parent, SCHEMA)
+    assert report.ok and report.files == 1 and report.rows == 344, report.format()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        SHIPPED.read_bytes().replace(b"\n", b"\r\n"),  # CRLF line endings
+        SHIPPED.read_bytes() + b"\n".join(SHIPPED.read_bytes().splitlines()[1:]) + b"\n",  # repeated rows
+    ],
+    ids=["crlf", "repeated-rows"],
+)
+def test_harmless_oddities_pass(tmp_path, data):
+    assert check_data_root(folder(tmp_path, penguins__csv=data), SCHEMA).ok
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"p__csv": rows("Adelie,39.1,18.7,181,3750", "Chinstrap,50.2")}, "data/p.csv:3: not 5 fields"),
+        (
+            {
+                "p__csv": rows("Adelie,39.1,18.7,181,3750", "Gentoo,45.2,14.8,212,5200").replace(
+                    b"Gentoo", b"Gent\xe9o"
+                )
+            },
+            "data/p.csv:3: not UTF-8",
+        ),
+        (
+            {"p__csv": b"\xef\xbb\xbf" + rows("Adelie,39.1,18.7,181,3750")},
+            "data/p.csv:1: starts with a UTF-8 byte-order mark",
+        ),
+        (
+            {"p__csv": rows("Adelie,39.1,18.7,181,3750"), "README__md": b"# notes\n"},
+            "data/README.md: not a CSV file",
+        ),
+        ({"p__csv": rows()}, "data/p.csv: a header and no rows"),
+        (
+            {"p__csv": b"species,bill_length,body_mass_g\nAdelie,39.1,3750\n"},
+            "does not match the schema's columns",
+        ),
+        ({"p__csv": b""}, "data/p.csv: empty"),
+        ({}, "no CSV file"),
+    ],
+    ids=[
+        "truncated-row",
+        "latin-1-byte",
+        "byte-order-mark",
+        "readme-beside",
+        "header-only",
+        "wrong-header",
+        "empty",
+        "no-files",
+    ],
+)
+def test_each_problem_is_named_by_file_and_line(tmp_path, files, expected):
+    report = check_data_root(folder(tmp_path, **files), SCHEMA)
+    assert not report.ok and expected in report.format(), report.format()
+
+
+def test_files_with_different_headers_are_named(tmp_path):
+    other = b"species,bill_depth_mm,bill_length_mm,flipper_length_mm,body_mass_g\nAdelie,18.7,39.1,181,3750\n"
+    report = check_data_root(folder(tmp_path, a__csv=rows("Adelie,39.1,18.7,181,3750"), b__csv=other), SCHEMA)
+    assert "data/b.csv: a header other than data/a.csv's" in report.format()
+
+
+def test_many_bad_rows_are_counted_not_all_listed(tmp_path):
+    report = check_data_root(folder(tmp_path, p__csv=rows(*["Adelie,1"] * 40)), SCHEMA)
+    assert "and 35 more: not 5 fields like the header" in report.format() and "(40 row(s))" in report.format()

@@ -1,0 +1,118 @@
+"""Bad data from a state that already holds a blessed model: nothing is pushed, the previous model stays, and
+the run says why in a few lines, with a documented exit code and no traceback.
+
+The blessed state is made once for this module (the first run of the shipped data); each case then runs
+against it, the way a team's next run would.
+"""
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import cicd_trainer
+from cicd_components.anomalies_gate.executor import TooFewExamplesError
+from cicd_pipeline.config import TrainingConfig
+from cicd_pipeline.runners.local import LocalInputs, LocalLayout, run_local
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ROOT / "data" / "penguins" / "penguins.csv"
+
+
+def inputs(data_root: Path) -> LocalInputs:
+    return LocalInputs(
+        data_root=data_root,
+        schema_file=Path(cicd_trainer.SCHEMA_FILE),
+        preprocessing_module=Path(cicd_trainer.PREPROCESSING_MODULE),
+        model_module=Path(cicd_trainer.MODEL_MODULE),
+    )
+
+
+@pytest.fixture(scope="module")
+def blessed(tmp_path_factory) -> LocalLayout:
+    layout = LocalLayout(tmp_path_factory.mktemp("blessed"))
+    run_local(layout, inputs(SHIPPED.parent), TrainingConfig())
+    assert len(pushed(layout)) == 1
+    return layout
+
+
+def pushed(layout: LocalLayout) -> list[str]:
+    return (
+        sorted(p.name for p in layout.serving_model_dir.iterdir())
+        if layout.serving_model_dir.exists()
+        else []
+    )
+
+
+def registry(layout: LocalLayout) -> str:
+    path = layout.registry_dir / "registry.json"
+    return path.read_text() if path.exists() else ""
+
+
+def data_set(tmp_path: Path, keep) -> Path:
+    """A folder holding one CSV: the shipped header and the shipped rows `keep(index, row)` selects."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    with open(SHIPPED, newline="") as f:
+        rows = list(csv.DictReader(f))
+    with open(folder / "penguins.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(row for index, row in enumerate(rows) if keep(index, row))
+    return folder
+
+
+def invoke_run(layout: LocalLayout, data_root: Path, *config: str) -> subprocess.CompletedProcess:
+    """`invoke run` as a user types it, on the blessed state (`-f` a runtime config file, as invoke offers)."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "invoke",
+            *config,
+            "run",
+            "--root",
+            str(layout.root),
+            "--data-root",
+            str(data_root),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def test_one_class_data_pushes_nothing_and_names_the_missing_classes(blessed, tmp_path):
+    before = (pushed(blessed), registry(blessed))
+    adelie_only = data_set(tmp_path, lambda _, row: row["species"] == "Adelie")
+    with pytest.raises(TooFewExamplesError, match=r"species: Chinstrap, Gentoo below 5 examples"):
+        run_local(blessed, inputs(adelie_only), TrainingConfig())
+    assert (pushed(blessed), registry(blessed)) == before
+
+
+def test_ten_rows_stop_at_the_gate_in_a_few_lines_with_exit_code_4(blessed, tmp_path):
+    before = (pushed(blessed), registry(blessed))
+    ten_rows = data_set(tmp_path, lambda index, _: index % 34 == 0)
+    result = invoke_run(blessed, ten_rows)
+    assert result.returncode == 4, result.stderr[-3000:]
+    message = result.stderr.strip().splitlines()
+    assert "Traceback" not in result.stderr and len(message) < 10, result.stderr
+    assert "examples (at least 20 needed)" in result.stderr and "Full log:" in result.stderr
+    assert (pushed(blessed), registry(blessed)) == before
+
+
+def test_a_refused_model_says_which_check_refused_it_with_exit_code_5(blessed, tmp_path):
+    before = (pushed(blessed), registry(blessed))
+    strict = tmp_path / "strict.yaml"
+    strict.write_text("training:\n  accuracy_threshold: 0.9999\n")
+    result = invoke_run(blessed, SHIPPED.parent, "-f", str(strict))
+    assert result.returncode == 5, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) < 10, result.stderr
+    assert "refused by: sparse_categorical_accuracy" in result.stdout
+    assert "NOT BLESSED" in result.stdout and "Nothing was pushed" in result.stderr
+    assert (pushed(blessed), registry(blessed)) == before
