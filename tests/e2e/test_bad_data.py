@@ -1,8 +1,8 @@
 """Bad data from a state that already holds a blessed model: nothing is pushed, the previous model stays, and
 the run says why in a few lines, with a documented exit code and no traceback.
 
-The blessed state is made once for this module (the first run of the shipped data); each case then runs
-against it, the way a team's next run would.
+The blessed state is the one the shipped data's runs left (tests/e2e/conftest.py); each case runs against
+it, the way a team's next run would, and must leave it as it was.
 """
 
 import csv
@@ -31,11 +31,11 @@ def inputs(data_root: Path) -> LocalInputs:
     )
 
 
-@pytest.fixture(scope="module")
-def blessed(tmp_path_factory) -> LocalLayout:
-    layout = LocalLayout(tmp_path_factory.mktemp("blessed"))
-    run_local(layout, inputs(SHIPPED.parent), TrainingConfig())
-    assert len(pushed(layout)) == 1
+@pytest.fixture
+def blessed(runs) -> LocalLayout:
+    """The state the shipped data's runs left (conftest.py): it holds a blessed, pushed, registered model."""
+    layout, first, _ = runs
+    assert first.blessed and pushed(layout)
     return layout
 
 

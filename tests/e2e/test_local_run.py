@@ -11,35 +11,12 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
-import cicd_trainer
 from cicd_pipeline.config import TrainingConfig
-from cicd_pipeline.report import summarize_run
-from cicd_pipeline.runners.local import LocalInputs, LocalLayout, run_local
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data" / "penguins"
 SPECIES = {"Adelie", "Chinstrap", "Gentoo"}
 MEASUREMENTS = ("bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g")
-
-
-def inputs() -> LocalInputs:
-    return LocalInputs(
-        data_root=DATA,
-        schema_file=Path(cicd_trainer.SCHEMA_FILE),
-        preprocessing_module=Path(cicd_trainer.PREPROCESSING_MODULE),
-        model_module=Path(cicd_trainer.MODEL_MODULE),
-    )
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    layout = LocalLayout(tmp_path_factory.mktemp("local-run"))
-    config = TrainingConfig()
-    run_local(layout, inputs(), config)
-    first = summarize_run(layout.metadata_path, config.pipeline_name)
-    run_local(layout, inputs(), config)
-    second = summarize_run(layout.metadata_path, config.pipeline_name)
-    return layout, first, second
 
 
 def as_example(row: dict) -> bytes:
