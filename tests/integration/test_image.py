@@ -11,7 +11,6 @@ import base64
 import json
 import urllib.request
 import uuid
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -33,16 +32,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = "127.0.0.1:5000"  # served by `.ci/install-podman.sh --registry`
 DOCKERFILE = REPO_ROOT / "docker" / "Dockerfile"
 AR_REPO = "europe-west4-docker.pkg.dev/my-project/ml-images"
-
-
-def _metadata_version(wheel) -> str:
-    with zipfile.ZipFile(wheel) as archive:
-        metadata = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
-        return next(
-            line.split(":", 1)[1].strip()
-            for line in archive.read(metadata).decode().splitlines()
-            if line.startswith("Version:")
-        )
 
 
 # --- real builds through podman's Docker API --------------------------------------------------------------
