@@ -69,6 +69,9 @@ def test_the_settings_are_frozen():
         ("pipeline_name", "p" * 50),
         ("data_root", "gs://my-project-ml/data/penguins"),
         ("api_endpoint", "http://127.0.0.1:8080"),
+        ("request_deadline_seconds", 30),
+        ("request_deadline_seconds", 2.5),
+        ("request_deadline_seconds", 600),
     ],
 )
 def test_a_rule_accepts_good_values(name, value):
@@ -125,6 +128,12 @@ def test_a_rule_accepts_good_values(name, value):
         ("pipeline_name", "p" * 51, "is 51 characters long"),
         ("data_root", "/data/penguins", "is not a gs:// folder"),
         ("data_root", "gs://My_Bucket/data", "names the bucket 'My_Bucket'"),
+        ("request_deadline_seconds", "0", "is not more than 0 seconds"),
+        ("request_deadline_seconds", "-5", "is not more than 0 seconds"),
+        ("request_deadline_seconds", "601", "is more than 600 seconds"),
+        ("request_deadline_seconds", "inf", "is more than 600 seconds"),
+        ("request_deadline_seconds", "30s", "is not a number of seconds"),
+        ("request_deadline_seconds", "nan", "is not a number of seconds"),
     ],
 )
 def test_a_rule_refuses_a_bad_value_in_one_line_naming_the_setting(name, value, wrong):
@@ -161,6 +170,13 @@ def test_unknown_settings_are_named_with_the_known_ones():
     assert "'x'" not in message  # an unknown key might hold anything: its value is not printed
     with pytest.raises(SettingsError, match="Unknown setting cicd.projcet; known settings: project"):
         Settings(projcet="x")
+
+
+def test_the_request_deadline_defaults_to_30_seconds_and_empty_means_the_default():
+    # Storage and Vertex calls retry for this long: well under a minute for an unreachable endpoint.
+    assert Settings().request_deadline_seconds == 30.0
+    assert Settings.from_config({"request_deadline_seconds": ""}).request_deadline_seconds == 30.0
+    assert Settings.from_config({"request_deadline_seconds": "2"}).request_deadline_seconds == 2.0
 
 
 def test_config_values_are_text_except_the_switch():

@@ -213,6 +213,31 @@ def _switch(value: Any) -> bool:
     raise PydanticCustomError("cicd_setting", "{wrong}", {"wrong": "is not true or false"})
 
 
+# Seconds a storage or Vertex call keeps retrying before the step fails: long enough to ride out a brief 503 or
+# 429 storm, short enough that an unreachable endpoint fails a build in well under a minute. At most 10 minutes,
+# google-resumable-media's own ceiling on an upload's retries (common.MAX_CUMULATIVE_RETRY).
+DEADLINE_DEFAULT, DEADLINE_MAX = 30.0, 600.0
+
+
+def _deadline_seconds(value: Any) -> float:
+    """Seconds from YAML (a number) or text ("30", "2.5"); empty means the default. 0 < value <= 600."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return DEADLINE_DEFAULT
+    try:
+        seconds = float("nan") if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if seconds != seconds:  # not a number ("nan" included)
+        wrong = "is not a number of seconds"
+    elif seconds <= 0:
+        wrong = "is not more than 0 seconds"
+    elif seconds > DEADLINE_MAX:
+        wrong = f"is more than {DEADLINE_MAX:g} seconds"
+    else:
+        return seconds
+    raise PydanticCustomError("cicd_setting", "{wrong}", {"wrong": wrong})
+
+
 _PINNED = (
     "an image pinned by a tag other than latest or by @sha256:<digest>, e.g. gcr.io/tfx-oss-public/tfx:1.16.0"
 )
@@ -273,6 +298,12 @@ class Settings(BaseModel):
     # Only to point the Vertex client elsewhere (a regional endpoint, a stand-in).
     api_endpoint: str = Field(
         "", description="a Vertex AI API endpoint, e.g. europe-west4-aiplatform.googleapis.com"
+    )
+    # How long each storage or Vertex call retries 429/5xx answers and lost connections, and the longest one
+    # request may wait; then the step fails in one line naming the endpoint and what was written.
+    request_deadline_seconds: Annotated[float, BeforeValidator(_deadline_seconds)] = Field(
+        DEADLINE_DEFAULT,
+        description=f"a number of seconds more than 0 and at most {DEADLINE_MAX:g}, e.g. 30 (the default)",
     )
     # Explicit switch for local stand-ins (GCS emulator, Vertex stand-in): no Google credentials are looked up.
     anonymous_credentials: Annotated[bool, BeforeValidator(_switch)] = Field(

@@ -197,7 +197,9 @@ def compile_spec(release: Release, upload: bool = True) -> list[str]:
     local = _write_once(ws.specs_dir / name, json.dumps(job, indent=2, sort_keys=True) + "\n")
     uri = None
     if upload:
-        uri = storage_lib.upload_immutable(release.storage_client(), local, f"{settings.specs_prefix}/{name}")
+        uri = storage_lib.upload_immutable(
+            release.storage_client(), local, f"{settings.specs_prefix}/{name}", deadline=_deadline(release)
+        )
     ws.write_json(
         ws.spec_file,
         {
@@ -217,7 +219,7 @@ def upload_modules(release: Release) -> list[str]:
     release.settings.require(REQUIRED_SETTINGS["modules.upload"])
     files = {name: inside_checkout(release.root, path) for name, path in TRAINER_FILES.items()}
     uris = storage_lib.upload_content_addressed(
-        release.storage_client(), release.settings.modules_prefix, files
+        release.storage_client(), release.settings.modules_prefix, files, deadline=_deadline(release)
     )
     release.ws.write_json(release.ws.modules_file, uris)
     return [f"{name}: {uri}" for name, uri in uris.items()]
@@ -233,13 +235,15 @@ def submit_run(release: Release) -> list[str]:
     settings.require(REQUIRED_SETTINGS["pipeline.submit"])
     client = release.storage_client()
     record_uri = f"{settings.releases_prefix}/latest.json"
-    last, generation = storage_lib.read_json_object(client, record_uri)
+    last, generation = storage_lib.read_json_object(client, record_uri, deadline=_deadline(release))
     spec = _spec_for_run(release, last, record_uri)
-    if not storage_lib.blob_exists(client, spec["uri"]):
+    if not storage_lib.blob_exists(client, spec["uri"], deadline=_deadline(release)):
         raise MissingReleaseInput(
             f"The spec {spec['uri']} is not in the bucket: run `invoke pipeline.compile --upload`."
         )
-    data_digest, data_files = storage_lib.prefix_digest(client, settings.resolved_data_root)
+    data_digest, data_files = storage_lib.prefix_digest(
+        client, settings.resolved_data_root, deadline=_deadline(release)
+    )
     if not data_files:
         raise MissingReleaseInput(
             f"No data under {settings.resolved_data_root}: upload the training CSV files there "
@@ -269,11 +273,16 @@ def submit_run(release: Release) -> list[str]:
                 "released_at": _now(),
                 "run_commit": last.get("run_commit", last["commit"]),
             }
-            storage_lib.write_json_object(client, record_uri, moved, if_generation_match=generation)
+            storage_lib.write_json_object(
+                client, record_uri, moved, if_generation_match=generation, deadline=_deadline(release)
+            )
         ws.write_json(ws.job_file, {"skipped": reason, "release": last})
         summary = atomic_write(ws.outcome_file, f"### No training run for {commit[:12]}\n\n{reason}\n")
         storage_lib.upload_immutable(
-            client, summary, f"{settings.releases_prefix}/summaries/{commit}/skipped-{_now()}.md"
+            client,
+            summary,
+            f"{settings.releases_prefix}/summaries/{commit}/skipped-{_now()}.md",
+            deadline=_deadline(release),
         )
         return [reason]
 
@@ -313,6 +322,7 @@ def submit_run(release: Release) -> list[str]:
         api_endpoint=settings.api_endpoint or None,
         credentials=_credentials(settings),
         storage_client=client,
+        deadline=_deadline(release),
     )
     lines = [json.dumps(dataclasses.asdict(job), indent=2)]
     record = {
@@ -341,13 +351,20 @@ def submit_run(release: Release) -> list[str]:
         summary = atomic_write(ws.outcome_file, markdown_outcome(outcome, commit))
         # Where the GitHub job finds it (.github/workflows/release.yml): one object per run, never replaced.
         storage_lib.upload_immutable(
-            client, summary, f"{settings.releases_prefix}/summaries/{commit}/{job_id}.md"
+            client,
+            summary,
+            f"{settings.releases_prefix}/summaries/{commit}/{job_id}.md",
+            deadline=_deadline(release),
         )
         lines.append(format_outcome(outcome))
     # One immutable record per run; the pointer moves only for a run that succeeded (or was not followed),
     # and only from the generation read above: of two builds, one wins.
     storage_lib.write_json_object(
-        client, f"{settings.releases_prefix}/runs/{job_id}.json", record, if_generation_match=0
+        client,
+        f"{settings.releases_prefix}/runs/{job_id}.json",
+        record,
+        if_generation_match=0,
+        deadline=_deadline(release),
     )
     if outcome is not None and not outcome.succeeded:
         raise RunFailed(
@@ -355,7 +372,9 @@ def submit_run(release: Release) -> list[str]:
             f"The release record stays at {last['commit'][:12] if last else 'none'}; the next build retries. "
             f"Details: {outcome.dashboard_uri}\n" + format_outcome(outcome)
         )
-    storage_lib.write_json_object(client, record_uri, record, if_generation_match=generation)
+    storage_lib.write_json_object(
+        client, record_uri, record, if_generation_match=generation, deadline=_deadline(release)
+    )
     return lines
 
 
@@ -388,7 +407,9 @@ def release_record(settings: Settings, client) -> tuple[dict | None, int, str]:
     """The last release's record, its generation (0: none) and its gs:// URI."""
     settings.require(["bucket"])
     uri = f"{settings.releases_prefix}/latest.json"
-    data, generation = storage_lib.read_json_object(client, uri)
+    data, generation = storage_lib.read_json_object(
+        client, uri, deadline=float(settings.request_deadline_seconds)
+    )
     return data, generation, uri
 
 
@@ -417,7 +438,9 @@ def complete_plan(release: Release, plan: plan_lib.Plan, last: dict | None = Non
         if last is None:
             last, _, _ = release_record(release.settings, release.storage_client())
         spec = last["inputs"]["spec"] if last else None
-        if not spec or not storage_lib.blob_exists(release.storage_client(), spec):
+        if not spec or not storage_lib.blob_exists(
+            release.storage_client(), spec, deadline=_deadline(release)
+        ):
             steps.add("pipeline.compile")
             reasons.append(
                 "pipeline.compile added: no released spec to reuse "
@@ -565,6 +588,11 @@ def inside_checkout(root: Path, relative: str) -> Path:
             "repository's own files are released. Replace it with the file itself."
         )
     return path
+
+
+def _deadline(release: Release) -> float:
+    """How long a storage or Vertex call may retry before it fails in one line (cicd.request_deadline_seconds)."""
+    return float(release.settings.request_deadline_seconds)
 
 
 def _now() -> str:

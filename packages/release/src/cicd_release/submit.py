@@ -15,6 +15,10 @@ behaviours of that class are handled here on purpose, without patching it:
   every ``poll_seconds`` and report the terminal state in our own error.
 * An ``api_endpoint`` (e.g. a local stand-in) can only be set through ``aiplatform.init``, which is process
   global; it is set only when the caller passes one, together with the REST transport the stand-in speaks.
+* The create call has no retry in aiplatform (``create_pipeline_job`` is wrapped with ``default_timeout=None``
+  and no default retry, aiplatform_v1 pipeline_service transports/base.py), so an unreachable endpoint fails
+  at once, but a silent one would hang forever: it gets ``deadline`` seconds, and a lost connection or a
+  timeout becomes one PipelineSubmitError line naming the endpoint and whether the job can exist.
 """
 
 from __future__ import annotations
@@ -25,14 +29,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import requests
+import urllib3
 from google.api_core import exceptions as gexc
 from google.auth import credentials as auth_credentials
+from google.auth import exceptions as auth_exceptions
 from google.cloud import aiplatform, storage
 
 # Shared with the components' Model Registry uploader, which labels model versions the same way.
 from cicd_components.labels import vertex_labels
 from cicd_release.errors import ReleaseError
-from cicd_release.storage import parse_gs_uri
+from cicd_release.storage import (
+    DEFAULT_DEADLINE,
+    fault_reason,
+    parse_gs_uri,
+    reporting_faults,
+    request_options,
+)
 
 SUCCEEDED = "PIPELINE_STATE_SUCCEEDED"
 TERMINAL_STATES = frozenset(
@@ -61,6 +74,23 @@ class PipelineJobFailed(ReleaseError, RuntimeError):
         self.job = job
 
 
+# The create request's faults that mean "Vertex did not answer": refused, reset, timed out, or the token
+# endpoint unreachable (google-auth's TransportError).
+_UNREACHABLE = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    auth_exceptions.TransportError,
+)
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """Whether the create failed before any connection was made, so Vertex cannot have the job."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None  # urllib3's MaxRetryError
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
+
+
 def _state_name(job: aiplatform.PipelineJob) -> str:
     """Fetch the job (``job.state`` issues a GET) and return its state as the API spells it."""
     return job.state.name
@@ -83,6 +113,7 @@ def _check_pipeline_root(
     project: str,
     credentials: auth_credentials.Credentials | None,
     client: storage.Client | None,
+    deadline: float = DEFAULT_DEADLINE,
 ) -> None:
     """Fail early, and by name, if the pipeline-root bucket is missing (see the module docstring for why).
 
@@ -94,7 +125,12 @@ def _check_pipeline_root(
     bucket, prefix = parse_gs_uri(pipeline_root)
     client = client or storage.Client(project=project, credentials=credentials)
     try:
-        next(iter(client.list_blobs(bucket, prefix=prefix.rstrip("/") + "/", max_results=1)), None)
+        with reporting_faults(client, deadline, "Nothing was submitted; run it again.") as progress:
+            progress.now("listing", pipeline_root)
+            listing = client.list_blobs(
+                bucket, prefix=prefix.rstrip("/") + "/", max_results=1, **request_options(deadline)
+            )
+            next(iter(listing), None)
     except gexc.NotFound:
         raise PipelineSubmitError(
             f"Pipeline root {pipeline_root} is in bucket gs://{bucket}, which does not exist. Create it in "
@@ -153,16 +189,18 @@ def submit_pipeline_job(
     api_endpoint: str | None = None,
     credentials: auth_credentials.Credentials | None = None,
     storage_client: storage.Client | None = None,
+    deadline: float = DEFAULT_DEADLINE,
 ) -> SubmittedJob:
     """Create a Vertex AI pipeline run from a compiled spec (local path or gs:// URI) and return its summary.
 
     ``enable_caching=None`` keeps each task's compile-time cache setting; True/False overrides every task.
     ``labels`` go through vertex_labels. With ``wait=True`` the run is followed to its end and anything but
     SUCCEEDED raises PipelineJobFailed naming the job and its final state. ``api_endpoint`` points the client
-    at another Vertex endpoint (a regional one, or a local stand-in over REST).
+    at another Vertex endpoint (a regional one, or a local stand-in over REST). ``deadline`` bounds the bucket
+    check's retries and the create request (cicd.request_deadline_seconds).
     """
     vertex_ready_labels = vertex_labels(labels or {})  # before anything remote: a bad key is the caller's fix
-    _check_pipeline_root(pipeline_root, project, credentials, storage_client)
+    _check_pipeline_root(pipeline_root, project, credentials, storage_client, deadline)
     if api_endpoint:
         aiplatform.init(api_endpoint=api_endpoint, api_transport="rest")
     try:
@@ -188,7 +226,20 @@ def submit_pipeline_job(
             f"is a compiled pipeline spec and that parameter_values names only its pipeline parameters."
         ) from exc
     try:
-        job.submit(service_account=service_account)
+        job.submit(service_account=service_account, create_request_timeout=deadline)
+    except _UNREACHABLE as exc:
+        endpoint = api_endpoint or aiplatform.initializer.global_config.api_endpoint
+        endpoint = endpoint or f"{region}-aiplatform.googleapis.com"
+        created = (
+            "Nothing was created."
+            if _never_sent(exc)
+            else f"The job may exist if the request got through: look for {job_id} before submitting again."
+        )
+        raise PipelineSubmitError(
+            f"Vertex AI at {endpoint} did not answer the create of pipeline job {job_id!r} (project "
+            f"{project}, region {region}): {fault_reason(exc, deadline)}. {created} Check cicd.api_endpoint, "
+            "cicd.region and the network, then run again."
+        ) from exc
     except gexc.GoogleAPICallError as exc:
         raise PipelineSubmitError(
             f"Vertex AI rejected pipeline job {job_id!r} (template {template_path}, project {project}, "
