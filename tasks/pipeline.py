@@ -43,7 +43,7 @@ def submit(c, wait=False, hyperparameters=None, force=False, planned=False, poll
         try:
             hyperparameters = parse_run_hyperparameters(hyperparameters)
         except ReleaseError as err:
-            raise Exit(f"--hyperparameters: {err}", code=err.exit_code) from None
+            raise Exit(str(err), code=err.exit_code) from None
     if skip_unless_planned(planned, "pipeline.submit"):
         return
     run_step(
