@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import json
 import socket
 import struct
 import threading
@@ -37,23 +36,19 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, NamedTuple
 
-# RFC 9110 7.6.1: meaningful for one hop only. Content-Length is recomputed, bodies being relayed whole.
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-        "content-length",
-    }
+from tests.support.http_forward import (
+    ForwardingHandler,
+    Headers,
+    RequestBody,
+    Serving,
+    Upstream,
+    end_to_end,
+    serve,
+    with_json_rewritten,
+    with_location_rewritten,
 )
 
 # What Google answers with each status: the JSON API's ``reason`` (Cloud Storage reads ``errors[0].reason``)
@@ -119,17 +114,13 @@ class FaultProxy:
     """The faults in force, the request log, and the proxy's ``endpoint`` (http://127.0.0.1:PORT)."""
 
     def __init__(self, upstream_endpoint: str) -> None:
-        self.upstream_endpoint = upstream_endpoint.rstrip("/")
-        upstream = urllib.parse.urlsplit(self.upstream_endpoint)
-        if upstream.scheme != "http" or not upstream.hostname:
-            raise ValueError(f"upstream_endpoint must be http://HOST:PORT, got {upstream_endpoint!r}")
-        self._upstream = (upstream.hostname, upstream.port or 80)
+        self._upstream = Upstream(upstream_endpoint)
+        self.upstream_endpoint = self._upstream.endpoint
         self.endpoint = ""
         self._lock = threading.Lock()
         self._faults: list[_Fault] = []
         self._connections: set[socket.socket] = set()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._serving: Serving | None = None
         self._port = 0
         self._busy = 0  # requests being handled (a slow one may still be on its way upstream)
         self._idle = threading.Condition(self._lock)
@@ -155,14 +146,10 @@ class FaultProxy:
 
     def down(self) -> None:
         """Refuse connections: stop listening and cut the open ones (keep-alive sockets would still work)."""
-        server = self._server
-        self._server = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        serving = self._serving
+        self._serving = None
+        if serving is not None:
+            serving.stop()
         with self._lock:
             connections = list(self._connections)
         for sock in connections:
@@ -173,7 +160,7 @@ class FaultProxy:
         """No faults any more, and listening (on the same port) if down()."""
         with self._lock:
             self._faults.clear()
-        if self._server is None:
+        if self._serving is None:
             self._listen()
 
     def wait_idle(self, timeout: float = 30) -> None:
@@ -188,7 +175,7 @@ class FaultProxy:
 
     @property
     def is_down(self) -> bool:
-        return self._server is None
+        return self._serving is None
 
     # --- internals ---
 
@@ -211,16 +198,14 @@ class FaultProxy:
             self.requests.append(ProxyRecord(method, path, what))
 
     def _listen(self) -> None:
-        server = _QuietServer(("127.0.0.1", self._port), _make_handler(self))
-        server.daemon_threads = True
-        self._port = server.server_address[1]
-        self.endpoint = f"http://127.0.0.1:{self._port}"
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="fault-proxy", daemon=True)
-        self._thread.start()
+        self._serving = serve(
+            _make_handler(self), name="fault-proxy", port=self._port, server_class=_QuietServer
+        )
+        self._port = self._serving.port
+        self.endpoint = self._serving.endpoint
 
     def upstream_connection(self) -> http.client.HTTPConnection:
-        return http.client.HTTPConnection(*self._upstream, timeout=60)
+        return self._upstream.connection()
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -232,6 +217,10 @@ class _QuietServer(ThreadingHTTPServer):
         pass
 
 
+# What the upstream answered: status, reason, end-to-end headers, the whole body.
+_Answer = tuple[int, str, Headers, bytes]
+
+
 def _reset(sock: socket.socket) -> None:
     """Close with a TCP RST (SO_LINGER 0) rather than an orderly FIN: the peer sees 'connection reset'."""
     with contextlib.suppress(OSError):
@@ -239,14 +228,9 @@ def _reset(sock: socket.socket) -> None:
         sock.close()
 
 
-def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+def _make_handler(proxy: FaultProxy) -> type[ForwardingHandler]:
+    class Handler(ForwardingHandler):
         """Applies the fault in force, if any, then forwards the request and relays the answer."""
-
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-            pass  # tests read proxy.requests instead
 
         def setup(self) -> None:
             super().setup()
@@ -258,24 +242,6 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 proxy._connections.discard(self.connection)
             with contextlib.suppress(OSError, ValueError):
                 super().finish()
-
-        def do_GET(self) -> None:
-            self._handle()
-
-        def do_HEAD(self) -> None:
-            self._handle()
-
-        def do_POST(self) -> None:
-            self._handle()
-
-        def do_PUT(self) -> None:
-            self._handle()
-
-        def do_PATCH(self) -> None:
-            self._handle()
-
-        def do_DELETE(self) -> None:
-            self._handle()
 
         def _handle(self) -> None:
             with proxy._lock:
@@ -296,7 +262,8 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             elif fault.kind == "fail":
                 self._read_body()  # keeps the keep-alive connection in step
                 proxy._record(method, path, str(fault.status))
-                self._reply_error(fault.status, fault.retry_after)
+                retry_after = {"Retry-After": str(fault.retry_after)}
+                self.reply_json(fault.status, google_error_body(fault.status), retry_after)
             elif fault.kind == "slow":
                 body = self._read_body()
                 proxy._record(method, path, "slow")
@@ -310,75 +277,33 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 self._reset_mid_response(self._forward(self._read_body()))
 
         def _read_body(self) -> bytes:
-            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-                pieces = []
-                while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
-                    pieces.append(self.rfile.read(size))
-                    self.rfile.readline()
-                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
-                return b"".join(pieces)
-            length = int(self.headers.get("Content-Length") or 0)
-            return self.rfile.read(length) if length else b""
+            return RequestBody(self.rfile, self.headers).buffered()
 
         def _upstream_request(self, content_length: int) -> http.client.HTTPConnection:
             """This request's line and headers sent to the upstream; the caller sends the body."""
-            conn = proxy.upstream_connection()
-            conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
-            dropped = _HOP_BY_HOP | {"host", "accept-encoding"}  # identity answers: bodies can be rewritten
-            for name, value in self.headers.items():
-                if name.lower() not in dropped:
-                    conn.putheader(name, value)
-            host, port = proxy._upstream
-            conn.putheader("Host", f"{host}:{port}")
+            # No Accept-Encoding: identity answers, whose bodies can be rewritten. Bodies are relayed whole.
+            conn = self.upstream_request(proxy._upstream, drop={"accept-encoding", "content-length"})
             conn.putheader("Content-Length", str(content_length))
             return conn
 
-        def _forward(self, body: bytes) -> tuple[int, str, list[tuple[str, str]], bytes]:
+        def _forward(self, body: bytes) -> _Answer:
             conn = self._upstream_request(len(body))
             try:
                 conn.endheaders(body or None)
                 response = conn.getresponse()
                 data = b"" if self.command == "HEAD" else response.read()
-                headers = [(k, v) for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP]
-                return response.status, response.reason, headers, data
+                return response.status, response.reason, end_to_end(response.getheaders()), data
             finally:
                 conn.close()
 
-        def _rewritten(
-            self, headers: list[tuple[str, str]], data: bytes
-        ) -> tuple[list[tuple[str, str]], bytes]:
-            """The upstream's address becomes ours in Location and in JSON bodies (mediaLink, selfLink)."""
-            upstream, ours = proxy.upstream_endpoint, proxy.endpoint
-            headers = [
-                (k, v.replace(upstream, ours, 1) if k.lower() == "location" else v) for k, v in headers
-            ]
-            content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
-            encoded = any(k.lower() == "content-encoding" for k, _ in headers)
-            if "json" in content_type.lower() and not encoded:
-                data = data.replace(upstream.encode(), ours.encode())
-            return headers, data
-
-        def _relay(self, answer: tuple[int, str, list[tuple[str, str]], bytes]) -> None:
+        def _relay(self, answer: _Answer, *, half: bool = False) -> None:
+            """The answer (only half its body if ``half``), the upstream's address made ours in Location and
+            in JSON bodies (mediaLink, selfLink)."""
             status, reason, headers, data = answer
-            headers, data = self._rewritten(headers, data)
-            self.send_response_only(status, reason)
-            for name, value in headers:
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
-
-        def _reply_error(self, status: int, retry_after: int) -> None:
-            data = json.dumps(google_error_body(status)).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
-            self.send_header("Retry-After", str(retry_after))
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
+            upstream, ours = proxy.upstream_endpoint, proxy.endpoint
+            headers = with_location_rewritten(headers, upstream, ours)
+            data = with_json_rewritten(headers, data, upstream, ours)
+            self.send_whole(status, reason, headers, data, upto=len(data) // 2 if half else None)
 
         def _reset_mid_request(self) -> None:
             """Half the body reaches the upstream, which then sees its client vanish; ours sees a reset."""
@@ -395,16 +320,9 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             self.close_connection = True
             _reset(self.connection)
 
-        def _reset_mid_response(self, answer: tuple[int, str, list[tuple[str, str]], bytes]) -> None:
+        def _reset_mid_response(self, answer: _Answer) -> None:
             """The upstream did the work; the client gets the status, the headers, half the body, a reset."""
-            status, reason, headers, data = answer
-            headers, data = self._rewritten(headers, data)
-            self.send_response_only(status, reason)
-            for name, value in headers:
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data[: len(data) // 2])
+            self._relay(answer, half=True)
             self.wfile.flush()
             self.close_connection = True
             _reset(self.connection)

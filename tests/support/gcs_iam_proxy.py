@@ -26,7 +26,6 @@ a new call shows up here instead of being waved through.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import http.client
 import json
 import re
@@ -34,8 +33,18 @@ import secrets
 import threading
 import urllib.parse
 from collections.abc import Iterable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
+
+from tests.support.http_forward import HOP_BY_HOP as HOP_BY_HOP  # re-exported: this module's public name
+from tests.support.http_forward import (
+    ForwardingHandler,
+    RequestBody,
+    Upstream,
+    end_to_end,
+    running_server,
+    with_json_rewritten,
+    with_location_rewritten,
+)
 
 # Predefined roles, storage.* permissions only, as listed on
 # https://cloud.google.com/storage/docs/access-control/iam-roles ("Predefined roles"; cross-checked with the
@@ -94,22 +103,6 @@ ROLES: dict[str, frozenset[str]] = {
 # Principal of the token the proxy makes for itself (roles/storage.admin on the project): fixtures use it for
 # setup that the identity under test is not meant to do, like creating buckets.
 ADMIN_PRINCIPAL = "gcs-iam-proxy-admin@test-project.iam.gserviceaccount.com"
-
-# RFC 9110 7.6.1 connection-specific headers: meaningful for one hop only, so never forwarded.
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
-_CHUNK = 64 * 1024
 
 
 class Need(NamedTuple):
@@ -275,11 +268,8 @@ class GcsIamProxy:
     """Grants, the request log, and the address of the running proxy (``endpoint``) and its upstream."""
 
     def __init__(self, upstream_endpoint: str) -> None:
-        self.upstream_endpoint = upstream_endpoint.rstrip("/")
-        upstream = urllib.parse.urlsplit(self.upstream_endpoint)
-        if upstream.scheme != "http" or not upstream.hostname:
-            raise ValueError(f"upstream_endpoint must be http://HOST:PORT, got {upstream_endpoint!r}")
-        self._upstream_host, self._upstream_port = upstream.hostname, upstream.port or 80
+        self._upstream = Upstream(upstream_endpoint)
+        self.upstream_endpoint = self._upstream.endpoint
         self.endpoint = ""
         self.admin_token = secrets.token_urlsafe(24)
         self._lock = threading.Lock()
@@ -358,7 +348,7 @@ class GcsIamProxy:
     # --- talking to the emulator ---
 
     def upstream_connection(self) -> http.client.HTTPConnection:
-        return http.client.HTTPConnection(self._upstream_host, self._upstream_port, timeout=60)
+        return self._upstream.connection()
 
     def upstream_has(self, path: str) -> bool:
         """Whether the emulator has the bucket or object at JSON API ``path`` (asked without any gate)."""
@@ -394,52 +384,6 @@ def _bucket_missing() -> GcsError:
 # --- request bodies -----------------------------------------------------------------------------------------
 
 
-class _Body:
-    """The request body: streamed from the socket on demand, or buffered when its content must be read."""
-
-    def __init__(self, rfile, headers) -> None:
-        self._rfile = rfile
-        self.chunked = "chunked" in (headers.get("Transfer-Encoding") or "").lower()
-        self.length = None if self.chunked else int(headers.get("Content-Length") or 0)
-        self._buffer: bytes | None = None
-
-    def buffered(self) -> bytes:
-        """Read the whole body now (it is still forwarded unchanged later)."""
-        if self._buffer is None:
-            self._buffer = b"".join(self._stream())
-        return self._buffer
-
-    def pieces(self) -> Iterator[bytes]:
-        if self._buffer is not None:
-            yield self._buffer
-        else:
-            yield from self._stream()
-
-    def drain(self) -> None:
-        """Consume an unwanted body so the keep-alive connection stays in step."""
-        for _ in self.pieces():
-            pass
-
-    def _stream(self) -> Iterator[bytes]:
-        if self.chunked:
-            while True:
-                size = int(self._rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self._rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    return
-                yield self._rfile.read(size)
-                self._rfile.readline()  # CRLF after each chunk
-        else:
-            left = self.length or 0
-            while left > 0:
-                piece = self._rfile.read(min(_CHUNK, left))
-                if not piece:
-                    return
-                left -= len(piece)
-                yield piece
-
-
 def _object_name_in_body(body: bytes, content_type: str) -> str | None:
     """The object name of an upload whose name travels in the body (multipart's first part, resumable's JSON)."""
     metadata = body
@@ -460,38 +404,15 @@ def _object_name_in_body(body: bytes, content_type: str) -> str | None:
 # --- HTTP layer ---------------------------------------------------------------------------------------------
 
 
-def _make_handler(proxy: GcsIamProxy) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+def _make_handler(proxy: GcsIamProxy) -> type[ForwardingHandler]:
+    class Handler(ForwardingHandler):
         """Checks each request against the grants, then forwards it to fake-gcs-server or refuses it."""
-
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-            pass  # tests read proxy.requests instead
-
-        def do_GET(self) -> None:
-            self._handle()
-
-        def do_HEAD(self) -> None:
-            self._handle()
-
-        def do_POST(self) -> None:
-            self._handle()
-
-        def do_PUT(self) -> None:
-            self._handle()
-
-        def do_PATCH(self) -> None:
-            self._handle()
-
-        def do_DELETE(self) -> None:
-            self._handle()
 
         def _handle(self) -> None:
             method = self.command
             url = urllib.parse.urlsplit(self.path)
             query = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
-            body = _Body(self.rfile, self.headers)
+            body = RequestBody(self.rfile, self.headers)
             principal: str | None = None
             try:
                 upload_id = query.get("upload_id")
@@ -524,7 +445,7 @@ def _make_handler(proxy: GcsIamProxy) -> type[BaseHTTPRequestHandler]:
                 body.drain()
                 self._reply_error(exc)
 
-        def _needs(self, decided: Route, query: dict[str, str], body: _Body) -> list[Need]:
+        def _needs(self, decided: Route, query: dict[str, str], body: RequestBody) -> list[Need]:
             """The permissions of this request, adding storage.objects.delete when a write replaces."""
             needs = list(decided.needs)
             if decided.destination is not None:
@@ -540,87 +461,39 @@ def _make_handler(proxy: GcsIamProxy) -> type[BaseHTTPRequestHandler]:
                     needs.append(Need("storage.objects.delete", decided.destination[0]))
             return needs
 
-        def _forward(self, method: str, body: _Body, principal: str) -> None:
-            conn = proxy.upstream_connection()
+        def _forward(self, method: str, body: RequestBody, principal: str) -> None:
+            # Bodies are streamed as they came, framed as they came: Content-Length is relayed, or chunked.
+            conn = self.upstream_request(proxy._upstream, drop=self.connection_listed())
             try:
-                conn.putrequest(method, self.path, skip_host=True, skip_accept_encoding=True)
-                dropped = HOP_BY_HOP | {
-                    h.strip().lower() for h in (self.headers.get("Connection") or "").split(",") if h.strip()
-                }
-                for name, value in self.headers.items():
-                    if name.lower() not in dropped and name.lower() != "host":
-                        conn.putheader(name, value)
-                conn.putheader("Host", f"{proxy._upstream_host}:{proxy._upstream_port}")
                 if body.chunked:
                     conn.putheader("Transfer-Encoding", "chunked")
                 conn.endheaders()
-                for piece in body.pieces():
-                    if body.chunked:
-                        if piece:
-                            conn.send(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
-                    else:
-                        conn.send(piece)
-                if body.chunked:
-                    conn.send(b"0\r\n\r\n")
+                body.send_to(conn)
                 self._relay(method, conn.getresponse(), principal)
             finally:
                 conn.close()
 
         def _relay(self, method: str, response: http.client.HTTPResponse, principal: str) -> None:
-            headers = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP]
-            location = response.getheader("Location")
+            upstream, ours = proxy.upstream_endpoint, proxy.endpoint
+            headers = with_location_rewritten(end_to_end(response.getheaders()), upstream, ours)
+            location = next((v for k, v in headers if k.lower() == "location"), None)
             if location:
-                location = location.replace(proxy.upstream_endpoint, proxy.endpoint, 1)
                 upload_id = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query)).get(
                     "upload_id"
                 )
                 if upload_id:
                     proxy.remember_upload(upload_id, principal)
-                headers = [(k, location if k.lower() == "location" else v) for k, v in headers]
             no_body = method == "HEAD" or response.status in (204, 304) or 100 <= response.status < 200
             content_type = (response.getheader("Content-Type") or "").lower()
             if not no_body and "json" in content_type:
                 # Small metadata documents: rewrite the emulator's address (selfLink, mediaLink) to ours.
-                data = response.read()
-                gzipped = (response.getheader("Content-Encoding") or "").lower() == "gzip"
-                text = gzip.decompress(data) if gzipped else data
-                text = text.replace(proxy.upstream_endpoint.encode(), proxy.endpoint.encode())
-                data = gzip.compress(text) if gzipped else text
-                headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
-                headers.append(("Content-Length", str(len(data))))
-                self._start(response, headers)
-                self.wfile.write(data)
+                data = with_json_rewritten(headers, response.read(), upstream, ours)
+                self.send_whole(response.status, response.reason, headers, data)
                 return
-            length = response.getheader("Content-Length")
-            if no_body:
-                self._start(response, headers)
-                return
-            if length is None:
-                headers.append(("Transfer-Encoding", "chunked"))
-            self._start(response, headers)
-            while piece := response.read(_CHUNK):
-                self.wfile.write(
-                    f"{len(piece):x}\r\n".encode() + piece + b"\r\n" if length is None else piece
-                )
-            if length is None:
-                self.wfile.write(b"0\r\n\r\n")
-
-        def _start(self, response: http.client.HTTPResponse, headers: list[tuple[str, str]]) -> None:
-            self.send_response_only(response.status, response.reason)  # upstream's Date/Server are relayed
-            for name, value in headers:
-                self.send_header(name, value)
-            self.end_headers()
+            self.stream_answer(response, headers, no_body)
 
         def _reply_error(self, error: GcsError) -> None:
-            data = json.dumps(error.body()).encode()
-            self.send_response(error.code)
-            for name, value in error.headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
+            self.reply_json(error.code, error.body(), error.headers)
 
     return Handler
 
@@ -629,14 +502,6 @@ def _make_handler(proxy: GcsIamProxy) -> type[BaseHTTPRequestHandler]:
 def running_gcs_iam_proxy(upstream_endpoint: str) -> Iterator[GcsIamProxy]:
     """Serve the IAM gate for ``upstream_endpoint`` on a free 127.0.0.1 port for the ``with`` block."""
     proxy = GcsIamProxy(upstream_endpoint)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(proxy))
-    server.daemon_threads = True
-    proxy.endpoint = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, name="gcs-iam-proxy", daemon=True)
-    thread.start()
-    try:
+    with running_server(_make_handler(proxy), name="gcs-iam-proxy") as serving:
+        proxy.endpoint = serving.endpoint
         yield proxy
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
