@@ -54,3 +54,10 @@ def test_no_shell_logic_and_no_latest_images():
 def test_substitutions_are_user_defined_with_defaults():
     for name, value in BUILD["substitutions"].items():
         assert name.startswith("_") and value is not None, name
+
+
+def test_the_install_step_installs_every_package_the_tasks_import():
+    [install] = [s for s in BUILD["steps"] if s["id"] == "install"]
+    packages = {p.parent.name for p in (ROOT / "packages").glob("*/pyproject.toml")}
+    assert {a.removeprefix("./packages/") for a in install["args"] if a.startswith("./packages/")} == packages
+
