@@ -60,4 +60,3 @@ def test_the_install_step_installs_every_package_the_tasks_import():
     [install] = [s for s in BUILD["steps"] if s["id"] == "install"]
     packages = {p.parent.name for p in (ROOT / "packages").glob("*/pyproject.toml")}
     assert {a.removeprefix("./packages/") for a in install["args"] if a.startswith("./packages/")} == packages
-
