@@ -69,10 +69,12 @@ def workspace() -> Workspace:
 def storage_client(settings_: Settings):
     from google.cloud import storage
 
-    if settings_.anonymous_credentials:  # a local emulator: never send a developer's identity to it
-        from google.auth.credentials import AnonymousCredentials
+    from cicd_release.steps import credentials
 
-        return storage.Client(project=settings_.project or "local", credentials=AnonymousCredentials())
+    # Anonymous for a local emulator (cicd.anonymous_credentials): never send a developer's identity to it.
+    anonymous = credentials(settings_)
+    if anonymous is not None:
+        return storage.Client(project=settings_.project or "local", credentials=anonymous)
     return storage.Client(project=settings_.project or None)
 
 

@@ -11,7 +11,9 @@ from tasks._common import ROOT
 )
 def test(c, sessions=None):
     """The unit tests and lint, each in its own nox session."""
-    c.run(f"nox -s {' '.join(sessions or ['lint', 'tests'])}", pty=False)
+    from cicd_release.steps import TEST_SESSIONS
+
+    c.run(f"nox -s {' '.join(sessions or TEST_SESSIONS)}", pty=False)
 
 
 @task

@@ -17,7 +17,7 @@ from tasks._common import DATA_ROOT, LOCAL_ROOT, ROOT, training_config
 def _local_labels(inputs) -> dict[str, str]:
     """What the locally registered model carries: package versions and the digests of its inputs."""
     from cicd_release.naming import content_digest
-    from cicd_release.steps import versions
+    from cicd_release.steps import LABEL_DIGEST, versions
 
     files = {
         "preprocessing_module": inputs.preprocessing_module,
@@ -26,10 +26,13 @@ def _local_labels(inputs) -> dict[str, str]:
     }
     labels = {f"{p}_version": v for p, v in versions(ROOT).items()}
     labels.update(
-        {f"{n}_sha": hashlib.sha256(Path(f).read_bytes()).hexdigest()[:16] for n, f in files.items()}
+        {
+            f"{n}_sha": hashlib.sha256(Path(f).read_bytes()).hexdigest()[:LABEL_DIGEST]
+            for n, f in files.items()
+        }
     )
     data = inputs.data_root.resolve()
-    labels["data_sha"] = content_digest(data, ["."])[:16]
+    labels["data_sha"] = content_digest(data, ["."])[:LABEL_DIGEST]
     return labels
 
 

@@ -45,6 +45,8 @@ TRAINER_FILES = {
 # Compiled from the checkout's own sources, never from a copy installed earlier.
 COMPILE_SOURCES = ("packages/pipeline/src", "packages/components/src")
 DOCKERFILE = "docker/Dockerfile"
+# What the chain's `test` step (and `invoke test`) runs: lint and every package's unit tests.
+TEST_SESSIONS = ("lint", "tests")
 # Vertex AI keeps label values to 63 characters; 16 hex digits name a content digest well enough there.
 LABEL_DIGEST = 16
 
@@ -79,7 +81,7 @@ class Release:
     force: bool = False  # submit even when nothing the run consumes changed
     poll_seconds: float = 30  # how often a followed run is asked for its state
     skip_tests: bool = False
-    test_sessions: tuple[str, ...] = ("lint", "tests")
+    test_sessions: tuple[str, ...] = TEST_SESSIONS
 
     @property
     def root(self) -> Path:
@@ -234,8 +236,7 @@ def submit_run(release: Release) -> list[str]:
     ws, settings, config = release.ws, release.settings, release.config
     settings.require(REQUIRED_SETTINGS["pipeline.submit"])
     client = release.storage_client()
-    record_uri = f"{settings.releases_prefix}/latest.json"
-    last, generation = storage_lib.read_json_object(client, record_uri, deadline=_deadline(release))
+    last, generation, record_uri = release_record(settings, client)
     spec = _spec_for_run(release, last, record_uri)
     if not storage_lib.blob_exists(client, spec["uri"], deadline=_deadline(release)):
         raise MissingReleaseInput(
@@ -250,6 +251,7 @@ def submit_run(release: Release) -> list[str]:
             f"(e.g. `gcloud storage cp data/penguins/*.csv {settings.resolved_data_root}/`) or set cicd.data_root."
         )
     modules = current_modules(ws)
+    commit = git_lib.head_commit(ws.root)
     inputs = {
         "spec": spec["uri"],
         "image": spec["image"],
@@ -264,7 +266,6 @@ def submit_run(release: Release) -> list[str]:
             f"{last['commit'][:12]} (run {last['run']['resource_name']}): same spec, image, modules, data "
             "and hyperparameters. `invoke pipeline.submit --force` starts one anyway."
         )
-        commit = git_lib.head_commit(ws.root)
         if commit != last["commit"]:
             # This commit is released by that run: later plans diff from here, not from before this change.
             moved = {
@@ -288,7 +289,6 @@ def submit_run(release: Release) -> list[str]:
 
     from cicd_release.submit import submit_pipeline_job  # google-cloud-aiplatform: slow to import
 
-    commit = git_lib.head_commit(ws.root)
     package_versions = versions(ws.root)
     run_labels = {"commit": commit[:12], **{f"{p}_version": v for p, v in package_versions.items()}}
     model_labels = {
@@ -320,7 +320,7 @@ def submit_run(release: Release) -> list[str]:
         enable_caching=None,
         wait=False,
         api_endpoint=settings.api_endpoint or None,
-        credentials=_credentials(settings),
+        credentials=credentials(settings),
         storage_client=client,
         deadline=_deadline(release),
     )
@@ -340,7 +340,7 @@ def submit_run(release: Release) -> list[str]:
         from cicd_release.submit import wait_for_outcome
 
         outcome = wait_for_outcome(
-            job.resource_name, poll_seconds=release.poll_seconds, credentials=_credentials(settings)
+            job.resource_name, poll_seconds=release.poll_seconds, credentials=credentials(settings)
         )
         record["run"] = {**record["run"], "state": outcome.state}
         record["outcome"] = {
@@ -599,7 +599,7 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def _credentials(settings: Settings):
+def credentials(settings: Settings):
     """Anonymous credentials only when the settings say so (a local stand-in); otherwise the caller's own."""
     if not settings.anonymous_credentials:
         return None
