@@ -11,7 +11,7 @@ from pathlib import Path
 
 from invoke import Collection, Exit, task
 
-from tasks._common import DATA_ROOT, LOCAL_ROOT, ROOT, training_config
+from tasks._common import DATA_ROOT, LOCAL_ROOT, ROOT, trainer_files, training_config
 
 
 def _local_labels(inputs) -> dict[str, str]:
@@ -19,11 +19,7 @@ def _local_labels(inputs) -> dict[str, str]:
     from cicd_release.naming import content_digest
     from cicd_release.steps import LABEL_DIGEST, versions
 
-    files = {
-        "preprocessing_module": inputs.preprocessing_module,
-        "model_module": inputs.model_module,
-        "schema_file": inputs.schema_file,
-    }
+    files = _files(inputs)
     labels = {f"{p}_version": v for p, v in versions(ROOT).items()}
     labels.update(
         {
@@ -83,26 +79,25 @@ def _log_to_file(folder: Path) -> Path:
         "fresh": "Delete the root first, so nothing is reused from earlier runs.",
         "train_steps": "Training steps (default from the training config).",
         "hyperparameters": "JSON object overriding hyperparameters, e.g. '{\"learning_rate\": 0.02}'.",
+        "watch": "Stay running: on every save under packages/trainer, run its unit tests, then the pipeline "
+        "from the first changed component, and print the verdict (Ctrl-C ends).",
     }
 )
-def run(c, root=None, data_root=None, fresh=False, train_steps=None, hyperparameters=None):
+def run(c, root=None, data_root=None, fresh=False, train_steps=None, hyperparameters=None, watch=False):
     """Run the whole pipeline locally (LocalDagRunner) and print where the model went, its metrics, its blessing.
+
+    The trainer's files are read from this working tree, never from an installed copy. With nothing changed
+    since the last run, its result is printed again at once (no TFX import), with the same exit code.
 
     Exit codes: 0 blessed and pushed; 2 a bad setting or input; 4 the data gate stopped the run before
     training; 5 the model was not blessed (nothing pushed). A traceback is a bug.
     """
     config = training_config(c, hyperparameters, int(train_steps) if train_steps else None)
-    import cicd_trainer
-    from cicd_pipeline.report import format_summary, summarize_run
-    from cicd_pipeline.runners.local import LocalInputs, LocalLayout, run_local
+    from cicd_pipeline import runstamp
+    from cicd_pipeline.runners.local import LocalInputs, LocalLayout
 
     layout = LocalLayout(Path(root or LOCAL_ROOT).resolve())
-    inputs = LocalInputs(
-        data_root=Path(data_root or DATA_ROOT),
-        schema_file=Path(cicd_trainer.SCHEMA_FILE),
-        preprocessing_module=Path(cicd_trainer.PREPROCESSING_MODULE),
-        model_module=Path(cicd_trainer.MODEL_MODULE),
-    )
+    inputs = LocalInputs(data_root=Path(data_root or DATA_ROOT), **trainer_files())
     try:
         inputs.check()
     except ValueError as err:
@@ -114,33 +109,99 @@ def run(c, root=None, data_root=None, fresh=False, train_steps=None, hyperparame
     )  # seconds, without TFX: a malformed file is named before a minute of start-up
     if fresh and layout.root.exists():
         shutil.rmtree(layout.root)
-    from cicd_components.anomalies_gate.executor import DataGateError
-
+    if watch:
+        return _watch(layout, inputs, config)
+    labels = _local_labels(inputs)
+    fingerprint = runstamp.fingerprint(layout.root, _files(inputs), inputs.data_root, config, labels)
+    stamp = runstamp.unchanged(layout.root, fingerprint, layout.metadata_path, config.pipeline_name)
+    if stamp is not None:
+        print(stamp.report)
+        print(f"\n  nothing changed since run {stamp.run_id}: its result stands (--fresh runs anew).")
+        _exit_unless_blessed(stamp.blessed, stamp.refusals)
+        return
+    runstamp.forget(layout.root)
     log = _log_to_file(layout.root / "logs")
     print(f"running the pipeline (its log: {log}) ...", flush=True)
     started = time.monotonic()
+    summary = _run_once(layout, inputs, config, labels, log)
+    elapsed = time.monotonic() - started
+    from cicd_pipeline.report import format_summary
+
+    report = "\n".join(
+        [
+            format_summary(summary, config.accuracy_threshold, config.regression_tolerance),
+            f"\n  executed: {', '.join(summary.executed) or '(none)'}",
+            f"  cached:   {', '.join(summary.cached) or '(none)'}",
+        ]
+    )
+    print(report)
+    print(f"  wall time of the pipeline: {elapsed:.1f} s   (state in {layout.root}; full log: {log})")
+    runstamp.write(
+        layout.root,
+        runstamp.Stamp(fingerprint, summary.run_id, report, summary.blessed, summary.refusals),
+    )
+    _exit_unless_blessed(summary.blessed, summary.refusals)
+
+
+def _files(inputs) -> dict[str, Path]:
+    return {
+        "preprocessing_module": inputs.preprocessing_module,
+        "model_module": inputs.model_module,
+        "schema_file": inputs.schema_file,
+    }
+
+
+def _run_once(layout, inputs, config, labels, log):
+    """One pipeline run, its output in `log`; the data gate's stop is exit 4. Returns the run's summary."""
+    from cicd_components.anomalies_gate.executor import DataGateError
+    from cicd_pipeline.report import summarize_run
+    from cicd_pipeline.runners.local import run_local
+
     try:
         with _output_to(log):
-            run_local(layout, inputs, config, labels=_local_labels(inputs))
+            run_local(layout, inputs, config, labels=labels)
     except DataGateError as stop:
         raise Exit(
             f"Data gate: the run stopped before training.\n{stop}\n"
             f"Nothing was trained or pushed; the last blessed model stays. Full log: {log}",
             code=4,
         ) from None
-    elapsed = time.monotonic() - started
-    summary = summarize_run(layout.metadata_path, config.pipeline_name)
-    print(format_summary(summary, config.accuracy_threshold, config.regression_tolerance))
-    print(f"\n  executed: {', '.join(summary.executed) or '(none)'}")
-    print(f"  cached:   {', '.join(summary.cached) or '(none)'}")
-    print(f"  wall time of the pipeline: {elapsed:.1f} s   (state in {layout.root}; full log: {log})")
-    if summary.blessed is False:
+    return summarize_run(layout.metadata_path, config.pipeline_name)
+
+
+def _exit_unless_blessed(blessed, refusals) -> None:
+    if blessed is False:
         raise Exit(
             "Not blessed: the Evaluator refused the model ("
-            + "; ".join(summary.refusals or ["see the lines above"])
+            + "; ".join(refusals or ["see the lines above"])
             + "). Nothing was pushed; the last blessed model stays.",
             code=5,
         )
+
+
+def _watch(layout, inputs, config) -> None:
+    """`--watch`: the loop of cicd_pipeline.watch over the trainer's folder, TFX imported once."""
+    from cicd_pipeline import watch
+
+    trainer = ROOT / "packages" / "trainer"
+    log = _log_to_file(layout.root / "logs")
+    tests = watch.TestRunner(trainer / "tests", trainer / "src", log)
+
+    def pipeline():
+        return _run_once(layout, inputs, config, _local_labels(inputs), log)
+
+    def handle(changed):
+        cycle = watch.edit_cycle(changed, tests, pipeline, stops=(Exit,))
+        for line in watch.describe(cycle, config.accuracy_threshold, config.regression_tolerance, ROOT):
+            print(line, flush=True)
+
+    print(f"watching {trainer.relative_to(ROOT)} (log: {log}); a first run brings the cache up to date ...")
+    try:
+        handle([])
+        print("waiting for a save (Ctrl-C ends) ...", flush=True)
+        watch.watch([trainer], handle)
+    except KeyboardInterrupt:
+        print("\nwatch ended.")
 
 
 @task(

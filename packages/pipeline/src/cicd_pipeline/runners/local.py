@@ -1,5 +1,10 @@
-"""The local runner: LocalDagRunner, Beam's DirectRunner in memory, ML Metadata in SQLite, a folder as bucket."""
+"""The local runner: LocalDagRunner, Beam's DirectRunner in memory, ML Metadata in SQLite, a folder as bucket.
 
+TFX is imported only when a pipeline is built: the layout, the inputs and their checks load in a blink, so a
+run with nothing changed can say so without a 20-second import (see `cicd_pipeline.runstamp`).
+"""
+
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -7,10 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
-from tfx import v1 as tfx
-
 from cicd_pipeline.config import TrainingConfig
-from cicd_pipeline.pipeline import create_pipeline
 from cicd_pipeline.runners import IN_MEMORY_BEAM_ARGS
 
 
@@ -42,10 +44,12 @@ class LocalLayout:
 
 
 def content_addressed_copy(path: Path, folder: Path) -> Path:
-    """`path` copied to `folder/<sha256>/<name>` (once), like the Vertex runs' uploaded inputs.
+    """`path` copied to `folder/<sha256>/<name>` (once), alone in its folder, like the Vertex runs' uploads.
 
     TFX caches ImportSchemaGen by its `schema_file` *path*: an edited schema at the same path would reuse the
-    old one. A path named by the content makes an edit a cache miss, as it should be.
+    old one. A path named by the content makes an edit a cache miss, as it should be. For a module file the
+    folder matters too: TFX fingerprints a module by its whole folder, so `model.py` and `preprocessing.py`
+    side by side would make an edit of either re-run both Transform and Trainer.
     """
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     target = folder / digest / path.name
@@ -80,41 +84,70 @@ class LocalInputs:
                 raise ValueError(f"{name} {path} does not exist: pass an existing file.")
 
 
+# TFX packs each module file's folder into a wheel at pipeline construction (a `setup.py bdist_wheel` per
+# module) and `pip install`s it in each executor: four subprocesses and a few seconds per run, for a copy of a
+# file that is already here. This switch (read in the Transform and Trainer constructors) makes them import the
+# file by path instead; the cache key still follows the content, because the path is content-addressed and
+# TFX hashes a `module_file`'s text into the key. The Vertex compile never sets it: there the wheel is how
+# the code reaches the container.
+_LOAD_MODULES_FROM_SOURCE = "UNSUPPORTED_DO_NOT_PACKAGE_USER_MODULES"
+
+
+@contextlib.contextmanager
+def _modules_loaded_from_source():
+    saved = os.environ.get(_LOAD_MODULES_FROM_SOURCE)
+    os.environ[_LOAD_MODULES_FROM_SOURCE] = "1"
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ[_LOAD_MODULES_FROM_SOURCE]
+        else:
+            os.environ[_LOAD_MODULES_FROM_SOURCE] = saved
+
+
 def build_local_pipeline(
     layout: LocalLayout, inputs: LocalInputs, config: TrainingConfig, labels: dict[str, str] | None = None
 ):
     """The pipeline over local files; `labels` go with the registered model (e.g. module digests)."""
+    from tfx import v1 as tfx
+
+    from cicd_pipeline.pipeline import create_pipeline
+
     inputs.check()
-    return create_pipeline(
-        pipeline_name=config.pipeline_name,
-        pipeline_root=str(layout.pipeline_root),
-        data_root=str(inputs.data_root.resolve()),
-        schema_file=str(content_addressed_copy(inputs.schema_file, layout.inputs_dir)),
-        preprocessing_module=str(inputs.preprocessing_module.resolve()),
-        model_module=str(inputs.model_module.resolve()),
-        hyperparameters=config.hyperparameters,
-        serving_model_dir=str(layout.serving_model_dir),
-        registry=f"local:{layout.registry_dir}",
-        model_name=config.model_name,
-        train_steps=config.train_steps,
-        eval_steps=config.eval_steps,
-        accuracy_threshold=config.accuracy_threshold,
-        regression_tolerance=config.regression_tolerance,
-        min_examples_per_split=config.min_examples_per_split,
-        min_examples_per_class=config.min_examples_per_class,
-        registry_labels=json.dumps(labels or {}, sort_keys=True),
-        enable_cache=True,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            str(layout.metadata_path)
-        ),
-        beam_pipeline_args=list(IN_MEMORY_BEAM_ARGS),
-    )
+    with _modules_loaded_from_source():
+        return create_pipeline(
+            pipeline_name=config.pipeline_name,
+            pipeline_root=str(layout.pipeline_root),
+            data_root=str(inputs.data_root.resolve()),
+            schema_file=str(content_addressed_copy(inputs.schema_file, layout.inputs_dir)),
+            preprocessing_module=str(content_addressed_copy(inputs.preprocessing_module, layout.inputs_dir)),
+            model_module=str(content_addressed_copy(inputs.model_module, layout.inputs_dir)),
+            hyperparameters=config.hyperparameters,
+            serving_model_dir=str(layout.serving_model_dir),
+            registry=f"local:{layout.registry_dir}",
+            model_name=config.model_name,
+            train_steps=config.train_steps,
+            eval_steps=config.eval_steps,
+            accuracy_threshold=config.accuracy_threshold,
+            regression_tolerance=config.regression_tolerance,
+            min_examples_per_split=config.min_examples_per_split,
+            min_examples_per_class=config.min_examples_per_class,
+            registry_labels=json.dumps(labels or {}, sort_keys=True),
+            enable_cache=True,
+            metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+                str(layout.metadata_path)
+            ),
+            beam_pipeline_args=list(IN_MEMORY_BEAM_ARGS),
+        )
 
 
 def run_local(
     layout: LocalLayout, inputs: LocalInputs, config: TrainingConfig, labels: dict[str, str] | None = None
 ) -> None:
     """Runs the whole pipeline; earlier runs' outputs in `layout` are reused through TFX's cache."""
+    from tfx import v1 as tfx
+
     layout = LocalLayout(layout.root.resolve())
     os.makedirs(layout.root, exist_ok=True)
     tfx.orchestration.LocalDagRunner().run(build_local_pipeline(layout, inputs, config, labels))
