@@ -188,10 +188,15 @@ def _watch(layout, inputs, config) -> None:
     tests = watch.TestRunner(trainer / "tests", trainer / "src", log)
 
     def pipeline():
-        return _run_once(layout, inputs, config, _local_labels(inputs), log)
+        try:
+            return _run_once(layout, inputs, config, _local_labels(inputs), log)
+        except Exit as stop:
+            raise watch.Stopped(stop.message) from None
 
     def handle(changed):
-        cycle = watch.edit_cycle(changed, tests, pipeline, stops=(Exit,))
+        # A stop (the data gate) or an error raised by the edited module is this save's verdict, not the end
+        # of the loop: the next save may fix it. Its traceback is in the log.
+        cycle = watch.edit_cycle(changed, tests, pipeline, stops=(Exception,))
         for line in watch.describe(cycle, config.accuracy_threshold, config.regression_tolerance, ROOT):
             print(line, flush=True)
 

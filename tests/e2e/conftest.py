@@ -8,21 +8,22 @@ from pathlib import Path
 
 import pytest
 
-import cicd_trainer
 from cicd_pipeline.config import TrainingConfig
 from cicd_pipeline.report import summarize_run
 from cicd_pipeline.runners.local import LocalInputs, LocalLayout, run_local
+from cicd_release.steps import TRAINER_FILES
 
-DATA = Path(__file__).resolve().parents[2] / "data" / "penguins"
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "data" / "penguins"
 
 
-def inputs(data_root: Path = DATA) -> LocalInputs:
-    return LocalInputs(
-        data_root=data_root,
-        schema_file=Path(cicd_trainer.SCHEMA_FILE),
-        preprocessing_module=Path(cicd_trainer.PREPROCESSING_MODULE),
-        model_module=Path(cicd_trainer.MODEL_MODULE),
-    )
+def trainer_files(root: Path = ROOT) -> dict[str, Path]:
+    """The trainer's files in a checkout at `root` (as `invoke run` finds them), by pipeline parameter name."""
+    return {name: root / path for name, path in TRAINER_FILES.items()}
+
+
+def inputs(data_root: Path = DATA, root: Path = ROOT) -> LocalInputs:
+    return LocalInputs(data_root=data_root, **trainer_files(root))
 
 
 @pytest.fixture(scope="session")

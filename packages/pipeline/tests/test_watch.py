@@ -130,4 +130,4 @@ def test_a_stopped_run_is_a_verdict_not_a_crash(tmp_path):
     ok = watch.TestOutcome(passed=4, failed=[], seconds=1.0)
     cycle = watch.edit_cycle([], lambda: ok, stopped, stops=(DataGateError,))
     lines = watch.describe(cycle, 0.6, 0.02)
-    assert "  verdict: STOPPED before training: eval: 3 examples (at least 20 needed)" in lines
+    assert "  verdict: STOPPED: eval: 3 examples (at least 20 needed)" in lines

@@ -11,6 +11,7 @@ see the files as saved, without paying the imports again. The pipeline runs in t
 """
 
 import dataclasses
+import logging
 import multiprocessing
 import sys
 import time
@@ -86,6 +87,10 @@ class TestOutcome:
         return not self.failed and self.passed > 0
 
 
+class Stopped(RuntimeError):
+    """The run stopped for a reason its message says in full (e.g. the data gate)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Cycle:
     """One save, handled: what changed, the tests' outcome, and the run (None when the tests failed)."""
@@ -93,7 +98,9 @@ class Cycle:
     changed: list[Path]
     tests: TestOutcome
     summary: object | None  # cicd_pipeline.report.RunSummary
-    stopped: str | None = None  # the run stopped before a verdict (e.g. the data gate), and why
+    stopped: str | None = (
+        None  # the run stopped before a verdict (the data gate, an error in a module), and why
+    )
     seconds: float = 0.0
 
 
@@ -111,7 +118,9 @@ def edit_cycle(
     try:
         summary = run_pipeline()
     except stops as stop:
-        return Cycle(changed_files, tests, None, stopped=str(stop), seconds=time.monotonic() - started)
+        logging.getLogger(__name__).error("The run stopped", exc_info=True)  # the whole story, in the log
+        said = str(stop) if isinstance(stop, Stopped) else f"{type(stop).__name__}: {stop}"
+        return Cycle(changed_files, tests, None, stopped=said, seconds=time.monotonic() - started)
     return Cycle(changed_files, tests, summary, seconds=time.monotonic() - started)
 
 
@@ -131,7 +140,9 @@ def describe(cycle: Cycle, threshold: float, tolerance: float, base: Path | None
     else:
         lines.append(f"  tests: {tests.passed} passed ({tests.seconds:.1f} s)")
         if cycle.stopped is not None:
-            lines.append(f"  verdict: STOPPED before training: {cycle.stopped}")
+            first, *rest = cycle.stopped.strip().splitlines() or [""]
+            lines.append(f"  verdict: STOPPED: {first}")
+            lines += [f"    {line}" for line in rest]
         else:
             summary = cycle.summary
             ran = [c for c in summary.components if c.state == "COMPLETE"]
