@@ -193,10 +193,14 @@ def _watch(layout, inputs, config) -> None:
         except Exit as stop:
             raise watch.Stopped(stop.message) from None
 
+    def run_tests():
+        with _output_to(log):  # pytest's lines, and the test server's start-up chatter, go to the log
+            return tests()
+
     def handle(changed):
         # A stop (the data gate) or an error raised by the edited module is this save's verdict, not the end
         # of the loop: the next save may fix it. Its traceback is in the log.
-        cycle = watch.edit_cycle(changed, tests, pipeline, stops=(Exception,))
+        cycle = watch.edit_cycle(changed, run_tests, pipeline, stops=(Exception,))
         for line in watch.describe(cycle, config.accuracy_threshold, config.regression_tolerance, ROOT):
             print(line, flush=True)
 

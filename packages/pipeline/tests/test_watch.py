@@ -15,6 +15,7 @@ def summary(blessed=True) -> RunSummary:
     """What the run report reads back after a trainer-only edit: Transform cached, Trainer onward executed."""
     components = [
         ComponentRun("Transform", "CACHED", 0.1),
+        ComponentRun("latest_blessed_model_resolver", "COMPLETE", 0.0),
         ComponentRun("Trainer", "COMPLETE", 6.0),
         ComponentRun("Evaluator", "COMPLETE", 5.0),
         ComponentRun("Pusher", "COMPLETE", 0.1),
@@ -121,13 +122,20 @@ def test_one_save_runs_the_tests_then_the_pipeline_then_prints_the_verdict(tmp_p
 
 
 def test_a_stopped_run_is_a_verdict_not_a_crash(tmp_path):
-    class DataGateError(RuntimeError):
-        pass
-
-    def stopped():
-        raise DataGateError("eval: 3 examples (at least 20 needed)")
-
     ok = watch.TestOutcome(passed=4, failed=[], seconds=1.0)
-    cycle = watch.edit_cycle([], lambda: ok, stopped, stops=(DataGateError,))
-    lines = watch.describe(cycle, 0.6, 0.02)
-    assert "  verdict: STOPPED: eval: 3 examples (at least 20 needed)" in lines
+
+    def gate():
+        raise watch.Stopped(
+            "Data gate: the run stopped before training.\neval: 3 examples (at least 20 needed)"
+        )
+
+    def broken_module():
+        raise NameError("name 'kears' is not defined")
+
+    lines = watch.describe(watch.edit_cycle([], lambda: ok, gate, stops=(Exception,)), 0.6, 0.02)
+    assert lines[2:4] == [
+        "  verdict: STOPPED: Data gate: the run stopped before training.",
+        "    eval: 3 examples (at least 20 needed)",
+    ]
+    lines = watch.describe(watch.edit_cycle([], lambda: ok, broken_module, stops=(Exception,)), 0.6, 0.02)
+    assert lines[2] == "  verdict: STOPPED: NameError: name 'kears' is not defined"

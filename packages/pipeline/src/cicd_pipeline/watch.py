@@ -145,7 +145,8 @@ def describe(cycle: Cycle, threshold: float, tolerance: float, base: Path | None
             lines += [f"    {line}" for line in rest]
         else:
             summary = cycle.summary
-            ran = [c for c in summary.components if c.state == "COMPLETE"]
+            # Resolver nodes run every time (they only look up artifacts): not what an edit re-ran.
+            ran = [c for c in summary.components if c.state == "COMPLETE" and not c.node.endswith("resolver")]
             first = ran[0].node if ran else "(nothing: every component cached)"
             lines.append(f"  pipeline: from {first}; executed {', '.join(c.node for c in ran) or 'none'}")
             lines.append(f"  verdict: {verdict_line(summary, threshold, tolerance)}")
