@@ -144,6 +144,13 @@ def run(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """The local loop against plain TFX, in turns: `nox -s bench -- --repeats 3 --write` (docs/performance.md)."""
+    install(session, *(f"./packages/{p}" for p in PACKAGES), "invoke", "pytest")
+    session.run("python", "bench/run.py", *session.posargs, env={**QUIET_TF, **bytecode(session)})
+
+
+@nox.session(python=PYTHON)
 def tasks(session: nox.Session) -> None:
     """Any invoke task in a venv with every package: `nox -s tasks -- plan --base origin/main --markdown`."""
     if not session.posargs:

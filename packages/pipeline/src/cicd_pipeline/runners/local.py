@@ -84,6 +84,24 @@ class LocalInputs:
                 raise ValueError(f"{name} {path} does not exist: pass an existing file.")
 
 
+# Beam's DirectRunner in memory, plus switches for what only costs time here, where the graphs are rebuilt on
+# every run and never leave this process (docs/performance.md has the profile):
+# - the construction-time type check of every transform (Beam's `get_signature` led the profile), and dill
+#   as pickler (cloudpickle does the same job faster): together about 7 % of a cold run's CPU;
+# - a named SDK container image. Given any Beam argument and none of extra_packages, setup_file,
+#   requirements_file or an SDK image, each of TFX's Beam executors (four per cold run) copies TFX's whole
+#   installed folder and runs `setup.py sdist` on it, for workers to install (tfx/utils/dependency_utils.py).
+#   In memory there are no workers and the image is never pulled; naming the image Beam itself would use
+#   tells TFX that dependencies are taken care of.
+# The Vertex runner keeps Beam's and TFX's defaults: there the graph may go to Dataflow workers.
+BEAM_SDK_IMAGE = "apache/beam_python3.10_sdk:2.59.0"
+LOCAL_BEAM_ARGS = (
+    *IN_MEMORY_BEAM_ARGS,
+    "--no_pipeline_type_check",
+    "--pickle_library=cloudpickle",
+    f"--sdk_container_image={BEAM_SDK_IMAGE}",
+)
+
 # TFX packs each module file's folder into a wheel at pipeline construction (a `setup.py bdist_wheel` per
 # module) and `pip install`s it in each executor: four subprocesses and a few seconds per run, for a copy of a
 # file that is already here. This switch (read in the Transform and Trainer constructors) makes them import the
@@ -138,7 +156,7 @@ def build_local_pipeline(
             metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
                 str(layout.metadata_path)
             ),
-            beam_pipeline_args=list(IN_MEMORY_BEAM_ARGS),
+            beam_pipeline_args=list(LOCAL_BEAM_ARGS),
         )
 
 
