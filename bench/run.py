@@ -87,6 +87,8 @@ def watch_case(copy: Path, env: dict[str, str], state: Path, repeats: int) -> li
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        # Ctrl-C's signal ends it below; a shell's background job would otherwise hand it down ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     seconds = []
 
