@@ -23,6 +23,7 @@ def _local_labels(inputs) -> dict[str, str]:
         "preprocessing_module": inputs.preprocessing_module,
         "model_module": inputs.model_module,
         "schema_file": inputs.schema_file,
+        "holdout_file": inputs.holdout_file,
     }
     labels = {f"{p}_version": v for p, v in versions(ROOT).items()}
     labels.update(
@@ -102,6 +103,7 @@ def run(c, root=None, data_root=None, fresh=False, train_steps=None, hyperparame
         schema_file=Path(cicd_trainer.SCHEMA_FILE),
         preprocessing_module=Path(cicd_trainer.PREPROCESSING_MODULE),
         model_module=Path(cicd_trainer.MODEL_MODULE),
+        holdout_file=Path(cicd_trainer.HOLDOUT_FILE),
     )
     try:
         inputs.check()
@@ -136,7 +138,7 @@ def run(c, root=None, data_root=None, fresh=False, train_steps=None, hyperparame
     print(f"  wall time of the pipeline: {elapsed:.1f} s   (state in {layout.root}; full log: {log})")
     if summary.blessed is False:
         raise Exit(
-            "Not blessed: the Evaluator refused the model ("
+            "Not blessed: the judge refused the model ("
             + "; ".join(summary.refusals or ["see the lines above"])
             + "). Nothing was pushed; the last blessed model stays.",
             code=5,

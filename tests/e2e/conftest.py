@@ -22,6 +22,7 @@ def inputs(data_root: Path = DATA) -> LocalInputs:
         schema_file=Path(cicd_trainer.SCHEMA_FILE),
         preprocessing_module=Path(cicd_trainer.PREPROCESSING_MODULE),
         model_module=Path(cicd_trainer.MODEL_MODULE),
+        holdout_file=Path(cicd_trainer.HOLDOUT_FILE),
     )
 
 

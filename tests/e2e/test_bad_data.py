@@ -7,6 +7,7 @@ it, the way a team's next run would, and must leave it as it was.
 
 import csv
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import cicd_trainer
-from cicd_components.anomalies_gate.executor import TooFewExamplesError
+from cicd_components.anomalies_gate.executor import DataDriftError, TooFewExamplesError
 from cicd_pipeline.config import TrainingConfig
 from cicd_pipeline.runners.local import LocalInputs, LocalLayout, run_local
 
@@ -28,6 +29,7 @@ def inputs(data_root: Path) -> LocalInputs:
         schema_file=Path(cicd_trainer.SCHEMA_FILE),
         preprocessing_module=Path(cicd_trainer.PREPROCESSING_MODULE),
         model_module=Path(cicd_trainer.MODEL_MODULE),
+        holdout_file=Path(cicd_trainer.HOLDOUT_FILE),
     )
 
 
@@ -113,6 +115,49 @@ def test_a_refused_model_says_which_check_refused_it_with_exit_code_5(blessed, t
     result = invoke_run(blessed, SHIPPED.parent, "-f", str(strict))
     assert result.returncode == 5, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) < 10, result.stderr
-    assert "refused by: sparse_categorical_accuracy" in result.stdout
+    assert "eval split (" in result.stdout and "< threshold 1.00: refused" in result.stdout
     assert "NOT BLESSED" in result.stdout and "Nothing was pushed" in result.stderr
+    assert (pushed(blessed), registry(blessed)) == before
+
+
+def test_a_label_distribution_far_from_the_blessed_models_data_stops_at_the_gate(blessed, tmp_path):
+    """Every class present (the counts pass), but Adelie's share moved from 0.44 to 0.82: the drift comparator
+    of the curated schema, against the statistics the judge kept with the blessed model, stops it."""
+    before = (pushed(blessed), registry(blessed))
+    kept = {"Chinstrap": 0, "Gentoo": 0}
+
+    def mostly_adelie(_, row):
+        if row["species"] == "Adelie":
+            return True
+        kept[row["species"]] += 1
+        return kept[row["species"]] <= 12
+
+    with pytest.raises(
+        DataDriftError, match=r"species: L_INFTY distance 0\.3\d\d .* \(most changed: Adelie\)"
+    ):
+        run_local(blessed, inputs(data_set(tmp_path, mostly_adelie)), TrainingConfig())
+    assert (pushed(blessed), registry(blessed)) == before
+
+
+def test_shuffled_labels_cannot_fool_the_judge_the_holdout_refuses_them(blessed, tmp_path):
+    """With the threshold lowered out of the way, only the fixed holdout stands between shuffled labels and a
+    push: new data's own eval split is shuffled too, and the baseline scores as badly there."""
+    before = (pushed(blessed), registry(blessed))
+    rows = data_set(tmp_path, lambda *_: True) / "penguins.csv"
+    with open(rows, newline="") as f:
+        table = list(csv.DictReader(f))
+    labels = [row["species"] for row in table]
+    random.Random(0).shuffle(labels)  # seeded: the same class counts, labels unrelated to the rows
+    with open(rows, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(table[0]))
+        writer.writeheader()
+        writer.writerows({**row, "species": label} for row, label in zip(table, labels, strict=True))
+    lenient = tmp_path / "lenient.yaml"
+    lenient.write_text("training:\n  accuracy_threshold: 0.3\n")
+    result = invoke_run(blessed, rows.parent, "-f", str(lenient))
+    assert result.returncode == 5, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) < 10, result.stderr
+    refusals = [line for line in result.stdout.splitlines() if line.endswith(": refused")]
+    assert len(refusals) == 1 and refusals[0].strip().startswith("holdout (67 examples)"), result.stdout
+    assert "outside tolerance" in refusals[0]
     assert (pushed(blessed), registry(blessed)) == before

@@ -35,6 +35,8 @@ class RunOutcome:
     metrics: dict[str, float]
     pushed_destination: str | None
     registered_version: str | None
+    # Each check the judge made, one line each, passed or refused (empty for runs before the judge kept them).
+    checks: tuple[str, ...] = ()
 
     @property
     def succeeded(self) -> bool:
@@ -72,7 +74,7 @@ def outcome_from_resource(resource: Any, dashboard_uri: str = "") -> RunOutcome:
     details = job.get("job_detail", {}).get("task_details", [])
     # The root DAG task has no parent: it is the run itself, not a component.
     components = [t for t in details if t.get("parent_task_id")] or details
-    blessed, metrics, pushed, version = None, {}, None, None
+    blessed, metrics, pushed, version, checks = None, {}, None, None, ()
     for task in components:
         name = task.get("task_name", "")
         if name == "ModelRegistryUploader":
@@ -81,6 +83,8 @@ def outcome_from_resource(resource: Any, dashboard_uri: str = "") -> RunOutcome:
                 blessed = bool(registered["blessed"])
             if registered.get("metrics"):
                 metrics = json.loads(registered["metrics"])
+            if registered.get("checks"):
+                checks = tuple(json.loads(registered["checks"]))
             if registered.get("registered"):
                 number = registered.get("version")  # a Struct holds numbers as floats
                 version = (
@@ -105,6 +109,7 @@ def outcome_from_resource(resource: Any, dashboard_uri: str = "") -> RunOutcome:
         metrics=metrics,
         pushed_destination=pushed,
         registered_version=version,
+        checks=checks,
     )
 
 
@@ -119,6 +124,7 @@ def format_outcome(outcome: RunOutcome) -> str:
     for name, value in sorted(outcome.metrics.items()):
         lines.append(f"  {name}: {value:.4f}")
     lines.append(f"  model: {outcome.verdict}")
+    lines += [f"    {check}" for check in outcome.checks]
     if outcome.registered_version:
         lines.append(
             f"  registered: version {outcome.registered_version} (pushed to {outcome.pushed_destination})"
@@ -140,6 +146,8 @@ def markdown_outcome(outcome: RunOutcome, commit: str = "") -> str:
         lines += ["| metric | value |", "|---|---|"]
         lines += [f"| {name} | {value:.4f} |" for name, value in sorted(outcome.metrics.items())]
         lines.append("")
+    if outcome.checks:
+        lines += [f"- {check}" for check in outcome.checks] + [""]
     if outcome.registered_version:
         lines += [f"Registered as version {outcome.registered_version}.", ""]
     if outcome.error:

@@ -41,6 +41,8 @@ TRAINER_FILES = {
     "preprocessing_module": "packages/trainer/src/cicd_trainer/preprocessing.py",
     "model_module": "packages/trainer/src/cicd_trainer/model.py",
     "schema_file": "packages/trainer/src/cicd_trainer/schema/schema.pbtxt",
+    # The fixed holdout set the Judge also scores candidate and baseline on; the run reads its folder.
+    "holdout_file": "packages/trainer/src/cicd_trainer/holdout/penguins_holdout.csv",
 }
 # Compiled from the checkout's own sources, never from a copy installed earlier.
 COMPILE_SOURCES = ("packages/pipeline/src", "packages/components/src")
@@ -299,7 +301,9 @@ def submit_run(release: Release) -> list[str]:
     from cicd_components.labels import vertex_labels
 
     parameters = {
-        **modules,
+        **{name: uri for name, uri in modules.items() if name != "holdout_file"},
+        # CsvExampleGen reads a folder: the holdout's content-addressed folder holds that one file.
+        "holdout_root": modules["holdout_file"].rsplit("/", 1)[0],
         "data_root": settings.resolved_data_root,
         "hyperparameters": inputs["hyperparameters"],
         "model_labels": json.dumps(vertex_labels(model_labels), sort_keys=True),
