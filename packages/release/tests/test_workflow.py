@@ -97,6 +97,7 @@ GOOD_INPUTS = {
     "REGION": "europe-west12",
     "SERVING_IMAGE": "europe-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15" + DIGEST,
     "BASE_IMAGE": "europe-west4-docker.pkg.dev/my-project/mirror/tfx" + DIGEST,
+    "PYTHON_IMAGE": "python:3.10.15-bookworm" + DIGEST,
 }
 
 
@@ -120,8 +121,18 @@ def test_the_inputs_a_manual_run_may_give_pass(base):
         {"REGION": "europe-west4,_BUCKET=other"},
         {"BASE_IMAGE": "gcr.io/tfx-oss-public/tfx:1.16.0"},  # not by digest
         {"SERVING_IMAGE": "x" + DIGEST + ",_PYTHON_IMAGE=evil:1"},
+        {"PYTHON_IMAGE": "python:3.10.15-bookworm"},  # a tag alone can move under a build
+        {"PYTHON_IMAGE": ""},  # required
+        {"PYTHON_IMAGE": "python:3.10" + DIGEST + ",_BUCKET=other"},
     ],
 )
 def test_a_value_that_could_inject_a_substitution_stops_the_job(overrides):
     result = check_inputs(**overrides)
     assert result.returncode == 1 and "::error::" in result.stdout
+
+
+def test_the_step_image_comes_from_a_variable_never_from_a_manual_run():
+    [submit] = [s for s in steps() if s.get("name") == "Submit the build for this commit"]
+    assert submit["env"]["PYTHON_IMAGE"] == "${{ vars.GCP_PYTHON_IMAGE }}"
+    assert "_PYTHON_IMAGE=${PYTHON_IMAGE}" in submit["run"]
+    assert set(WORKFLOW[True]["workflow_dispatch"]["inputs"]) == {"base"}
