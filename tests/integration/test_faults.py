@@ -267,9 +267,24 @@ def test_a_storage_slower_than_the_deadline_fails_in_bounded_time_without_a_wron
 
     _, line = gcs.upload_fails()
 
-    assert f"no answer within {FAST:g} s" in line
+    # The request's own timeout, or the wall-clock bound around the upload, whichever ends it first.
+    assert f"no answer within {FAST:g} s" in line or f"no answer within {2 * FAST:g} s" in line
     gcs.faults.wait_idle()  # the slow uploads still reach the server after the client gave up...
     gcs.assert_no_partial_object()  # ...whole, or not at all
+    gcs.assert_rerun_completes()
+
+
+def test_an_upload_to_a_host_that_never_answers_is_given_up_on_after_one_bounded_wait(gcs: Storage) -> None:
+    """The upload library counts only its sleeps against the deadline: without a wall-clock bound, a host
+    that takes the upload and never answers held the call for every attempt times the request timeout."""
+    gcs.faults.slow(20, on="/upload/")  # ten times the bound: to the client, a host that never answers
+
+    _, line = gcs.upload_fails()
+
+    assert f"no answer within {2 * FAST:g} s" in line and "Traceback" not in line
+    assert len([w for w in _whats(gcs.faults, "/upload/") if w == "slow"]) <= 2, "given up, not retried on"
+    gcs.faults.heal()
+    gcs.assert_no_partial_object()
     gcs.assert_rerun_completes()
 
 
