@@ -174,6 +174,8 @@ class Cloud:
 
     def enabled_services(self, names: Iterable[str]) -> dict[str, bool]:
         """Whether each API is enabled in the project (services.batchGet, at most 30 names a call)."""
+        from google.cloud import service_usage_v1
+
         names = list(names)
         states: dict[str, bool] = {}
         with reporting("Service Usage", self.where("serviceusage.googleapis.com")):
@@ -186,7 +188,8 @@ class Cloud:
                     timeout=self.timeout,
                 )
                 for service in response.services:
-                    states[service.name.rsplit("/", 1)[-1]] = service.state.name == "ENABLED"
+                    # An IntEnum, or a bare int when the client's enum is older than the answer: compare values.
+                    states[service.name.rsplit("/", 1)[-1]] = int(service.state) == int(service_usage_v1.State.ENABLED)
         return states
 
     def enable_services(self, names: list[str]) -> None:
