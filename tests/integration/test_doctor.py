@@ -82,7 +82,9 @@ def test_as_the_build_account_it_tests_its_own_permissions(applied, tmp_path):
     [skipped] = checks(passing)["skip"]
     assert "cicd.github_repo is not set" in skipped
 
-    standin.policies.remove("service account", VERTEX, "roles/iam.serviceAccountUser", f"serviceAccount:{BUILDER}")
+    standin.policies.remove(
+        "service account", VERTEX, "roles/iam.serviceAccountUser", f"serviceAccount:{BUILDER}"
+    )
     failing = invoke(env, "doctor")
 
     assert failing.returncode == 3
@@ -114,7 +116,10 @@ def test_a_disabled_api_a_missing_release_spec_and_no_data_are_each_a_line(appli
     assert f"fix: gcloud services enable aiplatform.googleapis.com --project={PROJECT}" in api
     assert "spec gs://" in spec and "missing" in spec and "_BASE=''" in spec
     assert "release image 127.0.0.1:" in image
-    assert f"no data under gs://{BUCKET}/data/penguins" in data and "gcloud storage cp data/penguins/*.csv" in data
+    assert (
+        f"no data under gs://{BUCKET}/data/penguins" in data
+        and "gcloud storage cp data/penguins/*.csv" in data
+    )
 
 
 def test_an_unreachable_endpoint_fails_fast_in_one_line(admin_standin, tmp_path):

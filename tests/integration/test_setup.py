@@ -36,16 +36,22 @@ def test_the_plan_lists_every_action_with_its_reason_and_changes_nothing(admin_s
 
     assert result.returncode == 0, result.stderr
     created = lines(result, "create")
-    disabled = [a for a in desired.APIS if a.name not in ("serviceusage.googleapis.com", "storage.googleapis.com")]
+    disabled = [
+        a for a in desired.APIS if a.name not in ("serviceusage.googleapis.com", "storage.googleapis.com")
+    ]
     # APIs, three accounts, two buckets, the repository, pool and provider, and every role of the table.
     assert len(created) == len(disabled) + 3 + 2 + 1 + 2 + len(desired.GRANTS)
     for grant in desired.GRANTS:
         [line] = [
-            c for c in created if f"role {grant.role} for " in c and grant.reason in c and (
-                grant.member == desired.GITHUB or EMAILS[grant.member] in c
-            ) and (grant.on not in (desired.BUCKET, desired.STAGING) or (
-                f"gs://{BUCKET if grant.on == desired.BUCKET else STAGING} " in c + " "
-            ))
+            c
+            for c in created
+            if f"role {grant.role} for " in c
+            and grant.reason in c
+            and (grant.member == desired.GITHUB or EMAILS[grant.member] in c)
+            and (
+                grant.on not in (desired.BUCKET, desired.STAGING)
+                or (f"gs://{BUCKET if grant.on == desired.BUCKET else STAGING} " in c + " ")
+            )
         ]
     assert f"bucket gs://{BUCKET} in europe-west4, uniform access" in result.stdout
     assert "Nothing was changed. To make these changes: invoke setup" in result.stdout
@@ -61,7 +67,10 @@ def test_apply_makes_the_project_and_a_second_apply_changes_nothing(admin_standi
 
     assert first.returncode == 0, first.stderr
     assert all(admin_standin.services[a.name] for a in desired.APIS)
-    assert admin_standin.buckets[BUCKET]["location"] == "EUROPE-WEST4" and admin_standin.buckets[BUCKET]["uniform"]
+    assert (
+        admin_standin.buckets[BUCKET]["location"] == "EUROPE-WEST4"
+        and admin_standin.buckets[BUCKET]["uniform"]
+    )
     assert STAGING in admin_standin.buckets
     assert admin_standin.repositories[REPOSITORY]["format"] == "DOCKER"
     assert set(EMAILS.values()) <= admin_standin.accounts.keys()
@@ -69,15 +78,24 @@ def test_apply_makes_the_project_and_a_second_apply_changes_nothing(admin_standi
         f"projects/{PROJECT}/locations/global/workloadIdentityPools/github/providers/github-actions"
     ]
     assert provider["attributeCondition"] == f"assertion.repository == '{GITHUB_REPO}'"
-    kinds = {desired.BUCKET: ("bucket", BUCKET), desired.STAGING: ("bucket", STAGING), desired.REPOSITORY: (
-        "repository", REPOSITORY), desired.PROJECT: ("project", PROJECT)}
+    kinds = {
+        desired.BUCKET: ("bucket", BUCKET),
+        desired.STAGING: ("bucket", STAGING),
+        desired.REPOSITORY: ("repository", REPOSITORY),
+        desired.PROJECT: ("project", PROJECT),
+    }
     for grant in desired.GRANTS:
-        kind, name = kinds.get(grant.on) or ("service account", EMAILS[grant.on.removeprefix(desired.ON_ACCOUNT)])
+        kind, name = kinds.get(grant.on) or (
+            "service account",
+            EMAILS[grant.on.removeprefix(desired.ON_ACCOUNT)],
+        )
         member = PRINCIPAL if grant.member == desired.GITHUB else f"serviceAccount:{EMAILS[grant.member]}"
         policy = admin_standin.policies.get(kind, name)
         assert any(b["role"] == grant.role and member in b["members"] for b in policy["bindings"]), grant
-    assert f"GCP_WORKLOAD_IDENTITY_PROVIDER=projects/{NUMBER}/locations/global/workloadIdentityPools/github/" \
+    assert (
+        f"GCP_WORKLOAD_IDENTITY_PROVIDER=projects/{NUMBER}/locations/global/workloadIdentityPools/github/"
         "providers/github-actions" in first.stdout
+    )
     assert f"GCP_CLOUDBUILD_SERVICE_ACCOUNT={EMAILS['builder']}" in first.stdout
     writes = len(admin_standin.writes())
 

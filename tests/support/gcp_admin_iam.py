@@ -82,10 +82,20 @@ ROLES: dict[str, frozenset[str]] = {
         }
     ),
     "roles/iam.serviceAccountUser": frozenset(
-        {"iam.serviceAccounts.actAs", "iam.serviceAccounts.get", "iam.serviceAccounts.list", "resourcemanager.projects.get"}
+        {
+            "iam.serviceAccounts.actAs",
+            "iam.serviceAccounts.get",
+            "iam.serviceAccounts.list",
+            "resourcemanager.projects.get",
+        }
     ),
     "roles/iam.workloadIdentityUser": frozenset(
-        {"iam.serviceAccounts.get", "iam.serviceAccounts.getAccessToken", "iam.serviceAccounts.getOpenIdToken", "iam.serviceAccounts.list"}
+        {
+            "iam.serviceAccounts.get",
+            "iam.serviceAccounts.getAccessToken",
+            "iam.serviceAccounts.getOpenIdToken",
+            "iam.serviceAccounts.list",
+        }
     ),
     "roles/logging.logWriter": frozenset({"logging.logEntries.create", "logging.logEntries.route"}),
     "roles/serviceusage.serviceUsageConsumer": frozenset(
@@ -101,13 +111,21 @@ ROLES: dict[str, frozenset[str]] = {
 GRANTABLE_ON = {
     "bucket": lambda role: role.startswith("roles/storage."),
     "repository": lambda role: role.startswith("roles/artifactregistry."),
-    "service account": lambda role: role
-    in {"roles/iam.serviceAccountUser", "roles/iam.workloadIdentityUser", "roles/iam.serviceAccountTokenCreator"},
+    "service account": lambda role: (
+        role
+        in {
+            "roles/iam.serviceAccountUser",
+            "roles/iam.workloadIdentityUser",
+            "roles/iam.serviceAccountTokenCreator",
+        }
+    ),
     "project": lambda role: True,
 }
 
 _PERMISSION = re.compile(r"^[a-z0-9]+\.[a-zA-Z0-9]+\.[a-zA-Z0-9]+$")
-_SA_MEMBER = re.compile(r"^serviceAccount:(?P<email>[a-z][a-z0-9-]{4,28}[a-z0-9]@(?P<project>[a-z0-9-]+)\.iam\.gserviceaccount\.com)$")
+_SA_MEMBER = re.compile(
+    r"^serviceAccount:(?P<email>[a-z][a-z0-9-]{4,28}[a-z0-9]@(?P<project>[a-z0-9-]+)\.iam\.gserviceaccount\.com)$"
+)
 _PRINCIPAL_SET = re.compile(
     r"^principalSet://iam\.googleapis\.com/projects/(?P<number>[^/]+)/locations/global/workloadIdentityPools/"
     r"(?P<pool>[a-z0-9-]{4,32})/(?:attribute\.[a-z_]+/[^/].*|\*|group/.+)$"
@@ -117,8 +135,15 @@ _PRINCIPAL_SET = re.compile(
 class ApiError(Exception):
     """An answer in the shape of Google's JSON errors: ``{"error": {"code", "message", "status"}}``."""
 
-    STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-              409: "ALREADY_EXISTS", 412: "FAILED_PRECONDITION", 501: "UNIMPLEMENTED"}
+    STATUS = {
+        400: "INVALID_ARGUMENT",
+        401: "UNAUTHENTICATED",
+        403: "PERMISSION_DENIED",
+        404: "NOT_FOUND",
+        409: "ALREADY_EXISTS",
+        412: "FAILED_PRECONDITION",
+        501: "UNIMPLEMENTED",
+    }
 
     def __init__(self, code: int, message: str, status: str | None = None, details: list | None = None):
         super().__init__(message)

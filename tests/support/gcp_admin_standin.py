@@ -39,7 +39,14 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.support.gcp_admin_iam import ROLES, ApiError, Identities, Policies, check_permissions_list, role_grants
+from tests.support.gcp_admin_iam import (
+    ROLES,
+    ApiError,
+    Identities,
+    Policies,
+    check_permissions_list,
+    role_grants,
+)
 from tests.support.gcs_iam_proxy import GcsError, route
 from tests.support.http_forward import (
     ForwardingHandler,
@@ -228,7 +235,9 @@ def service_usage(s: AdminStandIn, caller: str, method: str, path: str, query: d
                 s.services[service] = True
         response = {
             "@type": "type.googleapis.com/google.api.serviceusage.v1.BatchEnableServicesResponse",
-            "services": [{"name": f"{resource}/services/{i}", "parent": resource, "state": "ENABLED"} for i in ids],
+            "services": [
+                {"name": f"{resource}/services/{i}", "parent": resource, "state": "ENABLED"} for i in ids
+            ],
         }
         return s.operation(f"operations/acat.p2-{s.number}-{uuid.uuid4()}", response)
     raise ApiError(501, f"Service Usage stand-in: {method} {path} is not served.")
@@ -236,7 +245,9 @@ def service_usage(s: AdminStandIn, caller: str, method: str, path: str, query: d
 
 def resource_manager(s: AdminStandIn, caller: str, method: str, path: str, query: dict, body: dict) -> dict:
     s.require_service("cloudresourcemanager.googleapis.com")
-    match = re.fullmatch(r"/v3/projects/(?P<p>[^/:]+)(?P<verb>:getIamPolicy|:setIamPolicy|:testIamPermissions)?", path)
+    match = re.fullmatch(
+        r"/v3/projects/(?P<p>[^/:]+)(?P<verb>:getIamPolicy|:setIamPolicy|:testIamPermissions)?", path
+    )
     if match is None:
         raise ApiError(501, f"Resource Manager stand-in: {method} {path} is not served.")
     project = s.project_of(match["p"])
@@ -244,7 +255,12 @@ def resource_manager(s: AdminStandIn, caller: str, method: str, path: str, query
     verb = match["verb"]
     if verb is None and method == "GET":
         s.require(caller, "resourcemanager.projects.get", "project", project, resource)
-        return {"name": f"projects/{s.number}", "projectId": project, "state": "ACTIVE", "displayName": project}
+        return {
+            "name": f"projects/{s.number}",
+            "projectId": project,
+            "state": "ACTIVE",
+            "displayName": project,
+        }
     if verb == ":getIamPolicy":
         s.require(caller, "resourcemanager.projects.getIamPolicy", "project", project, resource)
         return s.policies.get("project", project)
@@ -272,10 +288,18 @@ def iam(s: AdminStandIn, caller: str, method: str, path: str, query: dict, body:
             )
         email = f"{account_id}@{project}.iam.gserviceaccount.com"
         if email in s.accounts:
-            raise ApiError(409, f"Service account {account_id} already exists within project projects/{project}.")
+            raise ApiError(
+                409, f"Service account {account_id} already exists within project projects/{project}."
+            )
         s.add_account(account_id)
         with s.lock:
-            s.accounts[email].update({k: v for k, v in body.get("serviceAccount", {}).items() if k in ("displayName", "description")})
+            s.accounts[email].update(
+                {
+                    k: v
+                    for k, v in body.get("serviceAccount", {}).items()
+                    if k in ("displayName", "description")
+                }
+            )
             return copy.deepcopy(s.accounts[email])
     if match := re.fullmatch(
         r"/v1/projects/(?P<p>[^/]+)/serviceAccounts/(?P<email>[^/:]+)(?P<verb>:getIamPolicy|:setIamPolicy|:testIamPermissions)?",
@@ -317,7 +341,9 @@ def _federation(s: AdminStandIn, caller: str, method: str, match: re.Match, quer
     if match["rest"] is None:
         if match["pool_id"] is None:
             if method != "POST":
-                raise ApiError(501, "IAM stand-in: only workloadIdentityPools.create is served on the collection.")
+                raise ApiError(
+                    501, "IAM stand-in: only workloadIdentityPools.create is served on the collection."
+                )
             s.require(caller, "iam.workloadIdentityPools.create", "project", project, f"projects/{project}")
             pool_id = (query.get("workloadIdentityPoolId") or [""])[0]
             _federation_id(pool_id, "workloadIdentityPoolId")
@@ -325,8 +351,16 @@ def _federation(s: AdminStandIn, caller: str, method: str, match: re.Match, quer
             if name in s.pools:
                 raise ApiError(409, f"Requested entity already exists: {name}.")
             with s.lock:
-                s.pools[name] = {"name": name, "state": "ACTIVE", "displayName": body.get("displayName", ""), "disabled": False}
-            return s.operation(f"{name}/operations/{uuid.uuid4().hex}", {"@type": "type.googleapis.com/google.iam.v1.WorkloadIdentityPool", **s.pools[name]})
+                s.pools[name] = {
+                    "name": name,
+                    "state": "ACTIVE",
+                    "displayName": body.get("displayName", ""),
+                    "disabled": False,
+                }
+            return s.operation(
+                f"{name}/operations/{uuid.uuid4().hex}",
+                {"@type": "type.googleapis.com/google.iam.v1.WorkloadIdentityPool", **s.pools[name]},
+            )
         name = f"{pools}/{match['pool_id']}"
         s.require(caller, "iam.workloadIdentityPools.get", "project", project, name)
         if name not in s.pools:
@@ -347,7 +381,10 @@ def _federation(s: AdminStandIn, caller: str, method: str, match: re.Match, quer
         provider = _provider(name, body)
         with s.lock:
             s.providers[name] = provider
-        return s.operation(f"{name}/operations/{uuid.uuid4().hex}", {"@type": "type.googleapis.com/google.iam.v1.WorkloadIdentityPoolProvider", **provider})
+        return s.operation(
+            f"{name}/operations/{uuid.uuid4().hex}",
+            {"@type": "type.googleapis.com/google.iam.v1.WorkloadIdentityPoolProvider", **provider},
+        )
     name = f"{pool}/providers/{match['provider_id']}"
     if method == "GET":
         s.require(caller, "iam.workloadIdentityPoolProviders.get", "project", project, name)
@@ -363,12 +400,17 @@ def _federation(s: AdminStandIn, caller: str, method: str, match: re.Match, quer
             raise ApiError(400, "updateMask is required.")
         allowed = {"displayName", "description", "disabled", "attributeMapping", "attributeCondition", "oidc"}
         if set(mask) - allowed:
-            raise ApiError(400, f"updateMask names fields that cannot be updated: {sorted(set(mask) - allowed)}.")
+            raise ApiError(
+                400, f"updateMask names fields that cannot be updated: {sorted(set(mask) - allowed)}."
+            )
         merged = {**s.providers[name], **{f: body[f] for f in mask if f in body}}
         provider = _provider(name, merged)
         with s.lock:
             s.providers[name] = provider
-        return s.operation(f"{name}/operations/{uuid.uuid4().hex}", {"@type": "type.googleapis.com/google.iam.v1.WorkloadIdentityPoolProvider", **provider})
+        return s.operation(
+            f"{name}/operations/{uuid.uuid4().hex}",
+            {"@type": "type.googleapis.com/google.iam.v1.WorkloadIdentityPoolProvider", **provider},
+        )
     raise ApiError(501, f"IAM stand-in: {method} on {name} is not served.")
 
 
@@ -388,7 +430,9 @@ def _provider(name: str, body: dict) -> dict:
     # Google requires a condition for providers of well-known shared issuers such as GitHub's: without one,
     # any repository on GitHub could sign in.
     if issuer == GITHUB_ISSUER and not condition:
-        raise ApiError(400, "The attribute condition must be set for this issuer (it must reference a provider claim).")
+        raise ApiError(
+            400, "The attribute condition must be set for this issuer (it must reference a provider claim)."
+        )
     if condition and not re.search(r"\b(assertion|attribute)\.", condition):
         raise ApiError(400, "The attribute condition must reference one of the provider's claims.")
     return {
@@ -421,7 +465,9 @@ def artifact_registry(s: AdminStandIn, caller: str, method: str, path: str, quer
     parent = f"projects/{project}/locations/{location}"
     if match["r"] is None:
         if method != "POST":
-            raise ApiError(501, "Artifact Registry stand-in: only repositories.create is served on the collection.")
+            raise ApiError(
+                501, "Artifact Registry stand-in: only repositories.create is served on the collection."
+            )
         s.require(caller, "artifactregistry.repositories.create", "project", project, parent)
         repository_id = (query.get("repositoryId") or [""])[0]
         if not _REPOSITORY_ID.match(repository_id):
@@ -436,9 +482,16 @@ def artifact_registry(s: AdminStandIn, caller: str, method: str, path: str, quer
         if name in s.repositories:
             raise ApiError(409, f"the repository already exists: {name}")
         with s.lock:
-            s.repositories[name] = {"name": name, "format": body["format"], "description": body.get("description", "")}
+            s.repositories[name] = {
+                "name": name,
+                "format": body["format"],
+                "description": body.get("description", ""),
+            }
         s.policies.create("repository", name)
-        response = {"@type": "type.googleapis.com/google.devtools.artifactregistry.v1.Repository", **s.repositories[name]}
+        response = {
+            "@type": "type.googleapis.com/google.devtools.artifactregistry.v1.Repository",
+            **s.repositories[name],
+        }
         return s.operation(f"{parent}/operations/{uuid.uuid4()}", response)
     name = f"{parent}/repositories/{match['r']}"
     verb = match["verb"]
@@ -470,7 +523,9 @@ def storage_buckets(s: AdminStandIn, caller: str, method: str, path: str, query:
         if not _BUCKET.match(name) or "google" in name or name.startswith("goog"):
             raise ApiError(400, f"Invalid bucket name: '{name}'")
         if name in s.buckets:
-            raise ApiError(409, "Your previous request to create the named bucket succeeded and you already own it.")
+            raise ApiError(
+                409, "Your previous request to create the named bucket succeeded and you already own it."
+            )
         location = (body.get("location") or "US").upper()
         uniform = bool(body.get("iamConfiguration", {}).get("uniformBucketLevelAccess", {}).get("enabled"))
         _upstream_bucket(s, name)
@@ -480,7 +535,10 @@ def storage_buckets(s: AdminStandIn, caller: str, method: str, path: str, query:
             "bucket",
             name,
             [
-                {"role": "roles/storage.legacyBucketOwner", "members": [f"projectEditor:{s.number}", f"projectOwner:{s.number}"]},
+                {
+                    "role": "roles/storage.legacyBucketOwner",
+                    "members": [f"projectEditor:{s.number}", f"projectOwner:{s.number}"],
+                },
                 {"role": "roles/storage.legacyBucketReader", "members": [f"projectViewer:{s.number}"]},
             ],
         )
@@ -494,7 +552,10 @@ def storage_buckets(s: AdminStandIn, caller: str, method: str, path: str, query:
         if name not in s.buckets:
             raise ApiError(404, "The specified bucket does not exist.")
         permissions = query.get("permissions", [])
-        return {"kind": "storage#testIamPermissionsResponse", "permissions": s.held(caller, "bucket", name, permissions)}
+        return {
+            "kind": "storage#testIamPermissionsResponse",
+            "permissions": s.held(caller, "bucket", name, permissions),
+        }
     needed = {
         (None, "GET"): "storage.buckets.get",
         (None, "PATCH"): "storage.buckets.update",
@@ -509,8 +570,9 @@ def storage_buckets(s: AdminStandIn, caller: str, method: str, path: str, query:
         s.require(caller, needed, "bucket", name, resource)
     except ApiError:
         raise ApiError(
-            403, f"{caller.partition(':')[2]} does not have {needed} access to the Google Cloud Storage bucket. "
-            f"Permission '{needed}' denied on resource (or it may not exist)."
+            403,
+            f"{caller.partition(':')[2]} does not have {needed} access to the Google Cloud Storage bucket. "
+            f"Permission '{needed}' denied on resource (or it may not exist).",
         ) from None
     if match["rest"] is None and method == "PATCH":
         enabled = body.get("iamConfiguration", {}).get("uniformBucketLevelAccess", {}).get("enabled")
@@ -523,7 +585,11 @@ def storage_buckets(s: AdminStandIn, caller: str, method: str, path: str, query:
     if method == "GET":
         return {"kind": "storage#policy", "resourceId": resource, **s.policies.get("bucket", name)}
     policy = {k: v for k, v in body.items() if k in ("bindings", "etag", "version")}
-    return {"kind": "storage#policy", "resourceId": resource, **s.policies.set("bucket", name, policy, stale_code=412)}
+    return {
+        "kind": "storage#policy",
+        "resourceId": resource,
+        **s.policies.set("bucket", name, policy, stale_code=412),
+    }
 
 
 def _bucket_resource(s: AdminStandIn, name: str) -> dict:
@@ -547,7 +613,10 @@ def _upstream_bucket(s: AdminStandIn, name: str) -> None:
     conn = s.storage.connection()
     try:
         conn.request(
-            "POST", "/storage/v1/b?project=test-project", json.dumps({"name": name}), {"Content-Type": "application/json"}
+            "POST",
+            "/storage/v1/b?project=test-project",
+            json.dumps({"name": name}),
+            {"Content-Type": "application/json"},
         )
         response = conn.getresponse()
         response.read()
@@ -590,7 +659,9 @@ def _make_handler(s: AdminStandIn) -> type[ForwardingHandler]:
                     raise ApiError(501, f"The admin stand-in does not serve {self.command} {url.path}.")
                 data = body.buffered()
                 payload = json.loads(data) if data.strip() else {}
-                self._answer(200, handler(s, caller, self.command, url.path, query, payload), url.path, caller)
+                self._answer(
+                    200, handler(s, caller, self.command, url.path, query, payload), url.path, caller
+                )
             except ApiError as err:
                 body.drain()
                 self._answer(err.code, err.body(), url.path, caller)
@@ -610,7 +681,13 @@ def _make_handler(s: AdminStandIn) -> type[ForwardingHandler]:
                 if need.bucket is not None and need.bucket not in s.buckets:
                     raise ApiError(404, "The specified bucket does not exist.")
                 try:
-                    s.require(caller, need.permission, "bucket", need.bucket or "", f"projects/_/buckets/{need.bucket}")
+                    s.require(
+                        caller,
+                        need.permission,
+                        "bucket",
+                        need.bucket or "",
+                        f"projects/_/buckets/{need.bucket}",
+                    )
                 except ApiError:
                     raise ApiError(
                         403,
@@ -626,7 +703,9 @@ def _make_handler(s: AdminStandIn) -> type[ForwardingHandler]:
                 conn.endheaders()
                 body.send_to(conn)
                 response = conn.getresponse()
-                headers = with_location_rewritten(end_to_end(response.getheaders()), s.storage.endpoint, s.endpoint)
+                headers = with_location_rewritten(
+                    end_to_end(response.getheaders()), s.storage.endpoint, s.endpoint
+                )
                 no_body = self.command == "HEAD" or response.status in (204, 304)
                 if not no_body and "json" in (response.getheader("Content-Type") or "").lower():
                     data = with_json_rewritten(headers, response.read(), s.storage.endpoint, s.endpoint)
@@ -640,9 +719,7 @@ def _make_handler(s: AdminStandIn) -> type[ForwardingHandler]:
 
 
 @contextlib.contextmanager
-def running_admin_standin(
-    project: str, project_number: str, storage_upstream: str
-) -> Iterator[AdminStandIn]:
+def running_admin_standin(project: str, project_number: str, storage_upstream: str) -> Iterator[AdminStandIn]:
     """The stand-in for one project on a free 127.0.0.1 port, for the ``with`` block."""
     standin = AdminStandIn(project, project_number, storage_upstream)
     with running_server(_make_handler(standin), name="gcp-admin-standin") as serving:

@@ -127,10 +127,17 @@ def test_with_bindings_adds_only_what_is_missing_and_keeps_the_rest():
         "version": 3,
         "bindings": [
             {"role": "roles/viewer", "members": ["user:a@example.com"]},
-            {"role": "roles/aiplatform.user", "members": ["user:b@example.com"], "condition": {"expression": "x"}},
+            {
+                "role": "roles/aiplatform.user",
+                "members": ["user:b@example.com"],
+                "condition": {"expression": "x"},
+            },
         ],
     }
-    wanted = [("roles/aiplatform.user", "serviceAccount:v@p.iam.gserviceaccount.com"), ("roles/viewer", "user:a@example.com")]
+    wanted = [
+        ("roles/aiplatform.user", "serviceAccount:v@p.iam.gserviceaccount.com"),
+        ("roles/viewer", "user:a@example.com"),
+    ]
     updated = with_bindings(policy, wanted)
 
     assert updated["etag"] == "BwX=" and updated["version"] == 3
@@ -142,7 +149,9 @@ def test_with_bindings_adds_only_what_is_missing_and_keeps_the_rest():
 
 
 def test_a_conditional_binding_does_not_count_as_held():
-    policy = {"bindings": [{"role": "roles/owner", "members": ["user:a@x.com"], "condition": {"expression": "y"}}]}
+    policy = {
+        "bindings": [{"role": "roles/owner", "members": ["user:a@x.com"], "condition": {"expression": "y"}}]
+    }
     assert not holds(policy, "roles/owner", "user:a@x.com")
 
 

@@ -33,7 +33,9 @@ class Api:
 
 # Every API a release touches. serviceusage and storage are on in a new project; the others are not.
 APIS = (
-    Api("aiplatform.googleapis.com", "Vertex AI Pipelines runs the training; Model Registry keeps the models"),
+    Api(
+        "aiplatform.googleapis.com", "Vertex AI Pipelines runs the training; Model Registry keeps the models"
+    ),
     Api("artifactregistry.googleapis.com", "the components image lives in an Artifact Registry repository"),
     Api("cloudbuild.googleapis.com", "the release chain runs on Cloud Build"),
     Api(
@@ -44,8 +46,13 @@ APIS = (
     Api("iamcredentials.googleapis.com", "GitHub's job exchanges its federated token for the submitter's"),
     Api("logging.googleapis.com", "Cloud Build writes the build's logs to Cloud Logging"),
     Api("serviceusage.googleapis.com", "setup and doctor read and enable the APIs"),
-    Api("storage.googleapis.com", "the bucket of modules, specs, data, the pipeline root and release records"),
-    Api("sts.googleapis.com", "Workload Identity Federation exchanges GitHub's OIDC token (Security Token Service)"),
+    Api(
+        "storage.googleapis.com", "the bucket of modules, specs, data, the pipeline root and release records"
+    ),
+    Api(
+        "sts.googleapis.com",
+        "Workload Identity Federation exchanges GitHub's OIDC token (Security Token Service)",
+    ),
 )
 
 
@@ -64,7 +71,12 @@ IDENTITIES = (
         "GitHub release submitter",
         "GitHub Actions act as it (Workload Identity Federation) to submit the build",
     ),
-    Identity("builder", "cicd-builder", "Cloud Build release chain", "the build runs as it (every cloudbuild.yaml step)"),
+    Identity(
+        "builder",
+        "cicd-builder",
+        "Cloud Build release chain",
+        "the build runs as it (every cloudbuild.yaml step)",
+    ),
     Identity(
         "vertex",
         "vertex-pipelines",
@@ -320,7 +332,9 @@ class Deployment:
 
     @property
     def repository(self) -> str:
-        return f"projects/{self.project}/locations/{self.repository_location}/repositories/{self.repository_id}"
+        return (
+            f"projects/{self.project}/locations/{self.repository_location}/repositories/{self.repository_id}"
+        )
 
     @property
     def pool(self) -> str:

@@ -18,6 +18,7 @@ Roles are checked two ways, because Google's testIamPermissions answers for the 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Iterator
 
 from cicd_release import desired
@@ -76,20 +77,25 @@ def _checks(cloud: Cloud, settings: Settings, deployment: Deployment) -> Iterato
     for check, name, found in _bucket_checks(cloud, deployment):
         exists[("bucket", name)] = found
         yield check
-    yield from _guarded(f"repository {deployment.repository}", lambda: _repository_check(cloud, deployment, exists))
+    yield from _guarded(
+        f"repository {deployment.repository}", lambda: _repository_check(cloud, deployment, exists)
+    )
     for identity in desired.IDENTITIES:
         email = deployment.accounts[identity.key]
-        yield from _guarded(f"service account {email}", lambda email=email, key=identity.key: _account_check(
-            cloud, deployment, email, key, exists
-        ))
+        yield from _guarded(
+            f"service account {email}",
+            lambda email=email, key=identity.key: _account_check(cloud, deployment, email, key, exists),
+        )
 
     if settings.github_repo:
         try:
             deployment = dataclasses.replace(deployment, project_number=cloud.project_number())
         except ReleaseError as err:
-            yield Check(FAIL, f"project {deployment.project}: cannot read its number ({err})", deployment.fix_api(
-                "cloudresourcemanager.googleapis.com"
-            ))
+            yield Check(
+                FAIL,
+                f"project {deployment.project}: cannot read its number ({err})",
+                deployment.fix_api("cloudresourcemanager.googleapis.com"),
+            )
     else:
         yield Check(
             SKIP,
@@ -127,7 +133,11 @@ def _bucket_checks(cloud: Cloud, deployment: Deployment) -> Iterator[tuple[Check
             if not region_matters and "storage.buckets.get" in str(err):
                 # GCS answers 404 for a bucket that does not exist, to anyone: a refusal means it exists. The
                 # build's account needs only its objects (it reads the uploaded source), not its metadata.
-                yield Check(OK, f"bucket gs://{name} (exists; its metadata is not this caller's to read)"), name, True
+                yield (
+                    Check(OK, f"bucket gs://{name} (exists; its metadata is not this caller's to read)"),
+                    name,
+                    True,
+                )
             else:
                 yield Check(FAIL, f"bucket gs://{name}: {err}"), name, False
             continue
@@ -165,7 +175,11 @@ def _repository_check(cloud: Cloud, deployment: Deployment, exists: dict) -> Che
     if not found:
         return Check(FAIL, f"repository {deployment.repository} missing", deployment.fix_repository())
     if found["format"] != "DOCKER":
-        return Check(FAIL, f"repository {deployment.repository} is {found['format']}, not DOCKER", "set cicd.image_repo")
+        return Check(
+            FAIL,
+            f"repository {deployment.repository} is {found['format']}, not DOCKER",
+            "set cicd.image_repo",
+        )
     return Check(OK, f"repository {deployment.repository}")
 
 
@@ -174,7 +188,9 @@ def _account_check(cloud: Cloud, deployment: Deployment, email: str, key: str, e
     exists[("service account", email)] = found
     if found:
         return Check(OK, f"service account {email}")
-    return Check(FAIL, f"service account {email} missing ({desired.IDENTITY[key].does})", deployment.fix_account(key))
+    return Check(
+        FAIL, f"service account {email} missing ({desired.IDENTITY[key].does})", deployment.fix_account(key)
+    )
 
 
 def _grant_checks(cloud: Cloud, deployment: Deployment, exists: dict) -> Iterator[Check]:
@@ -189,7 +205,8 @@ def _grant_checks(cloud: Cloud, deployment: Deployment, exists: dict) -> Iterato
             continue
         if caller and member == f"serviceAccount:{caller}":
             yield from _guarded(
-                f"{grant.role} on {where}", lambda: _tested(cloud, deployment, grant, kind, name, caller)
+                f"{grant.role} on {where}",
+                functools.partial(_tested, cloud, deployment, grant, kind, name, caller),
             )
             continue
         if (kind, name) not in policies:
@@ -208,7 +225,9 @@ def _grant_checks(cloud: Cloud, deployment: Deployment, exists: dict) -> Iterato
         project_policy = policies.get(("project", deployment.project))
         if project_policy is None and kind != "project":
             try:
-                project_policy = policies[("project", deployment.project)] = cloud.policy("project", deployment.project)
+                project_policy = policies[("project", deployment.project)] = cloud.policy(
+                    "project", deployment.project
+                )
             except ReleaseError as err:
                 project_policy = policies[("project", deployment.project)] = str(err)
         inherited = isinstance(project_policy, dict) and holds(project_policy, grant.role, member)
@@ -222,7 +241,9 @@ def _grant_checks(cloud: Cloud, deployment: Deployment, exists: dict) -> Iterato
             )
 
 
-def _tested(cloud: Cloud, deployment: Deployment, grant: desired.Grant, kind: str, name: str, caller: str) -> Check:
+def _tested(
+    cloud: Cloud, deployment: Deployment, grant: desired.Grant, kind: str, name: str, caller: str
+) -> Check:
     held = cloud.test_permissions(kind, name, list(grant.permissions))
     missing = [p for p in grant.permissions if p not in held]
     where = deployment.shown(grant.on)
@@ -239,9 +260,8 @@ def _release_checks(cloud: Cloud, settings: Settings) -> list[Check]:
     """The last release's spec and image are where the record says (a trainer-only build reuses them)."""
     from cicd_release import image as image_lib
     from cicd_release import storage as storage_lib
-    from cicd_release.steps import release_record
-
     from cicd_release.gcp_admin import reporting
+    from cicd_release.steps import release_record
 
     with reporting("Cloud Storage", cloud.where("storage.googleapis.com")):
         record, _, uri = release_record(settings, cloud.storage)
@@ -267,7 +287,8 @@ def _release_checks(cloud: Cloud, settings: Settings) -> list[Check]:
     image = inputs.get("image", "")
     try:
         present = bool(image) and image_lib.image_exists(
-            image, image_lib.registry_auth(image, None if settings.anonymous_credentials else cloud.creds),
+            image,
+            image_lib.registry_auth(image, None if settings.anonymous_credentials else cloud.creds),
             timeout=deadline,
         )
     except ReleaseError as err:
@@ -311,7 +332,11 @@ def _data_check(cloud: Cloud, settings: Settings) -> Check:
                 )
             )
     except gexc.NotFound:
-        return Check(FAIL, f"no bucket gs://{bucket} for the data {root}", f"gcloud storage buckets create gs://{bucket}")
+        return Check(
+            FAIL,
+            f"no bucket gs://{bucket} for the data {root}",
+            f"gcloud storage buckets create gs://{bucket}",
+        )
     if blobs:
         return Check(OK, f"data under {root}")
     return Check(

@@ -67,7 +67,9 @@ def reporting(what: str, endpoint: str) -> Iterator[None]:
         yield
     except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
         cause = type(exc).__name__
-        raise CloudUnreachable(f"{what}: cannot reach {endpoint} ({cause}); check the network or the endpoint.") from None
+        raise CloudUnreachable(
+            f"{what}: cannot reach {endpoint} ({cause}); check the network or the endpoint."
+        ) from None
     except google.auth.exceptions.TransportError as exc:
         raise CloudUnreachable(f"{what}: cannot get an access token ({exc}).") from None
     except google.auth.exceptions.RefreshError as exc:
@@ -189,7 +191,9 @@ class Cloud:
                 )
                 for service in response.services:
                     # An IntEnum, or a bare int when the client's enum is older than the answer: compare values.
-                    states[service.name.rsplit("/", 1)[-1]] = int(service.state) == int(service_usage_v1.State.ENABLED)
+                    states[service.name.rsplit("/", 1)[-1]] = int(service.state) == int(
+                        service_usage_v1.State.ENABLED
+                    )
         return states
 
     def enable_services(self, names: list[str]) -> None:
@@ -294,7 +298,10 @@ class Cloud:
         self._iam(
             "POST",
             f"projects/{self.project}/serviceAccounts",
-            json={"accountId": account_id, "serviceAccount": {"displayName": title, "description": description}},
+            json={
+                "accountId": account_id,
+                "serviceAccount": {"displayName": title, "description": description},
+            },
         )
 
     def pool(self, name: str) -> dict[str, Any] | None:
@@ -354,11 +361,14 @@ class Cloud:
                     )
                 )
         if kind == "service account":
-            return self._iam(
-                "POST",
-                f"projects/{self.project}/serviceAccounts/{name}:getIamPolicy",
-                json={"options": {"requestedPolicyVersion": POLICY_VERSION}},
-            ) or {}
+            return (
+                self._iam(
+                    "POST",
+                    f"projects/{self.project}/serviceAccounts/{name}:getIamPolicy",
+                    json={"options": {"requestedPolicyVersion": POLICY_VERSION}},
+                )
+                or {}
+            )
         raise ValueError(f"unknown resource kind {kind!r}")
 
     def set_policy(self, kind: str, name: str, policy: dict[str, Any]) -> None:
@@ -366,7 +376,8 @@ class Cloud:
         if kind == "project":
             with reporting("Resource Manager", self.where("cloudresourcemanager.googleapis.com")):
                 self.projects.set_iam_policy(
-                    request={"resource": f"projects/{name}", "policy": _pb_policy(policy)}, timeout=self.timeout
+                    request={"resource": f"projects/{name}", "policy": _pb_policy(policy)},
+                    timeout=self.timeout,
                 )
         elif kind == "bucket":
             from google.api_core.iam import Policy
@@ -380,7 +391,9 @@ class Cloud:
                 )
         elif kind == "service account":
             self._iam(
-                "POST", f"projects/{self.project}/serviceAccounts/{name}:setIamPolicy", json={"policy": policy}
+                "POST",
+                f"projects/{self.project}/serviceAccounts/{name}:setIamPolicy",
+                json={"policy": policy},
             )
         else:
             raise ValueError(f"unknown resource kind {kind!r}")

@@ -157,7 +157,9 @@ def _image_repo(value: str) -> str | None:
 
 # GitHub: an owner (user or organization) of 1-39 letters, digits or single '-' (not first or last), a
 # repository name of 1-100 letters, digits, '-', '_' or '.' (GitHub refuses "." and ".." as names).
-_GITHUB_REPO = re.compile(r"^(?P<owner>[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38})/(?P<repo>[A-Za-z0-9._-]{1,100})$")
+_GITHUB_REPO = re.compile(
+    r"^(?P<owner>[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38})/(?P<repo>[A-Za-z0-9._-]{1,100})$"
+)
 
 
 def _github_repo(value: str) -> str | None:
@@ -171,7 +173,9 @@ def _github_repo(value: str) -> str | None:
 
 def _api_endpoint_url(value: str) -> str | None:
     """http(s)://HOST[:PORT] with no path; plain http only on this machine (a stand-in), never over a network."""
-    match = re.fullmatch(r"(?P<scheme>https?)://(?P<host>[A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\])(?::[0-9]{1,5})?/?", value)
+    match = re.fullmatch(
+        r"(?P<scheme>https?)://(?P<host>[A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\])(?::[0-9]{1,5})?/?", value
+    )
     if match is None:
         return "is not http(s)://HOST[:PORT] (no path)"
     if match["scheme"] == "http" and match["host"] not in ("127.0.0.1", "localhost", "[::1]"):

@@ -12,6 +12,7 @@ first (Google answers a stale etag with 409 or 412).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -279,7 +280,7 @@ def _grant_actions(
                 continue
             if not missing:
                 # The first missing grant of a resource writes all of them in one policy change.
-                action_run = (lambda kind=kind, name=name, missing=missing: grant_roles(cloud, kind, name, missing))
+                action_run = functools.partial(grant_roles, cloud, kind, name, missing)
             else:
                 action_run = _nothing
             missing.append((grant.role, member))
@@ -333,7 +334,9 @@ def format_plan(plan: Plan, applied: bool) -> list[str]:
 def github_lines(deployment: Deployment) -> list[str]:
     repo = deployment.github_repo or "OWNER/REPO"
     variables = deployment.github_variables()
-    lines = [f"GitHub repository variables for {repo} (Settings > Secrets and variables > Actions > Variables):"]
+    lines = [
+        f"GitHub repository variables for {repo} (Settings > Secrets and variables > Actions > Variables):"
+    ]
     lines += [f"  {name}={value}" for name, value in variables.items()]
     lines += [
         "  GCP_SERVING_IMAGE and GCP_BASE_IMAGE: images pinned by digest (docs/deploy.md says how to get them)",
