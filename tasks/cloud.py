@@ -29,7 +29,7 @@ def setup(c, project="", github_repo="", region="", apply=False):
     deployment = guard(Deployment.from_settings, settings_)
     cloud = Cloud(settings_, deployment.project)
     if apply:
-        plan = guard(setup_lib.apply, cloud, deployment)
+        guard(setup_lib.apply, cloud, deployment)  # says each change as it makes it
         # Read back: what was applied is now in place, and the plan's own lines say so.
         plan = guard(setup_lib.make_plan, cloud, deployment)
         lines = [plan.summary(), "", *setup_lib.github_lines(plan.deployment)]

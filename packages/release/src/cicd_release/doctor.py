@@ -286,10 +286,9 @@ def _release_checks(cloud: Cloud, settings: Settings) -> list[Check]:
         )
     image = inputs.get("image", "")
     try:
+        # A Google token only for Artifact Registry hosts (registry_auth's rule): never to another registry.
         present = bool(image) and image_lib.image_exists(
-            image,
-            image_lib.registry_auth(image, None if settings.anonymous_credentials else cloud.creds),
-            timeout=deadline,
+            image, image_lib.registry_auth(image), timeout=deadline
         )
     except ReleaseError as err:
         checks.append(Check(FAIL, f"release image {image}: {err}"))
