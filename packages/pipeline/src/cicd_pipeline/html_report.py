@@ -101,10 +101,8 @@ def gather(
         if execution is None:
             components.append(Component(node, NOT_RUN, None, upstream=tuple(upstream)))
             continue
-        # A node still RUNNING in a finished run was cut short: it failed.
-        state = {"running": "failed"}.get(
-            LABELS.get(execution.state, ""), LABELS.get(execution.state, "failed")
-        )
+        label = LABELS.get(execution.state, "failed")
+        state = "failed" if label == "running" else label  # still RUNNING in a finished run: cut short
         components.append(
             Component(
                 node,
@@ -193,7 +191,7 @@ h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 18px; margin: 28px 0 8p
 table { border-collapse: collapse; width: 100%; margin: 4px 0 12px; }
 th, td { text-align: left; padding: 5px 10px; border-bottom: 1px solid #e0e0e0; vertical-align: top; }
 th { background: #fafafa; font-weight: 600; } td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-.state { font-weight: 600; }
+.state { font-weight: 600; } .state, td.num { white-space: nowrap; }
 .state.done { color: var(--done); } .state.cached { color: var(--cached); }
 .state.failed { color: var(--failed); } .state.not-run { color: var(--not-run); }
 svg .node rect { stroke-width: 2; } svg text { font-family: inherit; }

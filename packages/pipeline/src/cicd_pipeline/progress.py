@@ -98,6 +98,8 @@ class Watch:
         self._store = None
         self._names: dict[int, str] = {}
         self._display = None
+        self._error = ""
+        self._spinners: dict[str, object] = {}  # one per node, so that it turns between redraws
 
     def __call__(self, pipeline) -> Watch:
         self.graph = graph_of(pipeline)
@@ -152,7 +154,9 @@ class Watch:
                 self._store = open_store(self.metadata_path)
             executions = executions_since(self._store, self.pipeline_name, self.since or 0, self._names)
         except Exception as err:  # noqa: BLE001 (see the docstring)
-            _log.debug("progress: cannot read %s yet: %s", self.metadata_path, err)
+            if str(err) != self._error:  # into the run's log, once per kind of trouble, not twice a second
+                self._error = str(err)
+                _log.warning("progress: cannot read %s (yet): %s", self.metadata_path, err)
             self._store = None
             return
         with self._lock:
@@ -185,8 +189,12 @@ class Watch:
                 icon, style = _STYLES.get(node.label, ("?", ""))
                 seconds = node.seconds(now)
                 timing = f"{seconds:6.1f} s" if seconds is not None and node.label != "cached" else ""
+                if node.label == "running":
+                    mark = self._spinners.setdefault(node.node, Spinner("dots", style=style))
+                else:
+                    mark = Text(icon, style=style)
                 table.add_row(
-                    Spinner("dots", style=style) if node.label == "running" else Text(icon, style=style),
+                    mark,
                     Text(node.node),
                     Text(node.label, style=style),
                     Text(timing, style="dim" if node.label != "running" else style),

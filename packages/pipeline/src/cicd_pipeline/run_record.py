@@ -132,12 +132,6 @@ def latest_run(store: mlmd.MetadataStore, pipeline_name: str) -> tuple[str, list
     return run.name, read_executions(store, list(store.get_executions_by_context(run.id)))
 
 
-def node_names(store: mlmd.MetadataStore, pipeline_name: str) -> list[str]:
-    """Every node of `pipeline_name` that has ever run in this store (TFX makes a node's context on its first run)."""
-    prefix = f"{pipeline_name}."
-    return [c.name[len(prefix) :] for c in store.get_contexts_by_type("node") if c.name.startswith(prefix)]
-
-
 def producers(store: mlmd.MetadataStore, artifact_ids: list[int]) -> dict[int, str]:
     """artifact id -> the node that first wrote it (a cached execution re-links an artifact it did not make)."""
     events = [e for e in store.get_events_by_artifact_ids(artifact_ids) if e.type in _OUTPUTS]

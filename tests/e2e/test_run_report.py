@@ -1,0 +1,106 @@
+"""What a person sees of a real run: its progress lines, and its HTML report opened in a headless browser.
+
+The runs are the session's two (conftest.py): the first executes everything, the second reuses the cache
+and evaluates against the first model as its baseline.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from cicd_pipeline.html_report import REPORTS
+from cicd_pipeline.progress import LABELS
+
+ROOT = Path(__file__).resolve().parents[2]
+ACCURACY = "sparse_categorical_accuracy"
+# The colour a person sees on each state's box (the report's CSS variables), as the browser computes it.
+FILLS = {"done": "rgb(232, 245, 233)", "cached": "rgb(227, 242, 253)", "failed": "rgb(255, 235, 238)"}
+
+
+def last_state(watch) -> dict[str, str]:
+    """Each component's last progress line: its final state as the run printed it."""
+    last = {}
+    for line in watch.out.getvalue().splitlines():
+        node, label = line.split()[:2]
+        last[node] = label
+    return last
+
+
+def test_the_progress_lines_follow_each_component_to_its_end(runs, watched):
+    _, first, second = runs
+    (first_watch, _), (second_watch, _) = watched
+    components = {c.node for c in first.components}
+    assert set(first_watch.graph) == components  # every component was on show from the start
+    assert last_state(first_watch) == dict.fromkeys(components, "done")
+    lines = [line.split()[:2] for line in first_watch.out.getvalue().splitlines()]
+    # Transform takes tens of seconds: the half-second poll sees it running before it is done.
+    assert lines.index(["Transform", "running"]) < lines.index(["Transform", "done"])
+    assert last_state(second_watch) == {c.node: LABELS[c.state] for c in second.components}
+    assert {n for n, s in last_state(second_watch).items() if s == "cached"} == set(second.cached)
+
+
+def open_report(visit, path: Path):
+    """The report's page in the browser, once it has loaded with no error and no request but itself."""
+    seen = visit(path)
+    assert seen.errors == [], seen.errors
+    assert seen.requests == [path.as_uri()], "the report asked for something besides itself"
+    return seen.page
+
+
+def test_the_report_shows_every_component_its_state_the_metrics_and_where_the_model_went(
+    runs, watched, visit
+):
+    _, _, second = runs
+    _, report = watched[1]
+    page = open_report(visit, report)
+    assert page.title().startswith(f"Run {second.run_id}")
+    for component in second.components:
+        state = LABELS[component.state]
+        box = page.locator(f'svg g.node[data-node="{component.node}"]')
+        assert box.is_visible(), component.node
+        name, status = box.locator("text").all_text_contents()  # the two lines of text in the box
+        assert name == component.node and status.startswith(state), (name, status)
+        fill = box.locator("rect").evaluate("rect => getComputedStyle(rect).fill")
+        assert fill == FILLS[state], (component.node, fill)
+        row = page.locator(f'#components tr[data-node="{component.node}"] td')
+        assert row.nth(1).inner_text() == state
+    # Why the Evaluator ran although its model was cached: the baseline it now has.
+    assert "input baseline_model is new" in page.locator('#components tr[data-node="Evaluator"]').inner_text()
+    metrics = page.locator(f'#metrics tr[data-metric="{ACCURACY}"] td').all_inner_texts()
+    assert metrics == [
+        ACCURACY,
+        f"{second.metrics[ACCURACY]:.4f}",
+        f"{second.metrics[f'{ACCURACY} (baseline)']:.4f}",
+        f"{second.metrics[f'{ACCURACY} (change vs baseline)']:+.4f}",
+    ]
+    assert "BLESSED" in page.locator(".verdict").inner_text()
+    assert second.pushed_destination in page.locator("#pushed").inner_text()
+    for split in ("train", "eval"):
+        features = page.locator(f'table[data-split="{split}"] tr[data-feature]').all_inner_texts()
+        assert len(features) == 5 and any(f.startswith("species") for f in features), features
+
+
+def test_the_first_runs_report_says_every_component_ran_for_the_first_time(runs, watched, visit):
+    _, first, _ = runs
+    page = open_report(visit, watched[0][1])
+    states = page.locator("svg g.node").evaluate_all("nodes => nodes.map(n => n.dataset.state)")
+    assert states == ["done"] * len(first.components)
+    reasons = page.locator("#components tbody tr td:nth-child(4)").all_inner_texts()
+    assert (
+        reasons.count("its first run in this state folder") == len(first.components) - 1
+    )  # not the resolver
+    assert "No baseline yet" in page.locator("body").inner_text()
+
+
+def test_invoke_report_prints_the_newest_report(runs):
+    layout, _, _ = runs
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", "report", "--root", str(layout.root), "--print"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    newest = max((layout.root / REPORTS).glob("*.html"), key=lambda p: p.stat().st_mtime)
+    assert result.stdout.strip() == str(newest)
