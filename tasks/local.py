@@ -77,12 +77,12 @@ def _log_to_file(folder: Path) -> Path:
     return path
 
 
-def _report(layout, config, watch, log, summary=None) -> str:
+def _report(layout, config, progress, log, summary=None) -> str:
     """Writes this run's HTML report; the line that says where (empty when the run recorded nothing)."""
     from cicd_pipeline.html_report import REPORTS, report_run
 
     if (
-        watch.since is None
+        progress.since is None
     ):  # stopped before the pipeline started: the newest run in the store is an older one
         return ""
     path = report_run(
@@ -90,8 +90,8 @@ def _report(layout, config, watch, log, summary=None) -> str:
         config.pipeline_name,
         layout.root / REPORTS,
         summary,
-        graph=watch.graph,
-        since=watch.since,
+        graph=progress.graph,
+        since=progress.since,
         threshold=config.accuracy_threshold,
         tolerance=config.regression_tolerance,
         log=str(log),
@@ -139,17 +139,17 @@ def run(c, root=None, data_root=None, fresh=False, train_steps=None, hyperparame
         shutil.rmtree(layout.root)
     from cicd_components.anomalies_gate.executor import DataGateError
     from cicd_pipeline.logtail import append_traceback, failure_message
-    from cicd_pipeline.progress import Watch, terminal
+    from cicd_pipeline.progress import Progress, terminal
 
     log = _log_to_file(layout.root / "logs")
     print(f"running the pipeline (its log: {log}) ...", flush=True)
     # The live lines go to the terminal as it is before the run's own output is sent to the log.
-    watch = Watch(layout.metadata_path, config.pipeline_name, terminal())
-    report = functools.partial(_report, layout, config, watch, log)
+    progress = Progress(layout.metadata_path, config.pipeline_name, terminal())
+    report = functools.partial(_report, layout, config, progress, log)
     started = time.monotonic()
     try:
         with _output_to(log):
-            run_local(layout, inputs, config, labels=_local_labels(inputs), watch=watch)
+            run_local(layout, inputs, config, labels=_local_labels(inputs), progress=progress)
     except DataGateError as stop:
         raise Exit(
             f"Data gate: the run stopped before training.\n{stop}\n"
@@ -158,9 +158,9 @@ def run(c, root=None, data_root=None, fresh=False, train_steps=None, hyperparame
         ) from None
     except Exception as err:  # a component failed: its log says why, the terminal gets the lines that matter
         append_traceback(log, err)
-        raise Exit(failure_message(log, watch.failed_node) + report(), code=1) from None
+        raise Exit(failure_message(log, progress.failed_node) + report(), code=1) from None
     finally:
-        watch.out.close()
+        progress.out.close()
     elapsed = time.monotonic() - started
     with _output_to(log):  # reading the metrics back wakes TensorFlow's deprecation warnings
         summary = summarize_run(layout.metadata_path, config.pipeline_name)

@@ -1,8 +1,8 @@
 """The expensive part of the e2e tests, made once: two runs of the shipped data in one state folder.
 
 The first executes every component and pushes a blessed model; the second, with nothing changed, reuses the
-cache. The bad-data tests then run against that blessed state, as a team's next run would. Each run is
-watched and reported as `invoke run` does: its progress lines (plain, as off a terminal) and its HTML report.
+cache. The bad-data tests then run against that blessed state, as a team's next run would. Each run leaves
+what `invoke run` leaves: its progress lines (plain, as off a terminal) and its HTML report.
 """
 
 import io
@@ -15,7 +15,7 @@ import pytest
 import cicd_trainer
 from cicd_pipeline.config import TrainingConfig
 from cicd_pipeline.html_report import REPORTS, report_run
-from cicd_pipeline.progress import Watch
+from cicd_pipeline.progress import Progress
 from cicd_pipeline.report import summarize_run
 from cicd_pipeline.runners.local import LocalInputs, LocalLayout, run_local
 
@@ -45,31 +45,31 @@ def inputs(data_root: Path = DATA) -> LocalInputs:
 
 
 @pytest.fixture(scope="session")
-def watched():
-    """What each run of `runs` showed, in order: its Watch (progress lines in `.out`) and its HTML report."""
+def shown():
+    """What each run of `runs` showed, in order: its Progress (progress lines in `.out`) and its HTML report."""
     return []
 
 
 @pytest.fixture(scope="session")
-def runs(tmp_path_factory, watched):
+def runs(tmp_path_factory, shown):
     layout = LocalLayout(tmp_path_factory.mktemp("local-run"))
     config = TrainingConfig()
     summaries = []
     for _ in range(2):
-        watch = Watch(layout.metadata_path, config.pipeline_name, io.StringIO(), live=False)
-        run_local(layout, inputs(), config, watch=watch)
+        progress = Progress(layout.metadata_path, config.pipeline_name, io.StringIO(), live=False)
+        run_local(layout, inputs(), config, progress=progress)
         summary = summarize_run(layout.metadata_path, config.pipeline_name)
         report = report_run(
             layout.metadata_path,
             config.pipeline_name,
             layout.root / REPORTS,
             summary,
-            graph=watch.graph,
-            since=watch.since,
+            graph=progress.graph,
+            since=progress.since,
             threshold=config.accuracy_threshold,
             tolerance=config.regression_tolerance,
         )
-        watched.append((watch, report))
+        shown.append((progress, report))
         summaries.append(summary)
     first, second = summaries
     return layout, first, second

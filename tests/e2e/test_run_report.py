@@ -17,26 +17,26 @@ ACCURACY = "sparse_categorical_accuracy"
 FILLS = {"done": "rgb(232, 245, 233)", "cached": "rgb(227, 242, 253)", "failed": "rgb(255, 235, 238)"}
 
 
-def last_state(watch) -> dict[str, str]:
+def last_state(progress) -> dict[str, str]:
     """Each component's last progress line: its final state as the run printed it."""
     last = {}
-    for line in watch.out.getvalue().splitlines():
+    for line in progress.out.getvalue().splitlines():
         node, label = line.split()[:2]
         last[node] = label
     return last
 
 
-def test_the_progress_lines_follow_each_component_to_its_end(runs, watched):
+def test_the_progress_lines_follow_each_component_to_its_end(runs, shown):
     _, first, second = runs
-    (first_watch, _), (second_watch, _) = watched
+    (first_progress, _), (second_progress, _) = shown
     components = {c.node for c in first.components}
-    assert set(first_watch.graph) == components  # every component was on show from the start
-    assert last_state(first_watch) == dict.fromkeys(components, "done")
-    lines = [line.split()[:2] for line in first_watch.out.getvalue().splitlines()]
+    assert set(first_progress.graph) == components  # every component was on show from the start
+    assert last_state(first_progress) == dict.fromkeys(components, "done")
+    lines = [line.split()[:2] for line in first_progress.out.getvalue().splitlines()]
     # Transform takes tens of seconds: the half-second poll sees it running before it is done.
     assert lines.index(["Transform", "running"]) < lines.index(["Transform", "done"])
-    assert last_state(second_watch) == {c.node: LABELS[c.state] for c in second.components}
-    assert {n for n, s in last_state(second_watch).items() if s == "cached"} == set(second.cached)
+    assert last_state(second_progress) == {c.node: LABELS[c.state] for c in second.components}
+    assert {n for n, s in last_state(second_progress).items() if s == "cached"} == set(second.cached)
 
 
 def open_report(visit, path: Path):
@@ -47,11 +47,9 @@ def open_report(visit, path: Path):
     return seen.page
 
 
-def test_the_report_shows_every_component_its_state_the_metrics_and_where_the_model_went(
-    runs, watched, visit
-):
+def test_the_report_shows_every_component_its_state_the_metrics_and_where_the_model_went(runs, shown, visit):
     _, _, second = runs
-    _, report = watched[1]
+    _, report = shown[1]
     page = open_report(visit, report)
     assert page.title().startswith(f"Run {second.run_id}")
     for component in second.components:
@@ -80,9 +78,9 @@ def test_the_report_shows_every_component_its_state_the_metrics_and_where_the_mo
         assert len(features) == 5 and any(f.startswith("species") for f in features), features
 
 
-def test_the_first_runs_report_says_every_component_ran_for_the_first_time(runs, watched, visit):
+def test_the_first_runs_report_says_every_component_ran_for_the_first_time(runs, shown, visit):
     _, first, _ = runs
-    page = open_report(visit, watched[0][1])
+    page = open_report(visit, shown[0][1])
     states = page.locator("svg g.node").evaluate_all("nodes => nodes.map(n => n.dataset.state)")
     assert states == ["done"] * len(first.components)
     reasons = page.locator("#components tbody tr td:nth-child(4)").all_inner_texts()

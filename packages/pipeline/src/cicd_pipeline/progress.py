@@ -70,8 +70,8 @@ def terminal() -> TextIO:
     return os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1, encoding="utf-8", errors="replace")
 
 
-class Watch:
-    """Shows a run's progress on `out`; `run_local(..., watch=Watch(...))` calls it with the pipeline.
+class Progress:
+    """Shows a run's progress on `out`; `run_local(..., progress=Progress(...))` calls it with the pipeline.
 
     `live`: redraw in place with rich (default: when `out` is a terminal); otherwise a plain line per change.
     """
@@ -101,7 +101,7 @@ class Watch:
         self._error = ""
         self._spinners: dict[str, object] = {}  # one per node, so that it turns between redraws
 
-    def __call__(self, pipeline) -> Watch:
+    def __call__(self, pipeline) -> Progress:
         self.graph = graph_of(pipeline)
         return self
 
@@ -109,7 +109,7 @@ class Watch:
     def failed_node(self) -> str | None:
         return next((n.node for n in self.nodes.values() if n.label == "failed"), None)
 
-    def __enter__(self) -> Watch:
+    def __enter__(self) -> Progress:
         # Every execution of this run is made after this moment (TFX compiles the pipeline first).
         self.since = time.time()
         self.nodes = {node: NodeProgress(node) for node in self.graph}
@@ -202,18 +202,18 @@ class Watch:
         return table
 
 
-def _live_display(watch: Watch):
+def _live_display(progress: Progress):
     from rich.console import Console
     from rich.live import Live
 
     try:
-        width = os.get_terminal_size(watch.out.fileno()).columns
+        width = os.get_terminal_size(progress.out.fileno()).columns
     except (OSError, ValueError, AttributeError):
         width = None
-    console = Console(file=watch.out, force_terminal=True, width=width)
+    console = Console(file=progress.out, force_terminal=True, width=width)
     # Not rich's default stdout capture: the run's own output goes to its log file, not above the lines.
     return Live(
-        get_renderable=watch.render,
+        get_renderable=progress.render,
         console=console,
         refresh_per_second=4,
         redirect_stdout=False,

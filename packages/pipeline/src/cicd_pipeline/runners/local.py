@@ -117,14 +117,14 @@ def run_local(
     inputs: LocalInputs,
     config: TrainingConfig,
     labels: dict[str, str] | None = None,
-    watch=None,
+    progress=None,
 ) -> None:
     """Runs the whole pipeline; earlier runs' outputs in `layout` are reused through TFX's cache.
 
-    `watch(pipeline)`, when given, is the context manager the run happens in (cicd_pipeline.progress.Watch).
+    `progress(pipeline)`, when given, is the context manager the run happens in (progress.Progress).
     """
     layout = LocalLayout(layout.root.resolve())
     os.makedirs(layout.root, exist_ok=True)
     pipeline = build_local_pipeline(layout, inputs, config, labels)
-    with watch(pipeline) if watch else contextlib.nullcontext():
+    with progress(pipeline) if progress else contextlib.nullcontext():
         tfx.orchestration.LocalDagRunner().run(pipeline)
