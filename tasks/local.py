@@ -81,9 +81,8 @@ def _report(layout, config, progress, log, summary=None) -> str:
     """Writes this run's HTML report; the line that says where (empty when the run recorded nothing)."""
     from cicd_pipeline.html_report import REPORTS, report_run
 
-    if (
-        progress.since is None
-    ):  # stopped before the pipeline started: the newest run in the store is an older one
+    # Stopped before the pipeline started: the newest run in the store is an older one.
+    if progress.since is None:
         return ""
     path = report_run(
         layout.metadata_path,

@@ -4,12 +4,14 @@ The runs are the session's two (conftest.py): the first executes everything, the
 and evaluates against the first model as its baseline.
 """
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 from cicd_pipeline.html_report import REPORTS
 from cicd_pipeline.progress import LABELS
+from cicd_pipeline.runners.local import LocalLayout
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCURACY = "sparse_categorical_accuracy"
@@ -90,15 +92,30 @@ def test_the_first_runs_report_says_every_component_ran_for_the_first_time(runs,
     assert "No baseline yet" in page.locator("body").inner_text()
 
 
-def test_invoke_report_prints_the_newest_report(runs):
-    layout, _, _ = runs
-    result = subprocess.run(
-        [sys.executable, "-m", "invoke", "report", "--root", str(layout.root), "--print"],
+def invoke_report(layout, *flags: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", "report", "--root", str(layout.root), *flags],
         cwd=ROOT,
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=300,
     )
-    assert result.returncode == 0, result.stderr
+
+
+def test_invoke_report_opens_the_newest_report_or_prints_its_path(runs, tmp_path):
+    layout, _, _ = runs
     newest = max((layout.root / REPORTS).glob("*.html"), key=lambda p: p.stat().st_mtime)
-    assert result.stdout.strip() == str(newest)
+    printed = invoke_report(layout, "--print")
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout.strip() == str(newest)
+    # The browser Python's webbrowser finds first is the one $BROWSER names: here, one that notes what it opens.
+    browser, opened = tmp_path / "browser", tmp_path / "opened"
+    browser.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
+    browser.chmod(0o755)
+    result = invoke_report(layout, BROWSER=str(browser))
+    assert result.returncode == 0, result.stderr
+    assert opened.read_text().strip() == newest.as_uri()
+    assert result.stdout.strip() == f"opened {newest}"
+    empty = invoke_report(LocalLayout(tmp_path / "no-runs"))
+    assert empty.returncode == 2 and "`invoke run` writes one per run" in empty.stderr

@@ -129,11 +129,12 @@ class Progress:
         if exc_type is not None:
             # TFX records a failed executor as FAILED; a failure outside one (its driver, the launcher) leaves
             # the node RUNNING. Either way the run is over: say so, and what never started.
-            for node in self.nodes.values():
-                if node.label == "running":
-                    self._change(node, "failed", node.started, time.time())
-                elif node.label == WAITING:
-                    self._change(node, NOT_RUN, None, None)
+            with self._lock:  # the live display may be drawing
+                for node in self.nodes.values():
+                    if node.label == "running":
+                        self._change(node, "failed", node.started, time.time())
+                    elif node.label == WAITING:
+                        self._change(node, NOT_RUN, None, None)
         if self._display is not None:
             self._display.stop()
             self._display = None
