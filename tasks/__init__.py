@@ -19,7 +19,7 @@ warnings.filterwarnings(
 )
 warnings.filterwarnings("ignore", message="Support for google-cloud-storage < 3.0.0", category=FutureWarning)
 
-from tasks import build, ci, cloud, data, dev, local, modules, pipeline, plan  # noqa: E402 (after the filters)
+from tasks import build, ci, cloud, data, dev, local, modules, pipeline, plan, report  # noqa: E402 (after the filters)
 from tasks._common import SETTINGS_DEFAULTS  # noqa: E402
 
 ns = Collection(
@@ -27,5 +27,6 @@ ns = Collection(
 )
 ns.add_task(cloud.setup)
 ns.add_task(cloud.doctor)
+ns.add_task(report.report)
 # Every setting is declared here so that invoke.yaml and INVOKE_CICD_<NAME> variables can set it.
 ns.configure({"cicd": SETTINGS_DEFAULTS, "training": {}})

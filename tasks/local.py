@@ -1,6 +1,7 @@
 """The local loop: `invoke run` (the whole pipeline with LocalDagRunner) and `invoke schema.bootstrap`."""
 
 import contextlib
+import functools
 import hashlib
 import os
 import shutil
@@ -77,6 +78,27 @@ def _log_to_file(folder: Path) -> Path:
     return path
 
 
+def _report(layout, config, progress, log, summary=None) -> str:
+    """Writes this run's HTML report; the line that says where (empty when the run recorded nothing)."""
+    from cicd_pipeline.html_report import REPORTS, report_run
+
+    # Stopped before the pipeline started: the newest run in the store is an older one.
+    if progress.since is None:
+        return ""
+    path = report_run(
+        layout.metadata_path,
+        config.pipeline_name,
+        layout.root / REPORTS,
+        summary,
+        graph=progress.graph,
+        since=progress.since,
+        threshold=config.accuracy_threshold,
+        tolerance=config.regression_tolerance,
+        log=str(log),
+    )
+    return f"\nHTML report: {path}  (`invoke report` opens the newest)" if path else ""
+
+
 @task(
     help={
         "root": f"Folder for the run's state: pipeline root, metadata, pushed models, registry (default {LOCAL_ROOT.relative_to(ROOT)}).",
@@ -117,25 +139,37 @@ def run(c, root=None, data_root=None, fresh=False, train_steps=None, hyperparame
     if fresh and layout.root.exists():
         shutil.rmtree(layout.root)
     from cicd_components.anomalies_gate.executor import DataGateError
+    from cicd_pipeline.logtail import append_traceback, failure_message
+    from cicd_pipeline.progress import Progress, terminal
 
     log = _log_to_file(layout.root / "logs")
     print(f"running the pipeline (its log: {log}) ...", flush=True)
+    # The live lines go to the terminal as it is before the run's own output is sent to the log.
+    progress = Progress(layout.metadata_path, config.pipeline_name, terminal())
+    report = functools.partial(_report, layout, config, progress, log)
     started = time.monotonic()
     try:
         with _output_to(log):
-            run_local(layout, inputs, config, labels=_local_labels(inputs))
+            run_local(layout, inputs, config, labels=_local_labels(inputs), progress=progress)
     except DataGateError as stop:
         raise Exit(
             f"Data gate: the run stopped before training.\n{stop}\n"
-            f"Nothing was trained or pushed; the last blessed model stays. Full log: {log}",
+            f"Nothing was trained or pushed; the last blessed model stays. Full log: {log}{report()}",
             code=4,
         ) from None
+    except Exception as err:  # a component failed: its log says why, the terminal gets the lines that matter
+        append_traceback(log, err)
+        raise Exit(failure_message(log, progress.failed_node) + report(), code=1) from None
+    finally:
+        progress.out.close()
     elapsed = time.monotonic() - started
-    summary = summarize_run(layout.metadata_path, config.pipeline_name)
+    with _output_to(log):  # reading the metrics back wakes TensorFlow's deprecation warnings
+        summary = summarize_run(layout.metadata_path, config.pipeline_name)
     print(format_summary(summary, config.accuracy_threshold, config.regression_tolerance))
     print(f"\n  executed: {', '.join(summary.executed) or '(none)'}")
     print(f"  cached:   {', '.join(summary.cached) or '(none)'}")
     print(f"  wall time of the pipeline: {elapsed:.1f} s   (state in {layout.root}; full log: {log})")
+    print(report(summary).strip())
     if summary.blessed is False:
         raise Exit(
             "Not blessed: the judge refused the model ("

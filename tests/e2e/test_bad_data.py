@@ -8,6 +8,7 @@ it, the way a team's next run would, and must leave it as it was.
 import csv
 import os
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -97,7 +98,7 @@ def test_one_class_data_pushes_nothing_and_names_the_missing_classes(blessed, tm
     assert (pushed(blessed), registry(blessed)) == before
 
 
-def test_ten_rows_stop_at_the_gate_in_a_few_lines_with_exit_code_4(blessed, tmp_path):
+def test_ten_rows_stop_at_the_gate_in_a_few_lines_with_exit_code_4(blessed, tmp_path, visit):
     before = (pushed(blessed), registry(blessed))
     ten_rows = data_set(tmp_path, lambda index, _: index % 34 == 0)
     result = invoke_run(blessed, ten_rows)
@@ -106,6 +107,18 @@ def test_ten_rows_stop_at_the_gate_in_a_few_lines_with_exit_code_4(blessed, tmp_
     assert "Traceback" not in result.stderr and len(message) < 10, result.stderr
     assert "examples (at least 20 needed)" in result.stderr and "Full log:" in result.stderr
     assert (pushed(blessed), registry(blessed)) == before
+    # The progress said where it stopped, and the run's report shows it: the gate failed, nothing after it ran.
+    assert re.search(r"^ +AnomaliesGate +failed", result.stdout, re.MULTILINE), result.stdout
+    report = Path(re.search(r"HTML report: (\S+)", result.stderr).group(1))
+    seen = visit(report)
+    assert seen.errors == [] and seen.requests == [report.as_uri()]
+    states = dict(
+        seen.page.locator("svg g.node").evaluate_all("gs => gs.map(g => [g.dataset.node, g.dataset.state])")
+    )
+    assert states["CsvExampleGen"] == "done"  # new data
+    assert states["AnomaliesGate"] == "failed"
+    assert {states[n] for n in ("Transform", "Trainer", "Evaluator", "Pusher")} == {"not run"}
+    assert "STOPPED" in seen.page.locator(".verdict").inner_text()
 
 
 def test_a_refused_model_says_which_check_refused_it_with_exit_code_5(blessed, tmp_path):
@@ -117,6 +130,7 @@ def test_a_refused_model_says_which_check_refused_it_with_exit_code_5(blessed, t
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) < 10, result.stderr
     assert "eval split (" in result.stdout and "< threshold 1.00: refused" in result.stdout
     assert "NOT BLESSED" in result.stdout and "Nothing was pushed" in result.stderr
+    assert "HTML report:" in result.stdout
     assert (pushed(blessed), registry(blessed)) == before
 
 

@@ -1,5 +1,6 @@
 """The local runner: LocalDagRunner, Beam's DirectRunner in memory, ML Metadata in SQLite, a folder as bucket."""
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -122,9 +123,18 @@ def build_local_pipeline(
 
 
 def run_local(
-    layout: LocalLayout, inputs: LocalInputs, config: TrainingConfig, labels: dict[str, str] | None = None
+    layout: LocalLayout,
+    inputs: LocalInputs,
+    config: TrainingConfig,
+    labels: dict[str, str] | None = None,
+    progress=None,
 ) -> None:
-    """Runs the whole pipeline; earlier runs' outputs in `layout` are reused through TFX's cache."""
+    """Runs the whole pipeline; earlier runs' outputs in `layout` are reused through TFX's cache.
+
+    `progress(pipeline)`, when given, is the context manager the run happens in (progress.Progress).
+    """
     layout = LocalLayout(layout.root.resolve())
     os.makedirs(layout.root, exist_ok=True)
-    tfx.orchestration.LocalDagRunner().run(build_local_pipeline(layout, inputs, config, labels))
+    pipeline = build_local_pipeline(layout, inputs, config, labels)
+    with progress(pipeline) if progress else contextlib.nullcontext():
+        tfx.orchestration.LocalDagRunner().run(pipeline)
