@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 from google.auth.credentials import AnonymousCredentials
-from google.cloud import storage
+from google.cloud import aiplatform, storage
 
 from cicd_release.errors import ReleaseError
 from cicd_release.storage import (
@@ -43,7 +43,12 @@ from cicd_release.storage import (
     upload_immutable,
     write_json_object,
 )
-from cicd_release.submit import PipelineSubmitError, submit_pipeline_job
+from cicd_release.submit import (
+    PipelineFollowError,
+    PipelineSubmitError,
+    follow_pipeline_job,
+    submit_pipeline_job,
+)
 from tests.support.fault_proxy import FaultProxy
 from tests.support.gcs_emulator import GcsEmulator, make_storage_client
 from tests.support.vertex_standin import VertexStandIn
@@ -457,6 +462,31 @@ def test_an_unreachable_vertex_fails_at_once_naming_the_endpoint_and_nothing_cre
     )
     assert "connection refused" in line and "Nothing was created." in line
     assert vertex_standin.jobs == {}
+
+
+def test_vertex_going_away_while_a_run_is_followed_ends_the_follow_in_one_line_the_run_goes_on(
+    tmp_path: Path, vertex_faults: FaultProxy, vertex_standin: VertexStandIn, gcs_bucket: storage.Bucket
+) -> None:
+    _submit(vertex_faults, gcs_bucket, tmp_path)
+    job = aiplatform.PipelineJob.get(
+        f"projects/{PROJECT}/locations/{REGION}/pipelineJobs/tiny-run-1", credentials=AnonymousCredentials()
+    )
+    vertex_faults.down()
+
+    error, line = _fails_fast(
+        lambda: follow_pipeline_job(job, poll_seconds=0.1, request_deadline=FAST), PipelineFollowError
+    )
+
+    assert error.exit_code == 1 and "Traceback" not in line
+    assert (
+        "stopped answering the polls of projects/test-project/locations/us-central1/pipelineJobs/tiny-run-1"
+        in line
+    )
+    assert "The run goes on without this build: follow it at https://console.cloud.google.com/" in line
+    vertex_faults.heal()
+    assert (
+        follow_pipeline_job(job, poll_seconds=0.1, request_deadline=FAST).state == "PIPELINE_STATE_SUCCEEDED"
+    )
 
 
 def test_a_silent_vertex_times_out_and_says_the_job_may_exist(

@@ -344,7 +344,10 @@ def submit_run(release: Release) -> list[str]:
         from cicd_release.submit import wait_for_outcome
 
         outcome = wait_for_outcome(
-            job.resource_name, poll_seconds=release.poll_seconds, credentials=credentials(settings)
+            job.resource_name,
+            poll_seconds=release.poll_seconds,
+            credentials=credentials(settings),
+            request_deadline=_deadline(release),
         )
         record["run"] = {**record["run"], "state": outcome.state}
         record["outcome"] = {

@@ -345,7 +345,7 @@ def _put_once(
     return uri
 
 
-def _bounded(seconds: float, call: Callable[[], T]) -> T:
+def bounded(seconds: float, call: Callable[[], T]) -> T:
     """``call()``, waited on for at most ``seconds`` of wall-clock time, then DeadlineExceeded.
 
     The upload library counts only its sleeps against a retry deadline, not the time spent in requests: a
@@ -376,7 +376,7 @@ def _put_bounded(
     client: storage.Client, local: _LocalFile, bucket: str, name: str, progress: _Progress, deadline: float
 ) -> str:
     # Twice the deadline: the retries' own deadline, and the requests around the upload (look-up, re-read).
-    return _bounded(2 * deadline, lambda: _put_once(client, local, bucket, name, progress, deadline))
+    return bounded(2 * deadline, lambda: _put_once(client, local, bucket, name, progress, deadline))
 
 
 def upload_immutable(
