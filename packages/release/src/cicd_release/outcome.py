@@ -35,6 +35,9 @@ class RunOutcome:
     metrics: dict[str, float]
     pushed_destination: str | None
     registered_version: str | None
+    # The data the run read (its data_root parameter: a snapshot) and the digest its labels carry.
+    data_root: str = ""
+    data_sha: str = ""
 
     @property
     def succeeded(self) -> bool:
@@ -95,6 +98,10 @@ def outcome_from_resource(resource: Any, dashboard_uri: str = "") -> RunOutcome:
             if pushed_model.get("pushed"):
                 pushed = pushed_model.get("pushed_destination")
     tasks = tuple(TaskOutcome(t.get("task_name", "?"), t.get("state", "?"), _seconds(t)) for t in components)
+    config = job.get("runtime_config", {})
+    # Spec schema 2.1 keeps parameter values as they are; 2.0.0 (what TFX 1.16 emits) as {"string_value": ...}.
+    parameters = {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
+    parameters.update(config.get("parameter_values", {}))
     return RunOutcome(
         resource_name=job.get("name", ""),
         state=job.get("state", "?"),
@@ -105,6 +112,8 @@ def outcome_from_resource(resource: Any, dashboard_uri: str = "") -> RunOutcome:
         metrics=metrics,
         pushed_destination=pushed,
         registered_version=version,
+        data_root=str(parameters.get("data_root", "")),
+        data_sha=job.get("labels", {}).get("data_sha", ""),
     )
 
 
@@ -119,6 +128,8 @@ def format_outcome(outcome: RunOutcome) -> str:
     for name, value in sorted(outcome.metrics.items()):
         lines.append(f"  {name}: {value:.4f}")
     lines.append(f"  model: {outcome.verdict}")
+    if outcome.data_root:
+        lines.append(f"  data: {outcome.data_root} (data_sha {outcome.data_sha or '?'})")
     if outcome.registered_version:
         lines.append(
             f"  registered: version {outcome.registered_version} (pushed to {outcome.pushed_destination})"
@@ -140,6 +151,8 @@ def markdown_outcome(outcome: RunOutcome, commit: str = "") -> str:
         lines += ["| metric | value |", "|---|---|"]
         lines += [f"| {name} | {value:.4f} |" for name, value in sorted(outcome.metrics.items())]
         lines.append("")
+    if outcome.data_root:
+        lines += [f"Trained on `{outcome.data_root}` (data_sha `{outcome.data_sha or '?'}`).", ""]
     if outcome.registered_version:
         lines += [f"Registered as version {outcome.registered_version}.", ""]
     if outcome.error:

@@ -290,7 +290,7 @@ def submit_run(release: Release) -> list[str]:
     request = RunRequest(
         spec=spec["uri"],
         image=spec["image"],
-        modules=current_modules(ws),
+        modules=current_modules(ws) if ws.modules_file.exists() else released_modules(ws, last),
         data=data,
         hyperparameters=release.hyperparameters or config.hyperparameters,
         commit=commit,
@@ -490,6 +490,22 @@ def current_modules(ws: Workspace) -> dict[str, str]:
                 "this checkout now: run `invoke modules.upload` again."
             )
     return modules
+
+
+def released_modules(ws: Workspace, last: dict | None) -> dict[str, str]:
+    """With no modules.upload in this build (a data change), the modules of the last release, checked
+    against the checkout's files the same way: a file that differs needs `modules.upload`, never a guess."""
+    import hashlib
+
+    modules = (last or {}).get("inputs", {}).get("modules", {})
+    for name, path in TRAINER_FILES.items():
+        digest = hashlib.sha256((ws.root / path).read_bytes()).hexdigest()
+        if f"/{digest}/" not in modules.get(name, ""):
+            raise ChainError(
+                f"{path} in this checkout is not the file the last release uploaded "
+                f"({modules.get(name) or 'no release record'}): run `invoke modules.upload` first."
+            )
+    return dict(modules)
 
 
 def _spec_for_run(release: Release, last: dict | None, record_uri: str) -> dict:
