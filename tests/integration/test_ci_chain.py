@@ -37,10 +37,7 @@ def clone(tmp_path) -> Path:
 def chain_env(clone, gcs_emulator, gcs_client, vertex_standin, docker_host, pinned_tfx_like_base_image):
     bucket = f"ci-{os.getpid()}-{int(time.time())}"
     gcs_client.create_bucket(bucket)
-    # The run's data, where the default data root points (a Vertex run reads it from the bucket).
-    gcs_client.bucket(bucket).blob("data/penguins/penguins.csv").upload_from_filename(
-        str(ROOT / "data" / "penguins" / "penguins.csv")
-    )
+    # No data in the bucket: the first release uploads the checkout's data/penguins as the first snapshot.
     env = {
         **os.environ,
         "INVOKE_CICD_PROJECT": "test-project",
@@ -109,7 +106,16 @@ def test_first_release_then_unchanged_spec_then_a_cancelled_push_is_built_by_the
     out, full_seconds = invoke(clone, env, "ci", "--skip-tests", "--base", ":release", *follow)
     plan = json.loads((clone / ".cicd" / "plan.json").read_text())
     assert plan["workflow"] == "full" and "no release record" in plan["reasons"][0]
-    for step in ("build.wheels", "build.image", "pipeline.compile", "modules.upload", "pipeline.submit"):
+    assert any(r.startswith("data.upload added: nothing to train on yet") for r in plan["reasons"]), plan
+    for step in (
+        "build.wheels",
+        "build.image",
+        "pipeline.compile",
+        "modules.upload",
+        "data.upload",
+        "pipeline.submit",
+        "schedule.move",
+    ):
         assert f"== {step}: done" in out
     image = json.loads((clone / ".cicd" / "image.json").read_text())["image"]
     assert image.startswith(f"{REGISTRY}/test-project/{bucket}/cicd-components:0.1.0-")
@@ -128,9 +134,14 @@ def test_first_release_then_unchanged_spec_then_a_cancelled_push_is_built_by_the
         "release_version",
         "trainer_version",
     }
+    # The run trains on the snapshot of the checkout's data the release uploaded, and says so.
+    [snapshot] = [b.name for b in gcs_client.list_blobs(bucket, prefix="data/penguins/manifests/")]
+    sha = snapshot.rsplit("/", 1)[-1].removesuffix(".json")
+    assert params["data_root"] == f"gs://{bucket}/data/penguins/{sha}"
+    assert first_job["labels"]["data_sha"] == sha[:16] and f"data_sha {sha[:16]}" in out
     # The registered model version carries the trail too: commit, versions, module and data digests.
     model_labels = json.loads(params["model_labels"])
-    assert model_labels["commit"] == head[:12] and len(model_labels["data_sha"]) == 16
+    assert model_labels["commit"] == head[:12] and model_labels["data_sha"] == sha[:16]
     assert model_labels["model_module_sha"] == first_modules["model_module"].split("/")[-2][:16]
     # The build ends with what the run did, and leaves it where the GitHub job summary picks it up.
     assert "model: BLESSED" in out and "sparse_categorical_accuracy: 0.9700" in out
