@@ -179,3 +179,17 @@ def test_data_commits_upload_then_train_and_move_the_schedules(clone, chain, gcs
     assert weekly.parameters["model_module"] == modules["model_module"]
     assert weekly.parameters["data_root"] == read_latest(gcs_client, settings.resolved_data_root).uri
     assert f"schedule {weekly.id} ('weekly') moved" in out
+
+    # The task faces: what a schedule runs, and a one-off retrain of the released spec on the newest data.
+    out = invoke(clone, env, "schedule.list")
+    assert "'weekly'  ACTIVE" in out and f"commit {git(clone, 'rev-parse', 'HEAD')[:12]}" in out
+    runs = len(vertex_standin.created_bodies)
+    out = invoke(clone, env, "pipeline.retrain", "--data", "latest")
+    assert len(vertex_standin.created_bodies) == runs + 1
+    retrained = vertex_standin.created_bodies[-1]
+    latest = read_latest(gcs_client, settings.resolved_data_root)
+    assert parameters(retrained)["data_root"] == latest.uri and f"data: {latest.uri}" in out
+    assert (
+        retrained["labels"]["data_sha"] == latest.sha256[:16] and retrained["labels"]["trigger"] == "retrain"
+    )
+    assert parameters(retrained)["model_module"] == modules["model_module"], "the released modules"

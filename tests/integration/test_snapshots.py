@@ -76,6 +76,10 @@ def test_the_same_data_uploaded_twice_is_one_snapshot(tmp_path, gcs_client, gcs_
     uploaded = gcs_bucket.blob(f"data/penguins/{sha}/penguins.csv").download_as_bytes()
     assert uploaded == (SHIPPED / "penguins.csv").read_bytes()
     assert "already there (the same files): nothing uploaded" in second.lines()[0]
+    # A local run labels its model with the same digest: local and Vertex models of these files agree.
+    from cicd_release.snapshots import folder_digest
+
+    assert folder_digest(source) == sha
 
 
 def test_new_data_is_a_new_snapshot_and_latest_moves_to_it(tmp_path, gcs_client, gcs_bucket, dataset):

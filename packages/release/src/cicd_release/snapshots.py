@@ -182,6 +182,17 @@ def snapshot_digest(files: list[dict] | tuple[dict, ...]) -> str:
     return digest.hexdigest()
 
 
+def folder_digest(source: Path) -> str:
+    """The sha256 a snapshot of ``source`` would have (its files directly inside), without the data check:
+    what a local run labels its model with, so a model trained locally names the snapshot of the same data."""
+    files = [
+        {"name": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+        for path in sorted(source.iterdir())
+        if path.is_file()
+    ]
+    return snapshot_digest(files)
+
+
 def local_snapshot(dataset: str, source: Path, schema_file: Path) -> Snapshot:
     """The snapshot ``source`` would make, after the data check; DataError (exit 4) naming each bad line."""
     from cicd_pipeline.datacheck import check_data_root  # pure Python: no TFX
