@@ -4,7 +4,8 @@ A full build first (no base: image, spec, modules, run, release record). Then:
 - a docstring edit in the pipeline's report: the plan says recompile, the spec compiles to the same bytes and
   name, and `pipeline.submit` is skipped because nothing the run consumes changed;
 - a change to one trainer module: the chain uploads it under a new content address and submits a run of the
-  released spec that uses it, with no image built and no recompile.
+  released spec that uses it, with no image built and no recompile;
+- a pipeline change that compiles a new spec: the chain's last step moves the pipeline's schedule to it.
 """
 
 import json
@@ -163,6 +164,12 @@ def test_first_release_then_unchanged_spec_then_a_cancelled_push_is_built_by_the
     released = record(gcs_client, bucket)
     assert released["commit"] == head and released["inputs"]["spec"] == spec["uri"]
     assert released["run"]["resource_name"].endswith(f"/pipelineJobs/{first_job['_jobId']}")
+    # A weekly schedule of this release; each later release moves it (schedule.move).
+    from cicd_release import schedules
+    from tests.support.released import settings_for
+
+    schedule_settings = settings_for(bucket, vertex_standin.endpoint)
+    schedules.create_schedule(schedule_settings, gcs_client, cron="0 3 * * 1", display_name="weekly")
 
     # A docstring edit in the report: a pipeline-package change that cannot change the compiled spec.
     report = clone / "packages" / "pipeline" / "src" / "cicd_pipeline" / "report.py"
@@ -229,6 +236,17 @@ def test_first_release_then_unchanged_spec_then_a_cancelled_push_is_built_by_the
     built = json.loads((clone / ".cicd" / "image.json").read_text())["image"]
     assert built.startswith(f"{REGISTRY}/test-project/{bucket}-moved/") and docker_client.images.get(built)
     assert built in json.dumps(vertex_standin.created_bodies[-1]["pipelineSpec"]["deploymentSpec"])
+    # The release landed a new spec: the schedule now runs it (and the modules of B).
+    new_spec = json.loads((clone / ".cicd" / "spec.json").read_text())
+    assert new_spec["uri"] != spec["uri"]
+    [weekly] = schedules.list_schedules(schedule_settings)
+    assert weekly.labels["spec_sha"] == new_spec["name"].removesuffix(".json").rsplit("-", 1)[-1]
+    assert weekly.parameters["model_module"] == second_modules["model_module"]
+    [stored] = vertex_standin.schedules.schedules.values()
+    assert built in json.dumps(
+        stored["createPipelineJobRequest"]["pipelineJob"]["pipelineSpec"]["deploymentSpec"]
+    )
+    assert stored["cron"] == "0 3 * * 1" and "schedule.move: done" in out
 
     # A run that fails fails the build, says where, and leaves the release record where it was: the next
     # build retries it.
