@@ -254,7 +254,9 @@ def sync_schedules(settings: Settings, client) -> list[str]:
         request = code.request(run_data, info.parameters.get("hyperparameters") if own else None, "schedule")
         binding = _binding(settings, request, follow, "own" if own else "release")
         wanted_labels = _vertex_labels({**request.labels(), **binding})
-        if wanted_labels == info.labels and request.parameters() == info.parameters:
+        # Ours only: labels the service may add to what it stores do not make a schedule stale.
+        same_labels = all(info.labels.get(key) == value for key, value in wanted_labels.items())
+        if same_labels and request.parameters() == info.parameters:
             lines.append(
                 f"schedule {info.id} ({info.display_name!r}): already runs release {code.commit[:12]}"
             )
