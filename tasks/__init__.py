@@ -19,11 +19,21 @@ warnings.filterwarnings(
 )
 warnings.filterwarnings("ignore", message="Support for google-cloud-storage < 3.0.0", category=FutureWarning)
 
-from tasks import build, ci, cloud, data, dev, local, modules, pipeline, plan, report  # noqa: E402 (after the filters)
+from tasks import build, ci, cloud, data, dev, local, modules, pipeline, plan, report, schedule  # noqa: E402
 from tasks._common import SETTINGS_DEFAULTS  # noqa: E402
 
 ns = Collection(
-    local.run, plan.plan, dev.test, ci.ci, dev.lock, build.ns, pipeline.ns, modules.ns, data.ns, local.schema
+    local.run,
+    plan.plan,
+    dev.test,
+    ci.ci,
+    dev.lock,
+    build.ns,
+    pipeline.ns,
+    modules.ns,
+    data.ns,
+    local.schema,
+    schedule.ns,
 )
 ns.add_task(cloud.setup)
 ns.add_task(cloud.doctor)

@@ -17,7 +17,7 @@ from tasks._common import DATA_ROOT, LOCAL_ROOT, ROOT, training_config
 
 def _local_labels(inputs) -> dict[str, str]:
     """What the locally registered model carries: package versions and the digests of its inputs."""
-    from cicd_release.naming import content_digest
+    from cicd_release.snapshots import folder_digest
     from cicd_release.steps import LABEL_DIGEST, versions
 
     files = {
@@ -33,8 +33,8 @@ def _local_labels(inputs) -> dict[str, str]:
             for n, f in files.items()
         }
     )
-    data = inputs.data_root.resolve()
-    labels["data_sha"] = content_digest(data, ["."])[:LABEL_DIGEST]
+    # The digest of a snapshot of the same files (cicd_release.snapshots): local and Vertex models agree.
+    labels["data_sha"] = folder_digest(inputs.data_root.resolve())[:LABEL_DIGEST]
     return labels
 
 

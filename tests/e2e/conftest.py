@@ -2,11 +2,13 @@
 
 The first executes every component and pushes a blessed model; the second, with nothing changed, reuses the
 cache. The bad-data tests then run against that blessed state, as a team's next run would. Each run leaves
-what `invoke run` leaves: its progress lines (plain, as off a terminal) and its HTML report.
+what `invoke run` leaves: its progress lines (plain, as off a terminal) and its HTML report. The runs read a
+session copy of the shipped data (`shipped_copy`), so a test can change the data where the runs read it.
 """
 
 import io
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -46,19 +48,27 @@ def inputs(data_root: Path = DATA) -> LocalInputs:
 
 
 @pytest.fixture(scope="session")
+def shipped_copy(tmp_path_factory) -> Path:
+    """The shipped data in a folder of the session's own: the runs below read it there."""
+    folder = tmp_path_factory.mktemp("data") / "penguins"
+    shutil.copytree(DATA, folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def shown():
     """What each run of `runs` showed, in order: its Progress (progress lines in `.out`) and its HTML report."""
     return []
 
 
 @pytest.fixture(scope="session")
-def runs(tmp_path_factory, shown):
+def runs(tmp_path_factory, shown, shipped_copy):
     layout = LocalLayout(tmp_path_factory.mktemp("local-run"))
     config = TrainingConfig()
     summaries = []
     for _ in range(2):
         progress = Progress(layout.metadata_path, config.pipeline_name, io.StringIO(), live=False)
-        run_local(layout, inputs(), config, progress=progress)
+        run_local(layout, inputs(shipped_copy), config, progress=progress)
         summary = summarize_run(layout.metadata_path, config.pipeline_name)
         report = report_run(
             layout.metadata_path,

@@ -121,11 +121,12 @@ def test_ten_rows_stop_at_the_gate_in_a_few_lines_with_exit_code_4(blessed, tmp_
     assert "STOPPED" in seen.page.locator(".verdict").inner_text()
 
 
-def test_a_refused_model_says_which_check_refused_it_with_exit_code_5(blessed, tmp_path):
+def test_a_refused_model_says_which_check_refused_it_with_exit_code_5(blessed, shipped_copy, tmp_path):
     before = (pushed(blessed), registry(blessed))
     strict = tmp_path / "strict.yaml"
     strict.write_text("training:\n  accuracy_threshold: 0.9999\n")
-    result = invoke_run(blessed, SHIPPED.parent, "-f", str(strict))
+    # The data the blessed state was trained on, where it read it: only the evaluation differs.
+    result = invoke_run(blessed, shipped_copy, "-f", str(strict))
     assert result.returncode == 5, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) < 10, result.stderr
     assert "eval split (" in result.stdout and "< threshold 1.00: refused" in result.stdout

@@ -89,6 +89,23 @@ def test_each_problem_is_named_by_file_and_line(tmp_path, files, expected):
     assert not report.ok and expected in report.format(), report.format()
 
 
+def test_a_subfolder_is_named_and_its_files_are_not_read(tmp_path):
+    root = folder(tmp_path, p__csv=rows("Adelie,39.1,18.7,181,3750"))
+    (root / "2024").mkdir()
+    (root / "2024" / "q.csv").write_bytes(rows("Adelie,1"))
+    report = check_data_root(root, SCHEMA)
+    assert not report.ok and "data/2024: a folder inside the data root" in report.format()
+    assert "q.csv" not in report.format() and report.rows_by_file == (("p.csv", 1),)
+
+
+def test_rows_are_counted_per_file(tmp_path):
+    report = check_data_root(
+        folder(tmp_path, a__csv=rows("Adelie,39.1,18.7,181,3750"), b__csv=rows(*["Gentoo,1,2,3,4"] * 3)),
+        SCHEMA,
+    )
+    assert report.ok and report.rows_by_file == (("a.csv", 1), ("b.csv", 3)) and report.rows == 4
+
+
 def test_files_with_different_headers_are_named(tmp_path):
     other = b"species,bill_depth_mm,bill_length_mm,flipper_length_mm,body_mass_g\nAdelie,18.7,39.1,181,3750\n"
     report = check_data_root(folder(tmp_path, a__csv=rows("Adelie,39.1,18.7,181,3750"), b__csv=other), SCHEMA)

@@ -37,6 +37,9 @@ class RunOutcome:
     registered_version: str | None
     # Each check the judge made, one line each, passed or refused (empty for runs before the judge kept them).
     checks: tuple[str, ...] = ()
+    # The data the run read (its data_root parameter: a snapshot) and the digest its labels carry.
+    data_root: str = ""
+    data_sha: str = ""
 
     @property
     def succeeded(self) -> bool:
@@ -99,6 +102,10 @@ def outcome_from_resource(resource: Any, dashboard_uri: str = "") -> RunOutcome:
             if pushed_model.get("pushed"):
                 pushed = pushed_model.get("pushed_destination")
     tasks = tuple(TaskOutcome(t.get("task_name", "?"), t.get("state", "?"), _seconds(t)) for t in components)
+    config = job.get("runtime_config", {})
+    # Spec schema 2.1 keeps parameter values as they are; 2.0.0 (what TFX 1.16 emits) as {"string_value": ...}.
+    parameters = {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
+    parameters.update(config.get("parameter_values", {}))
     return RunOutcome(
         resource_name=job.get("name", ""),
         state=job.get("state", "?"),
@@ -110,6 +117,8 @@ def outcome_from_resource(resource: Any, dashboard_uri: str = "") -> RunOutcome:
         pushed_destination=pushed,
         registered_version=version,
         checks=checks,
+        data_root=str(parameters.get("data_root", "")),
+        data_sha=job.get("labels", {}).get("data_sha", ""),
     )
 
 
@@ -125,6 +134,8 @@ def format_outcome(outcome: RunOutcome) -> str:
         lines.append(f"  {name}: {value:.4f}")
     lines.append(f"  model: {outcome.verdict}")
     lines += [f"    {check}" for check in outcome.checks]
+    if outcome.data_root:
+        lines.append(f"  data: {outcome.data_root} (data_sha {outcome.data_sha or '?'})")
     if outcome.registered_version:
         lines.append(
             f"  registered: version {outcome.registered_version} (pushed to {outcome.pushed_destination})"
@@ -148,6 +159,8 @@ def markdown_outcome(outcome: RunOutcome, commit: str = "") -> str:
         lines.append("")
     if outcome.checks:
         lines += [f"- {check}" for check in outcome.checks] + [""]
+    if outcome.data_root:
+        lines += [f"Trained on `{outcome.data_root}` (data_sha `{outcome.data_sha or '?'}`).", ""]
     if outcome.registered_version:
         lines += [f"Registered as version {outcome.registered_version}.", ""]
     if outcome.error:

@@ -322,7 +322,9 @@ class Settings(BaseModel):
         "penguin-cicd", description=PIPELINE_NAME_EXPECTED
     )
     data_root: Annotated[str, _rule(_data_root)] = Field(
-        "", description="a gs://BUCKET/FOLDER of the training CSVs (default gs://BUCKET/data/penguins)"
+        "",
+        description="a gs://BUCKET/FOLDER holding the data set's snapshots and LATEST "
+        "(default gs://BUCKET/data/penguins)",
     )
     # The serving container recorded in Vertex AI Model Registry. Google lists its prebuilt ones as :latest:
     # pin the digest instead, so a registered model names what it was tested with.

@@ -545,3 +545,58 @@ def prefix_digest(
         digest.update(len(name).to_bytes(8, "big") + name + len(md5).to_bytes(8, "big") + md5)
         count += 1
     return (digest.hexdigest() if count else ""), count
+
+
+def copy_immutable(
+    client: storage.Client, source_uri: str, target_uri: str, *, deadline: float = DEFAULT_DEADLINE
+) -> str:
+    """Copies an object inside Cloud Storage (no download), never over another one; returns ``target_uri``.
+
+    As for uploads: an existing target with the source's bytes (by MD5) is a no-op, other bytes are
+    ImmutableObjectConflict. The copy carries ``if_generation_match=0``, which GCS enforces atomically.
+    """
+    source_bucket, source_name = _object_uri(source_uri)
+    target_bucket, target_name = _object_uri(target_uri)
+    rerun = "Running it again is safe: an identical object already there is accepted."
+    with reporting_faults(client, deadline, rerun, pending=(target_uri,)) as progress:
+        progress.now("lookup", source_uri, bucket_404=True)
+        source = client.bucket(source_bucket).get_blob(source_name, **request_options(deadline))
+        if source is None:
+            raise StorageInputError(f"Cannot copy {source_uri}: there is no such object.")
+        progress.now("lookup", target_uri)
+        existing = client.bucket(target_bucket).get_blob(target_name, **request_options(deadline))
+        if existing is None:
+            progress.now("copy", target_uri, bucket_404=True, writing=True)
+            try:
+                client.bucket(source_bucket).copy_blob(
+                    source,
+                    client.bucket(target_bucket),
+                    target_name,
+                    if_generation_match=0,
+                    **request_options(deadline, write=True),
+                )
+                progress.wrote(target_uri)
+                return target_uri
+            except gexc.PreconditionFailed:
+                existing = client.bucket(target_bucket).get_blob(target_name, **request_options(deadline))
+        if existing is None or existing.md5_hash != source.md5_hash:
+            raise ImmutableObjectConflict(
+                f"{target_uri} already exists with other content than {source_uri} (md5 "
+                f"{getattr(existing, 'md5_hash', None)} against {source.md5_hash}); it is never overwritten."
+            )
+        progress.wrote(target_uri)
+        return target_uri
+
+
+def list_folder(
+    client: storage.Client, folder_uri: str, *, deadline: float = DEFAULT_DEADLINE
+) -> tuple[list[str], list[str]]:
+    """(names of the objects directly in ``folder_uri``, names of its subfolders), both without the prefix."""
+    bucket, prefix = parse_gs_uri(folder_uri)
+    prefix = prefix.rstrip("/") + "/" if prefix else ""
+    with reporting_faults(client, deadline, "Run it again once storage answers.") as progress:
+        progress.now("listing", folder_uri, bucket_404=True)
+        listing = client.list_blobs(bucket, prefix=prefix, delimiter="/", **request_options(deadline))
+        names = [blob.name[len(prefix) :] for blob in listing]
+        folders = sorted(p[len(prefix) :].rstrip("/") for p in listing.prefixes)
+    return sorted(n for n in names if n), folders
