@@ -116,8 +116,9 @@ def tests(session: nox.Session, package: str) -> None:
 
 @nox.session(python=PYTHON)
 def e2e(session: nox.Session) -> None:
-    """The whole pipeline on the shipped data with LocalDagRunner: a blessed model is pushed, loads and predicts."""
-    install(session, *(f"./packages/{p}" for p in PACKAGES), "invoke", "pytest", "pytest-cov")
+    """The whole local pipeline on the shipped data, its progress lines and its HTML report in Chromium."""
+    # playwright drives Debian's chromium (.ci/install-chromium.sh) for the HTML report's browser test.
+    install(session, *(f"./packages/{p}" for p in PACKAGES), "invoke", "pytest", "pytest-cov", "playwright")
     pytest(session, "tests/e2e", name="e2e")
 
 

@@ -19,11 +19,24 @@ warnings.filterwarnings(
 )
 warnings.filterwarnings("ignore", message="Support for google-cloud-storage < 3.0.0", category=FutureWarning)
 
-from tasks import build, ci, data, dev, local, modules, pipeline, plan  # noqa: E402 (after the filters)
+from tasks import build, ci, cloud, data, dev, local, modules, pipeline, plan, report, schedule  # noqa: E402
 from tasks._common import SETTINGS_DEFAULTS  # noqa: E402
 
 ns = Collection(
-    local.run, plan.plan, dev.test, ci.ci, dev.lock, build.ns, pipeline.ns, modules.ns, data.ns, local.schema
+    local.run,
+    plan.plan,
+    dev.test,
+    ci.ci,
+    dev.lock,
+    build.ns,
+    pipeline.ns,
+    modules.ns,
+    data.ns,
+    local.schema,
+    schedule.ns,
 )
+ns.add_task(cloud.setup)
+ns.add_task(cloud.doctor)
+ns.add_task(report.report)
 # Every setting is declared here so that invoke.yaml and INVOKE_CICD_<NAME> variables can set it.
 ns.configure({"cicd": SETTINGS_DEFAULTS, "training": {}})

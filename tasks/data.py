@@ -1,10 +1,21 @@
-"""`invoke data.check`: the data root read in seconds, without TFX, each problem named as file:line."""
+"""`invoke data.*`: check the training CSV files in seconds (data.check), and upload them as a snapshot
+(data.upload): content-addressed, checked first, LATEST moved to it, schedules that follow LATEST moved too."""
 
 from pathlib import Path
 
 from invoke import Collection, Exit, task
 
-from tasks._common import DATA_ROOT, ROOT, trainer_files
+from tasks._common import (
+    DATA_ROOT,
+    PLANNED_HELP,
+    ROOT,
+    release,
+    require,
+    run_step,
+    settings,
+    skip_unless_planned,
+    trainer_files,
+)
 
 
 def check(data_root: Path) -> str:
@@ -23,5 +34,39 @@ def check_(c, data_root=None):
     print(check(Path(data_root or DATA_ROOT)))
 
 
+@task(
+    help={
+        "source": f"Folder of CSV files to upload (default {DATA_ROOT.relative_to(ROOT)}: data/<the data set>).",
+        "name": "Data set name: upload to gs://BUCKET/data/NAME/ (default: cicd.data_root, gs://BUCKET/data/penguins).",
+        "date": "File the snapshot under this day, YYYY-MM-DD or today (UTC): what `--window N` trains on.",
+        "planned": PLANNED_HELP,
+    }
+)
+def upload(c, source=None, name=None, date=None, planned=False):
+    """Check a folder of CSV files, upload it as a snapshot gs://BUCKET/data/NAME/<sha256>/ and move LATEST to it.
+
+    Exit codes: 0 uploaded (or already there: the same files are one snapshot); 2 a bad flag or setting;
+    4 the data check found bad files (each named as file:line): nothing was uploaded.
+    """
+    from cicd_release import snapshots
+    from cicd_release.errors import ReleaseError
+
+    settings_ = require(settings(c), "bucket")
+    try:
+        dataset = snapshots.dataset_uri(settings_.bucket_uri, name) if name else settings_.resolved_data_root
+        day = snapshots.parse_date(date) if date else None
+    except ReleaseError as err:
+        raise Exit(str(err), code=err.exit_code) from None
+    if skip_unless_planned(planned, "data.upload"):
+        return
+    folder = Path(source) if source else None
+    if c.config.run.dry:
+        shown = folder or f"data/{snapshots.dataset_name(dataset)}"
+        print(f"would check {shown} and upload it under {dataset}/<sha256>/, then move {dataset}/LATEST")
+        return
+    run_step("data.upload", release(c, settings_, data_source=folder, dataset=dataset, data_date=day))
+
+
 ns = Collection("data")
 ns.add_task(check_, name="check")
+ns.add_task(upload)

@@ -1,6 +1,7 @@
 """The local loop: `invoke run` (the whole pipeline with LocalDagRunner) and `invoke schema.bootstrap`."""
 
 import contextlib
+import functools
 import hashlib
 import os
 import shutil
@@ -16,7 +17,7 @@ from tasks._common import DATA_ROOT, LOCAL_ROOT, ROOT, trainer_files, training_c
 
 def _local_labels(inputs) -> dict[str, str]:
     """What the locally registered model carries: package versions and the digests of its inputs."""
-    from cicd_release.naming import content_digest
+    from cicd_release.snapshots import folder_digest
     from cicd_release.steps import LABEL_DIGEST, versions
 
     files = _files(inputs)
@@ -27,9 +28,15 @@ def _local_labels(inputs) -> dict[str, str]:
             for n, f in files.items()
         }
     )
-    data = inputs.data_root.resolve()
-    labels["data_sha"] = content_digest(data, ["."])[:LABEL_DIGEST]
+    # The digest of a snapshot of the same files (cicd_release.snapshots): local and Vertex models agree.
+    labels["data_sha"] = folder_digest(inputs.data_root.resolve())[:LABEL_DIGEST]
     return labels
+
+
+def _files(inputs) -> dict[str, Path]:
+    """The trainer's files a run reads, by pipeline parameter name."""
+    names = ("preprocessing_module", "model_module", "schema_file", "holdout_file")
+    return {name: getattr(inputs, name) for name in names if getattr(inputs, name) is not None}
 
 
 @contextlib.contextmanager
@@ -72,6 +79,27 @@ def _log_to_file(folder: Path) -> Path:
     return path
 
 
+def _report(layout, config, progress, log, summary=None) -> str:
+    """Writes this run's HTML report; the line that says where (empty when the run recorded nothing)."""
+    from cicd_pipeline.html_report import REPORTS, report_run
+
+    # Stopped before the pipeline started: the newest run in the store is an older one.
+    if progress.since is None:
+        return ""
+    path = report_run(
+        layout.metadata_path,
+        config.pipeline_name,
+        layout.root / REPORTS,
+        summary,
+        graph=progress.graph,
+        since=progress.since,
+        threshold=config.accuracy_threshold,
+        tolerance=config.regression_tolerance,
+        log=str(log),
+    )
+    return f"\nHTML report: {path}  (`invoke report` opens the newest)" if path else ""
+
+
 @task(
     help={
         "root": f"Folder for the run's state: pipeline root, metadata, pushed models, registry (default {LOCAL_ROOT.relative_to(ROOT)}).",
@@ -94,6 +122,7 @@ def run(c, root=None, data_root=None, fresh=False, train_steps=None, hyperparame
     """
     config = training_config(c, hyperparameters, int(train_steps) if train_steps else None)
     from cicd_pipeline import runstamp
+    from cicd_pipeline.report import format_summary
     from cicd_pipeline.runners.local import LocalInputs, LocalLayout
 
     layout = LocalLayout(Path(root or LOCAL_ROOT).resolve())
@@ -119,64 +148,69 @@ def run(c, root=None, data_root=None, fresh=False, train_steps=None, hyperparame
         print(f"\n  nothing changed since run {stamp.run_id}: its result stands (--fresh runs anew).")
         _exit_unless_blessed(stamp.blessed, stamp.refusals)
         return
-    runstamp.forget(layout.root)
+    runstamp.forget(layout.root)  # a run that stops half-way must not leave the last one's stamp standing
     log = _log_to_file(layout.root / "logs")
     print(f"running the pipeline (its log: {log}) ...", flush=True)
-    from cicd_pipeline.runners.local import load
-
-    with _output_to(log):
-        load()  # TFX's imports before the clock: the time printed is the pipeline's own
-    started = time.monotonic()
-    summary = _run_once(layout, inputs, config, labels, log)
-    elapsed = time.monotonic() - started
-    from cicd_pipeline.report import format_summary
-
-    report = "\n".join(
+    summary, elapsed, where = _run_once(layout, inputs, config, labels, log)
+    text = "\n".join(
         [
             format_summary(summary, config.accuracy_threshold, config.regression_tolerance),
             f"\n  executed: {', '.join(summary.executed) or '(none)'}",
             f"  cached:   {', '.join(summary.cached) or '(none)'}",
         ]
     )
-    print(report)
+    print(text)
     print(f"  wall time of the pipeline: {elapsed:.1f} s   (state in {layout.root}; full log: {log})")
+    print(where)
     runstamp.write(
         layout.root,
-        runstamp.Stamp(fingerprint, summary.run_id, report, summary.blessed, summary.refusals),
+        runstamp.Stamp(fingerprint, summary.run_id, f"{text}\n{where}", summary.blessed, summary.refusals),
     )
     _exit_unless_blessed(summary.blessed, summary.refusals)
 
 
-def _files(inputs) -> dict[str, Path]:
-    return {
-        "preprocessing_module": inputs.preprocessing_module,
-        "model_module": inputs.model_module,
-        "schema_file": inputs.schema_file,
-    }
-
-
 def _run_once(layout, inputs, config, labels, log):
-    """One pipeline run, its output in `log`; the data gate's stop is exit 4. Returns the run's summary."""
-    from cicd_components.anomalies_gate.executor import DataGateError
-    from cicd_pipeline.report import summarize_run
-    from cicd_pipeline.runners.local import run_local
+    """One pipeline run with its live lines, its output in `log`, its HTML report written.
 
+    Returns the run's summary, the pipeline's wall time and the line saying where the report is. A stop of
+    the data gate is exit 4, a failed component exit 1, each in a few lines with the log's path.
+    """
+    from cicd_components.anomalies_gate.executor import DataGateError
+    from cicd_pipeline.logtail import append_traceback, failure_message
+    from cicd_pipeline.progress import Progress, terminal
+    from cicd_pipeline.report import summarize_run
+    from cicd_pipeline.runners.local import load, run_local
+
+    with _output_to(log):
+        load()  # TFX's imports before the clock: the time printed is the pipeline's own
+    # The live lines go to the terminal as it is before the run's own output is sent to the log.
+    progress = Progress(layout.metadata_path, config.pipeline_name, terminal())
+    report = functools.partial(_report, layout, config, progress, log)
+    started = time.monotonic()
     try:
         with _output_to(log):
-            run_local(layout, inputs, config, labels=labels)
+            run_local(layout, inputs, config, labels=labels, progress=progress)
     except DataGateError as stop:
         raise Exit(
             f"Data gate: the run stopped before training.\n{stop}\n"
-            f"Nothing was trained or pushed; the last blessed model stays. Full log: {log}",
+            f"Nothing was trained or pushed; the last blessed model stays. Full log: {log}{report()}",
             code=4,
         ) from None
-    return summarize_run(layout.metadata_path, config.pipeline_name)
+    except Exception as err:  # a component failed: its log says why, the terminal gets the lines that matter
+        append_traceback(log, err)
+        raise Exit(failure_message(log, progress.failed_node) + report(), code=1) from None
+    finally:
+        progress.out.close()
+    elapsed = time.monotonic() - started
+    with _output_to(log):  # reading the metrics back wakes TensorFlow's deprecation warnings
+        summary = summarize_run(layout.metadata_path, config.pipeline_name)
+    return summary, elapsed, report(summary).strip()
 
 
 def _exit_unless_blessed(blessed, refusals) -> None:
     if blessed is False:
         raise Exit(
-            "Not blessed: the Evaluator refused the model ("
+            "Not blessed: the judge refused the model ("
             + "; ".join(refusals or ["see the lines above"])
             + "). Nothing was pushed; the last blessed model stays.",
             code=5,
@@ -191,15 +225,16 @@ def _watch(layout, inputs, config) -> None:
     log = _log_to_file(layout.root / "logs")
     tests = watch.TestRunner(trainer / "tests", trainer / "src", log)
 
-    def pipeline():
-        try:
-            return _run_once(layout, inputs, config, _local_labels(inputs), log)
-        except Exit as stop:
-            raise watch.Stopped(stop.message) from None
-
     def run_tests():
         with _output_to(log):  # pytest's lines, and the test server's start-up chatter, go to the log
             return tests()
+
+    def pipeline():
+        try:
+            summary, _, _ = _run_once(layout, inputs, config, _local_labels(inputs), log)
+            return summary
+        except Exit as stop:
+            raise watch.Stopped(stop.message) from None
 
     def handle(changed):
         # A stop (the data gate) or an error raised by the edited module is this save's verdict, not the end

@@ -1,9 +1,24 @@
-"""`invoke pipeline.*`: compile the Vertex AI spec, submit a run (and `pipeline.run`, the local run)."""
+"""`invoke pipeline.*`: compile the Vertex AI spec, submit a run, retrain the released spec (and `pipeline.run`,
+the local run)."""
 
 from invoke import Collection, Exit, task
 
 from tasks import local
-from tasks._common import PLANNED_HELP, guard, release, run_step, settings, skip_unless_planned
+from tasks._common import (
+    PLANNED_HELP,
+    guard,
+    release,
+    run_step,
+    settings,
+    skip_unless_planned,
+    storage_client,
+)
+
+DATA_HELP = (
+    "What to train on: latest (the snapshot LATEST points at, default), a snapshot's sha256 (or its first 8+ "
+    "hex digits), or its gs:// URI."
+)
+WINDOW_HELP = "Train on the last N dated snapshots (`data.upload --date`) instead, copied into one snapshot."
 
 
 @task(
@@ -51,7 +66,62 @@ def submit(c, wait=False, hyperparameters=None, force=False, planned=False, poll
     )
 
 
+def parsed(hyperparameters: str | None, window) -> tuple[str | None, int | None]:
+    """--hyperparameters and --window as the packages take them; exit 2 naming the flag when bad."""
+    from cicd_release.errors import ReleaseError
+    from cicd_release.settings import parse_run_hyperparameters
+
+    try:
+        hyperparameters = parse_run_hyperparameters(hyperparameters) if hyperparameters is not None else None
+    except ReleaseError as err:
+        raise Exit(str(err), code=err.exit_code) from None
+    if window is None:
+        return hyperparameters, None
+    try:
+        days = int(window)
+    except ValueError:
+        days = 0
+    if days < 1:
+        raise Exit(f"--window {window!r} must be a whole number of snapshots, 1 or more.", code=2)
+    return hyperparameters, days
+
+
+@task(
+    help={
+        "data": DATA_HELP,
+        "window": WINDOW_HELP,
+        "hyperparameters": "JSON object overriding the hyperparameters for this run (default: the release's).",
+        "wait": "Follow the run to its end and print what it did; exit non-zero unless it succeeded.",
+        "poll_seconds": "How often a followed run is asked for its state (default 30).",
+    }
+)
+def retrain(c, data=None, window=None, hyperparameters=None, wait=False, poll_seconds=30.0):
+    """Run the released spec again on new data or hyperparameters: no checkout build, no image, no compile.
+
+    The spec and modules are the last release's (the release record; before the first record, the newest in
+    the bucket). Exit codes: 0 submitted; 1 the run failed (with --wait); 2 a bad flag; 3 nothing released
+    or no such snapshot.
+    """
+    settings_ = settings(c)
+    hyperparameters, days = parsed(hyperparameters, window)
+    from cicd_release.runs import retrain as retrain_run
+
+    lines = guard(
+        retrain_run,
+        settings_,
+        storage_client(settings_),
+        data=data,
+        window=days,
+        hyperparameters=hyperparameters,
+        wait=wait,
+        poll_seconds=float(poll_seconds),
+    )
+    for line in lines:
+        print(line)
+
+
 ns = Collection("pipeline")
 ns.add_task(local.run)
 ns.add_task(compile_, name="compile")
 ns.add_task(submit)
+ns.add_task(retrain)

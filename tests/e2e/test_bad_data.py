@@ -7,13 +7,15 @@ it, the way a team's next run would, and must leave it as it was.
 
 import csv
 import os
+import random
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from cicd_components.anomalies_gate.executor import TooFewExamplesError
+from cicd_components.anomalies_gate.executor import DataDriftError, TooFewExamplesError
 from cicd_pipeline.config import TrainingConfig
 from cicd_pipeline.runners.local import LocalInputs, LocalLayout, run_local
 from cicd_release.steps import TRAINER_FILES
@@ -91,7 +93,7 @@ def test_one_class_data_pushes_nothing_and_names_the_missing_classes(blessed, tm
     assert (pushed(blessed), registry(blessed)) == before
 
 
-def test_ten_rows_stop_at_the_gate_in_a_few_lines_with_exit_code_4(blessed, tmp_path):
+def test_ten_rows_stop_at_the_gate_in_a_few_lines_with_exit_code_4(blessed, tmp_path, visit):
     before = (pushed(blessed), registry(blessed))
     ten_rows = data_set(tmp_path, lambda index, _: index % 34 == 0)
     result = invoke_run(blessed, ten_rows)
@@ -100,15 +102,72 @@ def test_ten_rows_stop_at_the_gate_in_a_few_lines_with_exit_code_4(blessed, tmp_
     assert "Traceback" not in result.stderr and len(message) < 10, result.stderr
     assert "examples (at least 20 needed)" in result.stderr and "Full log:" in result.stderr
     assert (pushed(blessed), registry(blessed)) == before
+    # The progress said where it stopped, and the run's report shows it: the gate failed, nothing after it ran.
+    assert re.search(r"^ +AnomaliesGate +failed", result.stdout, re.MULTILINE), result.stdout
+    report = Path(re.search(r"HTML report: (\S+)", result.stderr).group(1))
+    seen = visit(report)
+    assert seen.errors == [] and seen.requests == [report.as_uri()]
+    states = dict(
+        seen.page.locator("svg g.node").evaluate_all("gs => gs.map(g => [g.dataset.node, g.dataset.state])")
+    )
+    assert states["CsvExampleGen"] == "done"  # new data
+    assert states["AnomaliesGate"] == "failed"
+    assert {states[n] for n in ("Transform", "Trainer", "Evaluator", "Pusher")} == {"not run"}
+    assert "STOPPED" in seen.page.locator(".verdict").inner_text()
 
 
-def test_a_refused_model_says_which_check_refused_it_with_exit_code_5(blessed, tmp_path):
+def test_a_refused_model_says_which_check_refused_it_with_exit_code_5(blessed, shipped_copy, tmp_path):
     before = (pushed(blessed), registry(blessed))
     strict = tmp_path / "strict.yaml"
     strict.write_text("training:\n  accuracy_threshold: 0.9999\n")
-    result = invoke_run(blessed, SHIPPED.parent, "-f", str(strict))
+    # The data the blessed state was trained on, where it read it: only the evaluation differs.
+    result = invoke_run(blessed, shipped_copy, "-f", str(strict))
     assert result.returncode == 5, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) < 10, result.stderr
-    assert "refused by: sparse_categorical_accuracy" in result.stdout
+    assert "eval split (" in result.stdout and "< threshold 1.00: refused" in result.stdout
     assert "NOT BLESSED" in result.stdout and "Nothing was pushed" in result.stderr
+    assert "HTML report:" in result.stdout
+    assert (pushed(blessed), registry(blessed)) == before
+
+
+def test_a_label_distribution_far_from_the_blessed_models_data_stops_at_the_gate(blessed, tmp_path):
+    """Every class present (the counts pass), but Adelie's share moved from 0.44 to 0.82: the drift comparator
+    of the curated schema, against the statistics the judge kept with the blessed model, stops it."""
+    before = (pushed(blessed), registry(blessed))
+    kept = {"Chinstrap": 0, "Gentoo": 0}
+
+    def mostly_adelie(_, row):
+        if row["species"] == "Adelie":
+            return True
+        kept[row["species"]] += 1
+        return kept[row["species"]] <= 12
+
+    with pytest.raises(
+        DataDriftError, match=r"species: L_INFTY distance 0\.3\d\d .* \(most changed: Adelie\)"
+    ):
+        run_local(blessed, inputs(data_set(tmp_path, mostly_adelie)), TrainingConfig())
+    assert (pushed(blessed), registry(blessed)) == before
+
+
+def test_shuffled_labels_cannot_fool_the_judge_the_holdout_refuses_them(blessed, tmp_path):
+    """With the threshold lowered out of the way, only the fixed holdout stands between shuffled labels and a
+    push: new data's own eval split is shuffled too, and the baseline scores as badly there."""
+    before = (pushed(blessed), registry(blessed))
+    rows = data_set(tmp_path, lambda *_: True) / "penguins.csv"
+    with open(rows, newline="") as f:
+        table = list(csv.DictReader(f))
+    labels = [row["species"] for row in table]
+    random.Random(0).shuffle(labels)  # seeded: the same class counts, labels unrelated to the rows
+    with open(rows, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(table[0]))
+        writer.writeheader()
+        writer.writerows({**row, "species": label} for row, label in zip(table, labels, strict=True))
+    lenient = tmp_path / "lenient.yaml"
+    lenient.write_text("training:\n  accuracy_threshold: 0.3\n")
+    result = invoke_run(blessed, rows.parent, "-f", str(lenient))
+    assert result.returncode == 5, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) < 10, result.stderr
+    refusals = [line for line in result.stdout.splitlines() if line.endswith(": refused")]
+    assert len(refusals) == 1 and refusals[0].strip().startswith("holdout (67 examples)"), result.stdout
+    assert "outside tolerance" in refusals[0]
     assert (pushed(blessed), registry(blessed)) == before

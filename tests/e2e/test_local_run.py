@@ -1,7 +1,8 @@
 """The whole pipeline on the shipped data with TFX's LocalDagRunner: the user's `invoke run`, as a test.
 
 Two runs share one state folder: the first executes every component and pushes a blessed model; the second,
-with nothing changed, must reuse every cached component.
+with nothing changed, must reuse every cached component. Last, new rows in the same folder: the run starts
+again from CsvExampleGen.
 """
 
 import csv
@@ -116,3 +117,30 @@ def test_schema_bootstrap_infers_the_shipped_columns(tmp_path):
     assert set(next(d for d in schema.string_domain if d.name == "species").value) == SPECIES
     with pytest.raises(FileExistsError, match="never replaced"):
         bootstrap_schema(DATA, tmp_path / "work2", out)
+
+
+def test_new_data_in_the_same_folder_reruns_from_csvexamplegen(runs, shipped_copy):
+    """CsvExampleGen fingerprints the files it reads (sizes and times): new rows are a new input, and every
+    component that reads the examples runs again; the schema and hyperparameters stay cached."""
+    import cicd_trainer
+    from cicd_pipeline.report import summarize_run
+    from cicd_pipeline.runners.local import LocalInputs, run_local
+
+    layout, _, second = runs
+    assert "CsvExampleGen" in second.cached, "unchanged data stays cached (the fixture's second run)"
+    data = shipped_copy / "penguins.csv"
+    shipped = data.read_bytes()
+    try:
+        data.write_bytes(shipped + b"Gentoo,46.1,13.2,211,4500\nAdelie,37.8,18.3,174,3400\n")
+        inputs = LocalInputs(
+            data_root=shipped_copy,
+            schema_file=Path(cicd_trainer.SCHEMA_FILE),
+            preprocessing_module=Path(cicd_trainer.PREPROCESSING_MODULE),
+            model_module=Path(cicd_trainer.MODEL_MODULE),
+        )
+        run_local(layout, inputs, TrainingConfig())
+    finally:
+        data.write_bytes(shipped)  # the shipped rows again (a new file time: a later run re-reads them too)
+    third = summarize_run(layout.metadata_path, TrainingConfig().pipeline_name)
+    assert {"CsvExampleGen", "StatisticsGen", "Transform", "Trainer", "Evaluator"} <= set(third.executed)
+    assert {"ImportSchemaGen", "HyperparametersGen"} <= set(third.cached)

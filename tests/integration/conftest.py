@@ -27,6 +27,7 @@ from tests.support.container_engine import (  # noqa: F401 (fixtures)
     tfx_like_base_image,
 )
 from tests.support.fault_fixtures import _gcs_fault_proxy, _vertex_fault_proxy, gcs_faults, vertex_faults  # noqa: F401 (fixtures)
+from tests.support.gcp_admin_fixtures import admin_standin, owner_key  # noqa: F401 (fixtures)
 from tests.support.gcs_emulator import GcsEmulator, create_bucket, make_storage_client, running_gcs_emulator
 from tests.support.gcs_iam_fixtures import _gcs_iam_proxy_server, gcs_as, gcs_iam_proxy  # noqa: F401 (fixtures)
 from tests.support.vertex_standin import VertexStandIn, running_vertex_standin

@@ -4,7 +4,8 @@ A full build first (no base: image, spec, modules, run, release record). Then:
 - a docstring edit in the pipeline's report: the plan says recompile, the spec compiles to the same bytes and
   name, and `pipeline.submit` is skipped because nothing the run consumes changed;
 - a change to one trainer module: the chain uploads it under a new content address and submits a run of the
-  released spec that uses it, with no image built and no recompile.
+  released spec that uses it, with no image built and no recompile;
+- a pipeline change that compiles a new spec: the chain's last step moves the pipeline's schedule to it.
 """
 
 import json
@@ -37,10 +38,7 @@ def clone(tmp_path) -> Path:
 def chain_env(clone, gcs_emulator, gcs_client, vertex_standin, docker_host, pinned_tfx_like_base_image):
     bucket = f"ci-{os.getpid()}-{int(time.time())}"
     gcs_client.create_bucket(bucket)
-    # The run's data, where the default data root points (a Vertex run reads it from the bucket).
-    gcs_client.bucket(bucket).blob("data/penguins/penguins.csv").upload_from_filename(
-        str(ROOT / "data" / "penguins" / "penguins.csv")
-    )
+    # No data in the bucket: the first release uploads the checkout's data/penguins as the first snapshot.
     env = {
         **os.environ,
         "INVOKE_CICD_PROJECT": "test-project",
@@ -109,7 +107,16 @@ def test_first_release_then_unchanged_spec_then_a_cancelled_push_is_built_by_the
     out, full_seconds = invoke(clone, env, "ci", "--skip-tests", "--base", ":release", *follow)
     plan = json.loads((clone / ".cicd" / "plan.json").read_text())
     assert plan["workflow"] == "full" and "no release record" in plan["reasons"][0]
-    for step in ("build.wheels", "build.image", "pipeline.compile", "modules.upload", "pipeline.submit"):
+    assert any(r.startswith("data.upload added: nothing to train on yet") for r in plan["reasons"]), plan
+    for step in (
+        "build.wheels",
+        "build.image",
+        "pipeline.compile",
+        "modules.upload",
+        "data.upload",
+        "pipeline.submit",
+        "schedule.move",
+    ):
         assert f"== {step}: done" in out
     image = json.loads((clone / ".cicd" / "image.json").read_text())["image"]
     assert image.startswith(f"{REGISTRY}/test-project/{bucket}/cicd-components:0.1.0-")
@@ -128,9 +135,14 @@ def test_first_release_then_unchanged_spec_then_a_cancelled_push_is_built_by_the
         "release_version",
         "trainer_version",
     }
+    # The run trains on the snapshot of the checkout's data the release uploaded, and says so.
+    [snapshot] = [b.name for b in gcs_client.list_blobs(bucket, prefix="data/penguins/manifests/")]
+    sha = snapshot.rsplit("/", 1)[-1].removesuffix(".json")
+    assert params["data_root"] == f"gs://{bucket}/data/penguins/{sha}"
+    assert first_job["labels"]["data_sha"] == sha[:16] and f"data_sha {sha[:16]}" in out
     # The registered model version carries the trail too: commit, versions, module and data digests.
     model_labels = json.loads(params["model_labels"])
-    assert model_labels["commit"] == head[:12] and len(model_labels["data_sha"]) == 16
+    assert model_labels["commit"] == head[:12] and model_labels["data_sha"] == sha[:16]
     assert model_labels["model_module_sha"] == first_modules["model_module"].split("/")[-2][:16]
     # The build ends with what the run did, and leaves it where the GitHub job summary picks it up.
     assert "model: BLESSED" in out and "sparse_categorical_accuracy: 0.9700" in out
@@ -152,6 +164,12 @@ def test_first_release_then_unchanged_spec_then_a_cancelled_push_is_built_by_the
     released = record(gcs_client, bucket)
     assert released["commit"] == head and released["inputs"]["spec"] == spec["uri"]
     assert released["run"]["resource_name"].endswith(f"/pipelineJobs/{first_job['_jobId']}")
+    # A weekly schedule of this release; each later release moves it (schedule.move).
+    from cicd_release import schedules
+    from tests.support.released import settings_for
+
+    schedule_settings = settings_for(bucket, vertex_standin.endpoint)
+    schedules.create_schedule(schedule_settings, gcs_client, cron="0 3 * * 1", display_name="weekly")
 
     # A docstring edit in the report: a pipeline-package change that cannot change the compiled spec.
     report = clone / "packages" / "pipeline" / "src" / "cicd_pipeline" / "report.py"
@@ -218,6 +236,17 @@ def test_first_release_then_unchanged_spec_then_a_cancelled_push_is_built_by_the
     built = json.loads((clone / ".cicd" / "image.json").read_text())["image"]
     assert built.startswith(f"{REGISTRY}/test-project/{bucket}-moved/") and docker_client.images.get(built)
     assert built in json.dumps(vertex_standin.created_bodies[-1]["pipelineSpec"]["deploymentSpec"])
+    # The release landed a new spec: the schedule now runs it (and the modules of B).
+    new_spec = json.loads((clone / ".cicd" / "spec.json").read_text())
+    assert new_spec["uri"] != spec["uri"]
+    [weekly] = schedules.list_schedules(schedule_settings)
+    assert weekly.labels["spec_sha"] == new_spec["name"].removesuffix(".json").rsplit("-", 1)[-1]
+    assert weekly.parameters["model_module"] == second_modules["model_module"]
+    [stored] = vertex_standin.schedules.schedules.values()
+    assert built in json.dumps(
+        stored["createPipelineJobRequest"]["pipelineJob"]["pipelineSpec"]["deploymentSpec"]
+    )
+    assert stored["cron"] == "0 3 * * 1" and "schedule.move: done" in out
 
     # A run that fails fails the build, says where, and leaves the release record where it was: the next
     # build retries it.

@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 from google.auth.credentials import AnonymousCredentials
-from google.cloud import storage
+from google.cloud import aiplatform, storage
 
 from cicd_release.errors import ReleaseError
 from cicd_release.storage import (
@@ -43,7 +43,12 @@ from cicd_release.storage import (
     upload_immutable,
     write_json_object,
 )
-from cicd_release.submit import PipelineSubmitError, submit_pipeline_job
+from cicd_release.submit import (
+    PipelineFollowError,
+    PipelineSubmitError,
+    follow_pipeline_job,
+    submit_pipeline_job,
+)
 from tests.support.fault_proxy import FaultProxy
 from tests.support.gcs_emulator import GcsEmulator, make_storage_client
 from tests.support.vertex_standin import VertexStandIn
@@ -267,9 +272,24 @@ def test_a_storage_slower_than_the_deadline_fails_in_bounded_time_without_a_wron
 
     _, line = gcs.upload_fails()
 
-    assert f"no answer within {FAST:g} s" in line
+    # The request's own timeout, or the wall-clock bound around the upload, whichever ends it first.
+    assert f"no answer within {FAST:g} s" in line or f"no answer within {2 * FAST:g} s" in line
     gcs.faults.wait_idle()  # the slow uploads still reach the server after the client gave up...
     gcs.assert_no_partial_object()  # ...whole, or not at all
+    gcs.assert_rerun_completes()
+
+
+def test_an_upload_to_a_host_that_never_answers_is_given_up_on_after_one_bounded_wait(gcs: Storage) -> None:
+    """The upload library counts only its sleeps against the deadline: without a wall-clock bound, a host
+    that takes the upload and never answers held the call for every attempt times the request timeout."""
+    gcs.faults.slow(20, on="/upload/")  # ten times the bound: to the client, a host that never answers
+
+    _, line = gcs.upload_fails()
+
+    assert f"no answer within {2 * FAST:g} s" in line and "Traceback" not in line
+    assert len([w for w in _whats(gcs.faults, "/upload/") if w == "slow"]) <= 2, "given up, not retried on"
+    gcs.faults.heal()
+    gcs.assert_no_partial_object()
     gcs.assert_rerun_completes()
 
 
@@ -442,6 +462,31 @@ def test_an_unreachable_vertex_fails_at_once_naming_the_endpoint_and_nothing_cre
     )
     assert "connection refused" in line and "Nothing was created." in line
     assert vertex_standin.jobs == {}
+
+
+def test_vertex_going_away_while_a_run_is_followed_ends_the_follow_in_one_line_the_run_goes_on(
+    tmp_path: Path, vertex_faults: FaultProxy, vertex_standin: VertexStandIn, gcs_bucket: storage.Bucket
+) -> None:
+    _submit(vertex_faults, gcs_bucket, tmp_path)
+    job = aiplatform.PipelineJob.get(
+        f"projects/{PROJECT}/locations/{REGION}/pipelineJobs/tiny-run-1", credentials=AnonymousCredentials()
+    )
+    vertex_faults.down()
+
+    error, line = _fails_fast(
+        lambda: follow_pipeline_job(job, poll_seconds=0.1, request_deadline=FAST), PipelineFollowError
+    )
+
+    assert error.exit_code == 1 and "Traceback" not in line
+    assert (
+        "stopped answering the polls of projects/test-project/locations/us-central1/pipelineJobs/tiny-run-1"
+        in line
+    )
+    assert "The run goes on without this build: follow it at https://console.cloud.google.com/" in line
+    vertex_faults.heal()
+    assert (
+        follow_pipeline_job(job, poll_seconds=0.1, request_deadline=FAST).state == "PIPELINE_STATE_SUCCEEDED"
+    )
 
 
 def test_a_silent_vertex_times_out_and_says_the_job_may_exist(

@@ -18,7 +18,6 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import aiplatform
 from tfx.types import standard_artifacts
 
-from cicd_components.labels import vertex_labels
 from cicd_components.registry.component import RegisteredModel
 from cicd_components.registry.executor import Executor, record_vertex
 from tests.support.vertex_standin import VertexStandIn
@@ -264,18 +263,26 @@ def test_record_vertex_registers_the_chains_model_with_its_labels_as_new_version
 ) -> None:
     """The executor's Vertex path with what the chain gives it: model_labels as submit_run makes them, a
     digest-pinned serving image, and a second push that must become version 2 of the same model."""
+    from cicd_release.runs import RunRequest
+    from cicd_release.snapshots import RunData
+
     version = "0.1.0+g0123456789ab.dirty89abcdef"
-    model_labels = {
-        "commit": "0123456789ab",
-        **{f"{p}_version": version for p in ("components", "pipeline", "release", "trainer")},
-        **{
-            f"{name}_sha": "0123456789abcdef"
+    request = RunRequest(
+        spec="gs://b/specs/penguin-cicd-0.1.0-0123456789abcdef.json",
+        image="unused",
+        modules={
+            name: f"gs://b/modules/{'0123456789abcdef' * 4}/{name}.py"
             for name in ("preprocessing_module", "model_module", "schema_file")
         },
-        "data_sha": "fedcba9876543210",
-    }
-    # The pipeline parameter carries them as JSON, already made valid (cicd_release.steps.submit_run).
-    labels = json.loads(json.dumps(vertex_labels(model_labels), sort_keys=True))
+        data=RunData(f"gs://b/data/penguins/{'f' * 64}", "fedcba9876543210" * 4, "penguins", "snapshot"),
+        hyperparameters="{}",
+        commit="0123456789ab" + "0" * 28,
+        versions={p: version for p in ("components", "pipeline", "release", "trainer")},
+        trigger="release",
+    )
+    # The pipeline parameter carries them as JSON, already made valid (cicd_release.runs.RunRequest).
+    labels = json.loads(request.parameters()["model_labels"])
+    assert labels["data_sha"] == "fedcba9876543210" and labels["data_name"] == "penguins"
     parent = f"projects/{PROJECT}/locations/{REGION}"
     entry = {"model_name": "penguin", "pushed_destination": "gs://bucket/serving/1", "labels": labels}
 

@@ -461,22 +461,29 @@ def test_a_service_account_the_caller_may_not_act_as_is_refused_as_vertex_refuse
 def test_the_chains_own_request_passes_every_rule(
     tmp_path: Path, vertex_standin: VertexStandIn, gcs_bucket: storage.Bucket
 ) -> None:
-    """What cicd_release.steps.submit_run sends: its job ID format, run labels, model_labels, service account."""
+    """What the chain sends (cicd_release.runs.RunRequest): its job ID format, run labels, model_labels,
+    service account."""
+    from cicd_release.runs import RunRequest
+    from cicd_release.snapshots import RunData
+
     commit = "0123456789abcdef0123456789abcdef01234567"
     # A package version as `invoke` reports it for a dirty checkout: the longest label value the chain makes.
     version = "0.1.0+g0123456789ab.dirty89abcdef"
-    run_labels = {
-        "commit": commit[:12],
-        **{f"{p}_version": version for p in ("components", "pipeline", "release", "trainer")},
-    }
-    model_labels = {
-        **run_labels,
-        **{
-            f"{name}_sha": "0123456789abcdef"
+    request = RunRequest(
+        spec="gs://b/specs/penguin-cicd-0.1.0-0123456789abcdef.json",
+        image="unused",
+        modules={
+            name: f"gs://b/modules/{'0123456789abcdef' * 4}/{name}.py"
             for name in ("preprocessing_module", "model_module", "schema_file")
         },
-        "data_sha": "fedcba9876543210",
-    }
+        data=RunData(f"gs://b/data/penguins/{'f' * 64}", "fedcba9876543210" * 4, "penguins", "snapshot"),
+        hyperparameters="{}",
+        commit=commit,
+        versions={p: version for p in ("components", "pipeline", "release", "trainer")},
+        trigger="schedule",
+    )
+    run_labels, model_labels = request.labels(), request.model_labels()
+    assert model_labels["data_sha"] == "fedcba9876543210" and run_labels["data_name"] == "penguins"
     spec = copy.deepcopy(TINY_SPEC)
     spec["root"]["inputDefinitions"]["parameters"]["model_labels"] = {"parameterType": "STRING"}
     job_id = f"penguin-cicd-{commit[:12]}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"

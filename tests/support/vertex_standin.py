@@ -10,7 +10,9 @@ Subset served (paths as in ``aiplatform_v1/services/pipeline_service/transports/
     GET  /v1/projects/P/locations/L/pipelineJobs/ID                  get
     POST /v1/projects/P/locations/L/pipelineJobs/ID:cancel           cancel
 The Model Registry subset (``models`` list/get/upload and the upload's operation) lives in
-``tests/support/vertex_model_registry.py`` and is served by the same server, as ``standin.model_registry``.
+``tests/support/vertex_model_registry.py``, the pipeline schedules (``schedules`` create/list/get/update/
+pause/resume/delete) in ``tests/support/vertex_schedules.py``; the same server serves both, as
+``standin.model_registry`` and ``standin.schedules``.
 Errors use Google's JSON error shape, which ``google.api_core.exceptions.from_http_response`` maps to the
 matching exception class (400 -> BadRequest, 404 -> NotFound, 409 -> Conflict).
 
@@ -82,16 +84,18 @@ _GRPC_STATUS = {
 
 
 class ApiError(Exception):
-    """An error answered to the client in Google's JSON error shape."""
+    """An error answered to the client in Google's JSON error shape (``status`` when not the code's usual one,
+    e.g. FAILED_PRECONDITION, which Google answers as HTTP 400 too)."""
 
-    def __init__(self, code: int, message: str):
+    def __init__(self, code: int, message: str, status: str | None = None):
         super().__init__(message)
         self.code = code
         self.message = message
+        self.status = status or _GRPC_STATUS[code]
 
     def body(self) -> dict[str, Any]:
         """Return the ``{"error": {...}}`` document the Google APIs answer with."""
-        return {"error": {"code": self.code, "message": self.message, "status": _GRPC_STATUS[self.code]}}
+        return {"error": {"code": self.code, "message": self.message, "status": self.status}}
 
 
 def utc_timestamp() -> str:
@@ -209,17 +213,21 @@ class VertexStandIn:
     """State of the stand-in: jobs, the bodies clients created them with, and the knobs tests turn."""
 
     def __init__(self) -> None:
-        # Imported here, not at the top: the model registry module builds on this module's ApiError.
+        # Imported here, not at the top: these modules build on this module's ApiError.
         from tests.support.vertex_model_registry import ModelRegistry
+        from tests.support.vertex_schedules import Schedules
 
         self._lock = threading.Lock()
         self.endpoint = ""
         self.model_registry: ModelRegistry = ModelRegistry()
+        self.schedules: Schedules = Schedules(self)
         self.reset()
 
     def reset(self) -> None:
-        """Forget all jobs, models and requests; back to the default outcome (SUCCEEDED) and any service account."""
+        """Forget all jobs, models, schedules and requests; back to the default outcome (SUCCEEDED) and any
+        service account."""
         self.model_registry.reset()
+        self.schedules.reset()
         with self._lock:
             self.jobs: dict[str, dict[str, Any]] = {}
             self.created_bodies: list[dict[str, Any]] = []
@@ -252,11 +260,8 @@ class VertexStandIn:
         if job_id is not None and not _JOB_ID_RE.match(job_id):
             raise ApiError(400, f"pipelineJobId {job_id!r} must match {_JOB_ID_RE.pattern}.")
         validate_pipeline_job(body)
-        service_account = body.get("serviceAccount")
+        self.check_act_as(body.get("serviceAccount"))
         with self._lock:
-            if service_account and self.service_accounts is not None:
-                if service_account not in self.service_accounts:
-                    raise act_as_denied(service_account)
             # "If not provided, an ID will be automatically generated" (the stand-in's are numbers).
             job_id = job_id or str(next(self._generated_ids))
             name = f"projects/{project}/locations/{location}/pipelineJobs/{job_id}"
@@ -278,6 +283,13 @@ class VertexStandIn:
             self.jobs[name] = job
             self._outcomes[name] = OUTCOMES[self.next_outcome]
             return copy.deepcopy(job)
+
+    def check_act_as(self, service_account: str | None) -> None:
+        """The caller may act as the run's service account (when the test lists the ones it may)."""
+        with self._lock:
+            if service_account and self.service_accounts is not None:
+                if service_account not in self.service_accounts:
+                    raise act_as_denied(service_account)
 
     def get(self, name: str) -> dict[str, Any]:
         """Return the job, first moving it one step towards its outcome (each poll is one tick)."""
@@ -393,6 +405,12 @@ def _make_handler(standin: VertexStandIn) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             self._dispatch("POST")
 
+        def do_PATCH(self) -> None:
+            self._dispatch("PATCH")
+
+        def do_DELETE(self) -> None:
+            self._dispatch("DELETE")
+
         def _dispatch(self, method: str) -> None:
             url = urllib.parse.urlsplit(self.path)
             query = urllib.parse.parse_qs(url.query)
@@ -410,6 +428,8 @@ def _make_handler(standin: VertexStandIn) -> type[BaseHTTPRequestHandler]:
         def _route(self, method: str, path: str, query: dict, body: dict) -> dict:
             # Model versions are addressed as models/ID@VERSION; clients may percent-encode the '@'.
             answer = standin.model_registry.route(method, urllib.parse.unquote(path), query, body)
+            if answer is None:
+                answer = standin.schedules.route(method, path, query, body)
             if answer is not None:
                 return answer
             if match := _COLLECTION_RE.match(path):
@@ -424,7 +444,9 @@ def _make_handler(standin: VertexStandIn) -> type[BaseHTTPRequestHandler]:
                 if method == "GET" and not match["verb"]:
                     return standin.get(name)
                 raise ApiError(405, f"{method} {path} is not supported by the stand-in.")
-            raise ApiError(404, f"The stand-in serves only v1 pipelineJobs and models; got {method} {path}.")
+            raise ApiError(
+                404, f"The stand-in serves only v1 pipelineJobs, models and schedules; got {method} {path}."
+            )
 
         def _reply(self, code: int, payload: dict) -> None:
             data = json.dumps(payload).encode()

@@ -30,7 +30,7 @@ def test_the_schema_names_the_columns():
 
 def test_the_shipped_data_passes():
     report = check_data_root(SHIPPED.parent, SCHEMA)
-    assert report.ok and report.files == 1 and report.rows == 344, report.format()
+    assert report.ok and report.files == 1 and report.rows == 277, report.format()
 
 
 @pytest.mark.parametrize(
@@ -87,6 +87,23 @@ def test_harmless_oddities_pass(tmp_path, data):
 def test_each_problem_is_named_by_file_and_line(tmp_path, files, expected):
     report = check_data_root(folder(tmp_path, **files), SCHEMA)
     assert not report.ok and expected in report.format(), report.format()
+
+
+def test_a_subfolder_is_named_and_its_files_are_not_read(tmp_path):
+    root = folder(tmp_path, p__csv=rows("Adelie,39.1,18.7,181,3750"))
+    (root / "2024").mkdir()
+    (root / "2024" / "q.csv").write_bytes(rows("Adelie,1"))
+    report = check_data_root(root, SCHEMA)
+    assert not report.ok and "data/2024: a folder inside the data root" in report.format()
+    assert "q.csv" not in report.format() and report.rows_by_file == (("p.csv", 1),)
+
+
+def test_rows_are_counted_per_file(tmp_path):
+    report = check_data_root(
+        folder(tmp_path, a__csv=rows("Adelie,39.1,18.7,181,3750"), b__csv=rows(*["Gentoo,1,2,3,4"] * 3)),
+        SCHEMA,
+    )
+    assert report.ok and report.rows_by_file == (("a.csv", 1), ("b.csv", 3)) and report.rows == 4
 
 
 def test_files_with_different_headers_are_named(tmp_path):

@@ -58,9 +58,24 @@ def test_every_component_once():
     assert sorted(ids) == sorted(EXPECTED)
 
 
+def test_a_holdout_adds_its_own_example_gen_feeding_the_judge():
+    pipeline = make(holdout_root="/holdout")
+    assert sorted(c.id for c in pipeline.components) == sorted([*EXPECTED, "HoldoutExampleGen"])
+    assert "HoldoutExampleGen" in upstream(pipeline, "Evaluator")
+    holdout = next(c for c in pipeline.components if c.id == "HoldoutExampleGen")
+    assert holdout.exec_properties["input_base"] == "/holdout"
+    assert '"name": "holdout"' in holdout.exec_properties["input_config"]
+
+
 def test_the_gates_sit_between_validation_and_training():
     pipeline = make()
-    assert upstream(pipeline, "AnomaliesGate") == {"ExampleValidator", "StatisticsGen", "ImportSchemaGen"}
+    # The resolver gives the gate the blessed model's blessing, where the judge kept its training statistics.
+    assert upstream(pipeline, "AnomaliesGate") == {
+        "ExampleValidator",
+        "StatisticsGen",
+        "ImportSchemaGen",
+        "latest_blessed_model_resolver",
+    }
     assert "AnomaliesGate" in upstream(pipeline, "Transform"), "nothing is transformed before the gate passes"
     assert upstream(pipeline, "Trainer") >= {"Transform", "HyperparametersGen", "ImportSchemaGen"}
     assert upstream(pipeline, "Evaluator") >= {"Trainer", "latest_blessed_model_resolver", "CsvExampleGen"}
@@ -68,15 +83,24 @@ def test_the_gates_sit_between_validation_and_training():
     assert upstream(pipeline, "ModelRegistryUploader") == {"Pusher", "Trainer", "Evaluator"}
 
 
-def test_evaluator_blesses_on_threshold_and_no_regression():
+def test_the_judge_gets_the_threshold_and_the_tolerance():
     evaluator = next(
         c for c in make(accuracy_threshold=0.75, regression_tolerance=0.03).components if c.id == "Evaluator"
     )
     config = json_format.Parse(evaluator.exec_properties["eval_config"], tfma.EvalConfig())
     [metric] = [m for m in config.metrics_specs[0].metrics if m.class_name == "SparseCategoricalAccuracy"]
     assert metric.threshold.value_threshold.lower_bound.value == 0.75
-    assert metric.threshold.change_threshold.absolute.value == pytest.approx(-0.03)
+    # No TFMA change threshold: the no-regression rule is the judge's, with its own tolerance.
+    assert not metric.threshold.HasField("change_threshold")
+    assert evaluator.exec_properties["accuracy_threshold"] == 0.75
+    assert evaluator.exec_properties["regression_tolerance"] == pytest.approx(0.03)
     assert list(config.model_specs[0].preprocessing_function_names) == ["transform_features"]
+    assert {m.class_name for m in config.metrics_specs[0].metrics} >= {"ExampleCount"}
+
+
+def test_no_tolerance_means_one_standard_error():
+    evaluator = next(c for c in make().components if c.id == "Evaluator")
+    assert evaluator.exec_properties["regression_tolerance"] < 0  # the judge derives it from the set
 
 
 def test_registry_labels_reach_the_uploader_and_may_be_a_runtime_parameter():

@@ -1,6 +1,7 @@
 """The edit loop of `invoke run --watch`, without a human: a save is seen once it settles, the tests run for
 real (pytest in a forked child), the pipeline runs only on green tests, and the verdict names what ran."""
 
+import dataclasses
 import threading
 from pathlib import Path
 
@@ -139,3 +140,20 @@ def test_a_stopped_run_is_a_verdict_not_a_crash(tmp_path):
     ]
     lines = watch.describe(watch.edit_cycle([], lambda: ok, broken_module, stops=(Exception,)), 0.6, 0.02)
     assert lines[2] == "  verdict: STOPPED: NameError: name 'kears' is not defined"
+
+
+def test_the_judges_checks_are_the_verdicts_detail():
+    judged = dataclasses.replace(
+        summary(blessed=False),
+        checks=[
+            "holdout accuracy 0.91 >= 0.60: passed",
+            "no regression on the holdout: -0.05 < -0.02 refused",
+        ],
+    )
+    ok = watch.TestOutcome(passed=4, failed=[], seconds=1.0)
+    lines = watch.describe(watch.edit_cycle([], lambda: ok, lambda: judged), 0.6, None)
+    assert lines[3:6] == [
+        "  verdict: model: NOT BLESSED",
+        "    holdout accuracy 0.91 >= 0.60: passed",
+        "    no regression on the holdout: -0.05 < -0.02 refused",
+    ]

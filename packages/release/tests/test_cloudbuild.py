@@ -17,15 +17,16 @@ def invoke_steps():
     return [s for s in BUILD["steps"] if s["args"][:2] == ["-m", "invoke"]]
 
 
-def test_the_invoke_steps_are_plan_then_the_ci_chain_in_order():
+def test_the_invoke_steps_are_doctor_plan_then_the_ci_chain_in_order():
+    # The doctor first: a project that is not ready fails the build in seconds, before anything is built.
     tasks = [s["args"][2] for s in invoke_steps()]
-    assert tasks == ["plan", *STEPS]
+    assert tasks == ["doctor", "plan", *STEPS]
     assert [s["id"] for s in invoke_steps()] == tasks
 
 
 def test_every_step_after_plan_but_test_reads_the_plan():
     for step in invoke_steps():
-        if step["id"] not in ("plan", "test"):
+        if step["id"] not in ("doctor", "plan", "test"):
             assert "--planned" in step["args"], step["id"]
 
 
@@ -44,9 +45,10 @@ def test_each_step_waits_for_the_one_before_and_has_a_timeout_and_a_comment():
 def test_no_shell_logic_and_no_latest_images():
     for step in BUILD["steps"]:
         assert step["entrypoint"] == "python", step["id"]
-    python_image = BUILD["substitutions"]["_PYTHON_IMAGE"]
-    assert ":" in python_image and not python_image.endswith(":latest")
-    assert "--tag" in invoke_steps()[STEPS.index("build.image") + 1]["args"], (
+    # Every step runs in the one step image, which has no default: the workflow passes it, pinned by digest.
+    assert {step["name"] for step in BUILD["steps"]} == {"${_PYTHON_IMAGE}"}
+    assert BUILD["substitutions"]["_PYTHON_IMAGE"] == ""
+    assert "--tag" in invoke_steps()[STEPS.index("build.image") + 2]["args"], (
         "the image is also tagged with the commit"
     )
 

@@ -48,6 +48,24 @@ def job(state="PIPELINE_STATE_SUCCEEDED", blessed=1.0, registered=1.0, error=Non
     return resource
 
 
+SNAPSHOT = "gs://b/data/penguins/" + "5" * 64
+
+
+def test_the_run_names_the_snapshot_it_trained_on():
+    resource = {
+        **job(),
+        "labels": {"data_sha": "5" * 16, "commit": "0123456789ab"},
+        # TFX 1.16 compiles spec schema 2.0.0: aiplatform sends its values as typed `parameters`.
+        "runtime_config": {"parameters": {"data_root": {"string_value": SNAPSHOT}}},
+    }
+    outcome = outcome_from_resource(resource)
+    assert (outcome.data_root, outcome.data_sha) == (SNAPSHOT, "5" * 16)
+    assert f"data: {SNAPSHOT} (data_sha {'5' * 16})" in format_outcome(outcome)
+    assert f"Trained on `{SNAPSHOT}`" in markdown_outcome(outcome)
+    schema_2_1 = {**job(), "runtime_config": {"parameter_values": {"data_root": SNAPSHOT}}}
+    assert outcome_from_resource(schema_2_1).data_root == SNAPSHOT
+
+
 def test_a_blessed_run_reads_back_with_its_numbers_and_version():
     outcome = outcome_from_resource(job(), "https://console/run")
     assert outcome.succeeded and outcome.verdict == "BLESSED"

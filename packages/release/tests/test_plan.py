@@ -13,10 +13,26 @@ from cicd_release import plan as planmod
 from cicd_release.plan import PlanError, classify_path, format_table, make_plan, needs
 
 # The steps each workflow must run, written out here so a change to the plan's decisions shows in review.
-FULL = ("test", "build.wheels", "build.image", "pipeline.compile", "modules.upload", "pipeline.submit")
-PIPELINE = ("test", "pipeline.compile", "modules.upload", "pipeline.submit")
-MODULES = ("test", "modules.upload", "pipeline.submit")
+FULL = (
+    "test",
+    "build.wheels",
+    "build.image",
+    "pipeline.compile",
+    "modules.upload",
+    "pipeline.submit",
+    "schedule.move",
+)
+PIPELINE = ("test", "pipeline.compile", "modules.upload", "pipeline.submit", "schedule.move")
+MODULES = ("test", "modules.upload", "pipeline.submit", "schedule.move")
+DATA = ("test", "data.upload", "pipeline.submit", "schedule.move")
 NONE = ("test",)
+STEPS_OF = {"full": FULL, "pipeline": PIPELINE, "modules": MODULES, "data": DATA, "none": NONE}
+
+
+def with_data(steps: tuple[str, ...]) -> tuple[str, ...]:
+    """A code workflow's steps plus the data upload, in chain order."""
+    return tuple(s for s in planmod.STEPS if s in steps or s == "data.upload")
+
 
 # A small copy of the monorepo's layout: one file in every place the plan classifies.
 LAYOUT = [
@@ -40,6 +56,8 @@ LAYOUT = [
     "docs/index.md",
     "README.md",
     "data/penguins.csv",
+    "data/README.md",
+    "data/penguins/penguins.csv",
     "noxfile.py",
     "tasks.py",
     "cloudbuild.yaml",
@@ -113,7 +131,14 @@ CASES = [
     ("trainer-changelog", ["packages/trainer/CHANGELOG.md"], [], "none", []),
     ("components-tests", ["packages/components/tests/test_gate.py"], [], "none", []),
     ("docs-only", ["docs/index.md", "docs/new.md"], [], "none", []),
-    ("readme-data-gitignore", ["README.md", "data/penguins.csv", ".gitignore"], [], "none", []),
+    ("readme-data-readme-gitignore", ["README.md", "data/README.md", ".gitignore"], [], "none", []),
+    # A file directly in data/ is not in a data set (CsvExampleGen reads a set's folder): docs.
+    ("file-directly-in-data", ["data/penguins.csv"], [], "none", []),
+    # The training data: check, upload a snapshot, train on it; no image, no compile.
+    ("data-set", ["data/penguins/penguins.csv"], [], "data", []),
+    ("data-set-new-file", ["data/penguins/2024-06.csv"], [], "data", []),
+    ("data-set-and-docs", ["data/penguins/penguins.csv", "docs/index.md"], [], "data", []),
+    ("data-set-deleted-file", [], ["data/penguins/penguins.csv"], "data", []),
     ("root-tool-config", ["pyproject.toml"], [], "none", []),
     ("cross-package-tests", ["tests/e2e/test_local_run.py"], [], "none", []),
     ("ci-checker-config", [".ci/run", ".yamllint.yaml"], [], "none", []),
@@ -153,10 +178,43 @@ def test_workflow_for_change(repo, write, delete, workflow, packages):
     head = commit(repo, write=write, delete=delete)
     plan = make_plan(repo, base, head)
     assert (plan.workflow, list(plan.changed_packages)) == (workflow, packages)
-    assert plan.steps == {"full": FULL, "pipeline": PIPELINE, "modules": MODULES, "none": NONE}[workflow]
+    assert plan.steps == STEPS_OF[workflow]
     assert set(plan.changed_files) == set(write) | set(delete)
     assert (plan.base, plan.head) == (base, head)
     assert plan.reasons and plan.reasons[0].startswith(f"{workflow}:")
+
+
+DATA_FILE = "data/penguins/penguins.csv"
+
+
+@pytest.mark.parametrize(
+    ("code", "workflow"),
+    [([MODEL], "modules"), ([PIPELINE_SRC], "pipeline"), ([COMPONENT], "full"), (["noxfile.py"], "full")],
+    ids=["trainer", "pipeline", "components", "shared-build-input"],
+)
+def test_data_with_code_takes_the_code_workflow_plus_the_upload(repo, code, workflow):
+    base = git(repo, "rev-parse", "HEAD")
+    plan = make_plan(repo, base, commit(repo, write=[*code, DATA_FILE]))
+    assert plan.workflow == workflow
+    assert plan.steps == with_data(STEPS_OF[workflow])
+    assert plan.steps.index("data.upload") < plan.steps.index("pipeline.submit")
+    assert any(r.startswith("data: the training data data/penguins/ changed") for r in plan.reasons)
+
+
+def test_a_data_only_change_builds_nothing_and_uploads_before_the_run(repo):
+    base = git(repo, "rev-parse", "HEAD")
+    plan = make_plan(repo, base, commit(repo, write=[DATA_FILE]))
+    assert (plan.workflow, plan.steps, plan.changed_packages) == ("data", DATA, ())
+    assert not {"build.wheels", "build.image", "pipeline.compile", "modules.upload"} & set(plan.steps)
+    assert "(no image, no compile)" in plan.reasons[0] and DATA_FILE in plan.reasons[0]
+
+
+def test_a_code_change_alone_never_uploads_data(repo):
+    """The snapshot a team uploaded from elsewhere stays what runs train on until data/ itself changes."""
+    base = git(repo, "rev-parse", "HEAD")
+    for write in ([MODEL], [PIPELINE_SRC], [COMPONENT]):
+        assert "data.upload" not in make_plan(repo, base, commit(repo, write=write)).steps
+    assert "data.upload" not in make_plan(repo, None).steps
 
 
 def test_unknown_top_level_path_is_named_in_the_reasons(repo):

@@ -80,6 +80,23 @@ CASES = [
         {},
         "hidden_units",
     ),
+    ("data-set-name", ["data.upload", "--name", "Penguins/2024"], {}, "--name"),
+    ("data-date", ["data.upload", "--date", "2024-13-01"], {}, "--date"),
+    ("cron-fields", ["schedule.create", "--cron", "0 3 * *"], {}, "--cron"),
+    ("cron-zone", ["schedule.create", "--cron", "TZ=Nowhere/Else 0 3 * * 1"], {}, "--cron"),
+    ("window-zero", ["pipeline.retrain", "--window", "0"], {}, "--window"),
+    (
+        "retrain-hyperparameters",
+        ["pipeline.retrain", "--hyperparameters", "{lr: 1}"],
+        {},
+        "--hyperparameters",
+    ),
+    (
+        "schedule-hyperparameters",
+        ["schedule.create", "--cron", "0 3 * * 1", "--hyperparameters", "[]"],
+        {},
+        "--hyperparameters",
+    ),
 ]
 
 

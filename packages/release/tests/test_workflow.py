@@ -64,6 +64,20 @@ def test_the_sources_and_the_history_are(upload_list, path):
     assert not upload_list(path)
 
 
+def test_the_build_runs_as_the_setup_account_and_stages_where_setup_granted():
+    """invoke setup makes the build account and the staging bucket, and grants the submitter only there."""
+    from cicd_release.desired import Deployment
+    from cicd_release.settings import Settings
+
+    [submit] = [s for s in steps() if "gcloud builds submit" in str(s.get("run", ""))]
+    staging = Deployment.from_settings(Settings(project="my-project")).staging_bucket
+    assert '--service-account "projects/${PROJECT}/serviceAccounts/${BUILD_ACCOUNT}"' in submit["run"]
+    assert staging == "my-project_cloudbuild"
+    assert '--gcs-source-staging-dir "gs://${PROJECT}_cloudbuild/source"' in submit["run"]
+    assert submit["env"]["BUILD_ACCOUNT"] == "${{ vars.GCP_CLOUDBUILD_SERVICE_ACCOUNT }}"
+    assert "_BUCKET=${BUCKET}" in submit["run"], "the build and the job summary read the same bucket"
+
+
 def test_every_build_diffs_against_the_last_release_not_the_previous_push():
     [submit] = [s for s in steps() if "gcloud builds submit" in str(s.get("run", ""))]
     assert "github.event.before" not in str(submit), "a cancelled or failed push's changes would be lost"
@@ -97,6 +111,9 @@ GOOD_INPUTS = {
     "REGION": "europe-west12",
     "SERVING_IMAGE": "europe-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15" + DIGEST,
     "BASE_IMAGE": "europe-west4-docker.pkg.dev/my-project/mirror/tfx" + DIGEST,
+    "PYTHON_IMAGE": "python:3.10.15-bookworm" + DIGEST,
+    "BUCKET": "my-project-ml",
+    "BUILD_ACCOUNT": "cicd-builder@my-project.iam.gserviceaccount.com",
 }
 
 
@@ -120,8 +137,20 @@ def test_the_inputs_a_manual_run_may_give_pass(base):
         {"REGION": "europe-west4,_BUCKET=other"},
         {"BASE_IMAGE": "gcr.io/tfx-oss-public/tfx:1.16.0"},  # not by digest
         {"SERVING_IMAGE": "x" + DIGEST + ",_PYTHON_IMAGE=evil:1"},
+        {"PYTHON_IMAGE": "python:3.10.15-bookworm"},  # a tag alone can move under a build
+        {"PYTHON_IMAGE": ""},  # required
+        {"PYTHON_IMAGE": "python:3.10" + DIGEST + ",_BUCKET=other"},
+        {"BUCKET": "my-project-ml,_PYTHON_IMAGE=evil:1"},
+        {"BUILD_ACCOUNT": ""},  # not set: the build would run as the project's default account
     ],
 )
 def test_a_value_that_could_inject_a_substitution_stops_the_job(overrides):
     result = check_inputs(**overrides)
     assert result.returncode == 1 and "::error::" in result.stdout
+
+
+def test_the_step_image_comes_from_a_variable_never_from_a_manual_run():
+    [submit] = [s for s in steps() if s.get("name") == "Submit the build for this commit"]
+    assert submit["env"]["PYTHON_IMAGE"] == "${{ vars.GCP_PYTHON_IMAGE }}"
+    assert "_PYTHON_IMAGE=${PYTHON_IMAGE}" in submit["run"]
+    assert set(WORKFLOW[True]["workflow_dispatch"]["inputs"]) == {"base"}

@@ -9,6 +9,7 @@ import importlib
 _EXPORTS = {
     "AnomaliesGate": "cicd_components.anomalies_gate.component",
     "HyperparametersGen": "cicd_components.hyperparameters.component",
+    "Judge": "cicd_components.judge.component",
     "ModelRegistryUploader": "cicd_components.registry.component",
     # The artifact type's name is "cicd_components.RegisteredModel": TFX imports the class from it on Vertex.
     "RegisteredModel": "cicd_components.registry.component",

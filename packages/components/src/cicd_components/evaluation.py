@@ -1,5 +1,10 @@
-"""The Evaluator's numbers, read from its TFMA output: the one reader the registry uploader and the local
+"""The judge's numbers and verdict, read from its output: the one reader the registry uploader and the local
 run report share (TFX writes no metric onto the evaluation artifact itself)."""
+
+import os
+
+HOLDOUT_DIR = "holdout"  # cicd_components.judge.executor.HOLDOUT_DIR (not imported: that pulls in TFX)
+VERDICT_FILE = "verdict.json"  # cicd_components.judge.verdict.VERDICT_FILE
 
 
 def overall_metrics(evaluation_uri: str) -> dict[str, float]:
@@ -21,6 +26,30 @@ def overall_metrics(evaluation_uri: str) -> dict[str, float]:
             if key_and_value.value.HasField("double_value"):
                 metrics[name] = key_and_value.value.double_value.value
     return metrics
+
+
+def judged_metrics(evaluation_uri: str) -> dict[str, float]:
+    """The eval split's overall metrics and, when the judge scored a holdout, the holdout's ("holdout: ...")."""
+    from tfx.dsl.io import fileio
+
+    metrics = overall_metrics(evaluation_uri)
+    holdout = os.path.join(evaluation_uri, HOLDOUT_DIR)
+    if fileio.exists(holdout):
+        metrics.update({f"holdout: {k}": v for k, v in overall_metrics(holdout).items()})
+    return metrics
+
+
+def verdict_checks(evaluation_uri: str) -> list[dict] | None:
+    """The judge's checks (name, passed, line), or None for an evaluation with no verdict (TFX's Evaluator)."""
+    import json
+
+    from tfx.dsl.io import fileio
+
+    path = os.path.join(evaluation_uri, VERDICT_FILE)
+    if not fileio.exists(path):
+        return None
+    with fileio.open(path) as f:
+        return json.loads(f.read())["checks"]
 
 
 def validation_failures(evaluation_uri: str) -> list[str]:

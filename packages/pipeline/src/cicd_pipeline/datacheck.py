@@ -3,7 +3,8 @@ problem as file:line, so a malformed row is not found a minute into CsvExampleGe
 neither the file nor the line.
 
 It checks what CsvExampleGen needs to read the data at all: every file in the folder is a CSV (it reads them
-all), UTF-8 without a byte-order mark, one header that names the schema's columns, the same in every file,
+all), no subfolder (it globs the folder's entries and cannot read a folder as a file), UTF-8 without a
+byte-order mark, one header that names the schema's columns, the same in every file,
 and rows with as many fields as the header. What the values mean (types, domains, counts) is for the schema
 and the data gate inside the pipeline. Harmless oddities (CRLF line endings, repeated rows) pass.
 """
@@ -25,6 +26,8 @@ class DataReport:
     files: int
     rows: int
     problems: tuple[str, ...]
+    # (file name relative to the data root, rows) of each CSV file read: what a snapshot's manifest records.
+    rows_by_file: tuple[tuple[str, int], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -112,9 +115,17 @@ def check_data_root(data_root: Path, schema_file: Path | None = None) -> DataRep
     columns = schema_columns(schema_file) if schema_file else None
     problems: list[str] = []
     headers: dict[str, list[str]] = {}
+    rows_by_file: list[tuple[str, int]] = []
     files = rows = 0
+    for folder in sorted(p for p in data_root.rglob("*") if p.is_dir()):
+        problems.append(
+            f"{folder.relative_to(data_root.parent)}: a folder inside the data root: CsvExampleGen reads the "
+            f"files directly in {data_root} and fails on a folder: move its files up or out."
+        )
     for path in sorted(p for p in data_root.rglob("*") if p.is_file()):
         label = str(path.relative_to(data_root.parent))
+        if path.parent != data_root:
+            continue  # named with its folder above
         if path.suffix.lower() != ".csv":
             problems.append(
                 f"{label}: not a CSV file, and CsvExampleGen reads every file in the folder: move it out of "
@@ -125,6 +136,7 @@ def check_data_root(data_root: Path, schema_file: Path | None = None) -> DataRep
         file_problems, header, count = check_file(path, label, columns)
         problems += file_problems
         rows += count
+        rows_by_file.append((path.name, count))
         if header is not None:
             headers[label] = header
     if len({tuple(h) for h in headers.values()}) > 1:
@@ -135,4 +147,4 @@ def check_data_root(data_root: Path, schema_file: Path | None = None) -> DataRep
         )
     if not files and not problems:
         problems.append(f"{data_root}: no CSV file: put the training data there, or pass --data-root.")
-    return DataReport(files, rows, tuple(problems))
+    return DataReport(files, rows, tuple(problems), tuple(rows_by_file))

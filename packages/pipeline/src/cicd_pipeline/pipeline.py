@@ -11,7 +11,7 @@ import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 from tfx.v1.dsl.experimental import RuntimeParameter
 
-from cicd_components import AnomaliesGate, HyperparametersGen, ModelRegistryUploader
+from cicd_components import AnomaliesGate, HyperparametersGen, Judge, ModelRegistryUploader
 from cicd_pipeline.config import HYPERPARAMETER_TYPES
 
 T = TypeVar("T")
@@ -21,19 +21,13 @@ RAW_LABEL_KEY = "species"  # the label as the data holds it (its schema domain l
 LABEL_KEY = "species_xf"  # the transformed label (see the trainer's preprocessing_fn)
 
 
-def eval_config(accuracy_threshold: float, regression_tolerance: float = 0.02) -> tfma.EvalConfig:
-    """TFMA config: bless only a model that is accurate enough and not worse than the last blessed one by
-    more than `regression_tolerance` (noise in the eval split must not decide)."""
+def eval_config(accuracy_threshold: float) -> tfma.EvalConfig:
+    """TFMA config: accuracy and the example count; the threshold is the first of the Judge's checks (the no-
+    regression rule, whose tolerance follows from the size of the set, is the Judge's: verdict.py)."""
     accuracy = tfma.MetricConfig(
         class_name="SparseCategoricalAccuracy",
         threshold=tfma.MetricThreshold(
             value_threshold=tfma.GenericValueThreshold(lower_bound={"value": accuracy_threshold}),
-            # No regression beyond the tolerance: against the baseline (latest blessed model) the change must
-            # be >= -tolerance (a tiny epsilon keeps a zero tolerance strict but not flaky on float rounding).
-            change_threshold=tfma.GenericChangeThreshold(
-                direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                absolute={"value": -max(regression_tolerance, 1e-10)},
-            ),
         ),
     )
     return tfma.EvalConfig(
@@ -66,7 +60,8 @@ def create_pipeline(
     train_steps: int,
     eval_steps: int,
     accuracy_threshold: float,
-    regression_tolerance: float = 0.02,
+    holdout_root: Param[str] | None = None,
+    regression_tolerance: float | None = None,
     min_examples_per_split: int = 0,
     min_examples_per_class: int = 0,
     serving_image: str | None = None,
@@ -77,6 +72,9 @@ def create_pipeline(
 ) -> tfx.dsl.Pipeline:
     """The penguin training pipeline.
 
+    `holdout_root` is a folder of CSV files that new data does not replace: candidate and baseline are also
+    scored there, and the no-regression check is made there (bad new data corrupts its own eval split).
+    `regression_tolerance` None derives the tolerance from the size of the set (one standard error).
     `registry_labels` is a JSON object of labels the registered model version carries (commit, package
     versions, module and data digests): the trail from a model back to the code and data that made it.
     """
@@ -90,8 +88,15 @@ def create_pipeline(
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
-    # Stops the run on anomalies, too few examples or a class too few of its own: nothing is trained on data
-    # that breaks the schema or cannot judge a model.
+    # The latest blessed model, the baseline the new one must not regress from.
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    # Stops the run on anomalies, too few examples, a class too few of its own, or data whose distributions
+    # (the label's too) drifted from the data that trained the blessed model: nothing is trained on data that
+    # breaks the schema or cannot judge a model.
     anomalies_gate = AnomaliesGate(
         anomalies=example_validator.outputs["anomalies"],
         statistics=statistics_gen.outputs["statistics"],
@@ -99,6 +104,7 @@ def create_pipeline(
         min_examples_per_split=min_examples_per_split,
         min_examples_per_class=min_examples_per_class,
         label_feature=RAW_LABEL_KEY,
+        baseline_blessing=model_resolver.outputs["model_blessing"],
     )
     # Imputes, scales and encodes the features; the same graph is saved into the model for serving.
     transform = tfx.components.Transform(
@@ -124,19 +130,34 @@ def create_pipeline(
         train_args=tfx.proto.TrainArgs(num_steps=train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=eval_steps),
     )
-    # The latest blessed model, the baseline the new one must not regress from.
-    model_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
-    # Blesses the model if it meets the accuracy threshold and does not regress from the baseline.
-    evaluator = tfx.components.Evaluator(
+    # The fixed holdout set, one split of its own: new data never replaces it, so bad data cannot corrupt
+    # the judge as well as the model.
+    holdout_gen = (
+        tfx.components.CsvExampleGen(
+            input_base=holdout_root,
+            input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="holdout", pattern="*.csv")]),
+            # One output split with all the rows (one input split alone would be hashed 2:1 by default).
+            output_config=tfx.proto.Output(
+                split_config=tfx.proto.SplitConfig(
+                    splits=[tfx.proto.SplitConfig.Split(name="holdout", hash_buckets=1)]
+                )
+            ),
+        ).with_id("HoldoutExampleGen")
+        if holdout_root is not None
+        else None
+    )
+    # Blesses the model if it meets the accuracy threshold on the eval split and the holdout, and does not
+    # regress from the baseline on the holdout (TFX's Evaluator twice, one blessing; the node keeps its name).
+    evaluator = Judge(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
-        eval_config=eval_config(accuracy_threshold, regression_tolerance),
-    )
+        holdout_examples=holdout_gen.outputs["examples"] if holdout_gen else None,
+        statistics=statistics_gen.outputs["statistics"],
+        eval_config=eval_config(accuracy_threshold),
+        accuracy_threshold=accuracy_threshold,
+        regression_tolerance=regression_tolerance,
+    ).with_id("Evaluator")
     # Copies a blessed model to the serving location; does nothing for a model that was not blessed.
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
@@ -164,11 +185,12 @@ def create_pipeline(
             statistics_gen,
             schema_gen,
             example_validator,
+            model_resolver,
             anomalies_gate,
             transform,
             hyperparameters_gen,
             trainer,
-            model_resolver,
+            *([holdout_gen] if holdout_gen else []),
             evaluator,
             pusher,
             registry_uploader,

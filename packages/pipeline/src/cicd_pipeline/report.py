@@ -8,7 +8,7 @@ import dataclasses
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
-from cicd_components.evaluation import overall_metrics, validation_failures
+from cicd_components.evaluation import judged_metrics, validation_failures, verdict_checks
 
 REGISTERED_MODEL = "cicd_components.RegisteredModel"  # RegisteredModel.TYPE_NAME, without importing TFX here
 
@@ -30,8 +30,10 @@ class RunSummary:
     metrics: dict[str, float]
     pushed_destination: str | None
     registry_version: int | None
-    # Why the Evaluator refused the model (empty when blessed): one line per failed threshold.
+    # Why the judge refused the model (empty when blessed): one line per failed check.
     refusals: list[str] = dataclasses.field(default_factory=list)
+    # Every check the judge made, passed or not: which checks blessed or refused the model.
+    checks: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def executed(self) -> list[str]:
@@ -79,6 +81,7 @@ def summarize_run(metadata_path, pipeline_name: str) -> RunSummary:
     run = max(runs, key=lambda c: c.create_time_since_epoch)
     components, blessed, metrics, pushed_destination, registry_version = [], None, {}, None, None
     refusals: list[str] = []
+    checks: list[str] = []
     for execution in sorted(store.get_executions_by_context(run.id), key=lambda e: e.create_time_since_epoch):
         nodes = [c.name for c in store.get_contexts_by_execution(execution.id) if c.type == "node"]
         node = nodes[0].split(".", 1)[-1] if nodes else execution.type.rsplit(".", 1)[-1]
@@ -88,24 +91,32 @@ def summarize_run(metadata_path, pipeline_name: str) -> RunSummary:
         for blessing in outputs.get("ModelBlessing", []):
             blessed = bool(blessing.custom_properties["blessed"].int_value)
         for evaluation in outputs.get("ModelEvaluation", []):
-            metrics = overall_metrics(evaluation.uri)
-            refusals = validation_failures(evaluation.uri)
+            metrics = judged_metrics(evaluation.uri)
+            verdict = verdict_checks(evaluation.uri)
+            if verdict is None:  # TFX's own Evaluator (a store from before the judge)
+                refusals = validation_failures(evaluation.uri)
+            else:
+                checks = [c["line"] for c in verdict]
+                refusals = [c["line"] for c in verdict if not c["passed"]]
         for pushed in outputs.get("PushedModel", []):
             if pushed.custom_properties["pushed"].int_value:
                 pushed_destination = pushed.custom_properties["pushed_destination"].string_value
         for registered in outputs.get(REGISTERED_MODEL, []):
             if registered.custom_properties["registered"].int_value:
                 registry_version = registered.custom_properties["version"].int_value
-    return RunSummary(run.name, components, blessed, metrics, pushed_destination, registry_version, refusals)
+    return RunSummary(
+        run.name, components, blessed, metrics, pushed_destination, registry_version, refusals, checks
+    )
 
 
 ACCURACY = "sparse_categorical_accuracy"
 
 
-def verdict_line(summary: RunSummary, threshold: float, tolerance: float) -> str:
-    """`0.9741 vs baseline 0.9828 (change -0.0087, tolerance ±0.0200), threshold >= 0.60: BLESSED`."""
+def verdict_line(summary: RunSummary, threshold: float, tolerance: float | None = None) -> str:
+    """`accuracy 0.9741 vs baseline 0.9828 (change -0.0087, within tolerance ±0.0200), threshold >= 0.60:
+    BLESSED` for a store from before the judge; with the judge's checks, just the verdict (they say the rest)."""
     verdict = {True: "BLESSED", False: "NOT BLESSED", None: "not evaluated"}[summary.blessed]
-    if ACCURACY not in summary.metrics:
+    if summary.checks or ACCURACY not in summary.metrics or tolerance is None:
         return f"model: {verdict}"
     line = f"accuracy {summary.metrics[ACCURACY]:.4f}"
     baseline = summary.metrics.get(f"{ACCURACY} (baseline)")
@@ -128,11 +139,14 @@ def format_summary(
     for name, value in sorted(summary.metrics.items()):
         lines.append(f"  {name}: {value:.4f}")
     verdict = {True: "BLESSED", False: "NOT BLESSED", None: "not evaluated"}[summary.blessed]
-    if threshold is not None and tolerance is not None:
+    if threshold is not None:
         lines.append(f"  {verdict_line(summary, threshold, tolerance)}")
     else:
         lines.append(f"  model: {verdict}")
-    lines += [f"  refused by: {reason}" for reason in summary.refusals]
+    if summary.checks:
+        lines += [f"    {check}" for check in summary.checks]
+    else:
+        lines += [f"  refused by: {reason}" for reason in summary.refusals]
     if summary.pushed_destination:
         lines.append(f"  pushed to: {summary.pushed_destination}")
         lines.append(f"  registry version: {summary.registry_version}")

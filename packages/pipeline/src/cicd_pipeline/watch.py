@@ -150,6 +150,8 @@ def describe(cycle: Cycle, threshold: float, tolerance: float, base: Path | None
             first = ran[0].node if ran else "(nothing: every component cached)"
             lines.append(f"  pipeline: from {first}; executed {', '.join(c.node for c in ran) or 'none'}")
             lines.append(f"  verdict: {verdict_line(summary, threshold, tolerance)}")
+            # The judge's checks, passed or refused: the metrics against the baseline, with their margins.
+            lines += [f"    {check}" for check in summary.checks]
     lines.append(f"  edit to verdict: {cycle.seconds:.1f} s")
     return lines
 

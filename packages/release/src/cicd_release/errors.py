@@ -12,7 +12,10 @@ code  meaning                                                          class
 1     a release step cannot go on (a refused build, a failed run)      ReleaseError
 2     a bad setting or input: fix invoke.yaml, a variable or a flag    SettingsError, InputError
 3     a cloud resource is missing or refused: create it or grant it   MissingResourceError
+4     the data cannot be read as the schema says: nothing uploaded     DataError
 ====  ===============================================================  =========================
+
+Code 4 is the local run's too (`invoke run`: the data check or the data gate stopped it).
 """
 
 
@@ -32,3 +35,9 @@ class MissingResourceError(ReleaseError):
     """A cloud resource (bucket, repository, service account, ...) is missing or access to it is refused."""
 
     exit_code = 3
+
+
+class DataError(ReleaseError):
+    """The training data breaks the data check (file:line and the fix in the message): nothing was uploaded."""
+
+    exit_code = 4

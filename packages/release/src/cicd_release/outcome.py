@@ -35,6 +35,11 @@ class RunOutcome:
     metrics: dict[str, float]
     pushed_destination: str | None
     registered_version: str | None
+    # Each check the judge made, one line each, passed or refused (empty for runs before the judge kept them).
+    checks: tuple[str, ...] = ()
+    # The data the run read (its data_root parameter: a snapshot) and the digest its labels carry.
+    data_root: str = ""
+    data_sha: str = ""
 
     @property
     def succeeded(self) -> bool:
@@ -72,7 +77,7 @@ def outcome_from_resource(resource: Any, dashboard_uri: str = "") -> RunOutcome:
     details = job.get("job_detail", {}).get("task_details", [])
     # The root DAG task has no parent: it is the run itself, not a component.
     components = [t for t in details if t.get("parent_task_id")] or details
-    blessed, metrics, pushed, version = None, {}, None, None
+    blessed, metrics, pushed, version, checks = None, {}, None, None, ()
     for task in components:
         name = task.get("task_name", "")
         if name == "ModelRegistryUploader":
@@ -81,6 +86,8 @@ def outcome_from_resource(resource: Any, dashboard_uri: str = "") -> RunOutcome:
                 blessed = bool(registered["blessed"])
             if registered.get("metrics"):
                 metrics = json.loads(registered["metrics"])
+            if registered.get("checks"):
+                checks = tuple(json.loads(registered["checks"]))
             if registered.get("registered"):
                 number = registered.get("version")  # a Struct holds numbers as floats
                 version = (
@@ -95,6 +102,10 @@ def outcome_from_resource(resource: Any, dashboard_uri: str = "") -> RunOutcome:
             if pushed_model.get("pushed"):
                 pushed = pushed_model.get("pushed_destination")
     tasks = tuple(TaskOutcome(t.get("task_name", "?"), t.get("state", "?"), _seconds(t)) for t in components)
+    config = job.get("runtime_config", {})
+    # Spec schema 2.1 keeps parameter values as they are; 2.0.0 (what TFX 1.16 emits) as {"string_value": ...}.
+    parameters = {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
+    parameters.update(config.get("parameter_values", {}))
     return RunOutcome(
         resource_name=job.get("name", ""),
         state=job.get("state", "?"),
@@ -105,6 +116,9 @@ def outcome_from_resource(resource: Any, dashboard_uri: str = "") -> RunOutcome:
         metrics=metrics,
         pushed_destination=pushed,
         registered_version=version,
+        checks=checks,
+        data_root=str(parameters.get("data_root", "")),
+        data_sha=job.get("labels", {}).get("data_sha", ""),
     )
 
 
@@ -119,6 +133,9 @@ def format_outcome(outcome: RunOutcome) -> str:
     for name, value in sorted(outcome.metrics.items()):
         lines.append(f"  {name}: {value:.4f}")
     lines.append(f"  model: {outcome.verdict}")
+    lines += [f"    {check}" for check in outcome.checks]
+    if outcome.data_root:
+        lines.append(f"  data: {outcome.data_root} (data_sha {outcome.data_sha or '?'})")
     if outcome.registered_version:
         lines.append(
             f"  registered: version {outcome.registered_version} (pushed to {outcome.pushed_destination})"
@@ -140,6 +157,10 @@ def markdown_outcome(outcome: RunOutcome, commit: str = "") -> str:
         lines += ["| metric | value |", "|---|---|"]
         lines += [f"| {name} | {value:.4f} |" for name, value in sorted(outcome.metrics.items())]
         lines.append("")
+    if outcome.checks:
+        lines += [f"- {check}" for check in outcome.checks] + [""]
+    if outcome.data_root:
+        lines += [f"Trained on `{outcome.data_root}` (data_sha `{outcome.data_sha or '?'}`).", ""]
     if outcome.registered_version:
         lines += [f"Registered as version {outcome.registered_version}.", ""]
     if outcome.error:

@@ -1,7 +1,8 @@
 """The change-aware plan: which release steps a push needs, worked out from the files it changed.
 
 ``make_plan(repo, base, head)`` lists the files that differ between two commits, classifies each path, and
-takes the most expensive workflow any path needs (full > pipeline > modules > none). The chain asks
+takes the most expensive workflow any path needs (full > pipeline > modules > data > none); a data change
+next to a code change adds the data upload to the code's workflow. The chain asks
 ``needs(plan, step)`` before each step, and ``invoke plan`` prints ``format_table`` or ``Plan.to_json``.
 
 Why each path class needs what it needs (the decisions; packages/release/tests/test_plan.py pins each one):
@@ -27,8 +28,12 @@ Why each path class needs what it needs (the decisions; packages/release/tests/t
 - ``.gcloudignore`` decides what Cloud Build receives: full.
 - ``.ci/`` and ``.yamllint.yaml``: configuration of the checkers (linters) that the test step runs. The test step always runs, so a
   change there is fully exercised by it: none.
-- ``tests/``, ``docs/``, Markdown at the root, ``data/`` (the sample for local runs; Vertex reads a configured
-  gs:// root), ``.gitignore`` and the root ``pyproject.toml`` (tool configuration only): none (tests only).
+- ``data/<set>/``: the training data. A run trains on a content-addressed snapshot of it in the bucket, so a
+  change is checked, uploaded as a new snapshot and trained on: ``data`` (test, data.upload, pipeline.submit,
+  schedule.move), with no image and no compile. With a code change too, the code's workflow gains
+  ``data.upload``. Files directly in ``data/`` (its README) are docs: none.
+- ``tests/``, ``docs/``, Markdown at the root, ``.gitignore`` and the root ``pyproject.toml`` (tool
+  configuration only): none (tests only).
 - Any other top-level path is unknown: full, with a reason naming it (building too much costs minutes,
   training on stale code costs trust). An unknown path *under* ``packages/`` is an error instead: it means
   the package map below is out of date, and guessing would hide that.
@@ -50,17 +55,32 @@ from cicd_release.errors import ReleaseError
 from cicd_release.git import run as _run
 
 # The step vocabulary shared with cloudbuild.yaml and `invoke ci`, in chain order.
-STEPS = ("test", "build.wheels", "build.image", "pipeline.compile", "modules.upload", "pipeline.submit")
+STEPS = (
+    "test",
+    "build.wheels",
+    "build.image",
+    "pipeline.compile",
+    "modules.upload",
+    "data.upload",
+    "pipeline.submit",
+    "schedule.move",
+)
 
 # modules.upload is idempotent (content-addressed, never overwritten), so every run includes it.
+# schedule.move follows every submit: a release that lands new code moves the pipeline's schedules to it.
+# data.upload is planned only when data/ changed (or, in the cloud completion, when no snapshot exists):
+# a code change must not replace the snapshot a team uploaded from elsewhere with the repository's sample.
 WORKFLOW_STEPS = {
-    "full": STEPS,
-    "pipeline": ("test", "pipeline.compile", "modules.upload", "pipeline.submit"),
-    "modules": ("test", "modules.upload", "pipeline.submit"),
+    "full": tuple(s for s in STEPS if s != "data.upload"),
+    "pipeline": ("test", "pipeline.compile", "modules.upload", "pipeline.submit", "schedule.move"),
+    "modules": ("test", "modules.upload", "pipeline.submit", "schedule.move"),
+    "data": ("test", "data.upload", "pipeline.submit", "schedule.move"),
     "none": ("test",),
 }
 # Cheapest first: the plan's workflow is the highest rank any changed path needs.
-WORKFLOW_RANK = ("none", "modules", "pipeline", "full")
+WORKFLOW_RANK = ("none", "data", "modules", "pipeline", "full")
+# The steps a data change adds to a code workflow (a data-only change is the `data` workflow itself).
+DATA_STEPS = ("data.upload", "pipeline.submit", "schedule.move")
 
 # The package map: each folder under packages/ and the workflow a change to it needs.
 PACKAGES = {"components": "full", "pipeline": "pipeline", "release": "full", "trainer": "modules"}
@@ -82,7 +102,8 @@ SHARED_BUILD_INPUTS = (
     ".gcloudignore",
 )
 CI_TRIGGER = (".github",)
-NO_RUN = ("tests", "docs", "data", ".ci", ".gitignore", ".yamllint.yaml", "pyproject.toml", "LICENSE")
+DATA = "data"  # data/<set>/...: the training data sets (files directly in data/ are docs)
+NO_RUN = ("tests", "docs", ".ci", ".gitignore", ".yamllint.yaml", "pyproject.toml", "LICENSE")
 
 _ZERO_SHA = "0" * 40
 
@@ -152,8 +173,15 @@ def classify_path(path: str) -> PathClass:
         return PathClass(None, "full", "a shared build input changed: every artifact is built through it")
     if top in CI_TRIGGER:
         return PathClass(None, "full", "the CI trigger changed: the whole chain runs to prove it still works")
-    if top in NO_RUN or (len(parts) == 1 and top.lower().endswith((".md", ".rst", ".txt"))):
-        return PathClass(None, "none", "docs, tests, sample data or tool config cannot affect a Vertex run")
+    if top == DATA and len(parts) >= 3:
+        return PathClass(
+            None,
+            "data",
+            f"the training data data/{parts[1]}/ changed: check it, upload a snapshot and train on it "
+            "(no image, no compile)",
+        )
+    if top == DATA or top in NO_RUN or (len(parts) == 1 and top.lower().endswith((".md", ".rst", ".txt"))):
+        return PathClass(None, "none", "docs, tests or tool config cannot affect a Vertex run")
     return PathClass(None, "full", f"unknown top-level path {top!r}: assumed to affect the build, to be safe")
 
 
@@ -200,7 +228,9 @@ def make_plan(repo_dir: str, base: str | None, head: str = "HEAD", why_missing: 
     # Most expensive decision first: the first reason explains the workflow.
     ordered = sorted(by_rule.items(), key=lambda item: -WORKFLOW_RANK.index(item[0][1]))
     reasons = tuple(f"{workflow_}: {rule} ({_examples(paths)})." for (_, workflow_, rule), paths in ordered)
-    return _plan(base_sha, head_sha, files, packages, workflow, reasons)
+    # Data next to code: the code's workflow, plus the upload (and the run that uses both).
+    extra = DATA_STEPS if any(key[1] == "data" for key in by_rule) else ()
+    return _plan(base_sha, head_sha, files, packages, workflow, reasons, extra)
 
 
 def needs(plan: Plan, step: str) -> bool:
@@ -245,8 +275,9 @@ def format_markdown(plan: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plan(base, head, files, packages, workflow, reasons) -> Plan:
-    return Plan(base, head, tuple(files), tuple(packages), workflow, WORKFLOW_STEPS[workflow], tuple(reasons))
+def _plan(base, head, files, packages, workflow, reasons, extra=()) -> Plan:
+    steps = tuple(s for s in STEPS if s in WORKFLOW_STEPS[workflow] or s in extra)
+    return Plan(base, head, tuple(files), tuple(packages), workflow, steps, tuple(reasons))
 
 
 def _missing_base_plan(

@@ -39,7 +39,11 @@ def _is_secret(name: str) -> bool:
 
 
 # The settings a task also takes as a flag (`invoke build.image --image-repo ...`); the others have none.
-FLAGS = {"image_repo": "invoke build.image --image-repo", "base_image": "invoke build.image --base-image"}
+FLAGS = {
+    "image_repo": "invoke build.image --image-repo",
+    "base_image": "invoke build.image --base-image",
+    "github_repo": "invoke setup --github-repo",
+}
 
 
 def _how(name: str) -> str:
@@ -148,6 +152,34 @@ def _image_repo(value: str) -> str | None:
         return f"names {match['project']!r}, which is not a project id"
     if not _AR_REPO_NAME.match(match["repo"]):
         return f"names the repository {match['repo']!r} (lowercase letters, digits, '-'; a letter first)"
+    return None
+
+
+# GitHub: an owner (user or organization) of 1-39 letters, digits or single '-' (not first or last), a
+# repository name of 1-100 letters, digits, '-', '_' or '.' (GitHub refuses "." and ".." as names).
+_GITHUB_REPO = re.compile(
+    r"^(?P<owner>[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38})/(?P<repo>[A-Za-z0-9._-]{1,100})$"
+)
+
+
+def _github_repo(value: str) -> str | None:
+    match = _GITHUB_REPO.match(value)
+    if match is None:
+        return "is not OWNER/REPOSITORY"
+    if match["repo"] in (".", ".."):
+        return "names the repository '.' or '..'"
+    return None
+
+
+def _api_endpoint_url(value: str) -> str | None:
+    """http(s)://HOST[:PORT] with no path; plain http only on this machine (a stand-in), never over a network."""
+    match = re.fullmatch(
+        r"(?P<scheme>https?)://(?P<host>[A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\])(?::[0-9]{1,5})?/?", value
+    )
+    if match is None:
+        return "is not http(s)://HOST[:PORT] (no path)"
+    if match["scheme"] == "http" and match["host"] not in ("127.0.0.1", "localhost", "[::1]"):
+        return "is plain http to another machine (credentials would travel unencrypted)"
     return None
 
 
@@ -290,11 +322,23 @@ class Settings(BaseModel):
         "penguin-cicd", description=PIPELINE_NAME_EXPECTED
     )
     data_root: Annotated[str, _rule(_data_root)] = Field(
-        "", description="a gs://BUCKET/FOLDER of the training CSVs (default gs://BUCKET/data/penguins)"
+        "",
+        description="a gs://BUCKET/FOLDER holding the data set's snapshots and LATEST "
+        "(default gs://BUCKET/data/penguins)",
     )
     # The serving container recorded in Vertex AI Model Registry. Google lists its prebuilt ones as :latest:
     # pin the digest instead, so a registered model names what it was tested with.
     serving_image: Annotated[str, _rule(_pinned_image)] = Field("", description=_PINNED)
+    # The GitHub repository whose pushes release: `invoke setup` binds the Workload Identity provider to it
+    # alone (an attribute condition), and `invoke doctor` checks that binding.
+    github_repo: Annotated[str, _rule(_github_repo)] = Field(
+        "", description="a GitHub repository OWNER/REPOSITORY, e.g. my-org/penguin-training"
+    )
+    # Only for local stand-ins: every Google API `invoke setup` and `invoke doctor` call (Service Usage, Resource
+    # Manager, IAM, Artifact Registry, Cloud Storage) at one address. Empty: each API's own Google endpoint.
+    cloud_api_endpoint: Annotated[str, _rule(_api_endpoint_url)] = Field(
+        "", description="http://127.0.0.1:PORT of a local stand-in (or https://HOST), with no path"
+    )
     # Only to point the Vertex client elsewhere (a regional endpoint, a stand-in).
     api_endpoint: str = Field(
         "", description="a Vertex AI API endpoint, e.g. europe-west4-aiplatform.googleapis.com"

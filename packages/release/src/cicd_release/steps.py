@@ -26,13 +26,17 @@ from typing import Any
 
 from cicd_release import git as git_lib
 from cicd_release import image as image_lib
-from cicd_release import naming
+from cicd_release import naming, snapshots
 from cicd_release import plan as plan_lib
 from cicd_release import storage as storage_lib
 from cicd_release import wheels as wheels_lib
 from cicd_release.errors import ReleaseError
+from cicd_release.runs import RunFailed, RunRequest, credentials, launch, release_record
+from cicd_release.runs import now as _now
 from cicd_release.settings import Settings
 from cicd_release.workspace import Workspace, atomic_write
+
+__all__ = ["RunFailed", "credentials", "release_record"]  # where tasks and tests have always found them
 
 PACKAGES = tuple(plan_lib.PACKAGES)  # the one package map: plan.py
 # The trainer's files that runs use, by pipeline parameter name (repository paths: the release chain uploads
@@ -41,6 +45,8 @@ TRAINER_FILES = {
     "preprocessing_module": "packages/trainer/src/cicd_trainer/preprocessing.py",
     "model_module": "packages/trainer/src/cicd_trainer/model.py",
     "schema_file": "packages/trainer/src/cicd_trainer/schema/schema.pbtxt",
+    # The fixed holdout set the Judge also scores candidate and baseline on; the run reads its folder.
+    "holdout_file": "packages/trainer/src/cicd_trainer/holdout/penguins_holdout.csv",
 }
 # Compiled from the checkout's own sources, never from a copy installed earlier.
 COMPILE_SOURCES = ("packages/pipeline/src", "packages/components/src")
@@ -48,15 +54,13 @@ DOCKERFILE = "docker/Dockerfile"
 # What the chain's `test` step (and `invoke test`) runs: lint and every package's unit tests.
 TEST_SESSIONS = ("lint", "tests")
 # Vertex AI keeps label values to 63 characters; 16 hex digits name a content digest well enough there.
-LABEL_DIGEST = 16
+LABEL_DIGEST = snapshots.LABEL_DIGEST
+# The training data sets in the checkout: data/<set name>/, the set name being the data root's last folder.
+DATA_DIR = "data"
 
 
 class ChainError(ReleaseError, RuntimeError):
     """A step cannot run: the message names what is missing and which step or setting provides it."""
-
-
-class RunFailed(ReleaseError, RuntimeError):
-    """The submitted run ended FAILED or CANCELLED: the build fails with what the run did."""
 
 
 class MissingReleaseInput(ReleaseError, RuntimeError):
@@ -82,6 +86,11 @@ class Release:
     poll_seconds: float = 30  # how often a followed run is asked for its state
     skip_tests: bool = False
     test_sessions: tuple[str, ...] = TEST_SESSIONS
+    # data.upload: the folder to snapshot (default data/<set> of the checkout), the data set in the bucket
+    # (default cicd.data_root) and the date to file it under (windows), if any.
+    data_source: Path | None = None
+    dataset: str | None = None
+    data_date: str | None = None
 
     @property
     def root(self) -> Path:
@@ -227,11 +236,47 @@ def upload_modules(release: Release) -> list[str]:
     return [f"{name}: {uri}" for name, uri in uris.items()]
 
 
+def upload_data(release: Release) -> list[str]:
+    """Checks the data folder (exit 4 with file:line when it is bad: nothing is uploaded), uploads it as a
+    content-addressed snapshot and moves LATEST to it; then schedules that follow LATEST move to it too."""
+    settings = release.settings
+    settings.require(REQUIRED_SETTINGS["data.upload"])
+    dataset = release.dataset or settings.resolved_data_root
+    source = release.data_source or inside_checkout(
+        release.root, f"{DATA_DIR}/{snapshots.dataset_name(dataset)}"
+    )
+    if not source.is_dir():
+        raise ChainError(
+            f"No data folder {source} to upload for the data set {dataset}: put its CSV files there, or pass "
+            "--source DIR."
+        )
+    schema = inside_checkout(release.root, TRAINER_FILES["schema_file"])
+    uploaded = snapshots.upload_snapshot(
+        release.storage_client(), dataset, source, schema, date=release.data_date, deadline=_deadline(release)
+    )
+    return uploaded.lines() + follow_data(release)
+
+
+def follow_data(release: Release) -> list[str]:
+    """Schedules that follow LATEST (or a window) are moved to the data just uploaded. Needs cicd.project and
+    cicd.region (Vertex AI); without them the upload says so instead of guessing."""
+    settings = release.settings
+    if not (settings.project and settings.region and settings.service_account):
+        return [
+            "schedules: not checked (set cicd.project, cicd.region and cicd.service_account to move "
+            "schedules that follow LATEST to this snapshot)"
+        ]
+    from cicd_release.schedules import sync_schedules
+
+    return sync_schedules(settings, release.storage_client())
+
+
 def submit_run(release: Release) -> list[str]:
     """Submits a Vertex AI run, unless everything it consumes is what the last release ran (then says so).
 
     The spec is the one `pipeline.compile` made in this build or, when the plan did not compile (a trainer
-    change), the spec of the last release. After the submit, the release record moves to this run.
+    or data change), the spec of the last release; the data is the data set's LATEST snapshot. After the
+    submit, the release record moves to this run.
     """
     ws, settings, config = release.ws, release.settings, release.config
     settings.require(REQUIRED_SETTINGS["pipeline.submit"])
@@ -242,25 +287,19 @@ def submit_run(release: Release) -> list[str]:
         raise MissingReleaseInput(
             f"The spec {spec['uri']} is not in the bucket: run `invoke pipeline.compile --upload`."
         )
-    data_digest, data_files = storage_lib.prefix_digest(
-        client, settings.resolved_data_root, deadline=_deadline(release)
-    )
-    if not data_files:
-        raise MissingReleaseInput(
-            f"No data under {settings.resolved_data_root}: upload the training CSV files there "
-            f"(e.g. `gcloud storage cp data/penguins/*.csv {settings.resolved_data_root}/`) or set cicd.data_root."
-        )
-    modules = current_modules(ws)
+    data = snapshots.resolve(client, settings.resolved_data_root, deadline=_deadline(release))
     commit = git_lib.head_commit(ws.root)
-    inputs = {
-        "spec": spec["uri"],
-        "image": spec["image"],
-        "modules": modules,
-        "data_root": settings.resolved_data_root,
-        "data_digest": data_digest,
-        "hyperparameters": release.hyperparameters or config.hyperparameters,
-    }
-    if last and last.get("inputs") == inputs and not release.force:
+    request = RunRequest(
+        spec=spec["uri"],
+        image=spec["image"],
+        modules=current_modules(ws) if ws.modules_file.exists() else released_modules(ws, last),
+        data=data,
+        hyperparameters=release.hyperparameters or config.hyperparameters,
+        commit=commit,
+        versions=versions(ws.root),
+        trigger="release",
+    )
+    if last and last.get("inputs") == request.inputs() and not release.force:
         reason = (
             f"pipeline.submit: skipped, nothing the run consumes changed since release "
             f"{last['commit'][:12]} (run {last['run']['resource_name']}): same spec, image, modules, data "
@@ -286,96 +325,26 @@ def submit_run(release: Release) -> list[str]:
             deadline=_deadline(release),
         )
         return [reason]
-
-    from cicd_release.submit import submit_pipeline_job  # google-cloud-aiplatform: slow to import
-
-    package_versions = versions(ws.root)
-    run_labels = {"commit": commit[:12], **{f"{p}_version": v for p, v in package_versions.items()}}
-    model_labels = {
-        **run_labels,
-        **{f"{name}_sha": uri.rsplit("/", 2)[-2][:LABEL_DIGEST] for name, uri in modules.items()},
-        "data_sha": data_digest[:LABEL_DIGEST],
-    }
-    from cicd_components.labels import vertex_labels
-
-    parameters = {
-        **modules,
-        "data_root": settings.resolved_data_root,
-        "hyperparameters": inputs["hyperparameters"],
-        "model_labels": json.dumps(vertex_labels(model_labels), sort_keys=True),
-    }
-    job_id = f"{config.pipeline_name}-{commit[:12]}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
-    job = submit_pipeline_job(
-        template_path=spec["uri"],
-        project=settings.project,
-        region=settings.region,
-        pipeline_root=settings.pipeline_root,
-        display_name=config.pipeline_name,
-        job_id=job_id,
-        parameter_values=parameters,
-        labels=run_labels,
-        service_account=settings.service_account,
-        # None keeps each task's compiled cache setting: TFX compiles the baseline resolver uncached on
-        # purpose, and True would cache it too, freezing the baseline the no-regression gate compares with.
-        enable_caching=None,
-        wait=False,
-        api_endpoint=settings.api_endpoint or None,
-        credentials=credentials(settings),
-        storage_client=client,
-        deadline=_deadline(release),
-    )
-    lines = [json.dumps(dataclasses.asdict(job), indent=2)]
-    record = {
-        "commit": commit,
-        "released_at": _now(),
-        "versions": package_versions,
-        "inputs": inputs,
-        "run": dataclasses.asdict(job),
-        "parameters": parameters,
-    }
-    ws.write_json(ws.job_file, record)
-    outcome = None
-    if release.wait:
-        from cicd_release.outcome import format_outcome, markdown_outcome
-        from cicd_release.submit import wait_for_outcome
-
-        outcome = wait_for_outcome(
-            job.resource_name, poll_seconds=release.poll_seconds, credentials=credentials(settings)
-        )
-        record["run"] = {**record["run"], "state": outcome.state}
-        record["outcome"] = {
-            "verdict": outcome.verdict,
-            "metrics": outcome.metrics,
-            "version": outcome.registered_version,
-        }
-        summary = atomic_write(ws.outcome_file, markdown_outcome(outcome, commit))
-        # Where the GitHub job finds it (.github/workflows/release.yml): one object per run, never replaced.
-        storage_lib.upload_immutable(
-            client,
-            summary,
-            f"{settings.releases_prefix}/summaries/{commit}/{job_id}.md",
-            deadline=_deadline(release),
-        )
-        lines.append(format_outcome(outcome))
-    # One immutable record per run; the pointer moves only for a run that succeeded (or was not followed),
-    # and only from the generation read above: of two builds, one wins.
-    storage_lib.write_json_object(
+    return launch(
+        settings,
         client,
-        f"{settings.releases_prefix}/runs/{job_id}.json",
-        record,
-        if_generation_match=0,
-        deadline=_deadline(release),
+        request,
+        last=last,
+        generation=generation,
+        record_uri=record_uri,
+        wait=release.wait,
+        poll_seconds=release.poll_seconds,
+        ws=ws,
     )
-    if outcome is not None and not outcome.succeeded:
-        raise RunFailed(
-            f"The Vertex run {job.resource_name} ended {outcome.state}: {outcome.error or 'no message'}. "
-            f"The release record stays at {last['commit'][:12] if last else 'none'}; the next build retries. "
-            f"Details: {outcome.dashboard_uri}\n" + format_outcome(outcome)
-        )
-    storage_lib.write_json_object(
-        client, record_uri, record, if_generation_match=generation, deadline=_deadline(release)
-    )
-    return lines
+
+
+def move_schedules(release: Release) -> list[str]:
+    """After a release, the pipeline's schedules run what was released: its spec and modules, and (for those
+    that follow LATEST or a window) the newest data. A schedule already there is left alone."""
+    release.settings.require(REQUIRED_SETTINGS["schedule.move"])
+    from cicd_release.schedules import sync_schedules
+
+    return sync_schedules(release.settings, release.storage_client())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -393,7 +362,9 @@ STEPS = (
     Step("build.image", build_image),
     Step("pipeline.compile", compile_spec),
     Step("modules.upload", upload_modules),
+    Step("data.upload", upload_data),
     Step("pipeline.submit", submit_run),
+    Step("schedule.move", move_schedules),
 )
 if tuple(s.name for s in STEPS) != plan_lib.STEPS:  # pragma: no cover - a bug caught at import
     raise RuntimeError("steps.STEPS and plan.STEPS name different chains: keep them the same.")
@@ -401,16 +372,6 @@ if tuple(s.name for s in STEPS) != plan_lib.STEPS:  # pragma: no cover - a bug c
 
 # `invoke plan --base :release`: diff against the commit of the last release (no git ref has a ':').
 RELEASE_BASE = ":release"
-
-
-def release_record(settings: Settings, client) -> tuple[dict | None, int, str]:
-    """The last release's record, its generation (0: none) and its gs:// URI."""
-    settings.require(["bucket"])
-    uri = f"{settings.releases_prefix}/latest.json"
-    data, generation = storage_lib.read_json_object(
-        client, uri, deadline=float(settings.request_deadline_seconds)
-    )
-    return data, generation, uri
 
 
 def plan_release(release: Release, base: str | None, head: str = "HEAD") -> plan_lib.Plan:
@@ -434,6 +395,15 @@ def plan_release(release: Release, base: str | None, head: str = "HEAD") -> plan
 def complete_plan(release: Release, plan: plan_lib.Plan, last: dict | None = None) -> plan_lib.Plan:
     """Adds the steps that make what the planned steps need and the registry or bucket does not hold."""
     steps, reasons = set(plan.steps), list(plan.reasons)
+    if "pipeline.submit" in steps and "data.upload" not in steps:
+        settings = release.settings
+        try:
+            snapshots.resolve(
+                release.storage_client(), settings.resolved_data_root, deadline=_deadline(release)
+            )
+        except snapshots.MissingData as missing:
+            steps.add("data.upload")
+            reasons.append(f"data.upload added: nothing to train on yet ({missing}).")
     if "pipeline.submit" in steps and "pipeline.compile" not in steps:
         if last is None:
             last, _, _ = release_record(release.settings, release.storage_client())
@@ -470,7 +440,9 @@ REQUIRED_SETTINGS = {
     # FAILED in ModelRegistryUploader, an hour in.
     "pipeline.compile": ("project", "region", "bucket", "image_repo", "serving_image"),
     "modules.upload": ("bucket",),
+    "data.upload": ("bucket",),
     "pipeline.submit": ("project", "region", "bucket", "image_repo", "service_account"),
+    "schedule.move": ("project", "region", "bucket", "service_account"),
 }
 
 
@@ -520,6 +492,22 @@ def current_modules(ws: Workspace) -> dict[str, str]:
                 "this checkout now: run `invoke modules.upload` again."
             )
     return modules
+
+
+def released_modules(ws: Workspace, last: dict | None) -> dict[str, str]:
+    """With no modules.upload in this build (a data change), the modules of the last release, checked
+    against the checkout's files the same way: a file that differs needs `modules.upload`, never a guess."""
+    import hashlib
+
+    modules = (last or {}).get("inputs", {}).get("modules", {})
+    for name, path in TRAINER_FILES.items():
+        digest = hashlib.sha256((ws.root / path).read_bytes()).hexdigest()
+        if f"/{digest}/" not in modules.get(name, ""):
+            raise ChainError(
+                f"{path} in this checkout is not the file the last release uploaded "
+                f"({modules.get(name) or 'no release record'}): run `invoke modules.upload` first."
+            )
+    return dict(modules)
 
 
 def _spec_for_run(release: Release, last: dict | None, record_uri: str) -> dict:
@@ -593,16 +581,3 @@ def inside_checkout(root: Path, relative: str) -> Path:
 def _deadline(release: Release) -> float:
     """How long a storage or Vertex call may retry before it fails in one line (cicd.request_deadline_seconds)."""
     return float(release.settings.request_deadline_seconds)
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def credentials(settings: Settings):
-    """Anonymous credentials only when the settings say so (a local stand-in); otherwise the caller's own."""
-    if not settings.anonymous_credentials:
-        return None
-    from google.auth.credentials import AnonymousCredentials
-
-    return AnonymousCredentials()

@@ -23,10 +23,11 @@ import contextlib
 import hashlib
 import http.client
 import json
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from google.api_core import exceptions as gexc
@@ -36,6 +37,7 @@ from google.cloud.storage.retry import DEFAULT_RETRY, ConditionalRetryPolicy, is
 
 from cicd_release.errors import MissingResourceError, ReleaseError
 
+T = TypeVar("T")
 _SCHEME = "gs://"
 _READ_CHUNK = 1 << 20
 
@@ -90,6 +92,7 @@ def request_options(deadline: float, *, write: bool = False) -> dict[str, Any]:
 # statuses are the library's retryable ones (storage.retry._RETRYABLE_TYPES); a 501, say, stays a bug.
 _UNAVAILABLE = (
     gexc.RetryError,
+    gexc.DeadlineExceeded,
     gexc.TooManyRequests,
     gexc.InternalServerError,
     gexc.BadGateway,
@@ -129,6 +132,8 @@ def fault_reason(exc: BaseException, deadline: float) -> str:
     """A few words on why the last request failed; never the libraries' multi-line messages."""
     if isinstance(exc, gexc.RetryError) and exc.cause is not None:
         exc = exc.cause
+    if isinstance(exc, gexc.DeadlineExceeded) and exc.response is None:
+        return exc.message  # our own wall-clock bound (_bounded), not an answer from the server
     if isinstance(exc, gexc.GoogleAPICallError) and exc.code is not None:
         code = int(exc.code)
         try:
@@ -340,6 +345,40 @@ def _put_once(
     return uri
 
 
+def bounded(seconds: float, call: Callable[[], T]) -> T:
+    """``call()``, waited on for at most ``seconds`` of wall-clock time, then DeadlineExceeded.
+
+    The upload library counts only its sleeps against a retry deadline, not the time spent in requests: a
+    host that accepts the connection and never answers holds one upload for every attempt times the
+    per-request timeout. A call given up on may still finish in its (daemon) thread; every write here is
+    content-addressed or names its bytes and carries a generation precondition, so a late write is the
+    same bytes or nothing, never a wrong or partial object.
+    """
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # handed to the caller's thread as it is
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run, name="storage-call", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise gexc.DeadlineExceeded(f"no answer within {seconds:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def _put_bounded(
+    client: storage.Client, local: _LocalFile, bucket: str, name: str, progress: _Progress, deadline: float
+) -> str:
+    # Twice the deadline: the retries' own deadline, and the requests around the upload (look-up, re-read).
+    return bounded(2 * deadline, lambda: _put_once(client, local, bucket, name, progress, deadline))
+
+
 def upload_immutable(
     client: storage.Client, local_path: str | Path, gs_uri: str, *, deadline: float = DEFAULT_DEADLINE
 ) -> str:
@@ -353,7 +392,7 @@ def upload_immutable(
     local = _LocalFile.read(Path(local_path))
     rerun = "Running it again is safe: an identical object already there is accepted."
     with reporting_faults(client, deadline, rerun, pending=(gs_uri,)) as progress:
-        return _put_once(client, local, bucket, name, progress, deadline)
+        return _put_bounded(client, local, bucket, name, progress, deadline)
 
 
 def content_addressed_name(prefix: str, sha256: str, path: Path) -> str:
@@ -387,7 +426,7 @@ def upload_content_addressed(
     targets = tuple(f"{_SCHEME}{bucket}/{name}" for name in names.values())
     with reporting_faults(client, deadline, rerun, pending=targets) as progress:
         return {
-            logical: _put_once(client, locals_by_name[logical], bucket, name, progress, deadline)
+            logical: _put_bounded(client, locals_by_name[logical], bucket, name, progress, deadline)
             for logical, name in names.items()
         }
 
@@ -506,3 +545,58 @@ def prefix_digest(
         digest.update(len(name).to_bytes(8, "big") + name + len(md5).to_bytes(8, "big") + md5)
         count += 1
     return (digest.hexdigest() if count else ""), count
+
+
+def copy_immutable(
+    client: storage.Client, source_uri: str, target_uri: str, *, deadline: float = DEFAULT_DEADLINE
+) -> str:
+    """Copies an object inside Cloud Storage (no download), never over another one; returns ``target_uri``.
+
+    As for uploads: an existing target with the source's bytes (by MD5) is a no-op, other bytes are
+    ImmutableObjectConflict. The copy carries ``if_generation_match=0``, which GCS enforces atomically.
+    """
+    source_bucket, source_name = _object_uri(source_uri)
+    target_bucket, target_name = _object_uri(target_uri)
+    rerun = "Running it again is safe: an identical object already there is accepted."
+    with reporting_faults(client, deadline, rerun, pending=(target_uri,)) as progress:
+        progress.now("lookup", source_uri, bucket_404=True)
+        source = client.bucket(source_bucket).get_blob(source_name, **request_options(deadline))
+        if source is None:
+            raise StorageInputError(f"Cannot copy {source_uri}: there is no such object.")
+        progress.now("lookup", target_uri)
+        existing = client.bucket(target_bucket).get_blob(target_name, **request_options(deadline))
+        if existing is None:
+            progress.now("copy", target_uri, bucket_404=True, writing=True)
+            try:
+                client.bucket(source_bucket).copy_blob(
+                    source,
+                    client.bucket(target_bucket),
+                    target_name,
+                    if_generation_match=0,
+                    **request_options(deadline, write=True),
+                )
+                progress.wrote(target_uri)
+                return target_uri
+            except gexc.PreconditionFailed:
+                existing = client.bucket(target_bucket).get_blob(target_name, **request_options(deadline))
+        if existing is None or existing.md5_hash != source.md5_hash:
+            raise ImmutableObjectConflict(
+                f"{target_uri} already exists with other content than {source_uri} (md5 "
+                f"{getattr(existing, 'md5_hash', None)} against {source.md5_hash}); it is never overwritten."
+            )
+        progress.wrote(target_uri)
+        return target_uri
+
+
+def list_folder(
+    client: storage.Client, folder_uri: str, *, deadline: float = DEFAULT_DEADLINE
+) -> tuple[list[str], list[str]]:
+    """(names of the objects directly in ``folder_uri``, names of its subfolders), both without the prefix."""
+    bucket, prefix = parse_gs_uri(folder_uri)
+    prefix = prefix.rstrip("/") + "/" if prefix else ""
+    with reporting_faults(client, deadline, "Run it again once storage answers.") as progress:
+        progress.now("listing", folder_uri, bucket_404=True)
+        listing = client.list_blobs(bucket, prefix=prefix, delimiter="/", **request_options(deadline))
+        names = [blob.name[len(prefix) :] for blob in listing]
+        folders = sorted(p[len(prefix) :].rstrip("/") for p in listing.prefixes)
+    return sorted(n for n in names if n), folders

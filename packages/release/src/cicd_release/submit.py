@@ -66,6 +66,10 @@ class PipelineSubmitError(ReleaseError, RuntimeError):
     """Vertex AI refused to create the job (bad spec, bad parameters, permissions...)."""
 
 
+class PipelineFollowError(ReleaseError, RuntimeError):
+    """Vertex AI stopped answering while a run was followed; the run itself goes on."""
+
+
 class PipelineJobFailed(ReleaseError, RuntimeError):
     """A followed job ended in a state other than SUCCEEDED (or did not end in time)."""
 
@@ -144,12 +148,39 @@ def _check_pipeline_root(
         ) from None
 
 
+def _poll_state(job: aiplatform.PipelineJob, request_deadline: float, poll_seconds: float) -> str:
+    """The job's state. A poll that Vertex does not answer (refused, cut, silent: each GET is given up on after
+    ``request_deadline`` seconds) is tried again until ``request_deadline`` seconds of failures, then one line
+    saying the run goes on: a blip does not fail a two-hour build, an outage does not hang it."""
+    from cicd_release.storage import bounded
+
+    failing_since = None
+    while True:
+        try:
+            return bounded(request_deadline, lambda: _state_name(job))
+        except (*_UNREACHABLE, gexc.ServiceUnavailable, gexc.DeadlineExceeded) as exc:
+            failing_since = failing_since or time.monotonic()
+            if time.monotonic() - failing_since >= request_deadline:
+                raise PipelineFollowError(
+                    f"Vertex AI stopped answering the polls of {job.resource_name} "
+                    f"({fault_reason(exc, request_deadline)}, for {request_deadline:g} s: "
+                    f"cicd.request_deadline_seconds). The run goes on without this build: follow it at "
+                    f"{_summary(job, '').dashboard_uri or job.resource_name}."
+                ) from exc
+            time.sleep(min(poll_seconds, request_deadline / 4))
+
+
 def follow_pipeline_job(
-    job: aiplatform.PipelineJob, *, poll_seconds: float = 5, timeout_seconds: float | None = None
+    job: aiplatform.PipelineJob,
+    *,
+    poll_seconds: float = 5,
+    timeout_seconds: float | None = None,
+    request_deadline: float = DEFAULT_DEADLINE,
 ) -> SubmittedJob:
-    """Poll ``job`` every ``poll_seconds`` until it ends; raise PipelineJobFailed unless it SUCCEEDED."""
+    """Poll ``job`` every ``poll_seconds`` until it ends; raise PipelineJobFailed unless it SUCCEEDED, and
+    PipelineFollowError when Vertex stops answering the polls for ``request_deadline`` seconds."""
     deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
-    state = _state_name(job)
+    state = _poll_state(job, request_deadline, poll_seconds)
     while state not in TERMINAL_STATES:
         if deadline is not None and time.monotonic() >= deadline:
             result = _summary(job, state)
@@ -159,7 +190,7 @@ def follow_pipeline_job(
                 result,
             )
         time.sleep(poll_seconds)
-        state = _state_name(job)
+        state = _poll_state(job, request_deadline, poll_seconds)
     result = _summary(job, state)
     if state != SUCCEEDED:
         error = job.gca_resource.error.message or "no error message"
@@ -256,6 +287,7 @@ def wait_for_outcome(
     poll_seconds: float = 30,
     timeout_seconds: float | None = None,
     credentials: auth_credentials.Credentials | None = None,
+    request_deadline: float = DEFAULT_DEADLINE,
 ):
     """Follows a submitted run to its end and reads back what it did (cicd_release.outcome.RunOutcome).
 
@@ -266,7 +298,9 @@ def wait_for_outcome(
 
     job = aiplatform.PipelineJob.get(resource_name, credentials=credentials)
     try:
-        follow_pipeline_job(job, poll_seconds=poll_seconds, timeout_seconds=timeout_seconds)
+        follow_pipeline_job(
+            job, poll_seconds=poll_seconds, timeout_seconds=timeout_seconds, request_deadline=request_deadline
+        )
     except PipelineJobFailed as failed:
         if failed.job.state not in TERMINAL_STATES:
             raise

@@ -12,3 +12,6 @@ _HERE = Path(__file__).resolve().parent
 PREPROCESSING_MODULE = _HERE / "preprocessing.py"
 MODEL_MODULE = _HERE / "model.py"
 SCHEMA_FILE = _HERE / "schema" / "schema.pbtxt"
+# The fixed holdout set the pipeline's judge scores every candidate and its baseline on: rows kept out of the
+# shipped training data (data/README.md), replaced only on purpose, with the trainer's version.
+HOLDOUT_FILE = _HERE / "holdout" / "penguins_holdout.csv"

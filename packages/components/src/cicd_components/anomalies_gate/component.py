@@ -1,5 +1,6 @@
 """AnomaliesGate: the data gate. Stops the run before anything is trained when ExampleValidator found anomalies,
-or when a split holds too few examples, or a class of the label too few of its own."""
+or when a split holds too few examples, or a class of the label too few of its own, or when the data drifted
+from the data that trained the blessed model."""
 
 from tfx import types
 from tfx.dsl.components.base import base_component, executor_spec
@@ -24,8 +25,11 @@ class AnomaliesGateSpec(ComponentSpec):
         "anomalies": ChannelParameter(type=standard_artifacts.ExampleAnomalies),
         # StatisticsGen's output, for the counts.
         "statistics": ChannelParameter(type=standard_artifacts.ExampleStatistics, optional=True),
-        # The curated schema, for the label's classes.
+        # The curated schema, for the label's classes and the drift comparators' thresholds.
         "schema": ChannelParameter(type=standard_artifacts.Schema, optional=True),
+        # The blessing of the current model (the Judge keeps the statistics of its training data there): the
+        # new data is compared with the data that trained the model in production.
+        "baseline_blessing": ChannelParameter(type=standard_artifacts.ModelBlessing, optional=True),
     }
     OUTPUTS = {}
 
@@ -44,6 +48,7 @@ class AnomaliesGate(base_component.BaseComponent):
         min_examples_per_split: int | None = None,
         min_examples_per_class: int | None = None,
         label_feature: str | None = None,
+        baseline_blessing: types.BaseChannel | None = None,
     ):
         """`anomalies` from ExampleValidator; with `statistics`, `schema` and the minimums, the counts too."""
         super().__init__(
@@ -54,5 +59,6 @@ class AnomaliesGate(base_component.BaseComponent):
                 min_examples_per_split=min_examples_per_split,
                 min_examples_per_class=min_examples_per_class,
                 label_feature=label_feature,
+                baseline_blessing=baseline_blessing,
             )
         )

@@ -26,6 +26,17 @@ class TooFewExamplesError(DataGateError):
     """A split, or a class of the label within a split, holds fewer examples than the minimum."""
 
 
+class DataDriftError(DataGateError):
+    """A distribution (the label's too) moved further from the data that trained the blessed model than the
+    curated schema's drift comparators allow."""
+
+
+# Where the Judge keeps, with a blessing, the statistics of the data that trained the blessed model
+# (cicd_components.judge.executor.TRAINING_STATISTICS_DIR; not imported: the Judge pulls in TFMA).
+TRAINING_STATISTICS_DIR = "training_statistics"
+DRIFT_SPLIT = "train"
+
+
 def read_anomalies(split_uri: str) -> anomalies_pb2.Anomalies:
     path = os.path.join(split_uri, ANOMALIES_FILE)
     anomalies = anomalies_pb2.Anomalies()
@@ -48,9 +59,8 @@ def describe(anomalies: anomalies_pb2.Anomalies) -> list[str]:
 def label_classes(schema_uri: str, label: str) -> list[str]:
     """The label's classes: the values of its string domain in the curated schema."""
     from tensorflow_metadata.proto.v0 import schema_pb2
-    from tfx.utils import io_utils
 
-    schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(schema_uri))
+    schema = read_schema(schema_uri)
     feature = next((f for f in schema.feature if f.name == label), None)
     if feature is None:
         return []
@@ -89,6 +99,62 @@ def count_problems(
                 f"[{split}] {label}: {', '.join(short)} below {min_per_class} examples (counts: {found})"
             )
     return problems
+
+
+def read_schema(schema_uri: str):
+    from tfx.utils import io_utils
+
+    return io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(schema_uri))
+
+
+def drift_problems(statistics: types.Artifact, baseline_blessing_uri: str, schema) -> list[str] | None:
+    """One line per feature whose distribution moved past its drift comparator's threshold, largest first
+    (relative to its threshold), comparing the train split with the one that trained the blessed model.
+
+    None when there is nothing to compare with: no drift comparator in the schema, or a blessing that kept
+    no statistics (a model blessed before the Judge kept them).
+    """
+    import tensorflow_data_validation as tfdv
+    from tfx.components.statistics_gen import stats_artifact_utils
+
+    if not any(f.HasField("drift_comparator") for f in schema.feature):
+        return None
+    previous_uri = os.path.join(baseline_blessing_uri, TRAINING_STATISTICS_DIR)
+    if not fileio.exists(previous_uri):
+        return None
+    from tfx.types import standard_artifacts
+
+    previous = standard_artifacts.ExampleStatistics()
+    previous.uri = previous_uri
+    previous.split_names = statistics.split_names
+    current = stats_artifact_utils.load_statistics(statistics, DRIFT_SPLIT).proto()
+    before = stats_artifact_utils.load_statistics(previous, DRIFT_SPLIT).proto()
+    anomalies = tfdv.validate_statistics(current, schema, previous_statistics=before)
+    shifts = []
+    for info in anomalies.drift_skew_info:
+        feature = ".".join(info.path.step)
+        for measurement in info.drift_measurements:
+            if measurement.threshold and measurement.value > measurement.threshold:
+                kind = (
+                    measurement.DESCRIPTOR.fields_by_name["type"]
+                    .enum_type.values_by_number[measurement.type]
+                    .name
+                )
+                detail = (
+                    anomalies.anomaly_info[feature].description if feature in anomalies.anomaly_info else ""
+                )
+                most = (
+                    detail.rpartition("maximum difference is: ")[2] if "maximum difference" in detail else ""
+                )
+                shifts.append(
+                    (
+                        measurement.value / measurement.threshold,
+                        f"{feature}: {kind} distance {measurement.value:.3f} from the blessed model's training "
+                        f"data, above the threshold {measurement.threshold:g}"
+                        + (f" (most changed: {most})" if most else ""),
+                    )
+                )
+    return [line for _, line in sorted(shifts, key=lambda s: -s[0])]
 
 
 class Executor(base_executor.BaseExecutor):
@@ -131,4 +197,18 @@ class Executor(base_executor.BaseExecutor):
                     "Too few examples to train and judge a model, so the run stops before training:\n  "
                     + "\n  ".join(counts)
                     + "\nAdd data, or lower training.min_examples_per_split / min_examples_per_class on purpose."
+                )
+        if input_dict.get("statistics") and input_dict.get("baseline_blessing") and input_dict.get("schema"):
+            shifts = drift_problems(
+                artifact_utils.get_single_instance(input_dict["statistics"]),
+                artifact_utils.get_single_uri(input_dict["baseline_blessing"]),
+                read_schema(artifact_utils.get_single_uri(input_dict["schema"])),
+            )
+            if shifts:
+                raise DataDriftError(
+                    "The data moved away from the data that trained the blessed model, so the run stops "
+                    "before training (largest shift first):\n  "
+                    + "\n  ".join(shifts)
+                    + "\nCheck where the data came from; if the world really changed, raise the feature's "
+                    "drift_comparator threshold in the curated schema, on purpose."
                 )

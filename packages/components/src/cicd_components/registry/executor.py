@@ -82,17 +82,21 @@ def record_vertex(parent: str, entry: dict[str, Any], serving_image: str) -> dic
 
 
 def record_outcome(registered: types.Artifact, input_dict: dict[str, list[types.Artifact]]) -> None:
-    """The Evaluator's verdict (`blessed`) and overall metrics (`metrics`, a JSON object) on the output."""
+    """The judge's verdict (`blessed`), overall metrics (`metrics`, a JSON object) and each check it made
+    (`checks`, a JSON list of lines) on the output."""
     if input_dict.get("blessing"):
         blessing = artifact_utils.get_single_instance(input_dict["blessing"])
         registered.set_int_custom_property("blessed", blessing.get_int_custom_property("blessed"))
     if input_dict.get("evaluation"):
-        from cicd_components.evaluation import overall_metrics
+        from cicd_components.evaluation import judged_metrics, verdict_checks
 
         evaluation = artifact_utils.get_single_uri(input_dict["evaluation"])
         registered.set_string_custom_property(
-            "metrics", json.dumps(overall_metrics(evaluation), sort_keys=True)
+            "metrics", json.dumps(judged_metrics(evaluation), sort_keys=True)
         )
+        checks = verdict_checks(evaluation)
+        if checks is not None:
+            registered.set_string_custom_property("checks", json.dumps([c["line"] for c in checks]))
 
 
 class Executor(base_executor.BaseExecutor):

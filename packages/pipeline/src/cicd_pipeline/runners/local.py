@@ -67,6 +67,8 @@ class LocalInputs:
     schema_file: Path
     preprocessing_module: Path
     model_module: Path
+    # The fixed holdout set (a CSV file) the Judge also scores candidate and baseline on; None: no holdout.
+    holdout_file: Path | None = None
 
     def check(self) -> None:
         """Raises a ValueError naming the first missing input and what to pass instead."""
@@ -78,9 +80,10 @@ class LocalInputs:
             "preprocessing_module": self.preprocessing_module,
             "model_module": self.model_module,
             "schema_file": self.schema_file,
+            "holdout_file": self.holdout_file,
         }
         for name, path in files.items():
-            if not path.is_file():
+            if path is not None and not path.is_file():
                 raise ValueError(f"{name} {path} does not exist: pass an existing file.")
 
 
@@ -146,6 +149,13 @@ def build_local_pipeline(
             schema_file=str(content_addressed_copy(inputs.schema_file, layout.inputs_dir)),
             preprocessing_module=str(content_addressed_copy(inputs.preprocessing_module, layout.inputs_dir)),
             model_module=str(content_addressed_copy(inputs.model_module, layout.inputs_dir)),
+            # In a folder of its own named by its content, as on Vertex: CsvExampleGen reads a folder, and an
+            # edited holdout is a new input, never a cache hit.
+            holdout_root=(
+                str(content_addressed_copy(inputs.holdout_file, layout.inputs_dir).parent)
+                if inputs.holdout_file
+                else None
+            ),
             hyperparameters=config.hyperparameters,
             serving_model_dir=str(layout.serving_model_dir),
             registry=f"local:{layout.registry_dir}",
@@ -166,11 +176,20 @@ def build_local_pipeline(
 
 
 def run_local(
-    layout: LocalLayout, inputs: LocalInputs, config: TrainingConfig, labels: dict[str, str] | None = None
+    layout: LocalLayout,
+    inputs: LocalInputs,
+    config: TrainingConfig,
+    labels: dict[str, str] | None = None,
+    progress=None,
 ) -> None:
-    """Runs the whole pipeline; earlier runs' outputs in `layout` are reused through TFX's cache."""
+    """Runs the whole pipeline; earlier runs' outputs in `layout` are reused through TFX's cache.
+
+    `progress(pipeline)`, when given, is the context manager the run happens in (progress.Progress).
+    """
     from tfx import v1 as tfx
 
     layout = LocalLayout(layout.root.resolve())
     os.makedirs(layout.root, exist_ok=True)
-    tfx.orchestration.LocalDagRunner().run(build_local_pipeline(layout, inputs, config, labels))
+    pipeline = build_local_pipeline(layout, inputs, config, labels)
+    with progress(pipeline) if progress else contextlib.nullcontext():
+        tfx.orchestration.LocalDagRunner().run(pipeline)

@@ -28,6 +28,8 @@ DATA_ROOT = "data_root"
 SCHEMA_FILE = "schema_file"
 PREPROCESSING_MODULE = "preprocessing_module"
 MODEL_MODULE = "model_module"
+# The folder of the fixed holdout set (its content-addressed upload, like the module files).
+HOLDOUT_ROOT = "holdout_root"
 HYPERPARAMETERS = "hyperparameters"
 # A JSON object of labels for the Model Registry version (commit, package versions, module and data digests).
 MODEL_LABELS = "model_labels"
@@ -36,6 +38,7 @@ RUNTIME_PARAMETERS = (
     SCHEMA_FILE,
     PREPROCESSING_MODULE,
     MODEL_MODULE,
+    HOLDOUT_ROOT,
     HYPERPARAMETERS,
     MODEL_LABELS,
 )
@@ -59,6 +62,7 @@ def build_vertex_pipeline(
         schema_file=param(SCHEMA_FILE),
         preprocessing_module=param(PREPROCESSING_MODULE),
         model_module=param(MODEL_MODULE),
+        holdout_root=param(HOLDOUT_ROOT),
         hyperparameters=param(HYPERPARAMETERS, config.hyperparameters),
         serving_model_dir=serving_model_dir,
         registry=registry,

@@ -1,0 +1,1 @@
+"""Judge: the Evaluator, also scoring candidate and baseline on a fixed holdout set, with one blessing."""

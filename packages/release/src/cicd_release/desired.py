@@ -1,0 +1,449 @@
+"""What a Google Cloud project needs before the first release, as data: the APIs, the buckets, the Artifact
+Registry repository, the three service accounts, the Workload Identity pool and provider, and every role with
+the reason it is needed and the permissions the chain uses from it.
+
+`invoke setup` creates this (cicd_release/setup.py), `invoke doctor` checks it (cicd_release/doctor.py), and
+docs/deploy.md lists it; a test keeps the three the same. Pure: no google.* import, no I/O.
+
+Sources for the roles: Cloud Build's "Configure user-specified service accounts" (a build with its own service
+account writes its logs itself: roles/logging.logWriter) and gcloud's `builds submit` (submit_util.py: it gets
+the staging bucket, then uploads the source); Vertex AI Pipelines' "Configure your project" (the pipeline's
+service account needs Vertex AI User and object access to the pipeline root); Model Registry's "Import models"
+(the artifacts must be in a bucket in the model's region); google-github-actions/auth (Workload Identity
+Federation with service account impersonation: roles/iam.workloadIdentityUser for the repository's
+principalSet, the IAM Credentials and STS APIs, and an attribute condition so no other repository can use the
+provider). Role contents: Google's "IAM basic and predefined roles reference".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterator
+
+from cicd_release.errors import InputError
+from cicd_release.settings import Settings
+
+
+@dataclasses.dataclass(frozen=True)
+class Api:
+    name: str
+    reason: str
+
+
+# Every API a release touches. serviceusage and storage are on in a new project; the others are not.
+APIS = (
+    Api(
+        "aiplatform.googleapis.com", "Vertex AI Pipelines runs the training; Model Registry keeps the models"
+    ),
+    Api("artifactregistry.googleapis.com", "the components image lives in an Artifact Registry repository"),
+    Api("cloudbuild.googleapis.com", "the release chain runs on Cloud Build"),
+    Api(
+        "cloudresourcemanager.googleapis.com",
+        "project IAM policies; the project number for the Workload Identity provider",
+    ),
+    Api("iam.googleapis.com", "service accounts and the Workload Identity pool"),
+    Api("iamcredentials.googleapis.com", "GitHub's job exchanges its federated token for the submitter's"),
+    Api("logging.googleapis.com", "Cloud Build writes the build's logs to Cloud Logging"),
+    Api("serviceusage.googleapis.com", "setup and doctor read and enable the APIs"),
+    Api(
+        "storage.googleapis.com", "the bucket of modules, specs, data, the pipeline root and release records"
+    ),
+    Api(
+        "sts.googleapis.com",
+        "Workload Identity Federation exchanges GitHub's OIDC token (Security Token Service)",
+    ),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Identity:
+    key: str  # what the grants table calls it
+    account_id: str  # the service account id (its e-mail's local part); vertex's comes from the settings
+    title: str
+    does: str
+
+
+IDENTITIES = (
+    Identity(
+        "submitter",
+        "cicd-submitter",
+        "GitHub release submitter",
+        "GitHub Actions act as it (Workload Identity Federation) to submit the build",
+    ),
+    Identity(
+        "builder",
+        "cicd-builder",
+        "Cloud Build release chain",
+        "the build runs as it (every cloudbuild.yaml step)",
+    ),
+    Identity(
+        "vertex",
+        "vertex-pipelines",
+        "Vertex AI pipeline runs",
+        "every task of the training run runs as it on Vertex AI",
+    ),
+)
+IDENTITY = {identity.key: identity for identity in IDENTITIES}
+
+# The member that is not a service account: GitHub Actions runs of the one repository (a principalSet).
+GITHUB = "github"
+
+# Where a role is granted.
+PROJECT, BUCKET, STAGING, REPOSITORY = "project", "bucket", "staging bucket", "repository"
+ON_ACCOUNT = "service account "  # + an identity key: granted on that service account
+
+
+@dataclasses.dataclass(frozen=True)
+class Grant:
+    member: str  # an identity key, or GITHUB
+    role: str
+    on: str  # PROJECT, BUCKET, STAGING, REPOSITORY or ON_ACCOUNT + identity key
+    reason: str
+    # The permissions of the role the chain uses: what `invoke doctor` asks testIamPermissions for when it runs
+    # as this member. Each is in the role (Google's roles reference; a test checks against the stand-in's table).
+    permissions: tuple[str, ...]
+
+
+GRANTS = (
+    # --- the GitHub submitter
+    Grant(
+        GITHUB,
+        "roles/iam.workloadIdentityUser",
+        ON_ACCOUNT + "submitter",
+        "GitHub Actions runs of this repository, and of no other, act as the submitter",
+        ("iam.serviceAccounts.getAccessToken",),
+    ),
+    Grant(
+        "submitter",
+        "roles/cloudbuild.builds.editor",
+        PROJECT,
+        "`gcloud builds submit` creates the build and follows it to its end",
+        ("cloudbuild.builds.create", "cloudbuild.builds.get"),
+    ),
+    Grant(
+        "submitter",
+        "roles/serviceusage.serviceUsageConsumer",
+        PROJECT,
+        "gcloud calls the project's APIs on its quota (serviceusage.services.use)",
+        ("serviceusage.services.use",),
+    ),
+    Grant(
+        "submitter",
+        "roles/iam.serviceAccountUser",
+        ON_ACCOUNT + "builder",
+        "the build it submits runs as the build account (`--service-account`: iam.serviceAccounts.actAs)",
+        ("iam.serviceAccounts.actAs",),
+    ),
+    Grant(
+        "submitter",
+        "roles/storage.legacyBucketReader",
+        STAGING,
+        "`gcloud builds submit` reads the staging bucket before it uploads (storage.buckets.get)",
+        ("storage.buckets.get",),
+    ),
+    Grant(
+        "submitter",
+        "roles/storage.objectCreator",
+        STAGING,
+        "uploads the checkout as the build's source",
+        ("storage.objects.create",),
+    ),
+    Grant(
+        "submitter",
+        "roles/storage.objectViewer",
+        BUCKET,
+        "the GitHub job reads the run's summary for its job summary",
+        ("storage.objects.get", "storage.objects.list"),
+    ),
+    # --- the Cloud Build service account
+    Grant(
+        "builder",
+        "roles/storage.objectViewer",
+        STAGING,
+        "Cloud Build fetches the uploaded source as the build's service account",
+        ("storage.objects.get",),
+    ),
+    Grant(
+        "builder",
+        "roles/logging.logWriter",
+        PROJECT,
+        "a build with its own service account writes its logs to Cloud Logging (CLOUD_LOGGING_ONLY)",
+        ("logging.logEntries.create",),
+    ),
+    Grant(
+        "builder",
+        "roles/artifactregistry.writer",
+        REPOSITORY,
+        "build.image pushes the components image; the plan asks which tags exist",
+        (
+            "artifactregistry.repositories.get",
+            "artifactregistry.repositories.downloadArtifacts",
+            "artifactregistry.repositories.uploadArtifacts",
+        ),
+    ),
+    Grant(
+        "builder",
+        "roles/storage.objectAdmin",
+        BUCKET,
+        "writes specs, modules, release records and run summaries; reads the data digest",
+        ("storage.objects.create", "storage.objects.get", "storage.objects.list"),
+    ),
+    Grant(
+        "builder",
+        "roles/storage.legacyBucketReader",
+        BUCKET,
+        "invoke doctor reads the bucket's region (Storage Object Admin has no storage.buckets.get)",
+        ("storage.buckets.get",),
+    ),
+    Grant(
+        "builder",
+        "roles/aiplatform.user",
+        PROJECT,
+        "pipeline.submit creates the Vertex AI run and follows it",
+        ("aiplatform.pipelineJobs.create", "aiplatform.pipelineJobs.get"),
+    ),
+    Grant(
+        "builder",
+        "roles/iam.serviceAccountUser",
+        ON_ACCOUNT + "vertex",
+        "pipeline.submit starts the run as the pipeline account (iam.serviceAccounts.actAs)",
+        ("iam.serviceAccounts.actAs",),
+    ),
+    Grant(
+        "builder",
+        "roles/serviceusage.serviceUsageViewer",
+        PROJECT,
+        "invoke doctor, the build's first step, reads which APIs are enabled",
+        ("serviceusage.services.get",),
+    ),
+    Grant(
+        "builder",
+        "roles/iam.securityReviewer",
+        PROJECT,
+        "invoke doctor reads who holds which role (IAM policies only, no data)",
+        ("resourcemanager.projects.getIamPolicy", "iam.serviceAccounts.getIamPolicy"),
+    ),
+    # --- the Vertex AI pipelines' service account
+    Grant(
+        "vertex",
+        "roles/aiplatform.user",
+        PROJECT,
+        "the run's tasks record their metadata; ModelRegistryUploader lists and uploads model versions",
+        ("aiplatform.metadataStores.get", "aiplatform.models.list", "aiplatform.models.upload"),
+    ),
+    Grant(
+        "vertex",
+        "roles/storage.objectAdmin",
+        BUCKET,
+        "reads the data and module files, writes the pipeline root and the pushed model",
+        ("storage.objects.create", "storage.objects.get", "storage.objects.list"),
+    ),
+)
+
+# Workload Identity Federation for GitHub Actions (google-github-actions/auth).
+POOL_ID, PROVIDER_ID = "github", "github-actions"
+GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
+ATTRIBUTE_MAPPING = {"google.subject": "assertion.sub", "attribute.repository": "assertion.repository"}
+DEFAULT_REGION = "europe-west4"  # cloudbuild.yaml's _REGION default
+DEFAULT_REPOSITORY = "training"  # cloudbuild.yaml's _IMAGE_REPO default names this repository
+_AR_HOST = re.compile(r"^(?P<location>[a-z0-9-]+)-docker\.pkg\.dev$")
+
+
+def attribute_condition(github_repo: str) -> str:
+    """Only tokens GitHub issued for this repository pass: no other repository can use the provider."""
+    return f"assertion.repository == '{github_repo}'"
+
+
+def cloud_defaults(settings: Settings) -> Settings:
+    """The settings with the values cloudbuild.yaml uses when a substitution is not given (a test keeps them
+    the same): region europe-west4, bucket PROJECT-ml, repository REGION-docker.pkg.dev/PROJECT/training and
+    the pipelines' account vertex-pipelines@PROJECT."""
+    settings.require(["project"])
+    project = settings.project
+    region = settings.region or DEFAULT_REGION
+    values = {
+        "region": region,
+        "bucket": settings.bucket or f"{project}-ml",
+        "image_repo": settings.image_repo or f"{region}-docker.pkg.dev/{project}/{DEFAULT_REPOSITORY}",
+        "service_account": settings.service_account
+        or f"{IDENTITY['vertex'].account_id}@{project}.iam.gserviceaccount.com",
+    }
+    return settings.model_copy(update=values)
+
+
+@dataclasses.dataclass(frozen=True)
+class Deployment:
+    """The desired state resolved for one project: names of every resource and member."""
+
+    project: str
+    region: str
+    bucket: str
+    repository_location: str
+    repository_id: str
+    accounts: dict[str, str]  # identity key -> e-mail
+    github_repo: str = ""  # empty: the GitHub binding is not part of this deployment (doctor says so)
+    project_number: str = ""  # needed for the principalSet and the provider's name; "" until known
+
+    @classmethod
+    def from_settings(cls, settings: Settings, project_number: str = "") -> Deployment:
+        settings = cloud_defaults(settings)
+        host, _, path = settings.image_repo.partition("/")
+        location = _AR_HOST.match(host)
+        repo_project, _, repository = path.partition("/")
+        if location is None:
+            raise InputError(
+                f"cicd.image_repo={settings.image_repo!r} is not an Artifact Registry repository "
+                "(LOCATION-docker.pkg.dev/PROJECT/REPOSITORY): setup and doctor manage Artifact Registry only."
+            )
+        if repo_project != settings.project:
+            raise InputError(
+                f"cicd.image_repo={settings.image_repo!r} is in project {repo_project!r}, not in "
+                f"cicd.project={settings.project!r}: setup creates and doctor checks one project's resources."
+            )
+        vertex_id, _, vertex_project = settings.service_account.partition("@")
+        if vertex_project != f"{settings.project}.iam.gserviceaccount.com":
+            raise InputError(
+                f"cicd.service_account={settings.service_account!r} is not an account of project "
+                f"{settings.project!r}: setup creates it there."
+            )
+        accounts = {
+            identity.key: f"{identity.account_id}@{settings.project}.iam.gserviceaccount.com"
+            for identity in IDENTITIES
+        }
+        accounts["vertex"] = settings.service_account
+        return cls(
+            project=settings.project,
+            region=settings.region,
+            bucket=settings.bucket,
+            repository_location=location["location"],
+            repository_id=repository,
+            accounts=accounts,
+            github_repo=settings.github_repo,
+            project_number=project_number,
+        )
+
+    # --- names
+
+    @property
+    def staging_bucket(self) -> str:
+        """Where `gcloud builds submit` uploads the source (gcloud's default name; release.yml passes it)."""
+        return f"{self.project}_cloudbuild"
+
+    @property
+    def repository(self) -> str:
+        return (
+            f"projects/{self.project}/locations/{self.repository_location}/repositories/{self.repository_id}"
+        )
+
+    @property
+    def pool(self) -> str:
+        return f"projects/{self.project}/locations/global/workloadIdentityPools/{POOL_ID}"
+
+    @property
+    def provider(self) -> str:
+        return f"{self.pool}/providers/{PROVIDER_ID}"
+
+    @property
+    def provider_for_github(self) -> str:
+        """The provider as google-github-actions/auth wants it: by project *number*."""
+        return (
+            f"projects/{self.project_number}/locations/global/workloadIdentityPools/{POOL_ID}"
+            f"/providers/{PROVIDER_ID}"
+        )
+
+    def account_id(self, key: str) -> str:
+        return self.accounts[key].partition("@")[0]
+
+    def member(self, key: str) -> str:
+        """The IAM member of an identity key: a service account, or the repository's GitHub principalSet."""
+        if key == GITHUB:
+            if not self.project_number or not self.github_repo:
+                raise ValueError("the GitHub member needs the project number and cicd.github_repo")
+            return (
+                f"principalSet://iam.googleapis.com/projects/{self.project_number}/locations/global/"
+                f"workloadIdentityPools/{POOL_ID}/attribute.repository/{self.github_repo}"
+            )
+        return f"serviceAccount:{self.accounts[key]}"
+
+    def target(self, on: str) -> tuple[str, str]:
+        """(kind, name) of where a grant is made: ("project", id), ("bucket", name), ("repository", resource
+        name) or ("service account", e-mail)."""
+        if on == PROJECT:
+            return PROJECT, self.project
+        if on == BUCKET:
+            return BUCKET, self.bucket
+        if on == STAGING:
+            return BUCKET, self.staging_bucket
+        if on == REPOSITORY:
+            return REPOSITORY, self.repository
+        if on.startswith(ON_ACCOUNT):
+            return "service account", self.accounts[on.removeprefix(ON_ACCOUNT)]
+        raise ValueError(f"unknown grant target {on!r}")
+
+    def shown(self, on: str) -> str:
+        kind, name = self.target(on)
+        if kind == BUCKET:
+            return f"gs://{name}"
+        if kind == REPOSITORY:
+            return f"repository {self.repository_id} ({self.repository_location})"
+        return f"{kind} {name}"
+
+    def grants(self) -> Iterator[Grant]:
+        """The table's grants that apply here (the GitHub binding only with a repository and the number)."""
+        for grant in GRANTS:
+            if grant.member == GITHUB and not (self.github_repo and self.project_number):
+                continue
+            yield grant
+
+    # --- the command that fixes each thing by hand (doctor prints it; setup --apply does all of them)
+
+    def fix_api(self, api: str) -> str:
+        return f"gcloud services enable {api} --project={self.project}"
+
+    def fix_bucket(self, name: str) -> str:
+        return (
+            f"gcloud storage buckets create gs://{name} --project={self.project} --location={self.region} "
+            "--uniform-bucket-level-access"
+        )
+
+    def fix_repository(self) -> str:
+        return (
+            f"gcloud artifacts repositories create {self.repository_id} --repository-format=docker "
+            f"--location={self.repository_location} --project={self.project}"
+        )
+
+    def fix_account(self, key: str) -> str:
+        return (
+            f"gcloud iam service-accounts create {self.account_id(key)} --project={self.project} "
+            f'--display-name="{IDENTITY[key].title}"'
+        )
+
+    def fix_grant(self, grant: Grant) -> str:
+        kind, name = self.target(grant.on)
+        binding = f"--member={self.member(grant.member)} --role={grant.role}"
+        if kind == PROJECT:
+            return f"gcloud projects add-iam-policy-binding {name} {binding} --condition=None"
+        if kind == BUCKET:
+            return f"gcloud storage buckets add-iam-policy-binding gs://{name} {binding}"
+        if kind == REPOSITORY:
+            return (
+                f"gcloud artifacts repositories add-iam-policy-binding {self.repository_id} "
+                f"--location={self.repository_location} --project={self.project} {binding}"
+            )
+        return f"gcloud iam service-accounts add-iam-policy-binding {name} --project={self.project} {binding}"
+
+    def setup_command(self) -> str:
+        repo = f" --github-repo={self.github_repo}" if self.github_repo else " --github-repo=OWNER/REPO"
+        return f"invoke setup --project={self.project}{repo} --apply"
+
+    def github_variables(self) -> dict[str, str]:
+        """The repository variables .github/workflows/release.yml reads, as this deployment needs them."""
+        return {
+            "GCP_PROJECT": self.project,
+            "GCP_REGION": self.region,
+            "GCP_BUCKET": self.bucket,
+            "GCP_WORKLOAD_IDENTITY_PROVIDER": self.provider_for_github,
+            "GCP_CLOUDBUILD_SUBMITTER": self.accounts["submitter"],
+            "GCP_CLOUDBUILD_SERVICE_ACCOUNT": self.accounts["builder"],
+        }

@@ -1,0 +1,345 @@
+"""`invoke doctor`: is this project ready for a release? One line per check, `ok` or `FAIL` with the command
+that fixes it; DoctorFailed (exit 3) when any check fails. Cloud Build runs it first, so a broken project
+fails a build in seconds, not after a 20-minute image build.
+
+What it checks is the desired state of cicd_release/desired.py (the same table `invoke setup` creates):
+the APIs, the buckets (the artifact bucket in the region: Model Registry needs the model's artifacts there),
+the repository, the service accounts, every role of the table, the last release's spec and image, and the data.
+
+Roles are checked two ways, because Google's testIamPermissions answers for the *caller* only:
+- the identity doctor runs as (on Cloud Build, the build's service account) asks testIamPermissions for the
+  permissions the chain uses, on each resource: Google's own answer, counting every way a permission can be
+  held (a role on the project, a group, a custom role);
+- every other identity is checked in the resources' IAM policies: the table's role bound to it, on the
+  resource or on the project (from where resources inherit it). Reading policies needs
+  resourcemanager.projects.getIamPolicy and the like (roles/iam.securityReviewer, which setup grants the build).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Iterator
+
+from cicd_release import desired
+from cicd_release.desired import Deployment
+from cicd_release.errors import ReleaseError
+from cicd_release.gcp_admin import Cloud, holds
+from cicd_release.settings import Settings
+
+OK, FAIL, SKIP = "ok", "FAIL", "skip"
+
+
+class DoctorFailed(ReleaseError, RuntimeError):
+    """At least one check failed: the lines above name each and its fix."""
+
+    exit_code = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    status: str  # OK, FAIL or SKIP
+    what: str
+    fix: str = ""
+
+    def line(self) -> str:
+        return f"{self.status:<4}  {self.what}" + (f"  -> fix: {self.fix}" if self.fix else "")
+
+
+def run_checks(cloud: Cloud, settings: Settings, say: Callable[[str], None] = print) -> list[Check]:
+    """Runs every check, saying each line as it is known; DoctorFailed at the end when one failed.
+
+    An endpoint that cannot be reached at all stops at the first call (CloudUnreachable, one line).
+    """
+    deployment = Deployment.from_settings(settings)
+    checks: list[Check] = []
+    for check in _checks(cloud, settings, deployment):
+        say(check.line())
+        checks.append(check)
+    failed = [c for c in checks if c.status == FAIL]
+    if failed:
+        raise DoctorFailed(
+            f"{len(failed)} of {len(checks)} checks failed (each FAIL line above has its fix; "
+            f"`{deployment.setup_command()}` makes all of the setup ones)."
+        )
+    return checks
+
+
+def _checks(cloud: Cloud, settings: Settings, deployment: Deployment) -> Iterator[Check]:
+    enabled = cloud.enabled_services(api.name for api in desired.APIS)
+    for api in desired.APIS:
+        if enabled.get(api.name):
+            yield Check(OK, f"API {api.name} enabled")
+        else:
+            yield Check(FAIL, f"API {api.name} disabled ({api.reason})", deployment.fix_api(api.name))
+
+    exists: dict[tuple[str, str], bool] = {("project", deployment.project): True}
+    for check, name, found in _bucket_checks(cloud, deployment):
+        exists[("bucket", name)] = found
+        yield check
+    yield from _guarded(
+        f"repository {deployment.repository}", lambda: _repository_check(cloud, deployment, exists)
+    )
+    for identity in desired.IDENTITIES:
+        email = deployment.accounts[identity.key]
+        yield from _guarded(
+            f"service account {email}",
+            lambda email=email, key=identity.key: _account_check(cloud, deployment, email, key, exists),
+        )
+
+    if settings.github_repo:
+        try:
+            deployment = dataclasses.replace(deployment, project_number=cloud.project_number())
+        except ReleaseError as err:
+            yield Check(
+                FAIL,
+                f"project {deployment.project}: cannot read its number ({err})",
+                deployment.fix_api("cloudresourcemanager.googleapis.com"),
+            )
+    else:
+        yield Check(
+            SKIP,
+            "roles/iam.workloadIdentityUser for GitHub on the submitter: cicd.github_repo is not set",
+        )
+    yield from _grant_checks(cloud, deployment, exists)
+    yield from _guarded("release", lambda: _release_checks(cloud, settings))
+    yield from _guarded(f"data {settings.resolved_data_root}", lambda: [_data_check(cloud, settings)])
+
+
+def _guarded(what: str, make: Callable[[], object]) -> Iterator[Check]:
+    """The checks `make` returns, or one FAIL naming the refusal (an unreachable endpoint still stops all)."""
+    from cicd_release.gcp_admin import CloudUnreachable
+
+    try:
+        result = make()
+    except CloudUnreachable:
+        raise
+    except ReleaseError as err:
+        yield Check(FAIL, f"{what}: {err}")
+        return
+    yield from result if isinstance(result, list) else [result]
+
+
+def _bucket_checks(cloud: Cloud, deployment: Deployment) -> Iterator[tuple[Check, str, bool]]:
+    """Each bucket's check, its name and whether it exists (its roles are checked only then)."""
+    from cicd_release.gcp_admin import CloudUnreachable
+
+    for name, region_matters in ((deployment.bucket, True), (deployment.staging_bucket, False)):
+        try:
+            found = cloud.bucket(name)
+        except CloudUnreachable:
+            raise
+        except ReleaseError as err:
+            if not region_matters and "storage.buckets.get" in str(err):
+                # GCS answers 404 for a bucket that does not exist, to anyone: a refusal means it exists. The
+                # build's account needs only its objects (it reads the uploaded source), not its metadata.
+                yield (
+                    Check(OK, f"bucket gs://{name} (exists; its metadata is not this caller's to read)"),
+                    name,
+                    True,
+                )
+            else:
+                yield Check(FAIL, f"bucket gs://{name}: {err}"), name, False
+            continue
+        if found is None:
+            yield Check(FAIL, f"bucket gs://{name} missing", deployment.fix_bucket(name)), name, False
+        elif region_matters and found["location"] != deployment.region:
+            yield (
+                Check(
+                    FAIL,
+                    f"bucket gs://{name} is in {found['location']}, not {deployment.region} (Model Registry needs "
+                    "the model's artifacts in its region; a bucket cannot move)",
+                    f"set cicd.bucket to a new name, then {deployment.setup_command()}",
+                ),
+                name,
+                True,
+            )
+        elif not found["uniform"]:
+            yield (
+                Check(
+                    FAIL,
+                    f"bucket gs://{name} has no uniform bucket-level access",
+                    f"gcloud storage buckets update gs://{name} --uniform-bucket-level-access",
+                ),
+                name,
+                True,
+            )
+        else:
+            where = f" in {found['location']}" if region_matters else ""
+            yield Check(OK, f"bucket gs://{name}{where}"), name, True
+
+
+def _repository_check(cloud: Cloud, deployment: Deployment, exists: dict) -> Check:
+    found = cloud.repository(deployment.repository)
+    exists[("repository", deployment.repository)] = bool(found)
+    if not found:
+        return Check(FAIL, f"repository {deployment.repository} missing", deployment.fix_repository())
+    if found["format"] != "DOCKER":
+        return Check(
+            FAIL,
+            f"repository {deployment.repository} is {found['format']}, not DOCKER",
+            "set cicd.image_repo",
+        )
+    return Check(OK, f"repository {deployment.repository}")
+
+
+def _account_check(cloud: Cloud, deployment: Deployment, email: str, key: str, exists: dict) -> Check:
+    found = cloud.service_account(email) is not None
+    exists[("service account", email)] = found
+    if found:
+        return Check(OK, f"service account {email}")
+    return Check(
+        FAIL, f"service account {email} missing ({desired.IDENTITY[key].does})", deployment.fix_account(key)
+    )
+
+
+def _grant_checks(cloud: Cloud, deployment: Deployment, exists: dict) -> Iterator[Check]:
+    caller = cloud.caller()
+    policies: dict[tuple[str, str], dict | str] = {}
+    for grant in deployment.grants():
+        kind, name = deployment.target(grant.on)
+        member = deployment.member(grant.member)
+        where = deployment.shown(grant.on)
+        if not exists.get((kind, name), False):
+            yield Check(SKIP, f"{grant.role} for {member} on {where}: the resource is missing (above)")
+            continue
+        if caller and member == f"serviceAccount:{caller}":
+            yield from _guarded(
+                f"{grant.role} on {where}",
+                functools.partial(_tested, cloud, deployment, grant, kind, name, caller),
+            )
+            continue
+        if (kind, name) not in policies:
+            try:
+                policies[(kind, name)] = cloud.policy(kind, name)
+            except ReleaseError as err:
+                policies[(kind, name)] = str(err)
+        policy = policies[(kind, name)]
+        if isinstance(policy, str):
+            yield Check(
+                FAIL,
+                f"{grant.role} for {member} on {where}: cannot read the IAM policy ({policy})",
+                "run `invoke doctor` as a project owner, or grant roles/iam.securityReviewer to this caller",
+            )
+            continue
+        project_policy = policies.get(("project", deployment.project))
+        if project_policy is None and kind != "project":
+            try:
+                project_policy = policies[("project", deployment.project)] = cloud.policy(
+                    "project", deployment.project
+                )
+            except ReleaseError as err:
+                project_policy = policies[("project", deployment.project)] = str(err)
+        inherited = isinstance(project_policy, dict) and holds(project_policy, grant.role, member)
+        if holds(policy, grant.role, member) or inherited:
+            yield Check(OK, f"{grant.role} for {member} on {where}")
+        else:
+            yield Check(
+                FAIL,
+                f"{member} lacks {grant.role} on {where} ({grant.reason})",
+                deployment.fix_grant(grant),
+            )
+
+
+def _tested(
+    cloud: Cloud, deployment: Deployment, grant: desired.Grant, kind: str, name: str, caller: str
+) -> Check:
+    held = cloud.test_permissions(kind, name, list(grant.permissions))
+    missing = [p for p in grant.permissions if p not in held]
+    where = deployment.shown(grant.on)
+    if missing:
+        return Check(
+            FAIL,
+            f"{caller} (this caller) lacks {', '.join(missing)} on {where}, from {grant.role} ({grant.reason})",
+            deployment.fix_grant(grant),
+        )
+    return Check(OK, f"{grant.role} on {where}: {caller} (this caller) holds {', '.join(grant.permissions)}")
+
+
+def _release_checks(cloud: Cloud, settings: Settings) -> list[Check]:
+    """The last release's spec and image are where the record says (a trainer-only build reuses them)."""
+    from cicd_release import image as image_lib
+    from cicd_release import storage as storage_lib
+    from cicd_release.gcp_admin import reporting
+    from cicd_release.steps import release_record
+
+    with reporting("Cloud Storage", cloud.where("storage.googleapis.com")):
+        record, _, uri = release_record(settings, cloud.storage)
+    if record is None:
+        return [Check(OK, f"release: no release yet ({uri} absent; the first build makes everything)")]
+    inputs = record.get("inputs", {})
+    checks = []
+    spec = inputs.get("spec", "")
+    deadline = float(settings.request_deadline_seconds)
+    with reporting("Cloud Storage", cloud.where("storage.googleapis.com")):
+        spec_found = bool(spec) and storage_lib.blob_exists(cloud.storage, spec, deadline=deadline)
+    if spec_found:
+        checks.append(Check(OK, f"release {record['commit'][:12]}: spec {spec}"))
+    else:
+        checks.append(
+            Check(
+                FAIL,
+                f"release {record['commit'][:12]}: spec {spec or '(none in the record)'} missing",
+                "run the full chain once: `gcloud builds submit` with _BASE='' (or the release workflow's "
+                "base input left empty)",
+            )
+        )
+    image = inputs.get("image", "")
+    try:
+        # A Google token only for Artifact Registry hosts (registry_auth's rule): never to another registry.
+        present = bool(image) and image_lib.image_exists(
+            image, image_lib.registry_auth(image), timeout=deadline
+        )
+    except ReleaseError as err:
+        checks.append(Check(FAIL, f"release image {image}: {err}"))
+        return checks
+    if present:
+        checks.append(Check(OK, f"release image {image}"))
+    else:
+        checks.append(
+            Check(
+                FAIL,
+                f"release image {image or '(none in the record)'} missing",
+                "run the full chain once (the plan adds build.image for a missing tag): `gcloud builds submit` "
+                "with _BASE=''",
+            )
+        )
+    return checks
+
+
+def _data_check(cloud: Cloud, settings: Settings) -> Check:
+    """The data root a run reads holds at least one object.
+
+    Where a data snapshot gets a LATEST pointer (gs://BUCKET/data/NAME/LATEST), check the pointer and the
+    snapshot it names here: the run's data root is then the snapshot, not the folder.
+    """
+    import google.api_core.exceptions as gexc
+
+    from cicd_release import storage as storage_lib
+    from cicd_release.gcp_admin import reporting
+
+    root = settings.resolved_data_root
+    bucket, prefix = storage_lib.parse_gs_uri(root)
+    try:
+        with reporting("Cloud Storage", cloud.where("storage.googleapis.com")):
+            blobs = list(
+                cloud.storage.list_blobs(
+                    bucket,
+                    prefix=prefix.rstrip("/") + "/",
+                    max_results=1,
+                    timeout=float(settings.request_deadline_seconds),
+                )
+            )
+    except gexc.NotFound:
+        return Check(
+            FAIL,
+            f"no bucket gs://{bucket} for the data {root}",
+            f"gcloud storage buckets create gs://{bucket}",
+        )
+    if blobs:
+        return Check(OK, f"data under {root}")
+    return Check(
+        FAIL,
+        f"no data under {root} (CsvExampleGen would find no files)",
+        f"gcloud storage cp data/penguins/*.csv {root}/",
+    )

@@ -1,0 +1,455 @@
+"""The Google Cloud admin calls `invoke setup` and `invoke doctor` make, through the real client libraries.
+
+Service Usage, Resource Manager and Artifact Registry go through their GAPIC clients over REST; Cloud Storage
+through google-cloud-storage. IAM (service accounts, their policies, Workload Identity pools and providers)
+goes over its documented REST API (https://cloud.google.com/iam/docs/reference/rest) with google-auth's
+AuthorizedSession: the newest google-cloud-iam that installs beside protobuf 3.20 (2.21) serves iam_admin_v1
+over gRPC only, and no Python client library covers Workload Identity pools.
+
+`cicd.cloud_api_endpoint` points every one of them at one address (a local stand-in); `anonymous_credentials`
+is not used here, since every admin API refuses an anonymous caller. Policies travel as their JSON form
+({"bindings": [{"role", "members"}], "etag", "version"}) whatever the API, so setup and doctor handle one shape.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from cicd_release.errors import ReleaseError
+from cicd_release.settings import Settings
+
+CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
+IAM_ENDPOINT = "https://iam.googleapis.com"
+# Policy version 3 is what a reader must ask for to see conditional bindings (none are made here, but a
+# policy that has them must not be rewritten as version 1, which would drop the conditions).
+POLICY_VERSION = 3
+OPERATION_POLL_SECONDS = 0.5
+
+
+class CloudUnreachable(ReleaseError, RuntimeError):
+    """An API could not be reached or refused the caller outright: one line naming the API and the cause."""
+
+
+class Refused(ReleaseError, RuntimeError):
+    """An API refused a call (no permission, a bad request, a disabled API): Google's message, one line."""
+
+
+class PolicyConflict(ReleaseError, RuntimeError):
+    """A policy changed between its read and its write (a stale etag), more often than setup retries."""
+
+
+def credentials():
+    """Application Default Credentials with the cloud-platform scope; CloudUnreachable (exit 1) when none."""
+    import google.auth
+    import google.auth.exceptions
+
+    try:
+        creds, _ = google.auth.default(scopes=[CLOUD_PLATFORM])
+    except google.auth.exceptions.DefaultCredentialsError as exc:
+        raise CloudUnreachable(
+            f"No Google credentials ({str(exc).splitlines()[0]}): run `gcloud auth application-default login` "
+            "as a project owner (or set GOOGLE_APPLICATION_CREDENTIALS)."
+        ) from None
+    return creds
+
+
+@contextlib.contextmanager
+def reporting(what: str, endpoint: str) -> Iterator[None]:
+    """Turns a transport failure or an outright refusal into one line naming the API, the endpoint and why."""
+    import google.api_core.exceptions as gexc
+    import google.auth.exceptions
+    import requests
+
+    try:
+        yield
+    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+        cause = type(exc).__name__
+        raise CloudUnreachable(
+            f"{what}: cannot reach {endpoint} ({cause}); check the network or the endpoint."
+        ) from None
+    except google.auth.exceptions.TransportError as exc:
+        raise CloudUnreachable(f"{what}: cannot get an access token ({exc}).") from None
+    except google.auth.exceptions.RefreshError as exc:
+        raise CloudUnreachable(
+            f"{what}: the credentials were refused ({exc}); run `gcloud auth application-default login`."
+        ) from None
+    except (gexc.RetryError, gexc.ServiceUnavailable, gexc.DeadlineExceeded) as exc:
+        raise CloudUnreachable(f"{what}: {endpoint} did not answer in time ({type(exc).__name__}).") from None
+    except gexc.Unauthorized as exc:
+        raise CloudUnreachable(f"{what}: {endpoint} refused the credentials ({exc.message}).") from None
+    except (gexc.Conflict, gexc.Aborted, gexc.PreconditionFailed, gexc.NotFound):
+        raise  # the caller decides: an etag race is retried, a create that lost a race is fine
+    except gexc.GoogleAPICallError as exc:
+        message = " ".join(str(exc.message).split())
+        raise Refused(f"{what} refused: {message}") from None
+
+
+def _json_policy(message) -> dict[str, Any]:
+    from google.protobuf import json_format
+
+    return json_format.MessageToDict(message)
+
+
+def _pb_policy(policy: dict[str, Any]):
+    from google.iam.v1 import policy_pb2
+    from google.protobuf import json_format
+
+    return json_format.ParseDict(policy, policy_pb2.Policy())
+
+
+class Cloud:
+    """One caller's view of one project: the clients, made on first use, and the calls setup and doctor need."""
+
+    def __init__(self, settings: Settings, project: str, creds=None) -> None:
+        self.settings = settings
+        self.project = project
+        self.endpoint = settings.cloud_api_endpoint.rstrip("/")
+        self.timeout = float(settings.request_deadline_seconds)
+        self._creds = creds
+        self._clients: dict[str, Any] = {}
+
+    # --- clients
+
+    @property
+    def creds(self):
+        if self._creds is None:
+            self._creds = credentials()
+        return self._creds
+
+    def _gapic(self, name: str, factory):
+        if name not in self._clients:
+            from google.api_core.client_options import ClientOptions
+
+            options = ClientOptions(api_endpoint=self.endpoint) if self.endpoint else None
+            self._clients[name] = factory(credentials=self.creds, transport="rest", client_options=options)
+        return self._clients[name]
+
+    @property
+    def service_usage(self):
+        from google.cloud import service_usage_v1
+
+        return self._gapic("serviceusage", service_usage_v1.ServiceUsageClient)
+
+    @property
+    def projects(self):
+        from google.cloud import resourcemanager_v3
+
+        return self._gapic("resourcemanager", resourcemanager_v3.ProjectsClient)
+
+    @property
+    def registry(self):
+        from google.cloud import artifactregistry_v1
+
+        return self._gapic("artifactregistry", artifactregistry_v1.ArtifactRegistryClient)
+
+    @property
+    def storage(self):
+        if "storage" not in self._clients:
+            from google.cloud import storage
+
+            options = {"api_endpoint": self.endpoint} if self.endpoint else None
+            self._clients["storage"] = storage.Client(
+                project=self.project, credentials=self.creds, client_options=options
+            )
+        return self._clients["storage"]
+
+    @property
+    def iam(self):
+        if "iam" not in self._clients:
+            from google.auth.transport.requests import AuthorizedSession
+
+            self._clients["iam"] = AuthorizedSession(self.creds)
+        return self._clients["iam"]
+
+    def where(self, api: str) -> str:
+        return self.endpoint or f"https://{api}"
+
+    def caller(self) -> str | None:
+        """The service account e-mail these credentials act as (after a first call), or None (a user)."""
+        email = getattr(self._creds, "service_account_email", None)
+        return email if email and "@" in email else None
+
+    # --- Service Usage
+
+    def enabled_services(self, names: Iterable[str]) -> dict[str, bool]:
+        """Whether each API is enabled in the project (services.batchGet, at most 30 names a call)."""
+        from google.cloud import service_usage_v1
+
+        names = list(names)
+        states: dict[str, bool] = {}
+        with reporting("Service Usage", self.where("serviceusage.googleapis.com")):
+            for start in range(0, len(names), 30):
+                response = self.service_usage.batch_get_services(
+                    request={
+                        "parent": f"projects/{self.project}",
+                        "names": [f"projects/{self.project}/services/{n}" for n in names[start : start + 30]],
+                    },
+                    timeout=self.timeout,
+                )
+                for service in response.services:
+                    # An IntEnum, or a bare int when the client's enum is older than the answer: compare values.
+                    states[service.name.rsplit("/", 1)[-1]] = int(service.state) == int(
+                        service_usage_v1.State.ENABLED
+                    )
+        return states
+
+    def enable_services(self, names: list[str]) -> None:
+        """services.batchEnable (at most 20 a call), each a long-running operation waited for."""
+        with reporting("Service Usage", self.where("serviceusage.googleapis.com")):
+            for start in range(0, len(names), 20):
+                operation = self.service_usage.batch_enable_services(
+                    request={"parent": f"projects/{self.project}", "service_ids": names[start : start + 20]},
+                    timeout=self.timeout,
+                )
+                operation.result(timeout=max(self.timeout, 300))
+
+    # --- Resource Manager
+
+    def project_number(self) -> str:
+        with reporting("Resource Manager", self.where("cloudresourcemanager.googleapis.com")):
+            project = self.projects.get_project(name=f"projects/{self.project}", timeout=self.timeout)
+        return project.name.rsplit("/", 1)[-1]
+
+    # --- Cloud Storage
+
+    def bucket(self, name: str) -> dict[str, Any] | None:
+        """The bucket's location and uniform access, or None when it does not exist."""
+        import google.api_core.exceptions as gexc
+
+        with reporting("Cloud Storage", self.where("storage.googleapis.com")):
+            try:
+                bucket = self.storage.get_bucket(name, timeout=self.timeout)
+            except gexc.NotFound:
+                return None
+        return {
+            "location": (bucket.location or "").lower(),
+            "uniform": bool(bucket.iam_configuration.uniform_bucket_level_access_enabled),
+        }
+
+    def create_bucket(self, name: str, location: str) -> None:
+        with reporting("Cloud Storage", self.where("storage.googleapis.com")):
+            bucket = self.storage.bucket(name)
+            bucket.iam_configuration.uniform_bucket_level_access_enabled = True
+            self.storage.create_bucket(bucket, location=location, timeout=self.timeout)
+
+    # --- Artifact Registry
+
+    def repository(self, name: str) -> dict[str, Any] | None:
+        import google.api_core.exceptions as gexc
+
+        with reporting("Artifact Registry", self.where("artifactregistry.googleapis.com")):
+            try:
+                repository = self.registry.get_repository(name=name, timeout=self.timeout)
+            except gexc.NotFound:
+                return None
+        return {"format": repository.format_.name}
+
+    def create_repository(self, name: str, description: str) -> None:
+        from google.cloud import artifactregistry_v1
+
+        parent, _, repository_id = name.rpartition("/repositories/")
+        with reporting("Artifact Registry", self.where("artifactregistry.googleapis.com")):
+            operation = self.registry.create_repository(
+                parent=parent,
+                repository_id=repository_id,
+                repository=artifactregistry_v1.Repository(
+                    format_=artifactregistry_v1.Repository.Format.DOCKER, description=description
+                ),
+                timeout=self.timeout,
+            )
+            operation.result(timeout=max(self.timeout, 300))
+
+    # --- IAM (REST)
+
+    def _iam(self, method: str, path: str, **kwargs) -> dict[str, Any] | None:
+        """One IAM REST call; None for a 404 on a read, an api_core exception for any other error."""
+        import google.api_core.exceptions as gexc
+
+        with reporting("IAM", self.where("iam.googleapis.com")):
+            response = self.iam.request(
+                method, f"{self.endpoint or IAM_ENDPOINT}/v1/{path}", timeout=self.timeout, **kwargs
+            )
+            if response.status_code == 404 and method == "GET":
+                return None
+            if response.status_code >= 400:
+                raise gexc.from_http_response(response)
+        return response.json() if response.content else {}
+
+    def _wait(self, operation: dict[str, Any]) -> dict[str, Any]:
+        """Polls an IAM long-running operation (GET v1/{name}) until done; its error as an exception."""
+        deadline = time.monotonic() + max(self.timeout, 300)
+        while not operation.get("done"):
+            if time.monotonic() > deadline:
+                raise CloudUnreachable(f"IAM: the operation {operation.get('name')} did not finish in time.")
+            time.sleep(OPERATION_POLL_SECONDS)
+            operation = self._iam("GET", operation["name"]) or {}
+        if "error" in operation:
+            error = operation["error"]
+            raise Refused(f"IAM: the operation {operation.get('name')} failed: {error.get('message', error)}")
+        return operation.get("response", {})
+
+    def service_account(self, email: str) -> dict[str, Any] | None:
+        return self._iam("GET", f"projects/{self.project}/serviceAccounts/{email}")
+
+    def create_service_account(self, account_id: str, title: str, description: str) -> None:
+        self._iam(
+            "POST",
+            f"projects/{self.project}/serviceAccounts",
+            json={
+                "accountId": account_id,
+                "serviceAccount": {"displayName": title, "description": description},
+            },
+        )
+
+    def pool(self, name: str) -> dict[str, Any] | None:
+        return self._iam("GET", name)
+
+    def create_pool(self, name: str, title: str, description: str) -> None:
+        parent, _, pool_id = name.rpartition("/workloadIdentityPools/")
+        operation = self._iam(
+            "POST",
+            f"{parent}/workloadIdentityPools",
+            params={"workloadIdentityPoolId": pool_id},
+            json={"displayName": title, "description": description},
+        )
+        self._wait(operation or {})
+
+    def provider(self, name: str) -> dict[str, Any] | None:
+        return self._iam("GET", name)
+
+    def create_provider(self, name: str, body: dict[str, Any]) -> None:
+        parent, _, provider_id = name.rpartition("/providers/")
+        operation = self._iam(
+            "POST", f"{parent}/providers", params={"workloadIdentityPoolProviderId": provider_id}, json=body
+        )
+        self._wait(operation or {})
+
+    def update_provider(self, name: str, body: dict[str, Any], fields: list[str]) -> None:
+        operation = self._iam("PATCH", name, params={"updateMask": ",".join(fields)}, json=body)
+        self._wait(operation or {})
+
+    # --- IAM policies of the four kinds of resource, in one JSON shape
+
+    def policy(self, kind: str, name: str) -> dict[str, Any]:
+        """The allow policy of a project, bucket, repository or service account (version 3 requested)."""
+        if kind == "project":
+            with reporting("Resource Manager", self.where("cloudresourcemanager.googleapis.com")):
+                return _json_policy(
+                    self.projects.get_iam_policy(
+                        request={
+                            "resource": f"projects/{name}",
+                            "options": {"requested_policy_version": POLICY_VERSION},
+                        },
+                        timeout=self.timeout,
+                    )
+                )
+        if kind == "bucket":
+            with reporting("Cloud Storage", self.where("storage.googleapis.com")):
+                policy = self.storage.bucket(name).get_iam_policy(
+                    requested_policy_version=POLICY_VERSION, timeout=self.timeout
+                )
+            return {k: v for k, v in policy.to_api_repr().items() if k != "resourceId"}
+        if kind == "repository":
+            with reporting("Artifact Registry", self.where("artifactregistry.googleapis.com")):
+                return _json_policy(
+                    self.registry.get_iam_policy(
+                        request={"resource": name, "options": {"requested_policy_version": POLICY_VERSION}},
+                        timeout=self.timeout,
+                    )
+                )
+        if kind == "service account":
+            return (
+                self._iam(
+                    "POST",
+                    f"projects/{self.project}/serviceAccounts/{name}:getIamPolicy",
+                    json={"options": {"requestedPolicyVersion": POLICY_VERSION}},
+                )
+                or {}
+            )
+        raise ValueError(f"unknown resource kind {kind!r}")
+
+    def set_policy(self, kind: str, name: str, policy: dict[str, Any]) -> None:
+        """Writes a policy read by `policy()`; its etag makes a concurrent change a PolicyConflict-able error."""
+        if kind == "project":
+            with reporting("Resource Manager", self.where("cloudresourcemanager.googleapis.com")):
+                self.projects.set_iam_policy(
+                    request={"resource": f"projects/{name}", "policy": _pb_policy(policy)},
+                    timeout=self.timeout,
+                )
+        elif kind == "bucket":
+            from google.api_core.iam import Policy
+
+            with reporting("Cloud Storage", self.where("storage.googleapis.com")):
+                self.storage.bucket(name).set_iam_policy(Policy.from_api_repr(policy), timeout=self.timeout)
+        elif kind == "repository":
+            with reporting("Artifact Registry", self.where("artifactregistry.googleapis.com")):
+                self.registry.set_iam_policy(
+                    request={"resource": name, "policy": _pb_policy(policy)}, timeout=self.timeout
+                )
+        elif kind == "service account":
+            self._iam(
+                "POST",
+                f"projects/{self.project}/serviceAccounts/{name}:setIamPolicy",
+                json={"policy": policy},
+            )
+        else:
+            raise ValueError(f"unknown resource kind {kind!r}")
+
+    def test_permissions(self, kind: str, name: str, permissions: list[str]) -> set[str]:
+        """Which of `permissions` the caller holds on the resource (testIamPermissions: the caller's own)."""
+        if kind == "project":
+            with reporting("Resource Manager", self.where("cloudresourcemanager.googleapis.com")):
+                response = self.projects.test_iam_permissions(
+                    resource=f"projects/{name}", permissions=permissions, timeout=self.timeout
+                )
+            return set(response.permissions)
+        if kind == "bucket":
+            with reporting("Cloud Storage", self.where("storage.googleapis.com")):
+                return set(self.storage.bucket(name).test_iam_permissions(permissions, timeout=self.timeout))
+        if kind == "repository":
+            with reporting("Artifact Registry", self.where("artifactregistry.googleapis.com")):
+                response = self.registry.test_iam_permissions(
+                    request={"resource": name, "permissions": permissions}, timeout=self.timeout
+                )
+            return set(response.permissions)
+        if kind == "service account":
+            response = self._iam(
+                "POST",
+                f"projects/{self.project}/serviceAccounts/{name}:testIamPermissions",
+                json={"permissions": permissions},
+            )
+            return set((response or {}).get("permissions", []))
+        raise ValueError(f"unknown resource kind {kind!r}")
+
+
+# --- policies as data ------------------------------------------------------------------------------------
+
+
+def holds(policy: dict[str, Any], role: str, member: str) -> bool:
+    """Whether `member` holds `role` without a condition (a conditional binding may not apply: not counted)."""
+    return any(
+        b.get("role") == role and member in b.get("members", ()) and not b.get("condition")
+        for b in policy.get("bindings", ())
+    )
+
+
+def with_bindings(policy: dict[str, Any], wanted: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """A copy of `policy` in which each (role, member) of `wanted` is bound: added to the role's unconditional
+    binding (or a new one), every other binding, the etag and the version kept as read."""
+    bindings = [{**b, "members": list(b.get("members", ()))} for b in policy.get("bindings", ())]
+    for role, member in wanted:
+        if holds({"bindings": bindings}, role, member):
+            continue
+        plain = next((b for b in bindings if b.get("role") == role and not b.get("condition")), None)
+        if plain is None:
+            bindings.append({"role": role, "members": [member]})
+        else:
+            plain["members"] = sorted({*plain["members"], member})
+    updated = {**policy, "bindings": bindings}
+    # A policy with a conditional binding must be written as version 3; any other may stay what it was.
+    if any(b.get("condition") for b in bindings):
+        updated["version"] = POLICY_VERSION
+    return updated

@@ -1,0 +1,176 @@
+"""The desired state of a project (cicd_release.desired) and the pure parts of setup: one table that setup,
+doctor, cloudbuild.yaml, the release workflow and docs/deploy.md all agree on."""
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cicd_release import desired
+from cicd_release.desired import Deployment
+from cicd_release.errors import InputError
+from cicd_release.gcp_admin import holds, with_bindings
+from cicd_release.settings import Settings, SettingsError
+from cicd_release.setup import provider_body, provider_differences
+
+ROOT = Path(__file__).resolve().parents[3]
+DEPLOY = (ROOT / "docs" / "deploy.md").read_text()
+
+
+def deployment(**values) -> Deployment:
+    return Deployment.from_settings(
+        Settings(project="my-project-1", github_repo="my-org/penguins", **values), project_number="1234"
+    )
+
+
+def test_the_defaults_are_cloudbuilds():
+    build = yaml.safe_load((ROOT / "cloudbuild.yaml").read_text())["substitutions"]
+
+    def substituted(value: str, region: str) -> str:
+        return value.replace("${PROJECT_ID}", "my-project-1").replace("${_REGION}", region)
+
+    got = desired.cloud_defaults(Settings(project="my-project-1"))
+    assert got.region == build["_REGION"]
+    assert got.bucket == substituted(build["_BUCKET"], got.region)
+    assert got.image_repo == substituted(build["_IMAGE_REPO"], got.region)
+    assert got.service_account == substituted(build["_SERVICE_ACCOUNT"], got.region)
+
+
+def test_deploy_md_lists_every_api_and_every_role_with_its_reason():
+    for api in desired.APIS:
+        assert f"`{api.name}`" in DEPLOY, api.name
+    rows = [line.strip() for line in DEPLOY.splitlines() if line.strip().startswith("| `roles/")]
+    for grant in desired.GRANTS:
+        member = "GitHub" if grant.member == desired.GITHUB else desired.IDENTITY[grant.member].account_id
+        on = grant.on
+        if on.startswith(desired.ON_ACCOUNT):
+            on = desired.ON_ACCOUNT + desired.IDENTITY[on.removeprefix(desired.ON_ACCOUNT)].account_id
+        matching = [
+            row
+            for row in rows
+            if row.startswith(f"| `{grant.role}` | {member} | {on} |") and grant.reason in row
+        ]
+        assert len(matching) == 1, f"docs/deploy.md has no row for {grant}"
+    assert len(rows) == len(desired.GRANTS), "docs/deploy.md lists a role the table does not have"
+
+
+def test_every_github_variable_setup_prints_is_one_the_release_workflow_reads():
+    workflow = (ROOT / ".github" / "workflows" / "release.yml").read_text()
+    read = set(re.findall(r"vars\.([A-Z_]+)", workflow))
+    assert set(deployment().github_variables()) <= read
+    # The three images are the user's choice, not setup's: setup says so, and the workflow reads them.
+    assert {"GCP_SERVING_IMAGE", "GCP_BASE_IMAGE", "GCP_PYTHON_IMAGE"} <= read
+
+
+def test_service_account_ids_follow_googles_rule():
+    for identity in desired.IDENTITIES:
+        assert re.fullmatch(r"[a-z][a-z0-9-]{4,28}[a-z0-9]", identity.account_id), identity
+
+
+def test_every_grant_names_a_known_member_target_and_permissions():
+    d = deployment()
+    for grant in desired.GRANTS:
+        assert grant.permissions and grant.reason
+        kind, name = d.target(grant.on)
+        assert kind in ("project", "bucket", "repository", "service account") and name
+        assert d.member(grant.member).startswith(("serviceAccount:", "principalSet://"))
+
+
+def test_the_github_member_and_provider_are_by_project_number():
+    d = deployment()
+    assert d.member(desired.GITHUB) == (
+        "principalSet://iam.googleapis.com/projects/1234/locations/global/workloadIdentityPools/github/"
+        "attribute.repository/my-org/penguins"
+    )
+    assert d.github_variables()["GCP_WORKLOAD_IDENTITY_PROVIDER"] == (
+        "projects/1234/locations/global/workloadIdentityPools/github/providers/github-actions"
+    )
+
+
+def test_without_a_github_repo_the_github_binding_is_left_out():
+    d = Deployment.from_settings(Settings(project="my-project-1"), project_number="1234")
+    assert all(g.member != desired.GITHUB for g in d.grants())
+    assert len(list(deployment().grants())) == len(desired.GRANTS)
+
+
+@pytest.mark.parametrize(
+    ("values", "wrong"),
+    [
+        ({"image_repo": "localhost:5000/my-project-1/training"}, "not an Artifact Registry repository"),
+        ({"image_repo": "europe-west4-docker.pkg.dev/other-project/training"}, "in project 'other-project'"),
+        ({"service_account": "vertex@other-project.iam.gserviceaccount.com"}, "not an account of project"),
+    ],
+)
+def test_resources_outside_the_project_are_refused(values, wrong):
+    with pytest.raises(InputError, match=wrong):
+        deployment(**values)
+
+
+def test_the_fix_commands_are_gclouds():
+    d = deployment()
+    by_kind = {}
+    for grant in desired.GRANTS:
+        by_kind.setdefault(d.target(grant.on)[0], d.fix_grant(grant))
+    assert by_kind["project"].startswith("gcloud projects add-iam-policy-binding my-project-1 --member=")
+    assert by_kind["bucket"].startswith("gcloud storage buckets add-iam-policy-binding gs://")
+    assert by_kind["repository"].startswith(
+        "gcloud artifacts repositories add-iam-policy-binding training --location=europe-west4"
+    )
+    assert by_kind["service account"].startswith("gcloud iam service-accounts add-iam-policy-binding ")
+    assert d.fix_bucket("b").endswith("--location=europe-west4 --uniform-bucket-level-access")
+
+
+def test_with_bindings_adds_only_what_is_missing_and_keeps_the_rest():
+    policy = {
+        "etag": "BwX=",
+        "version": 3,
+        "bindings": [
+            {"role": "roles/viewer", "members": ["user:a@example.com"]},
+            {
+                "role": "roles/aiplatform.user",
+                "members": ["user:b@example.com"],
+                "condition": {"expression": "x"},
+            },
+        ],
+    }
+    wanted = [
+        ("roles/aiplatform.user", "serviceAccount:v@p.iam.gserviceaccount.com"),
+        ("roles/viewer", "user:a@example.com"),
+    ]
+    updated = with_bindings(policy, wanted)
+
+    assert updated["etag"] == "BwX=" and updated["version"] == 3
+    assert all(holds(updated, role, member) for role, member in wanted)
+    assert policy["bindings"][0]["members"] == ["user:a@example.com"], "the policy read is not changed"
+    conditional = [b for b in updated["bindings"] if b.get("condition")]
+    assert conditional == [policy["bindings"][1]], "a conditional binding is kept as it was"
+    assert with_bindings(updated, wanted) == updated
+
+
+def test_a_conditional_binding_does_not_count_as_held():
+    policy = {
+        "bindings": [{"role": "roles/owner", "members": ["user:a@x.com"], "condition": {"expression": "y"}}]
+    }
+    assert not holds(policy, "roles/owner", "user:a@x.com")
+
+
+def test_a_provider_is_changed_only_where_it_differs():
+    d = deployment()
+    body = provider_body(d)
+    assert body["attributeCondition"] == "assertion.repository == 'my-org/penguins'"
+    assert provider_differences(dict(body), body) == []
+    widened = {**body, "attributeCondition": "assertion.repository_owner == 'my-org'", "disabled": True}
+    assert provider_differences(widened, body) == ["attributeCondition", "disabled"]
+
+
+@pytest.mark.parametrize("value", ["my-org", "-org/repo", "org/re po", "org/.."])
+def test_a_github_repo_that_is_not_owner_slash_repo_is_refused(value):
+    with pytest.raises(SettingsError, match="cicd.github_repo"):
+        Settings(github_repo=value)
+
+
+@pytest.mark.parametrize("value", ["http://10.0.0.5:8080", "ftp://127.0.0.1", "http://127.0.0.1:80/v1"])
+def test_a_cloud_api_endpoint_must_be_local_http_or_https_with_no_path(value):
+    with pytest.raises(SettingsError, match="cicd.cloud_api_endpoint"):
+        Settings(cloud_api_endpoint=value)

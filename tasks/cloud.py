@@ -1,0 +1,52 @@
+"""`invoke setup` and `invoke doctor`: make a Google Cloud project ready for the release chain, and check it.
+
+Both read the desired state of cicd_release/desired.py; docs/deploy.md walks the path from an empty project.
+"""
+
+from invoke import task
+
+from tasks._common import guard, settings
+
+
+@task(
+    help={
+        "project": "The Google Cloud project id (or cicd.project).",
+        "github_repo": "OWNER/REPOSITORY whose GitHub Actions may release (or cicd.github_repo).",
+        "region": "Region of the bucket, repository and runs (or cicd.region; default europe-west4, as "
+        "cloudbuild.yaml).",
+        "apply": "Make the changes. Without it, print what would be created or changed, and change nothing.",
+    }
+)
+def setup(c, project="", github_repo="", region="", apply=False):
+    """Create or check the APIs, buckets, repository, service accounts, roles and GitHub sign-in a release needs."""
+    settings_ = settings(c, project=project, github_repo=github_repo, region=region)
+    from cicd_release import setup as setup_lib
+    from cicd_release.desired import Deployment, cloud_defaults
+    from cicd_release.gcp_admin import Cloud
+
+    guard(settings_.require, ["project", "github_repo"])
+    settings_ = guard(cloud_defaults, settings_)
+    deployment = guard(Deployment.from_settings, settings_)
+    cloud = Cloud(settings_, deployment.project)
+    if apply:
+        guard(setup_lib.apply, cloud, deployment)  # says each change as it makes it
+        # Read back: what was applied is now in place, and the plan's own lines say so.
+        plan = guard(setup_lib.make_plan, cloud, deployment)
+        lines = [plan.summary(), "", *setup_lib.github_lines(plan.deployment)]
+    else:
+        plan = guard(setup_lib.make_plan, cloud, deployment)
+        lines = setup_lib.format_plan(plan, applied=False)
+    for line in lines:
+        print(line)
+
+
+@task(help={"project": "The Google Cloud project id (or cicd.project)."})
+def doctor(c, project=""):
+    """Check a configured project in seconds: one line per check, each failure with the command that fixes it."""
+    settings_ = settings(c, project=project)
+    from cicd_release import doctor as doctor_lib
+    from cicd_release.desired import cloud_defaults
+    from cicd_release.gcp_admin import Cloud
+
+    settings_ = guard(cloud_defaults, settings_)
+    guard(doctor_lib.run_checks, Cloud(settings_, settings_.project), settings_)

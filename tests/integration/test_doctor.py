@@ -1,0 +1,136 @@
+"""`invoke doctor` against the admin stand-in: one line per check, each failure with its fix, exit 3 on any."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cicd_release import desired
+from cicd_release.desired import Deployment
+from cicd_release.gcp_admin import Cloud
+from cicd_release.settings import Settings
+from cicd_release.setup import apply
+from tests.support.gcp_admin_fixtures import GITHUB_REPO, PROJECT, cloud_env, invoke
+from tests.support.gcs_emulator import free_port, make_storage_client
+
+BUCKET = f"{PROJECT}-ml"
+VERTEX = f"vertex-pipelines@{PROJECT}.iam.gserviceaccount.com"
+BUILDER = f"cicd-builder@{PROJECT}.iam.gserviceaccount.com"
+
+
+@pytest.fixture
+def applied(admin_standin, owner_key, monkeypatch, _gcs_emulator_process):
+    """A project `invoke setup --apply` made, with the training data uploaded (as docs/deploy.md says)."""
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(owner_key))
+    settings = Settings(project=PROJECT, github_repo=GITHUB_REPO, cloud_api_endpoint=admin_standin.endpoint)
+    deployment = Deployment.from_settings(settings)
+    apply(Cloud(desired.cloud_defaults(settings), PROJECT), deployment, say=lambda line: None)
+    gcs = make_storage_client(_gcs_emulator_process.endpoint)
+    gcs.bucket(BUCKET).blob("data/penguins/penguins.csv").upload_from_string("species,island\n")
+    return admin_standin, gcs
+
+
+def checks(result) -> dict[str, list[str]]:
+    by_status = {"ok": [], "FAIL": [], "skip": []}
+    for line in result.stdout.splitlines():
+        status = line.split(" ", 1)[0]
+        assert status in by_status, f"not a check line: {line!r}"
+        by_status[status].append(line)
+    return by_status
+
+
+def test_doctor_passes_on_a_project_setup_made(applied, owner_key):
+    standin, _ = applied
+    writes = len(standin.writes())
+    result = invoke(cloud_env(standin, owner_key, github_repo=GITHUB_REPO), "doctor")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = checks(result)
+    assert lines["FAIL"] == [] and lines["skip"] == []
+    # APIs, two buckets, the repository, three accounts, every role, the release, the data.
+    assert len(lines["ok"]) == len(desired.APIS) + 2 + 1 + 3 + len(desired.GRANTS) + 1 + 1
+    assert any("release: no release yet" in line for line in lines["ok"])
+    assert len(standin.writes()) == writes
+
+
+def test_a_removed_role_is_named_with_its_fix_and_exit_3(applied, owner_key):
+    standin, _ = applied
+    standin.policies.remove("project", PROJECT, "roles/aiplatform.user", f"serviceAccount:{VERTEX}")
+
+    result = invoke(cloud_env(standin, owner_key, github_repo=GITHUB_REPO), "doctor")
+
+    assert result.returncode == 3
+    [failed] = checks(result)["FAIL"]
+    assert f"serviceAccount:{VERTEX} lacks roles/aiplatform.user on project {PROJECT}" in failed
+    assert (
+        f"fix: gcloud projects add-iam-policy-binding {PROJECT} --member=serviceAccount:{VERTEX} "
+        "--role=roles/aiplatform.user --condition=None"
+    ) in failed
+    assert "1 of" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_as_the_build_account_it_tests_its_own_permissions(applied, tmp_path):
+    """What Cloud Build runs: the build's account, holding only the table's roles, asks testIamPermissions."""
+    standin, _ = applied
+    key = standin.key_file(tmp_path / "builder.json", BUILDER)
+    env = cloud_env(standin, key)  # no cicd.github_repo on Cloud Build: that one binding is skipped, said so
+
+    passing = invoke(env, "doctor")
+    assert passing.returncode == 0, passing.stdout + passing.stderr
+    assert any("(this caller) holds iam.serviceAccounts.actAs" in line for line in checks(passing)["ok"])
+    [skipped] = checks(passing)["skip"]
+    assert "cicd.github_repo is not set" in skipped
+
+    standin.policies.remove(
+        "service account", VERTEX, "roles/iam.serviceAccountUser", f"serviceAccount:{BUILDER}"
+    )
+    failing = invoke(env, "doctor")
+
+    assert failing.returncode == 3
+    [failed] = checks(failing)["FAIL"]
+    assert f"{BUILDER} (this caller) lacks iam.serviceAccounts.actAs on service account {VERTEX}" in failed
+    assert f"gcloud iam service-accounts add-iam-policy-binding {VERTEX}" in failed
+    assert "--role=roles/iam.serviceAccountUser" in failed
+
+
+def test_a_disabled_api_a_missing_release_spec_and_no_data_are_each_a_line(applied, owner_key):
+    standin, gcs = applied
+    standin.services["aiplatform.googleapis.com"] = False
+    gcs.bucket(BUCKET).blob("data/penguins/penguins.csv").delete()
+    record = {
+        "commit": "a" * 40,
+        "inputs": {
+            "spec": f"gs://{BUCKET}/specs/penguin-cicd-0.1.0-{'0' * 16}.json",
+            "image": f"127.0.0.1:{free_port()}/p/r/cicd-components:0.1.0-{'1' * 12}",
+        },
+    }
+    gcs.bucket(BUCKET).blob("releases/penguin-cicd/latest.json").upload_from_string(json.dumps(record))
+
+    result = invoke(cloud_env(standin, owner_key, github_repo=GITHUB_REPO), "doctor")
+
+    assert result.returncode == 3
+    failed = checks(result)["FAIL"]
+    assert len(failed) == 4, failed
+    api, spec, image, data = failed
+    assert f"fix: gcloud services enable aiplatform.googleapis.com --project={PROJECT}" in api
+    assert "spec gs://" in spec and "missing" in spec and "_BASE=''" in spec
+    assert "release image 127.0.0.1:" in image
+    assert (
+        f"no data under gs://{BUCKET}/data/penguins" in data
+        and "gcloud storage cp data/penguins/*.csv" in data
+    )
+
+
+def test_an_unreachable_endpoint_fails_fast_in_one_line(admin_standin, tmp_path):
+    closed = f"http://127.0.0.1:{free_port()}"
+    email = admin_standin.add_account("cicd-builder")
+    key = admin_standin.key_file(tmp_path / "builder.json", email)
+    env = cloud_env(admin_standin, key, cloud_api_endpoint=closed)
+
+    result = invoke(env, "doctor")
+
+    assert result.returncode == 1
+    [message] = result.stderr.strip().splitlines()
+    assert f"cannot reach {closed}" in message and "Service Usage" in message
+    assert result.stdout == ""

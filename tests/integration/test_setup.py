@@ -1,0 +1,196 @@
+"""`invoke setup` against the admin stand-in: the real invoke, the real Google clients, a project that starts empty."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from cicd_release import desired
+from tests.support.gcp_admin_fixtures import GITHUB_REPO, NUMBER, PROJECT, cloud_env, invoke
+from tests.support.gcp_admin_iam import ROLES, role_grants
+
+EMAILS = {i.key: f"{i.account_id}@{PROJECT}.iam.gserviceaccount.com" for i in desired.IDENTITIES}
+BUCKET, STAGING = f"{PROJECT}-ml", f"{PROJECT}_cloudbuild"
+REPOSITORY = f"projects/{PROJECT}/locations/europe-west4/repositories/training"
+PRINCIPAL = (
+    f"principalSet://iam.googleapis.com/projects/{NUMBER}/locations/global/workloadIdentityPools/github/"
+    f"attribute.repository/{GITHUB_REPO}"
+)
+
+
+def lines(result, verb: str) -> list[str]:
+    return [line for line in result.stdout.splitlines() if line.startswith(f"{verb} ")]
+
+
+def test_every_permission_the_table_names_is_in_its_role():
+    """desired.GRANTS lists what the chain uses from each role; the stand-in's role table holds Google's."""
+    for grant in desired.GRANTS:
+        assert grant.role in ROLES, grant.role
+        for permission in grant.permissions:
+            assert role_grants(grant.role, permission), f"{grant.role} lacks {permission}"
+
+
+def test_the_plan_lists_every_action_with_its_reason_and_changes_nothing(admin_standin, owner_key):
+    result = invoke(cloud_env(admin_standin, owner_key), "setup", "--github-repo", GITHUB_REPO)
+
+    assert result.returncode == 0, result.stderr
+    created = lines(result, "create")
+    disabled = [
+        a for a in desired.APIS if a.name not in ("serviceusage.googleapis.com", "storage.googleapis.com")
+    ]
+    # APIs, three accounts, two buckets, the repository, pool and provider, and every role of the table.
+    assert len(created) == len(disabled) + 3 + 2 + 1 + 2 + len(desired.GRANTS)
+    for grant in desired.GRANTS:
+        [line] = [
+            c
+            for c in created
+            if f"role {grant.role} for " in c
+            and grant.reason in c
+            and (grant.member == desired.GITHUB or EMAILS[grant.member] in c)
+            and (
+                grant.on not in (desired.BUCKET, desired.STAGING)
+                or (f"gs://{BUCKET if grant.on == desired.BUCKET else STAGING} " in c + " ")
+            )
+        ]
+    assert f"bucket gs://{BUCKET} in europe-west4, uniform access" in result.stdout
+    assert "Nothing was changed. To make these changes: invoke setup" in result.stdout
+    assert admin_standin.writes() == []
+    assert not admin_standin.accounts.keys() - {f"project-admin@{PROJECT}.iam.gserviceaccount.com"}
+    # Resource Manager is still disabled, so the provider's number is a placeholder, said as such.
+    assert "GCP_WORKLOAD_IDENTITY_PROVIDER=projects/PROJECT_NUMBER/" in result.stdout
+
+
+def test_apply_makes_the_project_and_a_second_apply_changes_nothing(admin_standin, owner_key):
+    env = cloud_env(admin_standin, owner_key)
+    first = invoke(env, "setup", "--github-repo", GITHUB_REPO, "--apply")
+
+    assert first.returncode == 0, first.stderr
+    assert all(admin_standin.services[a.name] for a in desired.APIS)
+    assert (
+        admin_standin.buckets[BUCKET]["location"] == "EUROPE-WEST4"
+        and admin_standin.buckets[BUCKET]["uniform"]
+    )
+    assert STAGING in admin_standin.buckets
+    assert admin_standin.repositories[REPOSITORY]["format"] == "DOCKER"
+    assert set(EMAILS.values()) <= admin_standin.accounts.keys()
+    provider = admin_standin.providers[
+        f"projects/{PROJECT}/locations/global/workloadIdentityPools/github/providers/github-actions"
+    ]
+    assert provider["attributeCondition"] == f"assertion.repository == '{GITHUB_REPO}'"
+    kinds = {
+        desired.BUCKET: ("bucket", BUCKET),
+        desired.STAGING: ("bucket", STAGING),
+        desired.REPOSITORY: ("repository", REPOSITORY),
+        desired.PROJECT: ("project", PROJECT),
+    }
+    for grant in desired.GRANTS:
+        kind, name = kinds.get(grant.on) or (
+            "service account",
+            EMAILS[grant.on.removeprefix(desired.ON_ACCOUNT)],
+        )
+        member = PRINCIPAL if grant.member == desired.GITHUB else f"serviceAccount:{EMAILS[grant.member]}"
+        policy = admin_standin.policies.get(kind, name)
+        assert any(b["role"] == grant.role and member in b["members"] for b in policy["bindings"]), grant
+    assert (
+        f"GCP_WORKLOAD_IDENTITY_PROVIDER=projects/{NUMBER}/locations/global/workloadIdentityPools/github/"
+        "providers/github-actions" in first.stdout
+    )
+    assert f"GCP_CLOUDBUILD_SERVICE_ACCOUNT={EMAILS['builder']}" in first.stdout
+    writes = len(admin_standin.writes())
+
+    second = invoke(env, "setup", "--github-repo", GITHUB_REPO, "--apply")
+
+    assert second.returncode == 0, second.stderr
+    assert re.search(r"Nothing to change: all \d+ in place\.", second.stdout)
+    assert lines(second, "create") == [] and lines(second, "change") == []
+    assert len(admin_standin.writes()) == writes
+
+
+def test_apply_puts_back_a_provider_whose_condition_was_widened(admin_standin, owner_key):
+    env = cloud_env(admin_standin, owner_key)
+    assert invoke(env, "setup", "--github-repo", GITHUB_REPO, "--apply").returncode == 0
+    name = f"projects/{PROJECT}/locations/global/workloadIdentityPools/github/providers/github-actions"
+    admin_standin.providers[name]["attributeCondition"] = "assertion.repository_owner == 'penguin-org'"
+
+    plan = invoke(env, "setup", "--github-repo", GITHUB_REPO)
+    [change] = lines(plan, "change")
+    assert "attributeCondition differ" in change
+    assert invoke(env, "setup", "--github-repo", GITHUB_REPO, "--apply").returncode == 0
+    assert admin_standin.providers[name]["attributeCondition"] == f"assertion.repository == '{GITHUB_REPO}'"
+
+
+def test_a_bucket_in_another_region_stops_setup_with_the_way_out(admin_standin, owner_key):
+    env = cloud_env(admin_standin, owner_key)
+    admin_standin.buckets[BUCKET] = {"name": BUCKET, "location": "US", "uniform": True, "project": PROJECT}
+    admin_standin.policies.create("bucket", BUCKET)
+
+    result = invoke(env, "setup", "--github-repo", GITHUB_REPO)
+
+    assert result.returncode == 3
+    [message] = result.stderr.strip().splitlines()
+    assert f"gs://{BUCKET} is in us, not in europe-west4" in message and "Set cicd.bucket" in message
+
+
+def test_a_caller_without_the_roles_is_refused_by_the_api_in_one_line(admin_standin, tmp_path):
+    email = admin_standin.add_account("intern")
+    key = admin_standin.key_file(tmp_path / "intern.json", email)
+
+    result = invoke(cloud_env(admin_standin, key), "setup", "--github-repo", GITHUB_REPO, "--apply")
+
+    assert result.returncode == 1
+    [message] = result.stderr.strip().splitlines()
+    assert "Permission 'serviceusage.services.get' denied" in message
+    assert admin_standin.writes() == []
+
+
+def test_a_missing_github_repo_is_a_setting_error_before_any_call(admin_standin, owner_key):
+    result = invoke(cloud_env(admin_standin, owner_key), "setup")
+
+    assert result.returncode == 2
+    assert "cicd.github_repo is missing" in result.stderr and "--github-repo" in result.stderr
+    assert admin_standin.requests == []
+
+
+def test_a_policy_changed_between_read_and_write_is_read_again(admin_standin, owner_key, monkeypatch):
+    """The stand-in refuses the stale etag (409 ABORTED, as Resource Manager does); setup reads and writes again."""
+    from cicd_release.gcp_admin import Cloud
+    from cicd_release.settings import Settings
+    from cicd_release.setup import grant_roles
+
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(owner_key))
+    cloud = Cloud(Settings(project=PROJECT, cloud_api_endpoint=admin_standin.endpoint), PROJECT)
+    admin_standin.services["cloudresourcemanager.googleapis.com"] = True
+    email = admin_standin.add_account("vertex-pipelines")
+    read = cloud.policy
+
+    def read_then_someone_else_writes(kind, name):
+        policy = read(kind, name)
+        if not getattr(read_then_someone_else_writes, "raced", False):
+            read_then_someone_else_writes.raced = True
+            other = admin_standin.policies.get(kind, name)
+            other["bindings"].append({"role": "roles/logging.logWriter", "members": ["user:ops@example.com"]})
+            admin_standin.policies.set(kind, name, other)
+        return policy
+
+    monkeypatch.setattr(cloud, "policy", read_then_someone_else_writes)
+    grant_roles(cloud, "project", PROJECT, [("roles/aiplatform.user", f"serviceAccount:{email}")])
+
+    roles = {b["role"]: b["members"] for b in admin_standin.policies.get("project", PROJECT)["bindings"]}
+    assert roles["roles/aiplatform.user"] == [f"serviceAccount:{email}"]
+    assert roles["roles/logging.logWriter"] == ["user:ops@example.com"]  # the other writer's change is kept
+    assert [r[3] for r in admin_standin.requests if r[2].endswith(":setIamPolicy")] == [409, 200]
+
+
+@pytest.mark.parametrize("member", ["serviceAccount:nobody-here@penguin-prod-42.iam.gserviceaccount.com"])
+def test_the_stand_in_refuses_a_member_that_does_not_exist(admin_standin, owner_key, monkeypatch, member):
+    from cicd_release.gcp_admin import Cloud, Refused
+    from cicd_release.settings import Settings
+
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(owner_key))
+    admin_standin.services["cloudresourcemanager.googleapis.com"] = True
+    cloud = Cloud(Settings(project=PROJECT, cloud_api_endpoint=admin_standin.endpoint), PROJECT)
+    policy = cloud.policy("project", PROJECT)
+    policy["bindings"].append({"role": "roles/aiplatform.user", "members": [member]})
+    with pytest.raises(Refused, match="does not exist"):
+        cloud.set_policy("project", PROJECT, policy)

@@ -1,0 +1,354 @@
+"""IAM for the admin stand-in (tests/support/gcp_admin_standin.py): who the caller is, which roles exist and what
+they grant, and allow policies with Google's rules for reading and writing them.
+
+Callers authenticate as Google's do: a service account key file (``key_file``) whose ``token_uri`` is the
+stand-in. google-auth then either trades a signed JWT for an access token at ``/token`` (the storage client,
+AuthorizedSession) or sends a self-signed JWT as the bearer token (GAPIC clients, ``always_use_jwt_access``);
+both are verified with the key's public half. No token, or an unknown one: 401.
+
+Role contents are the permissions of Google's "IAM basic and predefined roles reference", limited to the
+services the stand-in serves (storage roles come from tests/support/gcs_iam_proxy.py). roles/owner holds every
+permission. A binding's role must be one Google lets you grant on that kind of resource.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+import threading
+import time
+from pathlib import Path
+
+from tests.support.gcs_iam_proxy import ROLES as STORAGE_ROLES
+
+_READER = frozenset(
+    {
+        "artifactregistry.repositories.get",
+        "artifactregistry.repositories.list",
+        "artifactregistry.repositories.downloadArtifacts",
+        "artifactregistry.repositories.listEffectiveTags",
+        "artifactregistry.dockerimages.get",
+        "artifactregistry.dockerimages.list",
+        "artifactregistry.tags.get",
+        "artifactregistry.tags.list",
+    }
+)
+
+ROLES: dict[str, frozenset[str]] = {
+    "roles/owner": frozenset({"*"}),
+    **STORAGE_ROLES,
+    "roles/aiplatform.user": frozenset(
+        {
+            "aiplatform.metadataStores.get",
+            "aiplatform.models.get",
+            "aiplatform.models.list",
+            "aiplatform.models.upload",
+            "aiplatform.pipelineJobs.cancel",
+            "aiplatform.pipelineJobs.create",
+            "aiplatform.pipelineJobs.get",
+            "aiplatform.pipelineJobs.list",
+            "resourcemanager.projects.get",
+        }
+    ),
+    "roles/artifactregistry.reader": _READER,
+    "roles/artifactregistry.writer": _READER
+    | {
+        "artifactregistry.repositories.uploadArtifacts",
+        "artifactregistry.tags.create",
+        "artifactregistry.tags.update",
+    },
+    "roles/cloudbuild.builds.editor": frozenset(
+        {
+            "cloudbuild.builds.create",
+            "cloudbuild.builds.get",
+            "cloudbuild.builds.list",
+            "cloudbuild.builds.update",
+            "resourcemanager.projects.get",
+        }
+    ),
+    "roles/iam.securityReviewer": frozenset(
+        {
+            "artifactregistry.repositories.getIamPolicy",
+            "iam.roles.get",
+            "iam.roles.list",
+            "iam.serviceAccounts.get",
+            "iam.serviceAccounts.getIamPolicy",
+            "iam.serviceAccounts.list",
+            "resourcemanager.projects.get",
+            "resourcemanager.projects.getIamPolicy",
+            "storage.buckets.getIamPolicy",
+        }
+    ),
+    "roles/iam.serviceAccountUser": frozenset(
+        {
+            "iam.serviceAccounts.actAs",
+            "iam.serviceAccounts.get",
+            "iam.serviceAccounts.list",
+            "resourcemanager.projects.get",
+        }
+    ),
+    "roles/iam.workloadIdentityUser": frozenset(
+        {
+            "iam.serviceAccounts.get",
+            "iam.serviceAccounts.getAccessToken",
+            "iam.serviceAccounts.getOpenIdToken",
+            "iam.serviceAccounts.list",
+        }
+    ),
+    "roles/logging.logWriter": frozenset({"logging.logEntries.create", "logging.logEntries.route"}),
+    "roles/serviceusage.serviceUsageConsumer": frozenset(
+        {"serviceusage.services.get", "serviceusage.services.list", "serviceusage.services.use"}
+    ),
+    "roles/serviceusage.serviceUsageViewer": frozenset(
+        {"serviceusage.services.get", "serviceusage.services.list", "serviceusage.quotas.get"}
+    ),
+}
+
+# Where Google lets a role be granted besides the project (allow policies of buckets, repositories and service
+# accounts accept only their own service's roles).
+GRANTABLE_ON = {
+    "bucket": lambda role: role.startswith("roles/storage."),
+    "repository": lambda role: role.startswith("roles/artifactregistry."),
+    "service account": lambda role: (
+        role
+        in {
+            "roles/iam.serviceAccountUser",
+            "roles/iam.workloadIdentityUser",
+            "roles/iam.serviceAccountTokenCreator",
+        }
+    ),
+    "project": lambda role: True,
+}
+
+_PERMISSION = re.compile(r"^[a-z0-9]+\.[a-zA-Z0-9]+\.[a-zA-Z0-9]+$")
+_SA_MEMBER = re.compile(
+    r"^serviceAccount:(?P<email>[a-z][a-z0-9-]{4,28}[a-z0-9]@(?P<project>[a-z0-9-]+)\.iam\.gserviceaccount\.com)$"
+)
+_PRINCIPAL_SET = re.compile(
+    r"^principalSet://iam\.googleapis\.com/projects/(?P<number>[^/]+)/locations/global/workloadIdentityPools/"
+    r"(?P<pool>[a-z0-9-]{4,32})/(?:attribute\.[a-z_]+/[^/].*|\*|group/.+)$"
+)
+
+
+class ApiError(Exception):
+    """An answer in the shape of Google's JSON errors: ``{"error": {"code", "message", "status"}}``."""
+
+    STATUS = {
+        400: "INVALID_ARGUMENT",
+        401: "UNAUTHENTICATED",
+        403: "PERMISSION_DENIED",
+        404: "NOT_FOUND",
+        409: "ALREADY_EXISTS",
+        412: "FAILED_PRECONDITION",
+        501: "UNIMPLEMENTED",
+    }
+
+    def __init__(self, code: int, message: str, status: str | None = None, details: list | None = None):
+        super().__init__(message)
+        self.code, self.message = code, message
+        self.status = status or self.STATUS.get(code, "UNKNOWN")
+        self.details = details or []
+
+    def body(self) -> dict:
+        error = {"code": self.code, "message": self.message, "status": self.status}
+        if self.details:
+            error["details"] = self.details
+        # Cloud Storage's JSON API adds its own "errors" list; the other APIs' clients ignore it.
+        error["errors"] = [{"message": self.message, "domain": "global", "reason": self.status.lower()}]
+        return {"error": error}
+
+
+def role_grants(role: str, permission: str) -> bool:
+    return any(
+        held == "*" or held == permission or (held.endswith(".*") and permission.startswith(held[:-1]))
+        for held in ROLES.get(role, ())
+    )
+
+
+def check_permissions_list(permissions: list[str]) -> None:
+    """testIamPermissions refuses wildcards and malformed names (400), as Google does."""
+    for permission in permissions:
+        if not _PERMISSION.match(permission):
+            raise ApiError(400, f"Permission {permission} is not valid.")
+
+
+class Policies:
+    """Allow policies by (kind, name), each with its etag; a write with a stale etag is refused."""
+
+    def __init__(self, accounts, project_number: str) -> None:
+        self._policies: dict[tuple[str, str], dict] = {}
+        self._accounts = accounts  # callable: email -> bool (does the service account exist)
+        self.project_number = project_number
+        self._counter = 0
+        self._lock = threading.Lock()
+
+    def _etag(self) -> str:
+        self._counter += 1
+        return base64.b64encode(f"etag-{self._counter}".encode()).decode()
+
+    def create(self, kind: str, name: str, bindings: list[dict] | None = None) -> None:
+        with self._lock:
+            self._policies[(kind, name)] = {"version": 1, "etag": self._etag(), "bindings": bindings or []}
+
+    def drop(self, kind: str, name: str) -> None:
+        with self._lock:
+            self._policies.pop((kind, name), None)
+
+    def get(self, kind: str, name: str) -> dict:
+        with self._lock:
+            policy = self._policies[(kind, name)]
+            return json.loads(json.dumps(policy))
+
+    def set(self, kind: str, name: str, policy: dict, *, stale_code: int = 409) -> dict:
+        """Google's setIamPolicy: etag must match when given; members and roles valid for the resource."""
+        bindings = []
+        for binding in policy.get("bindings", []):
+            role = binding.get("role", "")
+            if role not in ROLES or not GRANTABLE_ON[kind](role):
+                raise ApiError(400, f"Role {role} is not supported for this resource.")
+            members = [m for m in binding.get("members", [])]
+            for member in members:
+                self._check_member(member, kind)
+            if members:
+                bindings.append({k: v for k, v in {**binding, "members": members}.items()})
+        with self._lock:
+            current = self._policies[(kind, name)]
+            etag = policy.get("etag")
+            if etag and etag != current["etag"]:
+                if stale_code == 412:
+                    raise ApiError(412, "Precondition Failed", "FAILED_PRECONDITION")
+                raise ApiError(
+                    409,
+                    "There were concurrent policy changes. Please retry the whole read-modify-write with "
+                    "exponential backoff.",
+                    "ABORTED",
+                )
+            version = 3 if any(b.get("condition") for b in bindings) else 1
+            self._policies[(kind, name)] = {"version": version, "etag": self._etag(), "bindings": bindings}
+            return json.loads(json.dumps(self._policies[(kind, name)]))
+
+    def _check_member(self, member: str, kind: str) -> None:
+        if member.startswith("serviceAccount:"):
+            match = _SA_MEMBER.match(member)
+            if match is None:
+                raise ApiError(400, f"Invalid service account ({member.partition(':')[2]}).")
+            if not self._accounts(match["email"]):
+                raise ApiError(400, f"Service account {match['email']} does not exist.")
+        elif member.startswith("principalSet://"):
+            match = _PRINCIPAL_SET.match(member)
+            if match is None or not match["number"].isdigit():
+                raise ApiError(
+                    400,
+                    f"Invalid principalSet member {member}: projects/ must name the project NUMBER and the pool "
+                    "a Workload Identity pool id.",
+                )
+        elif member.startswith(("projectOwner:", "projectEditor:", "projectViewer:")):
+            if kind != "bucket":
+                raise ApiError(400, f"Invalid member {member} for this resource.")
+        elif not member.startswith(("user:", "group:", "domain:", "principal://")):
+            raise ApiError(400, f"Invalid member {member}.")
+
+    def roles_of(self, member: str, kind: str, name: str, project: str) -> set[str]:
+        """The roles `member` holds on the resource or on the project (unconditional bindings)."""
+        with self._lock:
+            roles = set()
+            for key in {(kind, name), ("project", project)}:
+                for binding in self._policies.get(key, {}).get("bindings", []):
+                    if member in binding.get("members", []) and not binding.get("condition"):
+                        roles.add(binding["role"])
+            return roles
+
+    def remove(self, kind: str, name: str, role: str, member: str) -> None:
+        """For tests: take one binding away, as `gcloud ... remove-iam-policy-binding` would."""
+        with self._lock:
+            policy = self._policies[(kind, name)]
+            for binding in policy["bindings"]:
+                if binding["role"] == role and member in binding["members"]:
+                    binding["members"].remove(member)
+                    break
+            else:
+                raise KeyError(f"{member} does not hold {role} on {kind} {name}")
+            policy["bindings"] = [b for b in policy["bindings"] if b["members"]]
+            policy["etag"] = self._etag()
+
+
+class Identities:
+    """Service account keys the stand-in knows, and the access tokens it issued."""
+
+    def __init__(self) -> None:
+        self._public: dict[str, tuple[str, bytes]] = {}  # key id -> (email, public key PEM)
+        self._tokens: dict[str, str] = {}  # access token -> email
+        self._lock = threading.Lock()
+
+    def key_file(self, path: Path, email: str, token_uri: str) -> Path:
+        """A service account key file for `email` whose tokens come from this stand-in."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        key_id = secrets.token_hex(20)
+        public = key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        private = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+        with self._lock:
+            self._public[key_id] = (email, public)
+        project = email.split("@")[1].split(".")[0]
+        path.write_text(
+            json.dumps(
+                {
+                    "type": "service_account",
+                    "project_id": project,
+                    "private_key_id": key_id,
+                    "private_key": private,
+                    "client_email": email,
+                    "client_id": str(int(time.time())),
+                    "token_uri": token_uri,
+                }
+            )
+        )
+        return path
+
+    def _verified(self, assertion: str) -> dict:
+        from google.auth import jwt
+
+        try:
+            header = json.loads(base64.urlsafe_b64decode(assertion.split(".")[0] + "==="))
+            email, public = self._public[header["kid"]]
+            claims = jwt.decode(assertion, certs={header["kid"]: public.decode()}, verify=True, audience=None)
+        except Exception as exc:  # any malformed or unverifiable token is refused the same way
+            raise ApiError(401, f"Invalid JWT: {type(exc).__name__}", "UNAUTHENTICATED") from None
+        if claims.get("iss") != email:
+            raise ApiError(401, "Invalid JWT: iss is not the key's service account.", "UNAUTHENTICATED")
+        return claims
+
+    def issue(self, assertion: str) -> dict:
+        """The OAuth 2.0 JWT-bearer grant of the token endpoint."""
+        claims = self._verified(assertion)
+        token = "ya29.standin-" + secrets.token_urlsafe(24)
+        with self._lock:
+            self._tokens[token] = claims["iss"]
+        return {"access_token": token, "expires_in": 3600, "token_type": "Bearer"}
+
+    def caller(self, authorization: str | None) -> str:
+        """The member of the bearer token (an issued access token, or a self-signed JWT); 401 otherwise."""
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(
+                401,
+                "Request is missing required authentication credential. Expected OAuth 2 access token, login "
+                "cookie or other valid authentication credential.",
+                "UNAUTHENTICATED",
+            )
+        token = token.strip()
+        with self._lock:
+            email = self._tokens.get(token)
+        if email is None:
+            if token.count(".") != 2:
+                raise ApiError(401, "Request had invalid authentication credentials.", "UNAUTHENTICATED")
+            email = self._verified(token)["iss"]
+        return f"serviceAccount:{email}"

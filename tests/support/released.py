@@ -1,0 +1,149 @@
+"""A release already in the bucket, made without TFX or an image: a small spec with the pipeline's runtime
+parameters, uploaded modules, a data snapshot and the release record, as the chain leaves them.
+
+For the tests of what runs after a release (retrain, schedules), which need the state a release leaves, not
+the minutes of compiling and building it (tests/integration/test_ci_chain.py covers that).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from cicd_release.runs import MODULE_FILES
+from cicd_release.settings import Settings
+from cicd_release.snapshots import upload_snapshot
+from cicd_release.storage import upload_content_addressed, upload_immutable, write_json_object
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = ROOT / "packages" / "trainer" / "src" / "cicd_trainer" / "schema" / "schema.pbtxt"
+SHIPPED_CSV = ROOT / "data" / "penguins" / "penguins.csv"
+SERVICE_ACCOUNT = "vertex-pipelines@test-project.iam.gserviceaccount.com"
+VERSIONS = {"components": "0.1.0", "pipeline": "0.1.0", "release": "0.1.0", "trainer": "0.1.0"}
+# The runtime parameters of the compiled pipeline (cicd_pipeline.runners.vertex.RUNTIME_PARAMETERS).
+PARAMETERS = (
+    "data_root",
+    "schema_file",
+    "preprocessing_module",
+    "model_module",
+    "hyperparameters",
+    "model_labels",
+)
+
+
+def spec(
+    name: str = "penguin-cicd", image: str = "127.0.0.1:5000/p/r/cicd-components:0.1.0-abc"
+) -> dict[str, Any]:
+    """A compiled-job-shaped document: one task, the pipeline's STRING parameters, schema 2.1."""
+    return {
+        "displayName": name,
+        "pipelineSpec": {
+            "pipelineInfo": {"name": name},
+            "schemaVersion": "2.1.0",
+            "sdkVersion": "tfx-1.16.0",
+            "root": {
+                "inputDefinitions": {"parameters": {p: {"parameterType": "STRING"} for p in PARAMETERS}},
+                "dag": {
+                    "tasks": {
+                        "CsvExampleGen": {
+                            "taskInfo": {"name": "CsvExampleGen"},
+                            "componentRef": {"name": "comp-gen"},
+                            "inputs": {
+                                "parameters": {"input_base": {"componentInputParameter": "data_root"}}
+                            },
+                            "cachingOptions": {"enableCache": True},
+                        }
+                    }
+                },
+            },
+            "components": {
+                "comp-gen": {
+                    "executorLabel": "exec-gen",
+                    "inputDefinitions": {"parameters": {"input_base": {"parameterType": "STRING"}}},
+                }
+            },
+            "deploymentSpec": {
+                "executors": {"exec-gen": {"container": {"image": image, "command": ["true"]}}}
+            },
+        },
+        "runtimeConfig": {"gcsOutputDirectory": "gs://placeholder/pipeline_root"},
+    }
+
+
+def settings_for(bucket: str, endpoint: str) -> Settings:
+    return Settings(
+        project="test-project",
+        region="us-central1",
+        bucket=bucket,
+        service_account=SERVICE_ACCOUNT,
+        api_endpoint=endpoint,
+        anonymous_credentials=True,
+    )
+
+
+def data_folder(folder: Path, extra_rows: int = 0) -> Path:
+    """The shipped penguins, with ``extra_rows`` more rows: new data with the same schema."""
+    folder.mkdir(parents=True, exist_ok=True)
+    text = SHIPPED_CSV.read_text() + "".join(f"Gentoo,4{i % 10}.5,14.8,212,5200\n" for i in range(extra_rows))
+    (folder / "penguins.csv").write_text(text)
+    return folder
+
+
+def release(
+    client,
+    settings: Settings,
+    tmp_path: Path,
+    *,
+    commit: str,
+    variant: str = "a",
+    generation: int | None = None,
+) -> dict[str, Any]:
+    """Uploads a spec and modules named by ``variant`` and writes the release record for ``commit``; the data
+    is the data set's LATEST (uploading the shipped data first if there is none). Returns the record."""
+    from cicd_release.runs import release_record
+    from cicd_release.snapshots import MissingData, resolve
+
+    folder = tmp_path / f"release-{variant}"
+    folder.mkdir(parents=True, exist_ok=True)
+    job = spec()
+    job["pipelineSpec"]["pipelineInfo"]["description"] = f"variant {variant}"
+    spec_file = folder / "spec.json"
+    spec_file.write_text(json.dumps(job))
+    digest = hashlib.sha256(spec_file.read_bytes()).hexdigest()[:16]
+    spec_uri = upload_immutable(
+        client, spec_file, f"{settings.specs_prefix}/penguin-cicd-0.1.0-{digest}.json"
+    )
+    files = {}
+    for parameter, name in MODULE_FILES.items():
+        path = folder / name
+        path.write_text(f"# {parameter} of variant {variant}\n")
+        files[parameter] = path
+    modules = upload_content_addressed(client, settings.modules_prefix, files)
+    try:
+        data = resolve(client, settings.resolved_data_root)
+    except MissingData:
+        upload_snapshot(
+            client, settings.resolved_data_root, data_folder(tmp_path / "data0" / "penguins"), SCHEMA
+        )
+        data = resolve(client, settings.resolved_data_root)
+    _, current, uri = release_record(settings, client)
+    record = {
+        "commit": commit,
+        "versions": dict(VERSIONS),
+        "inputs": {
+            "spec": spec_uri,
+            "image": job["pipelineSpec"]["deploymentSpec"]["executors"]["exec-gen"]["container"]["image"],
+            "modules": modules,
+            "data_root": data.uri,
+            "data_digest": data.digest,
+            "hyperparameters": "{}",
+        },
+        "run": {
+            "resource_name": f"projects/test-project/locations/us-central1/pipelineJobs/release-{variant}"
+        },
+    }
+    write_json_object(client, uri, record, if_generation_match=current if generation is None else generation)
+    return copy.deepcopy(record)
