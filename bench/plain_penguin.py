@@ -2,8 +2,9 @@
 
 Same data, schema, module files, step counts and evaluation as `invoke run`, and TFX's ways left as they are:
 module files packed into wheels and pip-installed by each executor, Beam's DirectRunner with the example's
-`--direct_running_mode=multi_processing --direct_num_workers=0`, no run stamp. What it lacks of ours is only
-what costs nothing here (the data gate, HyperparametersGen, the registry record).
+`--direct_running_mode=multi_processing --direct_num_workers=0`, no run stamp. It does less than ours: no data
+gate, HyperparametersGen or registry record (near free), and TFX's Evaluator once, where ours also reads the
+holdout set (HoldoutExampleGen) and its judge evaluates candidate and baseline on it too.
 
     python bench/plain_penguin.py --root DIR [--checkout DIR] [--fresh]
 
