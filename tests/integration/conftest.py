@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from google.cloud import storage
 
+from tests.support.checkout import clone  # noqa: F401 (a fixture)
+
 # podman's Docker API, the local base image and the stand-in packages for the image tests.
 from tests.support.container_engine import (  # noqa: F401 (fixtures)
     auth_registry,

@@ -17,21 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.checkout import git
+
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = "127.0.0.1:5000"
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
-
-
-@pytest.fixture
-def clone(tmp_path) -> Path:
-    repo = tmp_path / "repo"
-    git(ROOT, "clone", "--quiet", str(ROOT), str(repo))
-    git(repo, "config", "user.email", "ci@example.com")
-    git(repo, "config", "user.name", "ci test")
-    return repo
 
 
 @pytest.fixture

@@ -25,23 +25,11 @@ from cicd_release.runs import release_record
 from cicd_release.snapshots import read_latest, upload_snapshot
 from cicd_release.steps import TRAINER_FILES
 from cicd_release.storage import upload_content_addressed, upload_immutable, write_json_object
+from tests.support.checkout import git
 from tests.support.released import SCHEMA, VERSIONS, settings_for, spec
 
 ROOT = Path(__file__).resolve().parents[2]
 CSV = Path("data") / "penguins" / "penguins.csv"
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
-
-
-@pytest.fixture
-def clone(tmp_path) -> Path:
-    repo = tmp_path / "repo"
-    git(ROOT, "clone", "--quiet", str(ROOT), str(repo))
-    git(repo, "config", "user.email", "ci@example.com")
-    git(repo, "config", "user.name", "ci test")
-    return repo
 
 
 @pytest.fixture

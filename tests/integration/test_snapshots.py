@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "data" / "penguins"
 SCHEMA = ROOT / "packages" / "trainer" / "src" / "cicd_trainer" / "schema" / "schema.pbtxt"
 HEADER = "species,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g\n"
+# The shipped rows (the data set less its holdout, data/README.md), counted from the file, not remembered.
+ROWS = len((SHIPPED / "penguins.csv").read_text().splitlines()) - 1
 
 
 def data_folder(tmp_path: Path, name: str = "penguins", extra_rows: int = 0) -> Path:
@@ -70,7 +72,7 @@ def test_the_same_data_uploaded_twice_is_one_snapshot(tmp_path, gcs_client, gcs_
         "data/penguins/LATEST",
     }
     manifest = json.loads(gcs_bucket.blob(f"data/penguins/manifests/{sha}.json").download_as_bytes())
-    assert manifest["rows"] == 344 and manifest["files"][0]["rows"] == 344
+    assert manifest["rows"] == ROWS and manifest["files"][0]["rows"] == ROWS
     assert manifest["files"][0]["sha256"] == first.snapshot.files[0]["sha256"]
     assert snapshot_digest(manifest["files"]) == sha
     uploaded = gcs_bucket.blob(f"data/penguins/{sha}/penguins.csv").download_as_bytes()
@@ -86,7 +88,7 @@ def test_new_data_is_a_new_snapshot_and_latest_moves_to_it(tmp_path, gcs_client,
     first = upload_snapshot(gcs_client, dataset, data_folder(tmp_path / "a"), SCHEMA)
     second = upload_snapshot(gcs_client, dataset, data_folder(tmp_path / "b", extra_rows=5), SCHEMA)
 
-    assert second.snapshot.sha256 != first.snapshot.sha256 and second.snapshot.rows == 349
+    assert second.snapshot.sha256 != first.snapshot.sha256 and second.snapshot.rows == ROWS + 5
     assert second.latest_moved and second.latest_moved_from == first.snapshot.sha256
     assert read_latest(gcs_client, dataset).sha256 == second.snapshot.sha256
     # The old snapshot stays whole: a run that trained on it can be repeated.
@@ -96,7 +98,7 @@ def test_new_data_is_a_new_snapshot_and_latest_moves_to_it(tmp_path, gcs_client,
         second.snapshot.uri,
         second.snapshot.sha256,
         "snapshot",
-        349,
+        ROWS + 5,
     )
     assert data.labels() == {"data_sha": second.snapshot.sha256[:16], "data_name": "penguins"}
     # Going back to the first data moves LATEST back to its snapshot, uploading nothing.
@@ -111,9 +113,9 @@ def test_bad_data_is_refused_before_anything_is_written(tmp_path, gcs_client, gc
     with pytest.raises(DataError) as raised:
         upload_snapshot(gcs_client, dataset, source, SCHEMA)
     assert raised.value.exit_code == 4
-    assert "penguins/penguins.csv:346: not 5 fields" in str(raised.value) and "Nothing was uploaded" in str(
+    assert f"penguins/penguins.csv:{ROWS + 2}: not 5 fields" in str(
         raised.value
-    )
+    ) and "Nothing was uploaded" in str(raised.value)
     assert objects(gcs_bucket) == {}
 
 
@@ -227,4 +229,4 @@ def test_a_copy_of_the_shipped_folder_is_what_the_chain_uploads(tmp_path):
     from cicd_release.snapshots import local_snapshot
 
     snapshot = local_snapshot("gs://b/data/penguins", tmp_path / "penguins", SCHEMA)
-    assert snapshot.rows == 344 and [f["name"] for f in snapshot.files] == ["penguins.csv"]
+    assert snapshot.rows == ROWS and [f["name"] for f in snapshot.files] == ["penguins.csv"]

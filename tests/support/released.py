@@ -29,6 +29,7 @@ PARAMETERS = (
     "schema_file",
     "preprocessing_module",
     "model_module",
+    "holdout_root",
     "hyperparameters",
     "model_labels",
 )

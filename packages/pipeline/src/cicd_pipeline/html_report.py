@@ -373,18 +373,20 @@ def _metrics(view: RunView) -> str:
         rules.append(f"accuracy at least {view.threshold:.2f}")
     if view.tolerance is not None:
         rules.append(f"no drop from the baseline beyond {view.tolerance:.4f}")
-    note = (f"<p>Blessing rule: {_e(' and '.join(rules))}.</p>" if rules else "") + (
+    no_baseline = (
         ""
         if any(k.endswith("(baseline)") for k in view.metrics)
         else "<p class='muted'>No baseline yet: no earlier blessed model to compare with.</p>"
     )
+    note = (f"<p>Blessing rule: {_e(' and '.join(rules))}.</p>" if rules else "") + no_baseline
     refusals = "".join(f"<li>{_e(r)}</li>" for r in view.refusals)
     if view.checks:  # the judge says each rule with its numbers: they replace the rule and the refusals
         items = "".join(
             f'<li class="{"refused" if c.endswith(": refused") else "passed"}">{_e(c)}</li>'
             for c in view.checks
         )
-        note, refusals = f'<p>The judge\'s checks:</p><ul id="checks">{items}</ul>', ""
+        note = f'<p>The judge\'s checks:</p><ul id="checks">{items}</ul>' + no_baseline
+        refusals = ""
     return (
         '<table id="metrics"><thead><tr><th>Metric</th><th class="num">This model</th>'
         '<th class="num">Baseline</th><th class="num">Change</th></tr></thead><tbody>'
