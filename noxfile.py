@@ -36,7 +36,7 @@ def bytecode(session: nox.Session) -> dict[str, str | None]:
     CI and many images set PYTHONDONTWRITEBYTECODE=1, and uv installs no bytecode: every process then compiles
     TFX, TensorFlow and Beam from source (`import tfx.v1`: 57 s, against 21 s with bytecode, on 2 cores).
     Lazily, only what is imported gets compiled, once per venv, into a folder of the venv (never the source
-    tree), and a reused venv (`nox -r`) keeps it.
+    tree), and a reused venv keeps it.
     """
     return {
         "PYTHONDONTWRITEBYTECODE": None,

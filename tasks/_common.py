@@ -18,7 +18,7 @@ SETTINGS_DEFAULTS = {name: field.default for name, field in Settings.model_field
 
 
 def trainer_files() -> dict[str, Path]:
-    """The trainer's module files and schema in this working tree, by pipeline parameter name.
+    """The trainer's module files, schema and holdout in this working tree, by pipeline parameter name.
 
     Never `import cicd_trainer`: that finds whichever copy is installed (a venv's site-packages may hold an
     older one), and a local run must run what the editor shows.
