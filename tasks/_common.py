@@ -17,6 +17,17 @@ PLANNED_HELP = "Skip unless .cicd/plan.json lists this step (used by cloudbuild.
 SETTINGS_DEFAULTS = {name: field.default for name, field in Settings.model_fields.items()}
 
 
+def trainer_files() -> dict[str, Path]:
+    """The trainer's module files, schema and holdout in this working tree, by pipeline parameter name.
+
+    Never `import cicd_trainer`: that finds whichever copy is installed (a venv's site-packages may hold an
+    older one), and a local run must run what the editor shows.
+    """
+    from cicd_release.steps import TRAINER_FILES
+
+    return {name: ROOT / path for name, path in TRAINER_FILES.items()}
+
+
 def settings(c, **flags) -> Settings:
     """The typed settings from invoke's config, explicit flags winning; a bad one exits 2 naming it."""
     values = dict(c.config.get("cicd", {}))

@@ -14,15 +14,15 @@ from tasks._common import (
     run_step,
     settings,
     skip_unless_planned,
+    trainer_files,
 )
 
 
 def check(data_root: Path) -> str:
     """The check's report; an Exit (code 4, the data's) when the data cannot be read as the schema says."""
-    import cicd_trainer
     from cicd_pipeline.datacheck import check_data_root
 
-    report = check_data_root(data_root, Path(cicd_trainer.SCHEMA_FILE))
+    report = check_data_root(data_root, trainer_files()["schema_file"])
     if not report.ok:
         raise Exit(report.format() + "\nNothing was run. Fix the files above and run again.", code=4)
     return report.format()

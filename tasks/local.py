@@ -12,7 +12,7 @@ from pathlib import Path
 
 from invoke import Collection, Exit, task
 
-from tasks._common import DATA_ROOT, LOCAL_ROOT, ROOT, training_config
+from tasks._common import DATA_ROOT, LOCAL_ROOT, ROOT, trainer_files, training_config
 
 
 def _local_labels(inputs) -> dict[str, str]:
@@ -20,12 +20,7 @@ def _local_labels(inputs) -> dict[str, str]:
     from cicd_release.snapshots import folder_digest
     from cicd_release.steps import LABEL_DIGEST, versions
 
-    files = {
-        "preprocessing_module": inputs.preprocessing_module,
-        "model_module": inputs.model_module,
-        "schema_file": inputs.schema_file,
-        "holdout_file": inputs.holdout_file,
-    }
+    files = _files(inputs)
     labels = {f"{p}_version": v for p, v in versions(ROOT).items()}
     labels.update(
         {
@@ -36,6 +31,12 @@ def _local_labels(inputs) -> dict[str, str]:
     # The digest of a snapshot of the same files (cicd_release.snapshots): local and Vertex models agree.
     labels["data_sha"] = folder_digest(inputs.data_root.resolve())[:LABEL_DIGEST]
     return labels
+
+
+def _files(inputs) -> dict[str, Path]:
+    """The trainer's files a run reads, by pipeline parameter name."""
+    names = ("preprocessing_module", "model_module", "schema_file", "holdout_file")
+    return {name: getattr(inputs, name) for name in names if getattr(inputs, name) is not None}
 
 
 @contextlib.contextmanager
@@ -106,27 +107,26 @@ def _report(layout, config, progress, log, summary=None) -> str:
         "fresh": "Delete the root first, so nothing is reused from earlier runs.",
         "train_steps": "Training steps (default from the training config).",
         "hyperparameters": "JSON object overriding hyperparameters, e.g. '{\"learning_rate\": 0.02}'.",
+        "watch": "Stay running: on every save under packages/trainer, run its unit tests, then the pipeline "
+        "from the first changed component, and print the verdict (Ctrl-C ends).",
     }
 )
-def run(c, root=None, data_root=None, fresh=False, train_steps=None, hyperparameters=None):
+def run(c, root=None, data_root=None, fresh=False, train_steps=None, hyperparameters=None, watch=False):
     """Run the whole pipeline locally (LocalDagRunner) and print where the model went, its metrics, its blessing.
+
+    The trainer's files are read from this working tree, never from an installed copy. With nothing changed
+    since the last run, its result is printed again at once (no TFX import), with the same exit code.
 
     Exit codes: 0 blessed and pushed; 2 a bad setting or input; 4 the data gate stopped the run before
     training; 5 the model was not blessed (nothing pushed). A traceback is a bug.
     """
     config = training_config(c, hyperparameters, int(train_steps) if train_steps else None)
-    import cicd_trainer
-    from cicd_pipeline.report import format_summary, summarize_run
-    from cicd_pipeline.runners.local import LocalInputs, LocalLayout, run_local
+    from cicd_pipeline import runstamp
+    from cicd_pipeline.report import format_summary
+    from cicd_pipeline.runners.local import LocalInputs, LocalLayout
 
     layout = LocalLayout(Path(root or LOCAL_ROOT).resolve())
-    inputs = LocalInputs(
-        data_root=Path(data_root or DATA_ROOT),
-        schema_file=Path(cicd_trainer.SCHEMA_FILE),
-        preprocessing_module=Path(cicd_trainer.PREPROCESSING_MODULE),
-        model_module=Path(cicd_trainer.MODEL_MODULE),
-        holdout_file=Path(cicd_trainer.HOLDOUT_FILE),
-    )
+    inputs = LocalInputs(data_root=Path(data_root or DATA_ROOT), **trainer_files())
     try:
         inputs.check()
     except ValueError as err:
@@ -138,19 +138,58 @@ def run(c, root=None, data_root=None, fresh=False, train_steps=None, hyperparame
     )  # seconds, without TFX: a malformed file is named before a minute of start-up
     if fresh and layout.root.exists():
         shutil.rmtree(layout.root)
+    if watch:
+        return _watch(layout, inputs, config)
+    labels = _local_labels(inputs)
+    fingerprint = runstamp.fingerprint(layout.root, _files(inputs), inputs.data_root, config, labels)
+    stamp = runstamp.unchanged(layout.root, fingerprint, layout.metadata_path, config.pipeline_name)
+    if stamp is not None:
+        print(stamp.report)
+        print(f"\n  nothing changed since run {stamp.run_id}: its result stands (--fresh runs anew).")
+        _exit_unless_blessed(stamp.blessed, stamp.refusals)
+        return
+    runstamp.forget(layout.root)  # a run that stops half-way must not leave the last one's stamp standing
+    log = _log_to_file(layout.root / "logs")
+    print(f"running the pipeline (its log: {log}) ...", flush=True)
+    summary, elapsed, where = _run_once(layout, inputs, config, labels, log)
+    text = "\n".join(
+        [
+            format_summary(summary, config.accuracy_threshold, config.regression_tolerance),
+            f"\n  executed: {', '.join(summary.executed) or '(none)'}",
+            f"  cached:   {', '.join(summary.cached) or '(none)'}",
+        ]
+    )
+    print(text)
+    print(f"  wall time of the pipeline: {elapsed:.1f} s   (state in {layout.root}; full log: {log})")
+    print(where)
+    runstamp.write(
+        layout.root,
+        runstamp.Stamp(fingerprint, summary.run_id, f"{text}\n{where}", summary.blessed, summary.refusals),
+    )
+    _exit_unless_blessed(summary.blessed, summary.refusals)
+
+
+def _run_once(layout, inputs, config, labels, log):
+    """One pipeline run with its live lines, its output in `log`, its HTML report written.
+
+    Returns the run's summary, the pipeline's wall time and the line saying where the report is. A stop of
+    the data gate is exit 4, a failed component exit 1, each in a few lines with the log's path.
+    """
     from cicd_components.anomalies_gate.executor import DataGateError
     from cicd_pipeline.logtail import append_traceback, failure_message
     from cicd_pipeline.progress import Progress, terminal
+    from cicd_pipeline.report import summarize_run
+    from cicd_pipeline.runners.local import load, run_local
 
-    log = _log_to_file(layout.root / "logs")
-    print(f"running the pipeline (its log: {log}) ...", flush=True)
+    with _output_to(log):
+        load()  # TFX's imports before the clock: the time printed is the pipeline's own
     # The live lines go to the terminal as it is before the run's own output is sent to the log.
     progress = Progress(layout.metadata_path, config.pipeline_name, terminal())
     report = functools.partial(_report, layout, config, progress, log)
     started = time.monotonic()
     try:
         with _output_to(log):
-            run_local(layout, inputs, config, labels=_local_labels(inputs), progress=progress)
+            run_local(layout, inputs, config, labels=labels, progress=progress)
     except DataGateError as stop:
         raise Exit(
             f"Data gate: the run stopped before training.\n{stop}\n"
@@ -165,18 +204,52 @@ def run(c, root=None, data_root=None, fresh=False, train_steps=None, hyperparame
     elapsed = time.monotonic() - started
     with _output_to(log):  # reading the metrics back wakes TensorFlow's deprecation warnings
         summary = summarize_run(layout.metadata_path, config.pipeline_name)
-    print(format_summary(summary, config.accuracy_threshold, config.regression_tolerance))
-    print(f"\n  executed: {', '.join(summary.executed) or '(none)'}")
-    print(f"  cached:   {', '.join(summary.cached) or '(none)'}")
-    print(f"  wall time of the pipeline: {elapsed:.1f} s   (state in {layout.root}; full log: {log})")
-    print(report(summary).strip())
-    if summary.blessed is False:
+    return summary, elapsed, report(summary).strip()
+
+
+def _exit_unless_blessed(blessed, refusals) -> None:
+    if blessed is False:
         raise Exit(
             "Not blessed: the judge refused the model ("
-            + "; ".join(summary.refusals or ["see the lines above"])
+            + "; ".join(refusals or ["see the lines above"])
             + "). Nothing was pushed; the last blessed model stays.",
             code=5,
         )
+
+
+def _watch(layout, inputs, config) -> None:
+    """`--watch`: the loop of cicd_pipeline.watch over the trainer's folder, TFX imported once."""
+    from cicd_pipeline import watch
+
+    trainer = ROOT / "packages" / "trainer"
+    log = _log_to_file(layout.root / "logs")
+    tests = watch.TestRunner(trainer / "tests", trainer / "src", log)
+
+    def run_tests():
+        with _output_to(log):  # pytest's lines, and the test server's start-up chatter, go to the log
+            return tests()
+
+    def pipeline():
+        try:
+            summary, _, _ = _run_once(layout, inputs, config, _local_labels(inputs), log)
+            return summary
+        except Exit as stop:
+            raise watch.Stopped(stop.message) from None
+
+    def handle(changed):
+        # A stop (the data gate) or an error raised by the edited module is this save's verdict, not the end
+        # of the loop: the next save may fix it. Its traceback is in the log.
+        cycle = watch.edit_cycle(changed, run_tests, pipeline, stops=(Exception,))
+        for line in watch.describe(cycle, config.accuracy_threshold, config.regression_tolerance, ROOT):
+            print(line, flush=True)
+
+    print(f"watching {trainer.relative_to(ROOT)} (log: {log}); a first run brings the cache up to date ...")
+    try:
+        handle([])
+        print("waiting for a save (Ctrl-C ends) ...", flush=True)
+        watch.watch([trainer], handle)
+    except KeyboardInterrupt:
+        print("\nwatch ended.")
 
 
 @task(

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-import cicd_trainer
 from cicd_pipeline.config import TrainingConfig
 from cicd_pipeline.html_report import REPORTS, report_run
 from cicd_pipeline.progress import Progress
 from cicd_pipeline.report import summarize_run
 from cicd_pipeline.runners.local import LocalInputs, LocalLayout, run_local
+from cicd_release.steps import TRAINER_FILES
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data" / "penguins"
@@ -37,14 +37,13 @@ CHROMIUM_ARGS = [
 ]
 
 
-def inputs(data_root: Path = DATA) -> LocalInputs:
-    return LocalInputs(
-        data_root=data_root,
-        schema_file=Path(cicd_trainer.SCHEMA_FILE),
-        preprocessing_module=Path(cicd_trainer.PREPROCESSING_MODULE),
-        model_module=Path(cicd_trainer.MODEL_MODULE),
-        holdout_file=Path(cicd_trainer.HOLDOUT_FILE),
-    )
+def trainer_files(root: Path = ROOT) -> dict[str, Path]:
+    """The trainer's files in a checkout at `root` (as `invoke run` finds them), by pipeline parameter name."""
+    return {name: root / path for name, path in TRAINER_FILES.items()}
+
+
+def inputs(data_root: Path = DATA, root: Path = ROOT) -> LocalInputs:
+    return LocalInputs(data_root=data_root, **trainer_files(root))
 
 
 @pytest.fixture(scope="session")

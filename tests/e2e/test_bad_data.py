@@ -15,23 +15,18 @@ from pathlib import Path
 
 import pytest
 
-import cicd_trainer
 from cicd_components.anomalies_gate.executor import DataDriftError, TooFewExamplesError
 from cicd_pipeline.config import TrainingConfig
 from cicd_pipeline.runners.local import LocalInputs, LocalLayout, run_local
+from cicd_release.steps import TRAINER_FILES
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "data" / "penguins" / "penguins.csv"
 
 
 def inputs(data_root: Path) -> LocalInputs:
-    return LocalInputs(
-        data_root=data_root,
-        schema_file=Path(cicd_trainer.SCHEMA_FILE),
-        preprocessing_module=Path(cicd_trainer.PREPROCESSING_MODULE),
-        model_module=Path(cicd_trainer.MODEL_MODULE),
-        holdout_file=Path(cicd_trainer.HOLDOUT_FILE),
-    )
+    """The checkout's trainer files (never an installed cicd_trainer) over `data_root`."""
+    return LocalInputs(data_root=data_root, **{n: ROOT / p for n, p in TRAINER_FILES.items()})
 
 
 @pytest.fixture

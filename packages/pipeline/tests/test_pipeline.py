@@ -1,5 +1,7 @@
 """create_pipeline() builds the graph we mean: the components, their order, and the gates between them."""
 
+import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -161,3 +163,53 @@ def test_the_run_report_reads_the_registry_steps_artifact_type():
     from cicd_pipeline.report import REGISTERED_MODEL
 
     assert REGISTERED_MODEL == RegisteredModel.TYPE_NAME
+
+
+def local_pipeline(
+    tmp_path, preprocessing="def preprocessing_fn(i):\n    return i\n", model="def run_fn(a):\n    pass\n"
+):
+    """A local pipeline over small stand-in files in `tmp_path/src` (the files' text is what matters here)."""
+    src = tmp_path / "src"
+    src.mkdir(exist_ok=True)
+    (src / "preprocessing.py").write_text(preprocessing)
+    (src / "model.py").write_text(model)
+    (src / "schema.pbtxt").write_text("")
+    (tmp_path / "data").mkdir(exist_ok=True)
+    (tmp_path / "data" / "d.csv").write_text("a\n1\n")
+    inputs = LocalInputs(tmp_path / "data", src / "schema.pbtxt", src / "preprocessing.py", src / "model.py")
+    layout = LocalLayout(tmp_path / "state")
+    pipeline = build_local_pipeline(layout, inputs, TrainingConfig())
+    return layout, {c.id: c for c in pipeline.components}
+
+
+def module_of(component) -> Path:
+    return Path(component.exec_properties["module_file"])
+
+
+def test_each_module_file_sits_alone_in_a_folder_named_by_its_content(tmp_path):
+    layout, components = local_pipeline(tmp_path)
+    for node, name in (("Transform", "preprocessing.py"), ("Trainer", "model.py")):
+        path = module_of(components[node])
+        digest = hashlib.sha256((tmp_path / "src" / name).read_bytes()).hexdigest()
+        assert path == layout.inputs_dir / digest / name
+        assert sorted(p.name for p in path.parent.iterdir()) == [name], "alone: no sibling in its fingerprint"
+
+
+def test_a_model_edit_moves_the_trainer_module_only(tmp_path):
+    _, before = local_pipeline(tmp_path)
+    _, after = local_pipeline(tmp_path, model="def run_fn(a):\n    pass  # edited\n")
+    assert module_of(after["Transform"]) == module_of(before["Transform"])
+    assert module_of(after["Trainer"]) != module_of(before["Trainer"])
+    assert "# edited" in module_of(after["Trainer"]).read_text()
+
+
+def test_local_modules_are_loaded_from_their_files_not_packed_into_wheels(tmp_path):
+    _, components = local_pipeline(tmp_path)
+    for node in ("Transform", "Trainer"):
+        assert components[node]._pip_dependencies == [], f"{node} would build and pip-install a wheel"
+    assert "UNSUPPORTED_DO_NOT_PACKAGE_USER_MODULES" not in os.environ, (
+        "the switch is set only while building"
+    )
+    # The Vertex compile builds its components outside that switch: there the wheel is how code travels.
+    trainer = next(c for c in make().components if c.id == "Trainer")
+    assert len(trainer._pip_dependencies) == 1

@@ -2,8 +2,8 @@
 
 TFX reuses an earlier result only when the inputs (artifact ids) and the parameters (execution properties)
 match. So comparing an execution with the latest earlier one of the same node that ran names what changed:
-a different module file (its wheel is named by its content hash), schema, data fingerprint, or a new upstream
-artifact.
+a different module file (named by its content hash: a content-addressed copy locally, TFX's wheel in a
+compiled spec), schema, data fingerprint, or a new upstream artifact.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from cicd_pipeline.run_record import RESOLVER_TYPE, Execution, previous_executio
 # What a person calls the parameters whose change is the usual reason for a re-run.
 _NAMES = {
     "module_path": "module file",
+    "module_file": "module file",
     "input_fingerprint": "data files",
     "input_base": "data folder",
     "schema_file": "schema file",

@@ -1,4 +1,8 @@
-"""The local runner: LocalDagRunner, Beam's DirectRunner in memory, ML Metadata in SQLite, a folder as bucket."""
+"""The local runner: LocalDagRunner, Beam's DirectRunner in memory, ML Metadata in SQLite, a folder as bucket.
+
+TFX is imported only when a pipeline is built: the layout, the inputs and their checks load in a blink, so a
+run with nothing changed can say so without a 20-second import (see `cicd_pipeline.runstamp`).
+"""
 
 import contextlib
 import dataclasses
@@ -8,10 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
-from tfx import v1 as tfx
-
 from cicd_pipeline.config import TrainingConfig
-from cicd_pipeline.pipeline import create_pipeline
 from cicd_pipeline.runners import IN_MEMORY_BEAM_ARGS
 
 
@@ -43,10 +44,12 @@ class LocalLayout:
 
 
 def content_addressed_copy(path: Path, folder: Path) -> Path:
-    """`path` copied to `folder/<sha256>/<name>` (once), like the Vertex runs' uploaded inputs.
+    """`path` copied to `folder/<sha256>/<name>` (once), alone in its folder, like the Vertex runs' uploads.
 
     TFX caches ImportSchemaGen by its `schema_file` *path*: an edited schema at the same path would reuse the
-    old one. A path named by the content makes an edit a cache miss, as it should be.
+    old one. A path named by the content makes an edit a cache miss, as it should be. For a module file the
+    folder matters too: TFX fingerprints a module by its whole folder, so `model.py` and `preprocessing.py`
+    side by side would make an edit of either re-run both Transform and Trainer.
     """
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     target = folder / digest / path.name
@@ -84,42 +87,92 @@ class LocalInputs:
                 raise ValueError(f"{name} {path} does not exist: pass an existing file.")
 
 
+# Beam's DirectRunner in memory, plus switches for what only costs time here, where the graphs are rebuilt on
+# every run and never leave this process (docs/performance.md has the profile):
+# - the construction-time type check of every transform (Beam's `get_signature` led the profile), and dill
+#   as pickler (cloudpickle does the same job faster): together about 7 % of a cold run's CPU;
+# - a named SDK container image. Given any Beam argument and none of extra_packages, setup_file,
+#   requirements_file or an SDK image, each of TFX's Beam executors (four per cold run) copies TFX's whole
+#   installed folder and runs `setup.py sdist` on it, for workers to install (tfx/utils/dependency_utils.py).
+#   In memory there are no workers and the image is never pulled; naming the image Beam itself would use
+#   tells TFX that dependencies are taken care of.
+# The Vertex runner keeps Beam's and TFX's defaults: there the graph may go to Dataflow workers.
+BEAM_SDK_IMAGE = "apache/beam_python3.10_sdk:2.59.0"
+LOCAL_BEAM_ARGS = (
+    *IN_MEMORY_BEAM_ARGS,
+    "--no_pipeline_type_check",
+    "--pickle_library=cloudpickle",
+    f"--sdk_container_image={BEAM_SDK_IMAGE}",
+)
+
+# TFX packs each module file's folder into a wheel at pipeline construction (a `setup.py bdist_wheel` per
+# module) and `pip install`s it in each executor: four subprocesses and a few seconds per run, for a copy of a
+# file that is already here. This switch (read in the Transform and Trainer constructors) makes them import the
+# file by path instead; the cache key still follows the content, because the path is content-addressed and
+# TFX hashes a `module_file`'s text into the key. The Vertex compile never sets it: there the wheel is how
+# the code reaches the container.
+_LOAD_MODULES_FROM_SOURCE = "UNSUPPORTED_DO_NOT_PACKAGE_USER_MODULES"
+
+
+@contextlib.contextmanager
+def _modules_loaded_from_source():
+    saved = os.environ.get(_LOAD_MODULES_FROM_SOURCE)
+    os.environ[_LOAD_MODULES_FROM_SOURCE] = "1"
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ[_LOAD_MODULES_FROM_SOURCE]
+        else:
+            os.environ[_LOAD_MODULES_FROM_SOURCE] = saved
+
+
+def load() -> None:
+    """Imports TFX and the pipeline now (seconds): e.g. before a run is timed, so its time is the pipeline's."""
+    import cicd_pipeline.pipeline  # noqa: F401
+
+
 def build_local_pipeline(
     layout: LocalLayout, inputs: LocalInputs, config: TrainingConfig, labels: dict[str, str] | None = None
 ):
     """The pipeline over local files; `labels` go with the registered model (e.g. module digests)."""
+    from tfx import v1 as tfx
+
+    from cicd_pipeline.pipeline import create_pipeline
+
     inputs.check()
-    return create_pipeline(
-        pipeline_name=config.pipeline_name,
-        pipeline_root=str(layout.pipeline_root),
-        data_root=str(inputs.data_root.resolve()),
-        schema_file=str(content_addressed_copy(inputs.schema_file, layout.inputs_dir)),
-        preprocessing_module=str(inputs.preprocessing_module.resolve()),
-        model_module=str(inputs.model_module.resolve()),
-        # In a folder of its own named by its content, as on Vertex: CsvExampleGen reads a folder, and an
-        # edited holdout is a new input, never a cache hit.
-        holdout_root=(
-            str(content_addressed_copy(inputs.holdout_file, layout.inputs_dir).parent)
-            if inputs.holdout_file
-            else None
-        ),
-        hyperparameters=config.hyperparameters,
-        serving_model_dir=str(layout.serving_model_dir),
-        registry=f"local:{layout.registry_dir}",
-        model_name=config.model_name,
-        train_steps=config.train_steps,
-        eval_steps=config.eval_steps,
-        accuracy_threshold=config.accuracy_threshold,
-        regression_tolerance=config.regression_tolerance,
-        min_examples_per_split=config.min_examples_per_split,
-        min_examples_per_class=config.min_examples_per_class,
-        registry_labels=json.dumps(labels or {}, sort_keys=True),
-        enable_cache=True,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            str(layout.metadata_path)
-        ),
-        beam_pipeline_args=list(IN_MEMORY_BEAM_ARGS),
-    )
+    with _modules_loaded_from_source():
+        return create_pipeline(
+            pipeline_name=config.pipeline_name,
+            pipeline_root=str(layout.pipeline_root),
+            data_root=str(inputs.data_root.resolve()),
+            schema_file=str(content_addressed_copy(inputs.schema_file, layout.inputs_dir)),
+            preprocessing_module=str(content_addressed_copy(inputs.preprocessing_module, layout.inputs_dir)),
+            model_module=str(content_addressed_copy(inputs.model_module, layout.inputs_dir)),
+            # In a folder of its own named by its content, as on Vertex: CsvExampleGen reads a folder, and an
+            # edited holdout is a new input, never a cache hit.
+            holdout_root=(
+                str(content_addressed_copy(inputs.holdout_file, layout.inputs_dir).parent)
+                if inputs.holdout_file
+                else None
+            ),
+            hyperparameters=config.hyperparameters,
+            serving_model_dir=str(layout.serving_model_dir),
+            registry=f"local:{layout.registry_dir}",
+            model_name=config.model_name,
+            train_steps=config.train_steps,
+            eval_steps=config.eval_steps,
+            accuracy_threshold=config.accuracy_threshold,
+            regression_tolerance=config.regression_tolerance,
+            min_examples_per_split=config.min_examples_per_split,
+            min_examples_per_class=config.min_examples_per_class,
+            registry_labels=json.dumps(labels or {}, sort_keys=True),
+            enable_cache=True,
+            metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+                str(layout.metadata_path)
+            ),
+            beam_pipeline_args=list(LOCAL_BEAM_ARGS),
+        )
 
 
 def run_local(
@@ -133,6 +186,8 @@ def run_local(
 
     `progress(pipeline)`, when given, is the context manager the run happens in (progress.Progress).
     """
+    from tfx import v1 as tfx
+
     layout = LocalLayout(layout.root.resolve())
     os.makedirs(layout.root, exist_ok=True)
     pipeline = build_local_pipeline(layout, inputs, config, labels)
