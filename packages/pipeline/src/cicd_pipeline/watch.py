@@ -184,7 +184,8 @@ def _pytest_child(tests: str, source: str, log: str, result) -> None:
     with open(log, "ab") as out:
         os.dup2(out.fileno(), 1)
         os.dup2(out.fileno(), 2)
-        code = pytest.main(["-q", "-p", "no:cacheprovider", tests], plugins=[collect])
+        # The test folder is the root: test ids read the same wherever the folder and its ancestors are.
+        code = pytest.main(["-q", "-p", "no:cacheprovider", f"--rootdir={tests}", tests], plugins=[collect])
     if code not in (0, 1) and not collect.failed:
         collect.failed.append(f"pytest exited {int(code)} (see the log)")
     result.send((collect.passed, collect.failed))
