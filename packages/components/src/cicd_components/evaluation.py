@@ -3,8 +3,7 @@ run report share (TFX writes no metric onto the evaluation artifact itself)."""
 
 import os
 
-HOLDOUT_DIR = "holdout"  # cicd_components.judge.executor.HOLDOUT_DIR (not imported: that pulls in TFX)
-VERDICT_FILE = "verdict.json"  # cicd_components.judge.verdict.VERDICT_FILE
+from cicd_components.judge.verdict import HOLDOUT_DIR, VERDICT_FILE
 
 
 def overall_metrics(evaluation_uri: str) -> dict[str, float]:

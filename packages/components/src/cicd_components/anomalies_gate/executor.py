@@ -10,6 +10,8 @@ from tfx.dsl.components.base import base_executor
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 
+from cicd_components.judge.verdict import TRAINING_STATISTICS_DIR
+
 # The file ExampleValidator writes in each split folder (tfx/components/example_validator/labels.py).
 ANOMALIES_FILE = "SchemaDiff.pb"
 
@@ -31,9 +33,6 @@ class DataDriftError(DataGateError):
     curated schema's drift comparators allow."""
 
 
-# Where the Judge keeps, with a blessing, the statistics of the data that trained the blessed model
-# (cicd_components.judge.executor.TRAINING_STATISTICS_DIR; not imported: the Judge pulls in TFMA).
-TRAINING_STATISTICS_DIR = "training_statistics"
 DRIFT_SPLIT = "train"
 
 

@@ -9,7 +9,7 @@ writes exactly one blessing, blessed only when every check passed.
 import tensorflow_model_analysis as tfma
 from tfx import types
 from tfx.dsl.components.base import base_beam_component, executor_spec
-from tfx.types import standard_artifacts, standard_component_specs
+from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
 from cicd_components.judge import executor
@@ -82,7 +82,3 @@ class Judge(base_beam_component.BaseBeamComponent):
                 blessing=types.Channel(type=standard_artifacts.ModelBlessing),
             )
         )
-
-
-# The keys TFX's Evaluator executor reads; the Judge passes these through and keeps its own.
-EVALUATOR_KEYS = set(standard_component_specs.EvaluatorSpec.PARAMETERS)

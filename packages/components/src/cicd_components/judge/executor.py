@@ -16,12 +16,15 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import io_utils
 
 from cicd_components.evaluation import overall_metrics
-from cicd_components.judge.verdict import VERDICT_FILE, Scores, judge
+from cicd_components.judge.verdict import (
+    HOLDOUT_DIR,
+    TRAINING_STATISTICS_DIR,
+    VERDICT_FILE,
+    Scores,
+    judge,
+)
 
 HOLDOUT_SPLIT = "holdout"
-HOLDOUT_DIR = "holdout"  # the holdout's TFMA output, under the evaluation artifact's folder
-TRAINING_STATISTICS_DIR = "training_statistics"  # under a blessing: what trained the blessed model
-_EVALUATOR_PROPERTIES = ("eval_config", "example_splits", "module_file", "module_path")
 
 
 def _copy_tree(source: str, target: str) -> None:
@@ -40,7 +43,8 @@ class Executor(evaluator_executor.Executor):
         output_dict: dict[str, list[types.Artifact]],
         exec_properties: dict[str, Any],
     ) -> None:
-        evaluator_properties = {k: v for k, v in exec_properties.items() if k in _EVALUATOR_PROPERTIES}
+        # Of TFX's Evaluator parameters the Judge has eval_config only; each pass names its split.
+        evaluator_properties = {"eval_config": exec_properties["eval_config"]}
         evaluator_inputs = {
             k: v for k, v in input_dict.items() if k in ("examples", "model", "baseline_model") and v
         }

@@ -15,7 +15,10 @@ ACCURACY = "sparse_categorical_accuracy"
 EXAMPLE_COUNT = "example_count"
 EVAL_SPLIT = "eval split"
 HOLDOUT = "holdout"
-VERDICT_FILE = "verdict.json"
+# The judge's output layout, named here (no TFX) so that its readers need not import the executor:
+VERDICT_FILE = "verdict.json"  # every check, beside TFMA's output for the eval split
+HOLDOUT_DIR = "holdout"  # the holdout's TFMA output, under the evaluation artifact's folder
+TRAINING_STATISTICS_DIR = "training_statistics"  # under a blessing: what trained the blessed model
 
 
 @dataclasses.dataclass(frozen=True)
