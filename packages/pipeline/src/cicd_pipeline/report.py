@@ -5,10 +5,10 @@ This module gathers them and prints a text summary (cicd_release.outcome does th
 
 import dataclasses
 
-import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
 from cicd_components.evaluation import judged_metrics, validation_failures, verdict_checks
+from cicd_pipeline.run_record import latest_run_context, open_store
 
 REGISTERED_MODEL = "cicd_components.RegisteredModel"  # RegisteredModel.TYPE_NAME, without importing TFX here
 
@@ -44,13 +44,6 @@ class RunSummary:
         return [c.node for c in self.components if c.state == "CACHED"]
 
 
-def _store(metadata_path) -> mlmd.MetadataStore:
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = str(metadata_path)
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-    return mlmd.MetadataStore(config)
-
-
 def _outputs(store, execution_id: int) -> dict[str, list]:
     """Output artifacts of an execution by type name (cached executions link the reused artifacts)."""
     events = store.get_events_by_execution_ids([execution_id])
@@ -65,20 +58,11 @@ def _outputs(store, execution_id: int) -> dict[str, list]:
 
 def summarize_run(metadata_path, pipeline_name: str) -> RunSummary:
     """The latest run of `pipeline_name` recorded in the SQLite MLMD store at `metadata_path`."""
-    store = _store(metadata_path)
-    pipeline = store.get_context_by_type_and_name("pipeline", pipeline_name)
-    if pipeline is None:
-        raise ValueError(f"No run of pipeline {pipeline_name!r} is recorded in {metadata_path}.")
-    # Only runs of this pipeline: a store may hold others (their executions are not in this pipeline's context).
-    executions = {e.id for e in store.get_executions_by_context(pipeline.id)}
-    runs = [
-        c
-        for c in store.get_contexts_by_type("pipeline_run")
-        if any(e.id in executions for e in store.get_executions_by_context(c.id))
-    ]
-    if not runs:
-        raise ValueError(f"No pipeline run is recorded in {metadata_path}.")
-    run = max(runs, key=lambda c: c.create_time_since_epoch)
+    store = open_store(metadata_path)
+    try:
+        run = latest_run_context(store, pipeline_name)
+    except ValueError:
+        raise ValueError(f"No run of pipeline {pipeline_name!r} is recorded in {metadata_path}.") from None
     components, blessed, metrics, pushed_destination, registry_version = [], None, {}, None, None
     refusals: list[str] = []
     checks: list[str] = []

@@ -115,8 +115,11 @@ def executions_since(
     return read_executions(store, found, nodes)
 
 
-def latest_run(store: mlmd.MetadataStore, pipeline_name: str) -> tuple[str, list[Execution]]:
-    """The newest run of `pipeline_name`: its id and its executions. A ValueError when there is none."""
+def latest_run_context(store: mlmd.MetadataStore, pipeline_name: str) -> metadata_store_pb2.Context:
+    """The `pipeline_run` context of the newest run of `pipeline_name`. A ValueError when there is none.
+
+    Only runs of this pipeline: a store may hold others (their executions are not in this pipeline's context).
+    """
     pipeline = store.get_context_by_type_and_name("pipeline", pipeline_name)
     if pipeline is None:
         raise ValueError(f"No run of pipeline {pipeline_name!r} is recorded in this store.")
@@ -128,7 +131,12 @@ def latest_run(store: mlmd.MetadataStore, pipeline_name: str) -> tuple[str, list
     ]
     if not runs:
         raise ValueError(f"No run of pipeline {pipeline_name!r} is recorded in this store.")
-    run = max(runs, key=lambda c: (c.create_time_since_epoch, c.id))
+    return max(runs, key=lambda c: (c.create_time_since_epoch, c.id))
+
+
+def latest_run(store: mlmd.MetadataStore, pipeline_name: str) -> tuple[str, list[Execution]]:
+    """The newest run of `pipeline_name`: its id and its executions. A ValueError when there is none."""
+    run = latest_run_context(store, pipeline_name)
     return run.name, read_executions(store, list(store.get_executions_by_context(run.id)))
 
 
