@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from cicd_pipeline.config import TrainingConfig
-from cicd_pipeline.runners import IN_MEMORY_BEAM_ARGS
+from cicd_pipeline.runners import IN_MEMORY_BEAM_ARGS, training_arguments
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,7 +143,7 @@ def build_local_pipeline(
     inputs.check()
     with _modules_loaded_from_source():
         return create_pipeline(
-            pipeline_name=config.pipeline_name,
+            **training_arguments(config),
             pipeline_root=str(layout.pipeline_root),
             data_root=str(inputs.data_root.resolve()),
             schema_file=str(content_addressed_copy(inputs.schema_file, layout.inputs_dir)),
@@ -159,13 +159,6 @@ def build_local_pipeline(
             hyperparameters=config.hyperparameters,
             serving_model_dir=str(layout.serving_model_dir),
             registry=f"local:{layout.registry_dir}",
-            model_name=config.model_name,
-            train_steps=config.train_steps,
-            eval_steps=config.eval_steps,
-            accuracy_threshold=config.accuracy_threshold,
-            regression_tolerance=config.regression_tolerance,
-            min_examples_per_split=config.min_examples_per_split,
-            min_examples_per_class=config.min_examples_per_class,
             registry_labels=json.dumps(labels or {}, sort_keys=True),
             enable_cache=True,
             metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(

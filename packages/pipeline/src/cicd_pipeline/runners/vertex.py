@@ -21,7 +21,7 @@ from tfx.v1.dsl.experimental import RuntimeParameter
 
 from cicd_pipeline.config import TrainingConfig
 from cicd_pipeline.pipeline import create_pipeline
-from cicd_pipeline.runners import IN_MEMORY_BEAM_ARGS
+from cicd_pipeline.runners import IN_MEMORY_BEAM_ARGS, training_arguments
 
 # Parameter names are the interface of `invoke pipeline.submit`: keep them stable.
 DATA_ROOT = "data_root"
@@ -56,7 +56,7 @@ def build_vertex_pipeline(
         return RuntimeParameter(name=name, ptype=str, default=default)
 
     return create_pipeline(
-        pipeline_name=config.pipeline_name,
+        **training_arguments(config),
         pipeline_root=pipeline_root,
         data_root=param(DATA_ROOT),
         schema_file=param(SCHEMA_FILE),
@@ -66,13 +66,6 @@ def build_vertex_pipeline(
         hyperparameters=param(HYPERPARAMETERS, config.hyperparameters),
         serving_model_dir=serving_model_dir,
         registry=registry,
-        model_name=config.model_name,
-        train_steps=config.train_steps,
-        eval_steps=config.eval_steps,
-        accuracy_threshold=config.accuracy_threshold,
-        regression_tolerance=config.regression_tolerance,
-        min_examples_per_split=config.min_examples_per_split,
-        min_examples_per_class=config.min_examples_per_class,
         serving_image=serving_image,
         registry_labels=param(MODEL_LABELS, "{}"),
         enable_cache=True,
