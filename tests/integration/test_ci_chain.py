@@ -10,14 +10,12 @@ A full build first (no base: image, spec, modules, run, release record). Then:
 
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.support.checkout import git
+from tests.support.checkout import git, invoke
 
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = "127.0.0.1:5000"
@@ -52,23 +50,6 @@ def parameters(job: dict) -> dict[str, str]:
     if "parameterValues" in config:
         return config["parameterValues"]
     return {name: value["stringValue"] for name, value in config["parameters"].items()}
-
-
-def invoke(repo: Path, env: dict, *args: str, code: int = 0) -> tuple[str, float]:
-    started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    elapsed = time.monotonic() - started
-    assert result.returncode == code, (
-        f"invoke {' '.join(args)}: exit {result.returncode}:\n{result.stdout}\n{result.stderr}"
-    )
-    return result.stdout + result.stderr, elapsed
 
 
 def record(gcs_client, bucket: str) -> dict:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,6 +24,7 @@ from cicd_release.snapshots import read_latest, upload_snapshot
 from cicd_release.steps import TRAINER_FILES
 from cicd_release.storage import upload_content_addressed, upload_immutable, write_json_object
 from tests.support.checkout import git
+from tests.support.checkout import invoke as invoke_timed
 from tests.support.released import SCHEMA, VERSIONS, settings_for, spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,18 +73,7 @@ def chain(clone, tmp_path, gcs_emulator, gcs_client, gcs_bucket, vertex_standin)
 
 
 def invoke(repo: Path, env: dict, *args: str, code: int = 0) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == code, (
-        f"invoke {' '.join(args)}: exit {result.returncode}:\n{result.stdout}\n{result.stderr}"
-    )
-    return result.stdout + result.stderr
+    return invoke_timed(repo, env, *args, code=code, timeout=600)[0]
 
 
 def parameters(job: dict) -> dict[str, str]:

@@ -1,6 +1,8 @@
 """A clone of this repository's committed state, for the tests that run the chain as Cloud Build would."""
 
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -20,3 +22,22 @@ def clone(tmp_path) -> Path:
     git(repo, "config", "user.email", "ci@example.com")
     git(repo, "config", "user.name", "ci test")
     return repo
+
+
+def invoke(repo: Path, env: dict, *args: str, code: int = 0, timeout: float = 1200) -> tuple[str, float]:
+    """`python -m invoke ARGS` in `repo`, as Cloud Build runs a step: its output and its seconds; the exit code
+    must be `code`."""
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == code, (
+        f"invoke {' '.join(args)}: exit {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    )
+    return result.stdout + result.stderr, elapsed
