@@ -194,3 +194,24 @@ def test_the_stand_in_refuses_a_member_that_does_not_exist(admin_standin, owner_
     policy["bindings"].append({"role": "roles/aiplatform.user", "members": [member]})
     with pytest.raises(Refused, match="does not exist"):
         cloud.set_policy("project", PROJECT, policy)
+
+
+def test_a_service_account_policy_is_read_with_an_empty_body_as_google_requires(
+    admin_standin, owner_key, monkeypatch
+):
+    """serviceAccounts.getIamPolicy: "The request body must be empty"; the version is a query parameter."""
+    from cicd_release.gcp_admin import Cloud, Refused
+    from cicd_release.settings import Settings
+
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(owner_key))
+    admin_standin.services["iam.googleapis.com"] = True
+    email = admin_standin.add_account("vertex-pipelines")
+    cloud = Cloud(Settings(project=PROJECT, cloud_api_endpoint=admin_standin.endpoint), PROJECT)
+
+    assert cloud.policy("service account", email)["bindings"] == []
+
+    path = f"projects/{PROJECT}/serviceAccounts/{email}:getIamPolicy"
+    with pytest.raises(Refused, match='Unknown name "options"'):
+        cloud._iam("POST", path, json={"options": {"requestedPolicyVersion": 3}})
+    with pytest.raises(Refused, match="valid values are 0, 1 and 3"):
+        cloud._iam("POST", path, params={"options.requestedPolicyVersion": 2})

@@ -316,6 +316,21 @@ def iam(s: AdminStandIn, caller: str, method: str, path: str, query: dict, body:
         if email not in s.accounts:
             raise _denied(f"iam.serviceAccounts.{verb.lstrip(':') if verb else 'get'}", resource)
         if verb == ":getIamPolicy":
+            # "The request body must be empty"; the version is the query parameter options.requestedPolicyVersion
+            # (https://cloud.google.com/iam/docs/reference/rest/v1/projects.serviceAccounts/getIamPolicy).
+            if body:
+                names = ", ".join(f'"{k}"' for k in body)
+                raise ApiError(
+                    400,
+                    f"Invalid JSON payload received. Unknown name {names}: Cannot find field. "
+                    "(serviceAccounts.getIamPolicy takes no request body: send options.requestedPolicyVersion "
+                    "as a query parameter.)",
+                )
+            requested = query.get("options.requestedPolicyVersion", ["0"])[-1]
+            if requested not in ("0", "1", "3"):
+                raise ApiError(
+                    400, f"Invalid options.requestedPolicyVersion {requested!r}: valid values are 0, 1 and 3."
+                )
             s.require(caller, "iam.serviceAccounts.getIamPolicy", "service account", email, resource)
             return s.policies.get("service account", email)
         if verb == ":setIamPolicy":

@@ -361,11 +361,13 @@ class Cloud:
                     )
                 )
         if kind == "service account":
+            # No request body: Google's reference says it "must be empty", and the version is a query parameter
+            # (gcloud's generated client sends it the same way: request_field '', options_requestedPolicyVersion).
             return (
                 self._iam(
                     "POST",
                     f"projects/{self.project}/serviceAccounts/{name}:getIamPolicy",
-                    json={"options": {"requestedPolicyVersion": POLICY_VERSION}},
+                    params={"options.requestedPolicyVersion": POLICY_VERSION},
                 )
                 or {}
             )
