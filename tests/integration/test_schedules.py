@@ -50,6 +50,7 @@ def test_a_schedule_is_created_listed_moved_at_release_and_deleted(
     assert lines[0] == f"created {stored['name']}"
     # One run at a time, no queue: a run due while one is going is skipped.
     assert stored["maxConcurrentRunCount"] == "1" and not stored.get("allowQueueing")
+    assert stored["maxConcurrentActiveRunCount"] == "1"  # what bounds running jobs, not just their requests
     assert stored["cron"] == "TZ=Europe/Amsterdam 0 3 * * 1" and stored["state"] == "ACTIVE"
     job = stored["createPipelineJobRequest"]["pipelineJob"]
     latest = read_latest(gcs_client, setting.resolved_data_root)

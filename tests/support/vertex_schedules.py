@@ -22,8 +22,10 @@ the request type nor unset a non-empty field, and applies to an ACTIVE or PAUSED
 ACTIVE, resume needs PAUSED (FAILED_PRECONDITION otherwise). Output-only fields in a request are ignored.
 
 ``fire(name)`` is the test's clock: it starts the schedule's run now, as the service does when the cron is
-due, unless the schedule is not ACTIVE or ``max_concurrent_run_count`` runs of it are still going (a run due
-then is skipped unless ``allow_queueing``).
+due, unless the schedule is not ACTIVE or ``max_concurrent_active_run_count`` runs of it are still going (a
+run due then is skipped unless ``allow_queueing``). ``max_concurrent_run_count`` bounds only the requests the
+schedule has in flight ("not the execution of the operations/jobs created by the requests"); a
+CreatePipelineJob request ends in a moment, so it never holds a run back here.
 """
 
 from __future__ import annotations
@@ -355,11 +357,12 @@ class Schedules:
             if schedule["state"] != ACTIVE:
                 return None
             going = [j for j in self.runs[name] if self._owner.jobs[j]["state"] not in _TERMINAL]
-            if len(going) >= int(schedule["maxConcurrentRunCount"]) and not schedule.get("allowQueueing"):
+            active_limit = int(schedule.get("maxConcurrentActiveRunCount") or 0)  # 0: unset, no limit
+            if active_limit and len(going) >= active_limit and not schedule.get("allowQueueing"):
                 self.skipped[name] = self.skipped.get(name, 0) + 1
                 schedule["lastScheduledRunResponse"] = {
                     "scheduledRunTime": utc_timestamp(),
-                    "runResponse": "Skipped: max_concurrent_run_count runs are still going.",
+                    "runResponse": "Skipped: max_concurrent_active_run_count runs are still going.",
                 }
                 return None
             request = copy.deepcopy(schedule["createPipelineJobRequest"])

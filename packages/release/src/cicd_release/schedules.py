@@ -22,8 +22,10 @@ the run's labels and the model's ``data_sha`` could then not name the data, sinc
 request. The cost of binding at upload time: a LATEST moved by anything but ``data.upload`` is seen by
 schedules at the next upload or release (``schedule.list`` shows what each one trains on).
 
-One run at a time and no storms: ``max_concurrent_run_count=1`` with queueing off (a run due while one is
-going is skipped, not queued), and resuming never catches up (``catch_up`` false).
+One run at a time and no storms: ``max_concurrent_active_run_count=1`` with queueing off (a run due while one
+is going is skipped, not queued), and resuming never catches up (``catch_up`` false). The active count is the
+one that bounds running pipeline jobs: ``max_concurrent_run_count`` (required, also 1) bounds only the
+schedule's CreatePipelineJob requests in flight, which end in seconds (aiplatform_v1 ``types/schedule.py``).
 
 This pipeline's schedules are the ones whose request carries the label ``pipeline=<pipeline name>``; the
 labels ``data_follow`` (``latest``, ``window-N`` or ``pinned``) and ``hparams`` (``release`` or ``own``)
@@ -184,6 +186,7 @@ def create_schedule(
         lambda: schedule.create(
             cron=cron,
             max_concurrent_run_count=1,
+            max_concurrent_active_run_count=1,
             allow_queueing=False,
             service_account=settings.service_account,
             create_request_timeout=deadline,
@@ -398,7 +401,7 @@ def _info(resource: Any) -> ScheduleInfo:
         next_run=data.get("next_run_time", ""),
         labels=dict(job.get("labels", {})),
         parameters=parameters,
-        max_concurrent_runs=int(data.get("max_concurrent_run_count", 0)),
+        max_concurrent_runs=int(data.get("max_concurrent_active_run_count", 0)),
     )
 
 
