@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 from google.auth.credentials import AnonymousCredentials
-from google.cloud import aiplatform, storage
+from google.cloud import storage
 
 from cicd_release.errors import ReleaseError
 from cicd_release.storage import (
@@ -46,8 +46,8 @@ from cicd_release.storage import (
 from cicd_release.submit import (
     PipelineFollowError,
     PipelineSubmitError,
-    follow_pipeline_job,
     submit_pipeline_job,
+    wait_for_outcome,
 )
 from tests.support.fault_proxy import FaultProxy
 from tests.support.gcs_emulator import GcsEmulator, make_storage_client
@@ -467,15 +467,16 @@ def test_an_unreachable_vertex_fails_at_once_naming_the_endpoint_and_nothing_cre
 def test_vertex_going_away_while_a_run_is_followed_ends_the_follow_in_one_line_the_run_goes_on(
     tmp_path: Path, vertex_faults: FaultProxy, vertex_standin: VertexStandIn, gcs_bucket: storage.Bucket
 ) -> None:
-    _submit(vertex_faults, gcs_bucket, tmp_path)
-    job = aiplatform.PipelineJob.get(
-        f"projects/{PROJECT}/locations/{REGION}/pipelineJobs/tiny-run-1", credentials=AnonymousCredentials()
-    )
+    run = _submit(vertex_faults, gcs_bucket, tmp_path).resource_name
+
+    def follow():  # as `pipeline.submit --wait` follows a run (runs.launch)
+        return wait_for_outcome(
+            run, poll_seconds=0.1, credentials=AnonymousCredentials(), request_deadline=FAST
+        )
+
     vertex_faults.down()
 
-    error, line = _fails_fast(
-        lambda: follow_pipeline_job(job, poll_seconds=0.1, request_deadline=FAST), PipelineFollowError
-    )
+    error, line = _fails_fast(follow, PipelineFollowError)
 
     assert error.exit_code == 1 and "Traceback" not in line
     assert (
@@ -484,9 +485,7 @@ def test_vertex_going_away_while_a_run_is_followed_ends_the_follow_in_one_line_t
     )
     assert "The run goes on without this build: follow it at https://console.cloud.google.com/" in line
     vertex_faults.heal()
-    assert (
-        follow_pipeline_job(job, poll_seconds=0.1, request_deadline=FAST).state == "PIPELINE_STATE_SUCCEEDED"
-    )
+    assert follow().state == "PIPELINE_STATE_SUCCEEDED"
 
 
 def test_a_silent_vertex_times_out_and_says_the_job_may_exist(

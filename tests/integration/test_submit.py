@@ -23,12 +23,7 @@ from google.cloud import aiplatform, storage
 
 from cicd_components.labels import vertex_labels
 from cicd_release.storage import upload_immutable
-from cicd_release.submit import (
-    PipelineJobFailed,
-    PipelineSubmitError,
-    follow_pipeline_job,
-    submit_pipeline_job,
-)
+from cicd_release.submit import PipelineSubmitError, submit_pipeline_job, wait_for_outcome
 from tests.support.vertex_standin import CANCELLING, PENDING, VertexStandIn
 
 PROJECT, REGION = "test-project", "us-central1"
@@ -91,17 +86,21 @@ def _submit(standin: VertexStandIn, bucket: storage.Bucket, template: str | Path
         "parameter_values": {"module_file": "gs://modules/abc/model.py"},
         "labels": {"commit": "0123abc", "trainer_version": "0.1.0"},
         "service_account": SERVICE_ACCOUNT,
-        "poll_seconds": 0.01,
         "api_endpoint": standin.endpoint,
         "credentials": AnonymousCredentials(),
     }
     return submit_pipeline_job(**{**arguments, **overrides})
 
 
+def _follow(resource_name: str):
+    """wait_for_outcome as `pipeline.submit --wait` calls it (runs.launch), polling the stand-in quickly."""
+    return wait_for_outcome(resource_name, poll_seconds=0.01, credentials=AnonymousCredentials())
+
+
 def test_submit_and_wait_follows_the_run_to_success(
     tmp_path: Path, vertex_standin: VertexStandIn, gcs_bucket: storage.Bucket
 ) -> None:
-    result = _submit(vertex_standin, gcs_bucket, _spec_file(tmp_path), wait=True)
+    result = _follow(_submit(vertex_standin, gcs_bucket, _spec_file(tmp_path)).resource_name)
 
     assert result.state == "PIPELINE_STATE_SUCCEEDED"
     assert result.resource_name == f"projects/{PROJECT}/locations/{REGION}/pipelineJobs/tiny-run-1"
@@ -115,7 +114,7 @@ def test_stand_in_records_labels_parameters_service_account_and_caching(
 ) -> None:
     result = _submit(vertex_standin, gcs_bucket, _spec_file(tmp_path), enable_caching=False)
 
-    assert result.state == "PIPELINE_STATE_PENDING"  # wait=False returns right after create
+    assert result.state == "PIPELINE_STATE_PENDING"  # the submit returns right after the create
     body = vertex_standin.job_body("tiny-run-1")
     assert body["labels"] == {"commit": "0123abc", "trainer_version": "0-1-0"}
     assert body["runtimeConfig"]["parameterValues"] == {"module_file": "gs://modules/abc/model.py"}
@@ -149,21 +148,20 @@ def test_template_is_read_from_gcs_through_the_emulator(
     assert vertex_standin.job_body("tiny-run-1")["pipelineSpec"]["pipelineInfo"]["name"] == "tiny-from-gcs"
 
 
-def test_failed_run_raises_naming_job_and_state(
+def test_a_failed_run_is_followed_to_its_end_naming_job_state_and_error(
     tmp_path: Path, vertex_standin: VertexStandIn, gcs_bucket: storage.Bucket
 ) -> None:
+    """The outcome launch turns into RunFailed (tests/integration/test_ci_chain.py sees that line)."""
     vertex_standin.next_outcome = "FAILED"
 
-    with pytest.raises(
-        PipelineJobFailed, match=r"pipelineJobs/tiny-run-1 ended in PIPELINE_STATE_FAILED"
-    ) as raised:
-        _submit(vertex_standin, gcs_bucket, _spec_file(tmp_path), wait=True)
+    outcome = _follow(_submit(vertex_standin, gcs_bucket, _spec_file(tmp_path)).resource_name)
 
-    assert raised.value.job.state == "PIPELINE_STATE_FAILED"
-    assert "some tasks failed" in str(raised.value)
+    assert outcome.resource_name.endswith("pipelineJobs/tiny-run-1")
+    assert outcome.state == "PIPELINE_STATE_FAILED" and not outcome.succeeded
+    assert "some tasks failed" in outcome.error
 
 
-def test_cancelled_run_ends_cancelled_and_following_it_raises(
+def test_cancelled_run_ends_cancelled_and_following_it_says_so(
     tmp_path: Path, vertex_standin: VertexStandIn, gcs_bucket: storage.Bucket
 ) -> None:
     submitted = _submit(vertex_standin, gcs_bucket, _spec_file(tmp_path))
@@ -175,8 +173,8 @@ def test_cancelled_run_ends_cancelled_and_following_it_raises(
 
     assert ("POST", f"/v1/{submitted.resource_name}:cancel") in vertex_standin.requests
     assert vertex_standin.jobs[submitted.resource_name]["state"] == CANCELLING
-    with pytest.raises(PipelineJobFailed, match="PIPELINE_STATE_CANCELLED"):
-        follow_pipeline_job(job, poll_seconds=0.01)
+    outcome = _follow(submitted.resource_name)
+    assert outcome.state == "PIPELINE_STATE_CANCELLED" and not outcome.succeeded
 
 
 def test_invalid_spec_is_rejected_with_the_services_message(

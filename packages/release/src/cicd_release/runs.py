@@ -248,7 +248,6 @@ def launch(
         # None keeps each task's compiled cache setting: TFX compiles the baseline resolver uncached on
         # purpose, and True would cache it too, freezing the baseline the no-regression gate compares with.
         enable_caching=None,
-        wait=False,
         api_endpoint=settings.api_endpoint or None,
         credentials=credentials(settings),
         storage_client=client,

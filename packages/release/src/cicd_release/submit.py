@@ -1,4 +1,4 @@
-"""Submit a compiled pipeline spec to Vertex AI Pipelines, and optionally follow it to the end.
+"""Submit a compiled pipeline spec to Vertex AI Pipelines, and follow a submitted run to its end.
 
 Built on ``google.cloud.aiplatform.PipelineJob`` (the kfp ``AIPlatformClient`` it replaced is gone). Three
 behaviours of that class are handled here on purpose, without patching it:
@@ -11,8 +11,10 @@ behaviours of that class are handled here on purpose, without patching it:
   ``aiplatform.init`` credentials or else Application Default Credentials; this module never puts credentials
   into the global config, so where ADC is absent (tests) the lookup fails at once instead of retrying an
   unreachable endpoint for ~45 s (aiplatform offers no endpoint override for Resource Manager).
-* ``PipelineJob.wait()`` polls every 5 s (module constant ``_JOB_WAIT_TIME``); we poll ``job.state`` ourselves
-  every ``poll_seconds`` and report the terminal state in our own error.
+* ``PipelineJob.wait()`` polls every 5 s (module constant ``_JOB_WAIT_TIME``) and raises for a failed run; a
+  run is followed here in one way only, ``wait_for_outcome``: it polls ``job.state`` every ``poll_seconds``,
+  each poll bounded, and reads back what the run did whatever its end (the caller decides what a failed or
+  unblessed run means).
 * An ``api_endpoint`` (e.g. a local stand-in) can only be set through ``aiplatform.init``, which is process
   global; it is set only when the caller passes one, together with the REST transport the stand-in speaks.
 * The create call has no retry in aiplatform (``create_pipeline_job`` is wrapped with ``default_timeout=None``
@@ -25,9 +27,9 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 import urllib3
@@ -47,7 +49,7 @@ from cicd_release.storage import (
     request_options,
 )
 
-SUCCEEDED = "PIPELINE_STATE_SUCCEEDED"
+T = TypeVar("T")
 TERMINAL_STATES = frozenset(
     {"PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED", "PIPELINE_STATE_PAUSED"}
 )
@@ -70,14 +72,6 @@ class PipelineFollowError(ReleaseError, RuntimeError):
     """Vertex AI stopped answering while a run was followed; the run itself goes on."""
 
 
-class PipelineJobFailed(ReleaseError, RuntimeError):
-    """A followed job ended in a state other than SUCCEEDED (or did not end in time)."""
-
-    def __init__(self, message: str, job: SubmittedJob):
-        super().__init__(message)
-        self.job = job
-
-
 # The create request's faults that mean "Vertex did not answer": refused, reset, timed out, or the token
 # endpoint unreachable (google-auth's TransportError).
 _UNREACHABLE = (
@@ -95,21 +89,21 @@ def _never_sent(exc: BaseException) -> bool:
     return isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
-def _state_name(job: aiplatform.PipelineJob) -> str:
-    """Fetch the job (``job.state`` issues a GET) and return its state as the API spells it."""
-    return job.state.name
+def _dashboard(resource_name: str) -> str:
+    """The run's console URL, the one Vertex's own SDK logs, composed from the resource name."""
+    match = re.fullmatch(r"projects/([^/]+)/locations/([^/]+)/pipelineJobs/([^/]+)", resource_name)
+    if not match:
+        return ""
+    return (
+        f"https://console.cloud.google.com/vertex-ai/locations/{match[2]}/pipelines/runs/{match[3]}"
+        f"?project={match[1]}"
+    )
 
 
 def _summary(job: aiplatform.PipelineJob, state: str) -> SubmittedJob:
-    """Build the result; the console URL is the one Vertex's own SDK logs, composed from the resource name."""
-    match = re.fullmatch(r"projects/([^/]+)/locations/([^/]+)/pipelineJobs/([^/]+)", job.resource_name)
-    dashboard = (
-        f"https://console.cloud.google.com/vertex-ai/locations/{match[2]}/pipelines/runs/{match[3]}"
-        f"?project={match[1]}"
-        if match
-        else ""
+    return SubmittedJob(
+        resource_name=job.resource_name, state=state, dashboard_uri=_dashboard(job.resource_name)
     )
-    return SubmittedJob(resource_name=job.resource_name, state=state, dashboard_uri=dashboard)
 
 
 def _check_pipeline_root(
@@ -148,58 +142,26 @@ def _check_pipeline_root(
         ) from None
 
 
-def _poll_state(job: aiplatform.PipelineJob, request_deadline: float, poll_seconds: float) -> str:
-    """The job's state. A poll that Vertex does not answer (refused, cut, silent: each GET is given up on after
-    ``request_deadline`` seconds) is tried again until ``request_deadline`` seconds of failures, then one line
-    saying the run goes on: a blip does not fail a two-hour build, an outage does not hang it."""
+def _poll(resource_name: str, ask: Callable[[], T], request_deadline: float, poll_seconds: float) -> T:
+    """``ask()``, a request about a run. One that Vertex does not answer (refused, cut, silent: each is given up
+    on after ``request_deadline`` seconds) is tried again until ``request_deadline`` seconds of failures, then
+    one line saying the run goes on: a blip does not fail a two-hour build, an outage does not hang it."""
     from cicd_release.storage import bounded
 
     failing_since = None
     while True:
         try:
-            return bounded(request_deadline, lambda: _state_name(job))
+            return bounded(request_deadline, ask)
         except (*_UNREACHABLE, gexc.ServiceUnavailable, gexc.DeadlineExceeded) as exc:
             failing_since = failing_since or time.monotonic()
             if time.monotonic() - failing_since >= request_deadline:
                 raise PipelineFollowError(
-                    f"Vertex AI stopped answering the polls of {job.resource_name} "
+                    f"Vertex AI stopped answering the polls of {resource_name} "
                     f"({fault_reason(exc, request_deadline)}, for {request_deadline:g} s: "
                     f"cicd.request_deadline_seconds). The run goes on without this build: follow it at "
-                    f"{_summary(job, '').dashboard_uri or job.resource_name}."
+                    f"{_dashboard(resource_name) or resource_name}."
                 ) from exc
             time.sleep(min(poll_seconds, request_deadline / 4))
-
-
-def follow_pipeline_job(
-    job: aiplatform.PipelineJob,
-    *,
-    poll_seconds: float = 5,
-    timeout_seconds: float | None = None,
-    request_deadline: float = DEFAULT_DEADLINE,
-) -> SubmittedJob:
-    """Poll ``job`` every ``poll_seconds`` until it ends; raise PipelineJobFailed unless it SUCCEEDED, and
-    PipelineFollowError when Vertex stops answering the polls for ``request_deadline`` seconds."""
-    deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
-    state = _poll_state(job, request_deadline, poll_seconds)
-    while state not in TERMINAL_STATES:
-        if deadline is not None and time.monotonic() >= deadline:
-            result = _summary(job, state)
-            raise PipelineJobFailed(
-                f"Vertex pipeline job {job.resource_name} is still {state} after {timeout_seconds} s; "
-                f"it keeps running: follow it at {result.dashboard_uri} or cancel it.",
-                result,
-            )
-        time.sleep(poll_seconds)
-        state = _poll_state(job, request_deadline, poll_seconds)
-    result = _summary(job, state)
-    if state != SUCCEEDED:
-        error = job.gca_resource.error.message or "no error message"
-        raise PipelineJobFailed(
-            f"Vertex pipeline job {job.resource_name} ended in {state}: {error}. "
-            f"Details: {result.dashboard_uri}",
-            result,
-        )
-    return result
 
 
 def submit_pipeline_job(
@@ -214,9 +176,6 @@ def submit_pipeline_job(
     labels: Mapping[str, Any] | None,
     service_account: str | None,
     enable_caching: bool | None = True,
-    wait: bool = False,
-    poll_seconds: float = 5,
-    timeout_seconds: float | None = None,
     api_endpoint: str | None = None,
     credentials: auth_credentials.Credentials | None = None,
     storage_client: storage.Client | None = None,
@@ -225,10 +184,9 @@ def submit_pipeline_job(
     """Create a Vertex AI pipeline run from a compiled spec (local path or gs:// URI) and return its summary.
 
     ``enable_caching=None`` keeps each task's compile-time cache setting; True/False overrides every task.
-    ``labels`` go through vertex_labels. With ``wait=True`` the run is followed to its end and anything but
-    SUCCEEDED raises PipelineJobFailed naming the job and its final state. ``api_endpoint`` points the client
-    at another Vertex endpoint (a regional one, or a local stand-in over REST). ``deadline`` bounds the bucket
-    check's retries and the create request (cicd.request_deadline_seconds).
+    ``labels`` go through vertex_labels. ``api_endpoint`` points the client at another Vertex endpoint (a
+    regional one, or a local stand-in over REST). ``deadline`` bounds the bucket check's retries and the create
+    request (cicd.request_deadline_seconds). ``wait_for_outcome`` follows the run.
     """
     vertex_ready_labels = vertex_labels(labels or {})  # before anything remote: a bad key is the caller's fix
     _check_pipeline_root(pipeline_root, project, credentials, storage_client, deadline)
@@ -276,8 +234,6 @@ def submit_pipeline_job(
             f"Vertex AI rejected pipeline job {job_id!r} (template {template_path}, project {project}, "
             f"region {region}): {exc.code} {exc.message}"
         ) from exc
-    if wait:
-        return follow_pipeline_job(job, poll_seconds=poll_seconds, timeout_seconds=timeout_seconds)
     return _summary(job, job.gca_resource.state.name)
 
 
@@ -285,23 +241,24 @@ def wait_for_outcome(
     resource_name: str,
     *,
     poll_seconds: float = 30,
-    timeout_seconds: float | None = None,
     credentials: auth_credentials.Credentials | None = None,
     request_deadline: float = DEFAULT_DEADLINE,
 ):
     """Follows a submitted run to its end and reads back what it did (cicd_release.outcome.RunOutcome).
 
     Never raises for a run that ended badly: the caller decides (the build fails on a failed run and passes,
-    saying so, on a model that was not blessed). A run still going at the timeout is a PipelineJobFailed.
+    saying so, on a model that was not blessed). Vertex not answering the polls for ``request_deadline``
+    seconds is a PipelineFollowError; the run goes on.
     """
     from cicd_release.outcome import outcome_from_resource
 
-    job = aiplatform.PipelineJob.get(resource_name, credentials=credentials)
-    try:
-        follow_pipeline_job(
-            job, poll_seconds=poll_seconds, timeout_seconds=timeout_seconds, request_deadline=request_deadline
-        )
-    except PipelineJobFailed as failed:
-        if failed.job.state not in TERMINAL_STATES:
-            raise
-    return outcome_from_resource(job.gca_resource, _summary(job, job.gca_resource.state.name).dashboard_uri)
+    job = _poll(
+        resource_name,
+        lambda: aiplatform.PipelineJob.get(resource_name, credentials=credentials),
+        request_deadline,
+        poll_seconds,
+    )
+    # `job.state` asks Vertex (a GET of the job) every time it is read.
+    while _poll(resource_name, lambda: job.state.name, request_deadline, poll_seconds) not in TERMINAL_STATES:
+        time.sleep(poll_seconds)
+    return outcome_from_resource(job.gca_resource, _dashboard(resource_name))
