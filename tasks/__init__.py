@@ -4,8 +4,9 @@ One module per namespace, each task a thin face over the packages: it reads the 
 INVOKE_CICD_* variables, flags) once, calls a function of cicd_release or cicd_pipeline, and reports.
 cloudbuild.yaml calls these same tasks, and `invoke ci` runs the release package's step table in order.
 
-Exit codes: 0 done; 1 a step failed; 2 a bad setting or input (nothing was built or uploaded); 3 something a
-run needs is missing in the cloud project (the message names it and how to make it). A traceback is a bug.
+Exit codes: one table, `cicd_release.errors.EXIT_CODES` (docs/reliability.md prints it). A task exits with the
+code of the error it stops on (tasks/_common.guard), in one line naming the input and the fix; a traceback is a
+bug.
 """
 
 import warnings

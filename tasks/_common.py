@@ -6,8 +6,8 @@ from pathlib import Path
 
 from invoke import Exit
 
-from cicd_release.errors import ReleaseError
-from cicd_release.settings import Settings, SettingsError
+from cicd_release.errors import ReleaseError, SettingsError
+from cicd_release.settings import Settings
 from cicd_release.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -31,11 +31,8 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
-from cicd_release.errors import ReleaseError
+from cicd_release.errors import CloudUnavailable, MissingBucket, ReleaseError, WriteConflict
 from cicd_release.storage import (
-    MissingBucket,
-    RecordConflict,
-    StorageUnavailable,
     parse_gs_uri,
     prefix_digest,
     read_json_object,
@@ -43,12 +40,7 @@ from cicd_release.storage import (
     upload_immutable,
     write_json_object,
 )
-from cicd_release.submit import (
-    PipelineFollowError,
-    PipelineSubmitError,
-    submit_pipeline_job,
-    wait_for_outcome,
-)
+from cicd_release.submit import submit_pipeline_job, wait_for_outcome
 from tests.support.fault_proxy import FaultProxy
 from tests.support.gcs_emulator import GcsEmulator, make_storage_client
 from tests.support.vertex_standin import VertexStandIn
@@ -141,8 +133,8 @@ class Storage:
         return upload_content_addressed(self.client, self.prefix, self.files, deadline=deadline)
 
     def upload_fails(self) -> tuple[Any, str]:
-        """The upload's StorageUnavailable, raised in bounded time, and its one line."""
-        return _fails_fast(self.upload, StorageUnavailable)
+        """The upload's CloudUnavailable, raised in bounded time, and its one line."""
+        return _fails_fast(self.upload, CloudUnavailable)
 
     def assert_stored(self, uris: dict[str, str]) -> None:
         assert all(_stored(self.admin, uris[name]) == path.read_bytes() for name, path in self.files.items())
@@ -325,7 +317,7 @@ def test_a_generation_checked_write_whose_reply_is_lost_is_not_a_conflict(gcs: S
     assert _whats(gcs.faults, "/upload/") == ["reset", "forwarded"]
 
     # A real conflict still is one: the generation read before is no longer there.
-    with pytest.raises(RecordConflict, match="changed since it was read"):
+    with pytest.raises(WriteConflict, match="changed since it was read"):
         write_json_object(gcs.client, uri, {"commit": "c" * 40}, if_generation_match=first, deadline=FAST)
 
 
@@ -388,7 +380,7 @@ def test_an_object_that_keeps_coming_and_going_is_a_clear_error_not_a_raw_precon
     spec, uri = gcs.files["preprocessing"], f"gs://{gcs.bucket}/specs/pipeline.json"
     gcs.faults.fail(412, times=None, on="/upload/")
 
-    error, line = _fails_fast(lambda: upload_immutable(gcs.client, spec, uri, deadline=FAST), RecordConflict)
+    error, line = _fails_fast(lambda: upload_immutable(gcs.client, spec, uri, deadline=FAST), WriteConflict)
 
     assert error.exit_code == 1
     assert f"{uri} was created by another writer and gone again, 2 times" in line
@@ -444,8 +436,8 @@ def _submit(vertex_faults: FaultProxy, bucket: storage.Bucket, tmp_path: Path) -
 
 
 def _submit_fails(vertex_faults: FaultProxy, bucket: storage.Bucket, tmp_path: Path) -> tuple[Any, str]:
-    """The submit's PipelineSubmitError, raised in bounded time, and its one line."""
-    return _fails_fast(lambda: _submit(vertex_faults, bucket, tmp_path), PipelineSubmitError)
+    """The submit's CloudUnavailable, raised in bounded time, and its one line."""
+    return _fails_fast(lambda: _submit(vertex_faults, bucket, tmp_path), CloudUnavailable)
 
 
 def test_an_unreachable_vertex_fails_at_once_naming_the_endpoint_and_nothing_created(
@@ -476,7 +468,7 @@ def test_vertex_going_away_while_a_run_is_followed_ends_the_follow_in_one_line_t
 
     vertex_faults.down()
 
-    error, line = _fails_fast(follow, PipelineFollowError)
+    error, line = _fails_fast(follow, CloudUnavailable)
 
     assert error.exit_code == 1 and "Traceback" not in line
     assert (

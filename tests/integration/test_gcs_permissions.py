@@ -19,6 +19,7 @@ import pytest
 from google.api_core import exceptions as gexc
 from google.cloud import storage
 
+from cicd_release.errors import MissingBucket, Refused
 from cicd_release.storage import (
     parse_gs_uri,
     prefix_digest,
@@ -27,7 +28,7 @@ from cicd_release.storage import (
     upload_immutable,
     write_json_object,
 )
-from cicd_release.submit import PipelineSubmitError, _check_pipeline_root
+from cicd_release.submit import _check_pipeline_root
 from tests.support.gcs_emulator import create_bucket
 from tests.support.gcs_iam_fixtures import GcsAs
 from tests.support.gcs_iam_proxy import GcsIamProxy
@@ -193,7 +194,7 @@ def test_pipeline_root_check_names_a_missing_bucket(gcs_as: GcsAs) -> None:
     missing = f"test-missing-{uuid.uuid4().hex[:12]}"
     client = gcs_as([OBJECT_ADMIN], missing)
 
-    with pytest.raises(PipelineSubmitError, match=rf"gs://{missing}, which does not exist"):
+    with pytest.raises(MissingBucket, match=rf"gs://{missing}, which does not exist"):
         _check_pipeline_root(f"gs://{missing}/pipeline_root", PROJECT, None, client)
 
 
@@ -202,7 +203,7 @@ def test_pipeline_root_check_without_a_role_names_the_role_to_grant(
 ) -> None:
     client = gcs_as([], gcs_bucket.name)
 
-    with pytest.raises(PipelineSubmitError, match=rf"may not list gs://{gcs_bucket.name}") as caught:
+    with pytest.raises(Refused, match=rf"may not list gs://{gcs_bucket.name}") as caught:
         _check_pipeline_root(f"gs://{gcs_bucket.name}/pipeline_root", PROJECT, None, client)
 
     assert "roles/storage.objectAdmin" in str(caught.value)

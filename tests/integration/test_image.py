@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from google.oauth2.credentials import Credentials
 
+from cicd_release.errors import BuildError
 from cicd_release.image import (
-    ImageBuildError,
     build_image,
     image_exists,
     image_uri,
@@ -88,7 +88,7 @@ def test_a_requirement_the_base_lacks_fails_the_build(docker_client, base_image,
     # The real components need TFX: a base without it must fail here, not when Vertex runs an executor.
     wheel = build_wheel(package_factory(dependencies=("tfx>=1.16,<1.17",)), tmp_path / "dist")
     context = prepare_context(tmp_path / "ctx", DOCKERFILE, [wheel])
-    with pytest.raises(ImageBuildError) as failure:
+    with pytest.raises(BuildError) as failure:
         build_image(
             context_dir=context,
             tag="localhost/cicd-components-test:unmet",
@@ -105,7 +105,7 @@ def test_a_bad_dockerfile_reports_the_log_tail(docker_client, base_image, tmp_pa
     (context / "Dockerfile").write_text(
         f"FROM {base_image}\nRUN echo marker-before-failure\nRUN python -c 'raise SystemExit(3)'\n"
     )
-    with pytest.raises(ImageBuildError) as failure:
+    with pytest.raises(BuildError) as failure:
         build_image(context_dir=context, tag="localhost/cicd-components-test:bad", client=docker_client)
     message = str(failure.value)
     assert "building localhost/cicd-components-test:bad" in message
@@ -114,7 +114,7 @@ def test_a_bad_dockerfile_reports_the_log_tail(docker_client, base_image, tmp_pa
 
 def test_build_refuses_latest(tmp_path):
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
-    with pytest.raises(ImageBuildError, match="latest"):
+    with pytest.raises(BuildError, match="latest"):
         build_image(context_dir=tmp_path, tag="localhost/x:latest", client=object())
 
 
@@ -157,7 +157,7 @@ def test_push_failure_is_reported(docker_client, base_image, context_with_wheel,
     context, _ = context_with_wheel
     tag = "127.0.0.1:1/cicd/cicd-components-test:0.1.0-nowhere"  # nothing listens on port 1
     image_cleanup.append(tag)
-    with pytest.raises(ImageBuildError, match="pushing 127.0.0.1:1/cicd/cicd-components-test:0.1.0-nowhere"):
+    with pytest.raises(BuildError, match="pushing 127.0.0.1:1/cicd/cicd-components-test:0.1.0-nowhere"):
         build_image(
             context_dir=context,
             tag=tag,
@@ -185,7 +185,7 @@ def test_push_without_a_login_is_refused(
     context, _ = context_with_wheel
     tag = f"{auth_registry}/cicd/cicd-components-test:0.1.0-nologin"
     image_cleanup.append(tag)
-    with pytest.raises(ImageBuildError) as failure:
+    with pytest.raises(BuildError) as failure:
         build_image(
             context_dir=context,
             tag=tag,
@@ -223,7 +223,7 @@ def test_push_with_registry_auth_reaches_a_registry_that_requires_a_login(
     assert image_exists(uri, token_auth) is True
     assert image_exists(fresh_tag, token_auth) is True
     # The registry answers nothing without the login, and image_exists says which role is missing.
-    with pytest.raises(ImageBuildError, match="roles/artifactregistry.reader"):
+    with pytest.raises(BuildError, match="roles/artifactregistry.reader"):
         image_exists(fresh_tag)
     # The digest the engine reports is the one the registry serves for the tag.
     login = base64.b64encode(f"oauth2accesstoken:{AUTH_REGISTRY_TOKEN}".encode()).decode()

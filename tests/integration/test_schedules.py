@@ -11,8 +11,8 @@ from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
 
 from cicd_release import schedules
-from cicd_release.errors import InputError
-from cicd_release.runs import MissingRelease, retrain
+from cicd_release.errors import InputError, MissingRelease, MissingSchedule, Refused
+from cicd_release.runs import retrain
 from cicd_release.snapshots import read_latest, upload_snapshot
 from tests.support import released
 from tests.support.released import SCHEMA, data_folder, settings_for
@@ -152,7 +152,7 @@ def test_pause_stops_runs_and_resume_never_catches_up(gcs_client, setting, relea
     name = only_schedule(vertex_standin)["name"]
     assert "paused" in schedules.pause_schedule(setting, "half-hourly")[0]
     assert vertex_standin.schedules.fire(name) is None
-    with pytest.raises(schedules.ScheduleError, match="FAILED_PRECONDITION|not ACTIVE"):
+    with pytest.raises(Refused, match="FAILED_PRECONDITION|not ACTIVE"):
         schedules.pause_schedule(setting, "half-hourly")
     assert "missed runs are not caught up" in schedules.resume_schedule(setting, name.rsplit("/", 1)[-1])[0]
     assert only_schedule(vertex_standin)["catchUp"] is False
@@ -170,12 +170,12 @@ def test_what_is_refused_before_and_by_vertex(gcs_client, setting, release_a, ve
     schedules.create_schedule(setting, gcs_client, cron="0 3 * * MON", display_name="weekly")
     with pytest.raises(InputError, match="exists already"):
         schedules.create_schedule(setting, gcs_client, cron="0 3 * * MON", display_name="weekly")
-    with pytest.raises(schedules.MissingSchedule, match="No schedule 'monthly'.*weekly") as raised:
+    with pytest.raises(MissingSchedule, match="No schedule 'monthly'.*weekly") as raised:
         schedules.pause_schedule(setting, "monthly")
     assert raised.value.exit_code == 3
     # Vertex refuses a schedule whose runs would act as an account the caller may not use.
     vertex_standin.service_accounts = {"someone-else@test-project.iam.gserviceaccount.com"}
-    with pytest.raises(schedules.ScheduleError, match="permission to act as"):
+    with pytest.raises(Refused, match="permission to act as"):
         schedules.create_schedule(setting, gcs_client, cron="0 6 * * *", display_name="other")
 
 

@@ -184,7 +184,8 @@ def test_a_policy_changed_between_read_and_write_is_read_again(admin_standin, ow
 
 @pytest.mark.parametrize("member", ["serviceAccount:nobody-here@penguin-prod-42.iam.gserviceaccount.com"])
 def test_the_stand_in_refuses_a_member_that_does_not_exist(admin_standin, owner_key, monkeypatch, member):
-    from cicd_release.gcp_admin import Cloud, Refused
+    from cicd_release.errors import Refused
+    from cicd_release.gcp_admin import Cloud
     from cicd_release.settings import Settings
 
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(owner_key))
@@ -200,7 +201,8 @@ def test_a_service_account_policy_is_read_with_an_empty_body_as_google_requires(
     admin_standin, owner_key, monkeypatch
 ):
     """serviceAccounts.getIamPolicy: "The request body must be empty"; the version is a query parameter."""
-    from cicd_release.gcp_admin import Cloud, Refused
+    from cicd_release.errors import Refused
+    from cicd_release.gcp_admin import Cloud
     from cicd_release.settings import Settings
 
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(owner_key))

@@ -14,17 +14,14 @@ from pathlib import Path
 import pytest
 from google.cloud import storage
 
-from cicd_release.errors import DataError
+from cicd_release.errors import DataError, InputError, MissingData, WriteConflict
 from cicd_release.snapshots import (
-    DataConflict,
-    MissingData,
     materialize_window,
     read_latest,
     resolve,
     snapshot_digest,
     upload_snapshot,
 )
-from cicd_release.storage import RecordConflict
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "data" / "penguins"
@@ -121,7 +118,7 @@ def test_bad_data_is_refused_before_anything_is_written(tmp_path, gcs_client, gc
 
 def test_a_folder_of_loose_files_is_not_turned_into_a_data_set(tmp_path, gcs_client, gcs_bucket, dataset):
     gcs_bucket.blob("data/penguins/penguins.csv").upload_from_filename(str(SHIPPED / "penguins.csv"))
-    with pytest.raises(DataConflict, match="holds files directly .*penguins.csv.*--name"):
+    with pytest.raises(InputError, match="holds files directly .*penguins.csv.*--name"):
         upload_snapshot(gcs_client, dataset, data_folder(tmp_path), SCHEMA)
     assert set(objects(gcs_bucket)) == {"data/penguins/penguins.csv"}
     # Such a folder is still what a run reads when there is no snapshot (the layout before snapshots).
@@ -189,7 +186,7 @@ def test_a_date_names_one_snapshot(tmp_path, gcs_client, dataset):
     first = upload_snapshot(gcs_client, dataset, data_folder(tmp_path / "a"), SCHEMA, date="2024-06-01")
     # The same files again on that date: fine.
     upload_snapshot(gcs_client, dataset, data_folder(tmp_path / "b"), SCHEMA, date="2024-06-01")
-    with pytest.raises(DataConflict, match="2024-06-01.*already names snapshot") as raised:
+    with pytest.raises(InputError, match="2024-06-01.*already names snapshot") as raised:
         upload_snapshot(
             gcs_client, dataset, data_folder(tmp_path / "c", extra_rows=1), SCHEMA, date="2024-06-01"
         )
@@ -218,7 +215,7 @@ def test_latest_moves_only_from_the_generation_it_was_read_at(
         return result
 
     monkeypatch.setattr(snapshots, "read_json_object", read_then_another_upload_moves_it)
-    with pytest.raises(RecordConflict, match="moved while this upload ran"):
+    with pytest.raises(WriteConflict, match="moved while this upload ran"):
         upload_snapshot(gcs_client, dataset, data_folder(tmp_path / "b", extra_rows=1), SCHEMA)
     assert json.loads(gcs_bucket.blob("data/penguins/LATEST").download_as_bytes()) == {"sha256": "theirs"}
 

@@ -13,10 +13,8 @@ from pathlib import Path
 import pytest
 from google.cloud import storage
 
+from cicd_release.errors import InputError, WriteConflict
 from cicd_release.storage import (
-    ImmutableObjectConflict,
-    RecordConflict,
-    StorageInputError,
     blob_exists,
     parse_gs_uri,
     prefix_digest,
@@ -97,7 +95,7 @@ def test_existing_object_with_other_content_is_never_overwritten(
     gcs_bucket.blob("specs/pipeline-0.2.0.json").upload_from_string(b'{"pipelineInfo": {"name": "old"}}')
     before = _objects(gcs_bucket)
 
-    with pytest.raises(ImmutableObjectConflict, match=r"specs/pipeline-0\.2\.0\.json already exists"):
+    with pytest.raises(WriteConflict, match=r"specs/pipeline-0\.2\.0\.json already exists"):
         upload_immutable(gcs_client, spec, uri)
 
     assert _objects(gcs_bucket) == before
@@ -115,7 +113,7 @@ def test_content_addressed_name_taken_by_other_bytes_raises(
     # Someone wrote other bytes where this content's address is: the address no longer proves the content.
     gcs_bucket.blob(f"modules/{sha}/model.py").upload_from_string(b"tampered\n")
 
-    with pytest.raises(ImmutableObjectConflict, match=sha):
+    with pytest.raises(WriteConflict, match=sha):
         upload_content_addressed(gcs_client, f"gs://{gcs_bucket.name}/modules", {"model": module})
 
 
@@ -140,7 +138,7 @@ def test_missing_local_file_fails_before_anything_is_uploaded(
     present = _write(tmp_path / "model.py", "VERSION = 1\n")
     missing = tmp_path / "preprocessing.py"
 
-    with pytest.raises(StorageInputError, match="preprocessing.py"):
+    with pytest.raises(InputError, match="preprocessing.py"):
         # The present file comes first, so an implementation uploading as it goes would leave it behind.
         upload_content_addressed(
             gcs_client, f"gs://{gcs_bucket.name}/modules", {"model": present, "preprocessing": missing}
@@ -181,13 +179,13 @@ def test_a_record_moves_only_from_the_generation_read_so_of_two_writers_one_wins
     uri = f"gs://{gcs_bucket.name}/releases/p/latest.json"
     assert read_json_object(gcs_bucket.client, uri) == (None, 0)
     first = write_json_object(gcs_bucket.client, uri, {"commit": "a"}, if_generation_match=0)
-    with pytest.raises(RecordConflict, match="changed since it was read"):
+    with pytest.raises(WriteConflict, match="changed since it was read"):
         write_json_object(gcs_bucket.client, uri, {"commit": "b"}, if_generation_match=0)  # it exists now
     data, generation = read_json_object(gcs_bucket.client, uri)
     assert (data, generation) == ({"commit": "a"}, first)
     # Two builds read the same generation; the first write wins, the second is refused and writes nothing.
     write_json_object(gcs_bucket.client, uri, {"commit": "c"}, if_generation_match=generation)
-    with pytest.raises(RecordConflict):
+    with pytest.raises(WriteConflict):
         write_json_object(gcs_bucket.client, uri, {"commit": "d"}, if_generation_match=generation)
     assert read_json_object(gcs_bucket.client, uri)[0] == {"commit": "c"}
 

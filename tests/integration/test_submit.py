@@ -22,8 +22,9 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import aiplatform, storage
 
 from cicd_components.labels import vertex_labels
+from cicd_release.errors import MissingBucket, MissingRelease, Refused
 from cicd_release.storage import upload_immutable
-from cicd_release.submit import PipelineSubmitError, submit_pipeline_job, wait_for_outcome
+from cicd_release.submit import submit_pipeline_job, wait_for_outcome
 from tests.support.vertex_standin import CANCELLING, PENDING, VertexStandIn
 
 PROJECT, REGION = "test-project", "us-central1"
@@ -183,7 +184,7 @@ def test_invalid_spec_is_rejected_with_the_services_message(
     spec = copy.deepcopy(TINY_SPEC)
     del spec["deploymentSpec"]
 
-    with pytest.raises(PipelineSubmitError, match=r"rejected pipeline job 'tiny-run-1'.*400.*deploymentSpec"):
+    with pytest.raises(Refused, match=r"rejected pipeline job 'tiny-run-1'.*400.*deploymentSpec"):
         _submit(vertex_standin, gcs_bucket, _spec_file(tmp_path, spec))
 
     assert vertex_standin.jobs == {}
@@ -192,7 +193,7 @@ def test_invalid_spec_is_rejected_with_the_services_message(
 def test_unknown_parameter_is_refused_before_any_request(
     tmp_path: Path, vertex_standin: VertexStandIn, gcs_bucket: storage.Bucket
 ) -> None:
-    with pytest.raises(PipelineSubmitError, match="serving_dir"):
+    with pytest.raises(Refused, match="serving_dir"):
         _submit(vertex_standin, gcs_bucket, _spec_file(tmp_path), parameter_values={"serving_dir": "gs://x"})
 
     assert vertex_standin.requests == []
@@ -201,7 +202,7 @@ def test_unknown_parameter_is_refused_before_any_request(
 def test_missing_pipeline_root_bucket_fails_before_create(
     tmp_path: Path, vertex_standin: VertexStandIn, gcs_bucket: storage.Bucket
 ) -> None:
-    with pytest.raises(PipelineSubmitError, match=r"gs://no-such-bucket-here, which does not exist"):
+    with pytest.raises(MissingBucket, match=r"gs://no-such-bucket-here, which does not exist"):
         _submit(
             vertex_standin, gcs_bucket, _spec_file(tmp_path), pipeline_root="gs://no-such-bucket-here/root"
         )
@@ -214,7 +215,7 @@ def test_reusing_a_job_id_is_a_clear_conflict(
 ) -> None:
     _submit(vertex_standin, gcs_bucket, _spec_file(tmp_path))
 
-    with pytest.raises(PipelineSubmitError, match="409.*already exists"):
+    with pytest.raises(Refused, match="409.*already exists"):
         _submit(vertex_standin, gcs_bucket, _spec_file(tmp_path))
 
 
@@ -445,7 +446,7 @@ def test_a_service_account_the_caller_may_not_act_as_is_refused_as_vertex_refuse
     vertex_standin.service_accounts = {SERVICE_ACCOUNT}
 
     with pytest.raises(
-        PipelineSubmitError,
+        Refused,
         match=rf"400 .*: You do not have permission to act as service_account: {re.escape(service_account)}\. "
         r"\(or it may not exist\)\.$",
     ):
@@ -513,7 +514,7 @@ def test_the_chains_own_request_passes_every_rule(
 def test_missing_template_is_named(
     tmp_path: Path, vertex_standin: VertexStandIn, gcs_bucket: storage.Bucket
 ) -> None:
-    with pytest.raises(PipelineSubmitError, match=r"nowhere\.json not found"):
+    with pytest.raises(MissingRelease, match=r"nowhere\.json not found"):
         _submit(vertex_standin, gcs_bucket, tmp_path / "nowhere.json")
 
     assert vertex_standin.requests == []

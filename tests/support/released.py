@@ -104,8 +104,9 @@ def release(
 ) -> dict[str, Any]:
     """Uploads a spec and modules named by ``variant`` and writes the release record for ``commit``; the data
     is the data set's LATEST (uploading the shipped data first if there is none). Returns the record."""
+    from cicd_release.errors import MissingData
     from cicd_release.runs import release_record
-    from cicd_release.snapshots import MissingData, resolve
+    from cicd_release.snapshots import resolve
 
     folder = tmp_path / f"release-{variant}"
     folder.mkdir(parents=True, exist_ok=True)

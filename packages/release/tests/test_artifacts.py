@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from cicd_release.errors import InputError
-from cicd_release.image import ImageBuildError, image_uri, prepare_context
+from cicd_release.errors import BuildError, InputError, ReleaseError
+from cicd_release.image import image_uri, prepare_context
 from cicd_release.naming import content_digest
-from cicd_release.wheels import WheelBuildError, build_wheel, package_version
+from cicd_release.wheels import build_wheel, package_version
 from tests.support.container_engine import make_package
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -70,13 +70,13 @@ def test_build_wheel_never_overwrites_different_content(package_factory, tmp_pat
     assert build_wheel(package, tmp_path / "dist", local_version="dirty.0f3e") == first
 
     (package / "src" / "cicd_components" / "__init__.py").write_text('"""Changed."""\n')
-    with pytest.raises(WheelBuildError, match="already exists with different content"):
+    with pytest.raises(BuildError, match="already exists with different content"):
         build_wheel(package, tmp_path / "dist", local_version="dirty.0f3e")
 
 
 @pytest.mark.parametrize("bad", ["g1a2+b3", "dirty hash", "-start", "ünïcode"])
 def test_build_wheel_rejects_bad_local_versions(package_factory, tmp_path, bad):
-    with pytest.raises(WheelBuildError, match="not a PEP 440 local version label"):
+    with pytest.raises(BuildError, match="not a PEP 440 local version label"):
         build_wheel(package_factory(), tmp_path / "dist", local_version=bad)
 
 
@@ -149,7 +149,7 @@ def test_prepare_context_holds_only_the_dockerfile_and_wheels(package_factory, t
         "wheels",
         f"wheels/{wheel.name}",
     ]
-    with pytest.raises(ImageBuildError, match="not empty"):
+    with pytest.raises(BuildError, match="not empty"):
         prepare_context(context, DOCKERFILE, [wheel])
 
 
@@ -158,14 +158,14 @@ def test_a_symlink_in_a_package_is_not_packed_into_its_wheel(package_factory, tm
     secret = tmp_path / "outside.txt"
     secret.write_text("not the package's\n")
     (package / "src" / "cicd_components" / "data.txt").symlink_to(secret)
-    with pytest.raises(WheelBuildError, match="data.txt is a symlink"):
+    with pytest.raises(BuildError, match="data.txt is a symlink"):
         build_wheel(package, tmp_path / "dist")
     assert not (tmp_path / "dist").exists()
 
 
 def test_a_linked_module_is_not_uploaded(tmp_path):
     from cicd_release.settings import Settings
-    from cicd_release.steps import ChainError, Release, upload_modules
+    from cicd_release.steps import Release, upload_modules
     from cicd_release.workspace import Workspace
 
     root = tmp_path / "repo"
@@ -178,5 +178,5 @@ def test_a_linked_module_is_not_uploaded(tmp_path):
         raise AssertionError("nothing may be uploaded")
 
     release = Release(Workspace(root), Settings(bucket="my-bucket"), config=None, storage_client=no_storage)
-    with pytest.raises(ChainError, match="model.py is a symlink"):
+    with pytest.raises(ReleaseError, match="model.py is a symlink"):
         upload_modules(release)

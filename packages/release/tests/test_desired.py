@@ -9,9 +9,9 @@ import yaml
 
 from cicd_release import desired
 from cicd_release.desired import Deployment
-from cicd_release.errors import InputError
+from cicd_release.errors import InputError, SettingsError
 from cicd_release.gcp_admin import holds, with_bindings
-from cicd_release.settings import Settings, SettingsError
+from cicd_release.settings import Settings
 from cicd_release.setup import provider_body, provider_differences
 
 ROOT = Path(__file__).resolve().parents[3]

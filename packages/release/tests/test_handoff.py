@@ -4,7 +4,8 @@ import hashlib
 
 import pytest
 
-from cicd_release.steps import TRAINER_FILES, ChainError, current_modules, released_modules
+from cicd_release.errors import ReleaseError
+from cicd_release.steps import TRAINER_FILES, current_modules, released_modules
 from cicd_release.workspace import Workspace, atomic_write
 
 
@@ -33,7 +34,7 @@ def test_a_module_edited_after_its_upload_is_refused(ws):
     ws.write_json(ws.modules_file, uploaded(ws))
     model = ws.root / TRAINER_FILES["model_module"]
     model.write_text(model.read_text() + "# edited after the upload\n")
-    with pytest.raises(ChainError, match="run `invoke modules.upload` again"):
+    with pytest.raises(ReleaseError, match="run `invoke modules.upload` again"):
         current_modules(ws)
 
 
@@ -42,9 +43,9 @@ def test_a_data_only_build_runs_the_released_modules_while_they_are_the_files_on
     assert released_modules(ws, record) == uploaded(ws)
     model = ws.root / TRAINER_FILES["model_module"]
     model.write_text(model.read_text() + "# a trainer change the plan did not see\n")
-    with pytest.raises(ChainError, match="not the file the last release uploaded.*modules.upload"):
+    with pytest.raises(ReleaseError, match="not the file the last release uploaded.*modules.upload"):
         released_modules(ws, record)
-    with pytest.raises(ChainError, match="no release record"):
+    with pytest.raises(ReleaseError, match="no release record"):
         released_modules(ws, None)
 
 

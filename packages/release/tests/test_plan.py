@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from cicd_release import plan as planmod
-from cicd_release.plan import PlanError, classify_path, format_table, make_plan, needs
+from cicd_release.errors import PlanError
+from cicd_release.plan import classify_path, format_table, make_plan, needs
 
 # The steps each workflow must run, written out here so a change to the plan's decisions shows in review.
 FULL = (

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from cicd_release.errors import InputError, MissingResourceError, ReleaseError
-from cicd_release.settings import Settings, SettingsError, parse_run_hyperparameters, setting_message
+from cicd_release.errors import InputError, MissingResourceError, ReleaseError, SettingsError
+from cicd_release.settings import Settings, parse_run_hyperparameters, setting_message
 
 GOOD = dict(
     project="my-project-123",

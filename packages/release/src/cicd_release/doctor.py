@@ -1,5 +1,5 @@
 """`invoke doctor`: is this project ready for a release? One line per check, `ok` or `FAIL` with the command
-that fixes it; DoctorFailed (exit 3) when any check fails. Cloud Build runs it first, so a broken project
+that fixes it; ProjectNotReady (exit 3) when any check fails. Cloud Build runs it first, so a broken project
 fails a build in seconds, not after a 20-minute image build.
 
 What it checks is the desired state of cicd_release/desired.py (the same table `invoke setup` creates):
@@ -23,17 +23,11 @@ from collections.abc import Callable, Iterator
 
 from cicd_release import desired
 from cicd_release.desired import Deployment
-from cicd_release.errors import ReleaseError
+from cicd_release.errors import CloudUnavailable, ProjectNotReady, ReleaseError
 from cicd_release.gcp_admin import Cloud, holds
 from cicd_release.settings import Settings
 
 OK, FAIL, SKIP = "ok", "FAIL", "skip"
-
-
-class DoctorFailed(ReleaseError, RuntimeError):
-    """At least one check failed: the lines above name each and its fix."""
-
-    exit_code = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,9 +41,9 @@ class Check:
 
 
 def run_checks(cloud: Cloud, settings: Settings, say: Callable[[str], None] = print) -> list[Check]:
-    """Runs every check, saying each line as it is known; DoctorFailed at the end when one failed.
+    """Runs every check, saying each line as it is known; ProjectNotReady at the end when one failed.
 
-    An endpoint that cannot be reached at all stops at the first call (CloudUnreachable, one line).
+    An endpoint that cannot be reached at all stops at the first call (CloudUnavailable, one line).
     """
     deployment = Deployment.from_settings(settings)
     checks: list[Check] = []
@@ -58,7 +52,7 @@ def run_checks(cloud: Cloud, settings: Settings, say: Callable[[str], None] = pr
         checks.append(check)
     failed = [c for c in checks if c.status == FAIL]
     if failed:
-        raise DoctorFailed(
+        raise ProjectNotReady(
             f"{len(failed)} of {len(checks)} checks failed (each FAIL line above has its fix; "
             f"`{deployment.setup_command()}` makes all of the setup ones)."
         )
@@ -108,11 +102,9 @@ def _checks(cloud: Cloud, settings: Settings, deployment: Deployment) -> Iterato
 
 def _guarded(what: str, make: Callable[[], object]) -> Iterator[Check]:
     """The checks `make` returns, or one FAIL naming the refusal (an unreachable endpoint still stops all)."""
-    from cicd_release.gcp_admin import CloudUnreachable
-
     try:
         result = make()
-    except CloudUnreachable:
+    except CloudUnavailable:
         raise
     except ReleaseError as err:
         yield Check(FAIL, f"{what}: {err}")
@@ -122,12 +114,10 @@ def _guarded(what: str, make: Callable[[], object]) -> Iterator[Check]:
 
 def _bucket_checks(cloud: Cloud, deployment: Deployment) -> Iterator[tuple[Check, str, bool]]:
     """Each bucket's check, its name and whether it exists (its roles are checked only then)."""
-    from cicd_release.gcp_admin import CloudUnreachable
-
     for name, region_matters in ((deployment.bucket, True), (deployment.staging_bucket, False)):
         try:
             found = cloud.bucket(name)
-        except CloudUnreachable:
+        except CloudUnavailable:
             raise
         except ReleaseError as err:
             if not region_matters and "storage.buckets.get" in str(err):

@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from cicd_release.errors import ReleaseError
+from cicd_release.errors import CloudUnavailable, Refused
 from cicd_release.settings import Settings
 
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
@@ -29,27 +29,15 @@ POLICY_VERSION = 3
 OPERATION_POLL_SECONDS = 0.5
 
 
-class CloudUnreachable(ReleaseError, RuntimeError):
-    """An API could not be reached or refused the caller outright: one line naming the API and the cause."""
-
-
-class Refused(ReleaseError, RuntimeError):
-    """An API refused a call (no permission, a bad request, a disabled API): Google's message, one line."""
-
-
-class PolicyConflict(ReleaseError, RuntimeError):
-    """A policy changed between its read and its write (a stale etag), more often than setup retries."""
-
-
 def credentials():
-    """Application Default Credentials with the cloud-platform scope; CloudUnreachable (exit 1) when none."""
+    """Application Default Credentials with the cloud-platform scope; CloudUnavailable (exit 1) when none."""
     import google.auth
     import google.auth.exceptions
 
     try:
         creds, _ = google.auth.default(scopes=[CLOUD_PLATFORM])
     except google.auth.exceptions.DefaultCredentialsError as exc:
-        raise CloudUnreachable(
+        raise CloudUnavailable(
             f"No Google credentials ({str(exc).splitlines()[0]}): run `gcloud auth application-default login` "
             "as a project owner (or set GOOGLE_APPLICATION_CREDENTIALS)."
         ) from None
@@ -67,19 +55,19 @@ def reporting(what: str, endpoint: str) -> Iterator[None]:
         yield
     except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
         cause = type(exc).__name__
-        raise CloudUnreachable(
+        raise CloudUnavailable(
             f"{what}: cannot reach {endpoint} ({cause}); check the network or the endpoint."
         ) from None
     except google.auth.exceptions.TransportError as exc:
-        raise CloudUnreachable(f"{what}: cannot get an access token ({exc}).") from None
+        raise CloudUnavailable(f"{what}: cannot get an access token ({exc}).") from None
     except google.auth.exceptions.RefreshError as exc:
-        raise CloudUnreachable(
+        raise CloudUnavailable(
             f"{what}: the credentials were refused ({exc}); run `gcloud auth application-default login`."
         ) from None
     except (gexc.RetryError, gexc.ServiceUnavailable, gexc.DeadlineExceeded) as exc:
-        raise CloudUnreachable(f"{what}: {endpoint} did not answer in time ({type(exc).__name__}).") from None
+        raise CloudUnavailable(f"{what}: {endpoint} did not answer in time ({type(exc).__name__}).") from None
     except gexc.Unauthorized as exc:
-        raise CloudUnreachable(f"{what}: {endpoint} refused the credentials ({exc.message}).") from None
+        raise CloudUnavailable(f"{what}: {endpoint} refused the credentials ({exc.message}).") from None
     except (gexc.Conflict, gexc.Aborted, gexc.PreconditionFailed, gexc.NotFound):
         raise  # the caller decides: an etag race is retried, a create that lost a race is fine
     except gexc.GoogleAPICallError as exc:
@@ -283,7 +271,7 @@ class Cloud:
         deadline = time.monotonic() + max(self.timeout, 300)
         while not operation.get("done"):
             if time.monotonic() > deadline:
-                raise CloudUnreachable(f"IAM: the operation {operation.get('name')} did not finish in time.")
+                raise CloudUnavailable(f"IAM: the operation {operation.get('name')} did not finish in time.")
             time.sleep(OPERATION_POLL_SECONDS)
             operation = self._iam("GET", operation["name"]) or {}
         if "error" in operation:
@@ -374,7 +362,7 @@ class Cloud:
         raise ValueError(f"unknown resource kind {kind!r}")
 
     def set_policy(self, kind: str, name: str, policy: dict[str, Any]) -> None:
-        """Writes a policy read by `policy()`; its etag makes a concurrent change a PolicyConflict-able error."""
+        """Writes a policy read by `policy()`; its etag makes a concurrent change an error setup retries."""
         if kind == "project":
             with reporting("Resource Manager", self.where("cloudresourcemanager.googleapis.com")):
                 self.projects.set_iam_policy(

@@ -5,11 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from cicd_release.errors import ReleaseError
-
-
-class GitError(ReleaseError):
-    """git could not answer (not a checkout, no commit, git missing): the message says what to do."""
+from cicd_release.errors import GitError
 
 
 def run(repo: str | Path, *args: str) -> subprocess.CompletedProcess:

@@ -15,11 +15,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from cicd_release.errors import ReleaseError
+from cicd_release.errors import BuildError
 
 __all__ = [
     "ACCESS_TOKEN_USER",
-    "ImageBuildError",
     "build_image",
     "image_exists",
     "image_uri",
@@ -32,10 +31,6 @@ _PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _HOST = re.compile(r"^[a-zA-Z0-9.-]+(?::[0-9]+)?$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _LOG_TAIL_LINES = 40
-
-
-class ImageBuildError(ReleaseError, RuntimeError):
-    """An image could not be built, tagged or pushed; the message carries the end of the log."""
 
 
 def image_uri(registry_host_path: str, name: str, components_version: str, digest: str) -> str:
@@ -98,19 +93,17 @@ def prepare_context(
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
-        raise ImageBuildError(
+        raise BuildError(
             f"{out_dir} is not empty: pass a new or empty folder so no stale file joins the image."
         )
     wheels = [Path(w) for w in wheels]
     if not wheels:
-        raise ImageBuildError(
-            "no wheels given: build the components wheel first (release.wheels.build_wheel)."
-        )
+        raise BuildError("no wheels given: build the components wheel first (release.wheels.build_wheel).")
     for wheel in wheels:
         if wheel.suffix != ".whl" or not wheel.is_file():
-            raise ImageBuildError(f"{wheel} is not a wheel file: pass the .whl paths build_wheel returned.")
+            raise BuildError(f"{wheel} is not a wheel file: pass the .whl paths build_wheel returned.")
     if not Path(dockerfile).is_file():
-        raise ImageBuildError(f"{dockerfile} does not exist: pass the path of docker/Dockerfile.")
+        raise BuildError(f"{dockerfile} does not exist: pass the path of docker/Dockerfile.")
     (out_dir / "wheels").mkdir(parents=True)
     shutil.copyfile(dockerfile, out_dir / "Dockerfile")
     for wheel in wheels:
@@ -122,13 +115,9 @@ def _split_tag(reference: str) -> tuple[str, str]:
     # The last ":" after the last "/" separates the tag; a ":" before it is a registry port.
     repository, sep, tag = reference.rpartition(":")
     if not sep or "/" in tag:
-        raise ImageBuildError(
-            f"image reference {reference!r} has no tag: name it REPOSITORY:TAG (never latest)."
-        )
+        raise BuildError(f"image reference {reference!r} has no tag: name it REPOSITORY:TAG (never latest).")
     if tag == "latest":
-        raise ImageBuildError(
-            f"image reference {reference!r} uses 'latest': tag it with image_uri() instead."
-        )
+        raise BuildError(f"image reference {reference!r} uses 'latest': tag it with image_uri() instead.")
     return repository, tag
 
 
@@ -154,7 +143,7 @@ def build_image(
     engine's or the build machine's credential file (see ``registry_auth``).
 
     Returns ``{"id", "tags", "pushed": {tag: registry digest or None}, "log": [lines]}``. Any failure
-    raises ImageBuildError naming the step, with the end of the build or push log.
+    raises BuildError naming the step, with the end of the build or push log.
     """
     import docker  # Imported here so the rest of the release chain loads without the SDK.
 
@@ -163,13 +152,13 @@ def build_image(
         _split_tag(reference)
     context_dir = Path(context_dir).resolve()
     if not context_dir.is_dir():
-        raise ImageBuildError(f"build context {context_dir} is not a folder: make it with prepare_context().")
+        raise BuildError(f"build context {context_dir} is not a folder: make it with prepare_context().")
     dockerfile_path = Path(dockerfile)
     if not dockerfile_path.is_absolute():
         dockerfile_path = context_dir / dockerfile_path
     dockerfile_path = dockerfile_path.resolve()
     if not dockerfile_path.is_file():
-        raise ImageBuildError(f"Dockerfile {dockerfile_path} does not exist.")
+        raise BuildError(f"Dockerfile {dockerfile_path} does not exist.")
     # The engine wants the Dockerfile relative to the context; the SDK ships one from elsewhere itself.
     dockerfile_arg = (
         dockerfile_path.relative_to(context_dir).as_posix()
@@ -203,29 +192,27 @@ def build_image(
                 image_id = chunk["aux"]["ID"]
             if "error" in chunk or "errorDetail" in chunk:
                 message = chunk.get("error") or chunk["errorDetail"].get("message", "")
-                raise ImageBuildError(
+                raise BuildError(
                     f"building {tag} from {dockerfile_path} failed: {message.strip()}\n"
                     f"--- last lines of the build log ---\n{_tail(log)}"
                 )
     except docker.errors.APIError as exc:
-        raise ImageBuildError(
+        raise BuildError(
             f"building {tag} from {dockerfile_path}: the engine refused the build: {exc.explanation or exc}\n"
             f"--- last lines of the build log ---\n{_tail(log)}"
         ) from exc
     except docker.errors.DockerException as exc:
-        raise ImageBuildError(
-            f"building {tag}: cannot talk to the engine ({exc}); is DOCKER_HOST right?"
-        ) from exc
+        raise BuildError(f"building {tag}: cannot talk to the engine ({exc}); is DOCKER_HOST right?") from exc
 
     try:
         image = client.images.get(tag)
     except docker.errors.ImageNotFound as exc:
-        raise ImageBuildError(f"the build of {tag} ended without an image:\n{_tail(log)}") from exc
+        raise BuildError(f"the build of {tag} ended without an image:\n{_tail(log)}") from exc
     image_id = image.id or image_id
     for reference in tags[1:]:
         repository, ref_tag = _split_tag(reference)
         if not api.tag(image_id, repository, ref_tag):
-            raise ImageBuildError(f"tagging {image_id} as {reference} failed.")
+            raise BuildError(f"tagging {image_id} as {reference} failed.")
 
     pushed: dict[str, str | None] = {}
     if push:
@@ -258,13 +245,13 @@ def _push(api: Any, reference: str, errors: Any, auth_config: Mapping[str, str] 
             # The engine answers 200 and reports a failed push inside the stream: read every chunk.
             if "error" in chunk or "errorDetail" in chunk:
                 message = chunk.get("error") or chunk["errorDetail"].get("message", "")
-                raise ImageBuildError(
+                raise BuildError(
                     f"pushing {reference} failed: {message.strip()}\n"
                     "Check that the registry exists and this machine is logged in to it "
                     f"(gcloud auth configure-docker HOST).\n--- last lines of the push log ---\n{_tail(log)}"
                 )
     except errors.APIError as exc:
-        raise ImageBuildError(f"pushing {reference}: the engine refused: {exc.explanation or exc}") from exc
+        raise BuildError(f"pushing {reference}: the engine refused: {exc.explanation or exc}") from exc
     return digest
 
 
@@ -307,7 +294,7 @@ def _access_token(credentials: Any = None) -> str:
         if not credentials.valid:
             credentials.refresh(google.auth.transport.requests.Request())
     except google.auth.exceptions.GoogleAuthError as exc:
-        raise ImageBuildError(
+        raise BuildError(
             f"No Google credentials to talk to Artifact Registry ({exc}): on Cloud Build the build's service "
             "account provides them; elsewhere run `gcloud auth application-default login`."
         ) from exc
@@ -318,7 +305,7 @@ def image_exists(reference: str, auth_config: Mapping[str, str] | None = None, t
     """Whether the registry holds ``reference`` (``HOST/REPO:TAG``), asked over the registry's HTTP API v2.
 
     Follows the registry token protocol (a 401 naming a Bearer realm: fetch a token there with the basic
-    credentials of ``auth_config``, ask again). A refusal is an ImageBuildError naming the role to grant.
+    credentials of ``auth_config``, ask again). A refusal is an BuildError naming the role to grant.
     """
     import base64
     import json
@@ -353,7 +340,7 @@ def image_exists(reference: str, auth_config: Mapping[str, str] | None = None, t
                     ) as token_exc:  # the token endpoint refused these credentials
                         return token_exc.code
                     except (urllib.error.URLError, OSError, ValueError, KeyError) as token_exc:
-                        raise ImageBuildError(
+                        raise BuildError(
                             f"Cannot get a token from the registry {host}: {token_exc}."
                         ) from token_exc
                     return head(token)
@@ -361,9 +348,7 @@ def image_exists(reference: str, auth_config: Mapping[str, str] | None = None, t
                     return head(basic)
             return exc.code
         except (urllib.error.URLError, OSError) as exc:
-            raise ImageBuildError(
-                f"Cannot reach the registry {host} to look for {reference}: {exc}."
-            ) from exc
+            raise BuildError(f"Cannot reach the registry {host} to look for {reference}: {exc}.") from exc
 
     def _bearer(challenge: str, basic_header: str, timeout_: float) -> str:
         # key="value" pairs; a quoted value may hold commas (scope="repository:x:pull,push").
@@ -382,8 +367,8 @@ def image_exists(reference: str, auth_config: Mapping[str, str] | None = None, t
     if status == 404:
         return False
     if status in (401, 403):
-        raise ImageBuildError(
+        raise BuildError(
             f"The registry {host} refused to say whether {reference} exists (HTTP {status}): the build's "
             "identity needs roles/artifactregistry.reader (writer, to push) on the repository."
         )
-    raise ImageBuildError(f"The registry {host} answered HTTP {status} for {reference}.")
+    raise BuildError(f"The registry {host} answered HTTP {status} for {reference}.")

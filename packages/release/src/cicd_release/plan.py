@@ -51,7 +51,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
 
-from cicd_release.errors import ReleaseError
+from cicd_release.errors import PlanError
 from cicd_release.git import run as _run
 
 # The step vocabulary shared with cloudbuild.yaml and `invoke ci`, in chain order.
@@ -114,10 +114,6 @@ _PACKAGE_WHY = {
     "pipeline": "pipeline assembly runs at compile time: recompile, no image",
     "trainer": "module files are runtime parameters of the compiled pipeline: upload, submit, no recompile",
 }
-
-
-class PlanError(ReleaseError):
-    """A plan cannot be made: the message names the bad input and the fix."""
 
 
 @dataclass(frozen=True)

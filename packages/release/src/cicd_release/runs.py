@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from cicd_release import storage as storage_lib
-from cicd_release.errors import MissingResourceError, ReleaseError
+from cicd_release.errors import MissingRelease, RunFailed
 from cicd_release.settings import Settings
 from cicd_release.snapshots import LABEL_DIGEST, RunData
 from cicd_release.workspace import Workspace, atomic_write
@@ -32,14 +32,6 @@ MODULE_FILES = {
     "schema_file": "schema.pbtxt",
     "holdout_file": "penguins_holdout.csv",
 }
-
-
-class RunFailed(ReleaseError, RuntimeError):
-    """The submitted run ended FAILED or CANCELLED: the build fails with what the run did."""
-
-
-class MissingRelease(MissingResourceError):
-    """Nothing released to run: no release record and no spec in the bucket (exit 3)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -40,7 +40,7 @@ import zoneinfo
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from cicd_release.errors import InputError, MissingResourceError, ReleaseError
+from cicd_release.errors import CloudUnavailable, InputError, MissingRelease, MissingSchedule, Refused
 from cicd_release.runs import RunRequest, credentials, released
 from cicd_release.settings import Settings
 from cicd_release.snapshots import resolve
@@ -49,14 +49,6 @@ T = TypeVar("T")
 
 REQUIRED = ("project", "region", "bucket", "service_account")
 FOLLOW_LATEST, PINNED = "latest", "pinned"
-
-
-class ScheduleError(ReleaseError, RuntimeError):
-    """Vertex AI refused or did not answer a schedule request: the message names it (exit 1)."""
-
-
-class MissingSchedule(MissingResourceError):
-    """No schedule of this pipeline by that name (exit 3): the message lists the ones there are."""
 
 
 # ------------------------------------------------------------------------------------------------- cron
@@ -416,15 +408,15 @@ def _call(what: str, fn: Callable[[], T]) -> T:
     except gexc.NotFound as exc:
         raise MissingSchedule(f"Vertex AI could not {what}: not found ({exc.message}).") from None
     except gexc.GoogleAPICallError as exc:
-        raise ScheduleError(f"Vertex AI refused to {what}: {exc.code} {exc.message}") from None
+        raise Refused(f"Vertex AI refused to {what}: {exc.code} {exc.message}") from None
     except (
         requests.exceptions.ConnectionError,
         requests.exceptions.Timeout,
         auth_exceptions.TransportError,
     ) as exc:
-        raise ScheduleError(
+        raise CloudUnavailable(
             f"Vertex AI did not answer when asked to {what} ({type(exc).__name__}): check cicd.api_endpoint, "
             "cicd.region and the network, then run again."
         ) from None
     except FileNotFoundError as exc:
-        raise MissingResourceError(f"Cannot {what}: {exc}.") from None
+        raise MissingRelease(f"Cannot {what}: {exc}.") from None

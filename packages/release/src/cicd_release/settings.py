@@ -17,14 +17,7 @@ from pydantic_core import PydanticCustomError
 
 from cicd_components.hyperparameters.rule import HyperparametersError, canonical_json, parse_hyperparameters
 from cicd_pipeline.config import HYPERPARAMETER_TYPES, PIPELINE_NAME_EXPECTED, check_pipeline_name
-from cicd_release.errors import InputError, ReleaseError
-
-
-class SettingsError(ReleaseError, ValueError):
-    """A setting is missing or malformed: the one-line message names it, the rule and how to set it."""
-
-    exit_code = 2
-
+from cicd_release.errors import InputError, SettingsError
 
 # ---------------------------------------------------------------------------------------------- messages
 

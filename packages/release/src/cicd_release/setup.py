@@ -19,8 +19,8 @@ from typing import Any
 
 from cicd_release import desired
 from cicd_release.desired import Deployment
-from cicd_release.errors import ReleaseError
-from cicd_release.gcp_admin import Cloud, PolicyConflict, Refused, holds, with_bindings
+from cicd_release.errors import ProjectNotReady, Refused, WriteConflict
+from cicd_release.gcp_admin import Cloud, holds, with_bindings
 
 # The API each kind of resource is read through: behind a disabled API, a resource is taken as missing.
 API_OF = {
@@ -33,12 +33,6 @@ API_OF = {
 POLICY_ATTEMPTS = 3
 NEW_ACCOUNT_WAIT_SECONDS = 60.0
 UNKNOWN_NUMBER = "PROJECT_NUMBER"
-
-
-class SetupError(ReleaseError, RuntimeError):
-    """The project holds something setup cannot change (a bucket in another region, a deleted pool)."""
-
-    exit_code = 3
 
 
 @dataclasses.dataclass
@@ -117,7 +111,7 @@ def make_plan(cloud: Cloud, deployment: Deployment) -> Plan:
         exists[("bucket", name)] = actions[-1].verb != "create"
     found = readable("repository") and cloud.repository(deployment.repository)
     if found and found["format"] != "DOCKER":
-        raise SetupError(
+        raise ProjectNotReady(
             f"{deployment.repository} is a {found['format']} repository, not DOCKER: set cicd.image_repo to a "
             "Docker repository."
         )
@@ -171,7 +165,7 @@ def _bucket_action(
             lambda: cloud.create_bucket(name, deployment.region),
         )
     if region_matters and found["location"] != deployment.region:
-        raise SetupError(
+        raise ProjectNotReady(
             f"gs://{name} is in {found['location']}, not in {deployment.region}: Model Registry needs a model's "
             "artifacts in its region, and a bucket cannot move. Set cicd.bucket to a new bucket name (setup "
             f"creates it in {deployment.region}) or cicd.region to {found['location']}."
@@ -219,7 +213,7 @@ def provider_differences(found: dict[str, Any], body: dict[str, Any]) -> list[st
 def _federation_actions(cloud: Cloud, deployment: Deployment, readable: bool) -> list[Action]:
     pool = cloud.pool(deployment.pool) if readable else None
     if pool and pool.get("state") == "DELETED":
-        raise SetupError(
+        raise ProjectNotReady(
             f"The Workload Identity pool {deployment.pool} is deleted (kept 30 days, its id cannot be reused): "
             f"`gcloud iam workload-identity-pools undelete {desired.POOL_ID} --location=global "
             f"--project={deployment.project}`, then run setup again."
@@ -315,7 +309,7 @@ def grant_roles(cloud: Cloud, kind: str, name: str, wanted: list[tuple[str, str]
                 raise
             time.sleep(2.0)
             waited += 2.0
-    raise PolicyConflict(
+    raise WriteConflict(
         f"The IAM policy of {kind} {name} kept changing while setup wrote it ({POLICY_ATTEMPTS} tries): "
         "run `invoke setup --apply` again."
     )

@@ -30,10 +30,9 @@ import hashlib
 import re
 from pathlib import Path
 
-from cicd_release.errors import DataError, InputError, MissingResourceError
+from cicd_release.errors import DataError, InputError, MissingData, WriteConflict
 from cicd_release.storage import (
     DEFAULT_DEADLINE,
-    RecordConflict,
     copy_immutable,
     list_folder,
     parse_gs_uri,
@@ -53,14 +52,6 @@ _SHA = re.compile(r"^[0-9a-f]{64}$")
 _SHA_PREFIX = re.compile(r"^[0-9a-f]{8,64}$")
 # Vertex keeps label values to 63 characters; 16 hex digits name a snapshot well enough there.
 LABEL_DIGEST = 16
-
-
-class MissingData(MissingResourceError):
-    """No snapshot (or no data at all) where a run looks: exit 3, with the upload to run."""
-
-
-class DataConflict(InputError):
-    """A date already names another snapshot, or a folder is not laid out as a data set (exit 2)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,8 +241,8 @@ def move_latest(client, snapshot: Snapshot, *, deadline: float = DEFAULT_DEADLIN
             if_generation_match=generation,
             deadline=deadline,
         )
-    except RecordConflict:
-        raise RecordConflict(
+    except WriteConflict:
+        raise WriteConflict(
             f"{uri} moved while this upload ran (another upload won). The snapshot {snapshot.uri} is complete "
             "but LATEST does not point at it; run the upload again to move LATEST to it."
         ) from None
@@ -389,7 +380,7 @@ def _refuse_a_plain_folder(client, dataset: str, deadline: float) -> None:
     names, _ = list_folder(client, dataset, deadline=deadline)
     loose = [n for n in names if n != LATEST]
     if loose:
-        raise DataConflict(
+        raise InputError(
             f"{dataset} holds files directly ({', '.join(loose[:3])}{', ...' if len(loose) > 3 else ''}), "
             "the layout before snapshots; a snapshot beside them would break runs that read that folder. "
             "Upload under another name (--name), or move those files away first."
@@ -406,10 +397,10 @@ def _write_manifest(client, snapshot: Snapshot, deadline: float) -> bool:
                 client, snapshot.manifest_uri, snapshot.manifest(), if_generation_match=0, deadline=deadline
             )
             return True
-        except RecordConflict:  # another upload of the same files wrote it first
+        except WriteConflict:  # another upload of the same files wrote it first
             existing, _ = read_json_object(client, snapshot.manifest_uri, deadline=deadline)
     if existing is None or snapshot_digest(existing.get("files", ())) != snapshot.sha256:
-        raise DataConflict(
+        raise InputError(
             f"{snapshot.manifest_uri} exists and does not describe the files of snapshot {snapshot.sha256}: "
             "something else wrote it. Remove it on purpose, then upload again."
         )
@@ -421,10 +412,10 @@ def _file_under_date(client, snapshot: Snapshot, date: str, deadline: float) -> 
     record = {"sha256": snapshot.sha256, "uri": snapshot.uri}
     try:
         write_json_object(client, uri, record, if_generation_match=0, deadline=deadline)
-    except RecordConflict:
+    except WriteConflict:
         existing, _ = read_json_object(client, uri, deadline=deadline)
         if not existing or existing.get("sha256") != snapshot.sha256:
-            raise DataConflict(
+            raise InputError(
                 f"--date {date}: {uri} already names snapshot {(existing or {}).get('sha256', '?')[:16]}, and a "
                 "date names one snapshot. Upload that day's files together as one folder, or give another "
                 "--date. (The snapshot itself is uploaded; LATEST was not moved.)"

@@ -30,13 +30,13 @@ from cicd_release import naming, snapshots
 from cicd_release import plan as plan_lib
 from cicd_release import storage as storage_lib
 from cicd_release import wheels as wheels_lib
-from cicd_release.errors import ReleaseError
-from cicd_release.runs import RunFailed, RunRequest, credentials, launch, release_record
+from cicd_release.errors import MissingData, MissingRelease, ReleaseError
+from cicd_release.runs import RunRequest, credentials, launch, release_record
 from cicd_release.runs import now as _now
 from cicd_release.settings import Settings
 from cicd_release.workspace import Workspace, atomic_write
 
-__all__ = ["RunFailed", "credentials", "release_record"]  # where tasks and tests have always found them
+__all__ = ["credentials", "release_record"]  # where tasks and tests have always found them
 
 PACKAGES = tuple(plan_lib.PACKAGES)  # the one package map: plan.py
 # The trainer's files that runs use, by pipeline parameter name (repository paths: the release chain uploads
@@ -57,16 +57,6 @@ TEST_SESSIONS = ("lint", "tests")
 LABEL_DIGEST = snapshots.LABEL_DIGEST
 # The training data sets in the checkout: data/<set name>/, the set name being the data root's last folder.
 DATA_DIR = "data"
-
-
-class ChainError(ReleaseError, RuntimeError):
-    """A step cannot run: the message names what is missing and which step or setting provides it."""
-
-
-class MissingReleaseInput(ReleaseError, RuntimeError):
-    """Something the run needs is not in the bucket (no data, no spec): the message says how to provide it."""
-
-    exit_code = 3
 
 
 @dataclasses.dataclass
@@ -126,7 +116,7 @@ def run_tests(release: Release) -> list[str]:
         return ["test: skipped (--skip-tests)"]
     command = ["nox", "-s", *release.test_sessions]
     if subprocess.run(command, cwd=release.root, check=False).returncode:
-        raise ChainError(f"`{' '.join(command)}` failed: the tests above say what broke.")
+        raise ReleaseError(f"`{' '.join(command)}` failed: the tests above say what broke.")
     return [f"test: `{' '.join(command)}` passed"]
 
 
@@ -156,7 +146,7 @@ def build_image(release: Release) -> list[str]:
     reference = image_reference(settings, ws.root)
     wheels = ws.read_json(ws.wheels_file, "build.wheels")
     if "components" not in wheels or not Path(wheels["components"]).is_file():
-        raise ChainError(
+        raise ReleaseError(
             f"No components wheel recorded in {ws.wheels_file}: run `invoke build.wheels` first."
         )
     auth = image_lib.registry_auth(reference) if release.push else None
@@ -246,7 +236,7 @@ def upload_data(release: Release) -> list[str]:
         release.root, f"{DATA_DIR}/{snapshots.dataset_name(dataset)}"
     )
     if not source.is_dir():
-        raise ChainError(
+        raise ReleaseError(
             f"No data folder {source} to upload for the data set {dataset}: put its CSV files there, or pass "
             "--source DIR."
         )
@@ -284,7 +274,7 @@ def submit_run(release: Release) -> list[str]:
     last, generation, record_uri = release_record(settings, client)
     spec = _spec_for_run(release, last, record_uri)
     if not storage_lib.blob_exists(client, spec["uri"], deadline=_deadline(release)):
-        raise MissingReleaseInput(
+        raise MissingRelease(
             f"The spec {spec['uri']} is not in the bucket: run `invoke pipeline.compile --upload`."
         )
     data = snapshots.resolve(client, settings.resolved_data_root, deadline=_deadline(release))
@@ -401,7 +391,7 @@ def complete_plan(release: Release, plan: plan_lib.Plan, last: dict | None = Non
             snapshots.resolve(
                 release.storage_client(), settings.resolved_data_root, deadline=_deadline(release)
             )
-        except snapshots.MissingData as missing:
+        except MissingData as missing:
             steps.add("data.upload")
             reasons.append(f"data.upload added: nothing to train on yet ({missing}).")
     if "pipeline.submit" in steps and "pipeline.compile" not in steps:
@@ -487,7 +477,7 @@ def current_modules(ws: Workspace) -> dict[str, str]:
         uri = modules.get(name, "")
         digest = hashlib.sha256((ws.root / path).read_bytes()).hexdigest()
         if f"/{digest}/" not in uri:
-            raise ChainError(
+            raise ReleaseError(
                 f"{ws.modules_file} names {uri or 'no upload'} for {path}, which does not hold the file in "
                 "this checkout now: run `invoke modules.upload` again."
             )
@@ -503,7 +493,7 @@ def released_modules(ws: Workspace, last: dict | None) -> dict[str, str]:
     for name, path in TRAINER_FILES.items():
         digest = hashlib.sha256((ws.root / path).read_bytes()).hexdigest()
         if f"/{digest}/" not in modules.get(name, ""):
-            raise ChainError(
+            raise ReleaseError(
                 f"{path} in this checkout is not the file the last release uploaded "
                 f"({modules.get(name) or 'no release record'}): run `invoke modules.upload` first."
             )
@@ -515,18 +505,18 @@ def _spec_for_run(release: Release, last: dict | None, record_uri: str) -> dict:
     if ws.spec_file.exists():
         spec = ws.read_json(ws.spec_file, "pipeline.compile --upload")
         if spec.get("made_from") != _compile_inputs(release):
-            raise ChainError(
+            raise ReleaseError(
                 f"{ws.spec_file} was compiled from other sources, config or settings than this checkout's: "
                 "run `invoke pipeline.compile --upload` again."
             )
         if spec.get("uri"):
             return spec
-        raise ChainError(
+        raise ReleaseError(
             f"The spec in {ws.spec_file} was not uploaded: run `invoke pipeline.compile --upload`."
         )
     if last:
         return {"uri": last["inputs"]["spec"], "image": last["inputs"]["image"]}
-    raise MissingReleaseInput(
+    raise MissingRelease(
         f"No spec compiled in this checkout and no release record at {record_uri}: the first release "
         "builds everything; run `invoke ci --base ''` (or `invoke pipeline.compile --upload` first)."
     )
@@ -554,7 +544,7 @@ def _compile_in_checkout(root: Path, arguments: dict) -> dict:
         )
         if result.returncode:
             tail = "\n".join(result.stderr.splitlines()[-30:])
-            raise ChainError(f"Compiling the pipeline of {root} failed (exit {result.returncode}):\n{tail}")
+            raise ReleaseError(f"Compiling the pipeline of {root} failed (exit {result.returncode}):\n{tail}")
         return json.loads(out_file.read_text())
 
 
@@ -562,7 +552,7 @@ def _write_once(path: Path, text: str) -> Path:
     """Writes `path` unless it holds `text` already; different content there is an error, never replaced."""
     if path.exists():
         if path.read_text() != text:
-            raise ChainError(f"{path} exists with other content; specs are never overwritten: remove it.")
+            raise ReleaseError(f"{path} exists with other content; specs are never overwritten: remove it.")
         return path
     return atomic_write(path, text)
 
@@ -571,7 +561,7 @@ def inside_checkout(root: Path, relative: str) -> Path:
     """`root/relative`, refused when it is a link or resolves outside the checkout (nothing else is released)."""
     path = root / relative
     if path.is_symlink() or not path.resolve().is_relative_to(root.resolve()):
-        raise ChainError(
+        raise ReleaseError(
             f"{relative} is a symlink or resolves outside the checkout ({path.resolve()}): only the "
             "repository's own files are released. Replace it with the file itself."
         )

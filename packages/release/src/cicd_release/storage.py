@@ -12,7 +12,7 @@ Faults fail fast and in one line. Every request carries the library's own retry 
 writes ``DEFAULT_RETRY_IF_GENERATION_SPECIFIED``: every write here has a generation precondition, so a retry
 cannot write twice) cut to ``deadline`` seconds, and a per-request timeout of the same length; the library's
 default of 120 s kept an unreachable endpoint busy for 96 s and ended in a 108-line RetryError. What is
-still failing then becomes StorageUnavailable (exit 1) or MissingBucket (exit 3) in ``reporting_faults``,
+still failing then becomes CloudUnavailable (exit 1) or MissingBucket (exit 3) in ``reporting_faults``,
 naming the endpoint, the operation and object, and what was and was not written.
 """
 
@@ -35,7 +35,7 @@ from google.auth import exceptions as auth_exceptions
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY, ConditionalRetryPolicy, is_generation_specified
 
-from cicd_release.errors import MissingResourceError, ReleaseError
+from cicd_release.errors import CloudUnavailable, InputError, MissingBucket, WriteConflict
 
 T = TypeVar("T")
 _SCHEME = "gs://"
@@ -44,28 +44,6 @@ _READ_CHUNK = 1 << 20
 # Seconds a call keeps retrying transient faults (and the longest one request may take); the release steps
 # pass cicd.request_deadline_seconds, whose default this is.
 DEFAULT_DEADLINE = 30.0
-
-
-class ImmutableObjectConflict(ReleaseError, RuntimeError):
-    """An object already exists at the target name with different content; it was left untouched."""
-
-
-class StorageInputError(ReleaseError, ValueError):
-    """A gs:// URI or a local file given to an upload is malformed or unreadable."""
-
-    exit_code = 2
-
-
-class RecordConflict(ReleaseError, RuntimeError):
-    """Another writer replaced a generation-matched object between our read and our write."""
-
-
-class StorageUnavailable(ReleaseError, RuntimeError):
-    """Cloud Storage did not answer, or kept answering 429/5xx, until the deadline ran out."""
-
-
-class MissingBucket(MissingResourceError, LookupError):
-    """The bucket an upload or a listing needs does not exist (exit 3: create it)."""
 
 
 # --------------------------------------------------------------------------------------- bounded calls
@@ -195,8 +173,8 @@ class _Progress:
             parts.append(f"Not written: {', '.join(names)}.")
         return " ".join(parts)
 
-    def unavailable(self, exc: BaseException) -> StorageUnavailable:
-        return StorageUnavailable(
+    def unavailable(self, exc: BaseException) -> CloudUnavailable:
+        return CloudUnavailable(
             f"Cloud Storage at {self.endpoint} failed the {self.action} of {self.uri}: "
             f"{fault_reason(exc, self.deadline)}, still after retrying for up to {self.deadline:g} s "
             f"(cicd.request_deadline_seconds). {self.what_was_written()} {self.rerun}"
@@ -214,7 +192,7 @@ class _Progress:
 def reporting_faults(
     client: storage.Client, deadline: float, rerun: str, pending: tuple[str, ...] = ()
 ) -> Iterator[_Progress]:
-    """The one place storage faults become user errors: StorageUnavailable, or MissingBucket on a 404 that
+    """The one place storage faults become user errors: CloudUnavailable, or MissingBucket on a 404 that
     can only mean the bucket. Anything else (403, 412, a bug) passes through unchanged.
 
     ``pending`` lists the objects the block means to write; the block reports its progress (``now``,
@@ -237,14 +215,14 @@ def parse_gs_uri(uri: str) -> tuple[str, str]:
     The object part may be empty (``gs://bucket`` or ``gs://bucket/``); callers that need an object reject it.
     """
     if not isinstance(uri, str) or not uri.strip():
-        raise StorageInputError(f"Expected a gs:// URI such as gs://my-bucket/path, got {uri!r} (empty).")
+        raise InputError(f"Expected a gs:// URI such as gs://my-bucket/path, got {uri!r} (empty).")
     if not uri.startswith(_SCHEME):
-        raise StorageInputError(
+        raise InputError(
             f"Expected a gs:// URI such as gs://my-bucket/path, got {uri!r}: it must start with gs://."
         )
     bucket, _, name = uri[len(_SCHEME) :].partition("/")
     if not bucket:
-        raise StorageInputError(f"The gs:// URI {uri!r} has no bucket name: write it as gs://BUCKET/path.")
+        raise InputError(f"The gs:// URI {uri!r} has no bucket name: write it as gs://BUCKET/path.")
     return bucket, name
 
 
@@ -252,9 +230,7 @@ def _object_uri(uri: str) -> tuple[str, str]:
     """Like parse_gs_uri, but the URI must name an object, not just a bucket or a folder."""
     bucket, name = parse_gs_uri(uri)
     if not name or name.endswith("/"):
-        raise StorageInputError(
-            f"The gs:// URI {uri!r} names no object: write it as gs://{bucket}/path/to/file."
-        )
+        raise InputError(f"The gs:// URI {uri!r} names no object: write it as gs://{bucket}/path/to/file.")
     return bucket, name
 
 
@@ -275,11 +251,11 @@ class _LocalFile:
                     sha.update(chunk)
                     md5.update(chunk)
         except IsADirectoryError:
-            raise StorageInputError(
+            raise InputError(
                 f"{path} is a directory; upload files one by one (or pack them first)."
             ) from None
         except OSError as exc:
-            raise StorageInputError(f"Cannot read local file {path} for upload: {exc.strerror}.") from exc
+            raise InputError(f"Cannot read local file {path} for upload: {exc.strerror}.") from exc
         return cls(path=Path(path), sha256=sha.hexdigest(), md5_b64=base64.b64encode(md5.digest()).decode())
 
 
@@ -312,7 +288,7 @@ def _put_once(
     creates = 0
     while existing is None:
         if creates == _CREATE_ATTEMPTS:
-            raise RecordConflict(
+            raise WriteConflict(
                 f"{uri} was created by another writer and gone again, {creates} times while this upload "
                 "ran (each create of ours was refused as 'already exists'; each re-read found nothing). "
                 f"Nothing of ours was written there. Find what else writes under gs://{bucket}/, then run again."
@@ -335,7 +311,7 @@ def _put_once(
             existing = bucket_ref.get_blob(name, **request_options(deadline))
     progress.now("check", uri)
     if not _matches(existing, local, deadline):
-        raise ImmutableObjectConflict(
+        raise WriteConflict(
             f"{uri} already exists with different content (md5 {existing.md5_hash}; local {local.path} "
             f"has md5 {local.md5_b64}); release objects are never overwritten. Publish under a new name "
             "(bump the version or let the content hash name it), or delete the object on purpose if it is "
@@ -385,8 +361,8 @@ def upload_immutable(
     """Upload one file to exactly ``gs_uri``, never overwriting; return ``gs_uri``.
 
     An existing object with the same bytes is a successful no-op; with other bytes it raises
-    ImmutableObjectConflict. Used for objects whose name is chosen by the caller, e.g. a compiled spec named
-    by version and commit. Faults: StorageUnavailable or MissingBucket after ``deadline`` seconds of retries.
+    WriteConflict. Used for objects whose name is chosen by the caller, e.g. a compiled spec named
+    by version and commit. Faults: CloudUnavailable or MissingBucket after ``deadline`` seconds of retries.
     """
     bucket, name = _object_uri(gs_uri)
     local = _LocalFile.read(Path(local_path))
@@ -412,11 +388,11 @@ def upload_content_addressed(
 
     Every local file is read and hashed before the first upload, so a missing or unreadable file fails the
     whole call with nothing written. Re-uploading the same content is a no-op that returns the same URIs, so
-    after a fault (StorageUnavailable, naming what is written and what is not) a re-run completes the set.
+    after a fault (CloudUnavailable, naming what is written and what is not) a re-run completes the set.
     """
     bucket, prefix = parse_gs_uri(bucket_uri_prefix)
     if not files:
-        raise StorageInputError("No files to upload: pass a mapping of logical name -> local path.")
+        raise InputError("No files to upload: pass a mapping of logical name -> local path.")
     locals_by_name = {logical: _LocalFile.read(Path(path)) for logical, path in files.items()}
     names = {
         logical: content_addressed_name(prefix, local.sha256, local.path)
@@ -467,7 +443,7 @@ def read_json_object(
             except (gexc.PreconditionFailed, gexc.NotFound):
                 continue  # replaced or deleted after we read its metadata: read what is there now
             return json.loads(data), int(blob.generation)
-    raise RecordConflict(
+    raise WriteConflict(
         f"{gs_uri} changed {_READ_ATTEMPTS} times while being read: another release is writing it right "
         "now. Nothing was written; run again when it is done."
     )
@@ -488,7 +464,7 @@ def write_json_object(
     """Writes ``data`` to ``gs_uri`` only if the object is still at ``if_generation_match`` (0: absent).
 
     GCS checks the precondition atomically, so of two writers that read the same generation exactly one
-    wins; the other gets RecordConflict and nothing of it is written. Returns the new generation. A retry
+    wins; the other gets WriteConflict and nothing of it is written. Returns the new generation. A retry
     after a lost answer (the write landed, the reply did not) meets its own bytes and counts as written.
     """
     bucket, name = _object_uri(gs_uri)
@@ -512,7 +488,7 @@ def write_json_object(
                 # Our own earlier try landed and its answer was lost; the library's retry then met it. The
                 # record holds a timestamp, so equal bytes from another writer are not a real case.
                 return int(current.generation)
-            raise RecordConflict(
+            raise WriteConflict(
                 f"{gs_uri} changed since it was read (expected generation {if_generation_match}): another "
                 "release wrote it meanwhile. Nothing was written; run the release again to build on theirs."
             ) from exc
@@ -553,7 +529,7 @@ def copy_immutable(
     """Copies an object inside Cloud Storage (no download), never over another one; returns ``target_uri``.
 
     As for uploads: an existing target with the source's bytes (by MD5) is a no-op, other bytes are
-    ImmutableObjectConflict. The copy carries ``if_generation_match=0``, which GCS enforces atomically.
+    WriteConflict. The copy carries ``if_generation_match=0``, which GCS enforces atomically.
     """
     source_bucket, source_name = _object_uri(source_uri)
     target_bucket, target_name = _object_uri(target_uri)
@@ -562,7 +538,7 @@ def copy_immutable(
         progress.now("lookup", source_uri, bucket_404=True)
         source = client.bucket(source_bucket).get_blob(source_name, **request_options(deadline))
         if source is None:
-            raise StorageInputError(f"Cannot copy {source_uri}: there is no such object.")
+            raise InputError(f"Cannot copy {source_uri}: there is no such object.")
         progress.now("lookup", target_uri)
         existing = client.bucket(target_bucket).get_blob(target_name, **request_options(deadline))
         if existing is None:
@@ -580,7 +556,7 @@ def copy_immutable(
             except gexc.PreconditionFailed:
                 existing = client.bucket(target_bucket).get_blob(target_name, **request_options(deadline))
         if existing is None or existing.md5_hash != source.md5_hash:
-            raise ImmutableObjectConflict(
+            raise WriteConflict(
                 f"{target_uri} already exists with other content than {source_uri} (md5 "
                 f"{getattr(existing, 'md5_hash', None)} against {source.md5_hash}); it is never overwritten."
             )

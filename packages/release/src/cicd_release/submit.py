@@ -20,7 +20,7 @@ behaviours of that class are handled here on purpose, without patching it:
 * The create call has no retry in aiplatform (``create_pipeline_job`` is wrapped with ``default_timeout=None``
   and no default retry, aiplatform_v1 pipeline_service transports/base.py), so an unreachable endpoint fails
   at once, but a silent one would hang forever: it gets ``deadline`` seconds, and a lost connection or a
-  timeout becomes one PipelineSubmitError line naming the endpoint and whether the job can exist.
+  timeout becomes one CloudUnavailable line naming the endpoint and whether the job can exist.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from google.cloud import aiplatform, storage
 
 # Shared with the components' Model Registry uploader, which labels model versions the same way.
 from cicd_components.labels import vertex_labels
-from cicd_release.errors import ReleaseError
+from cicd_release.errors import CloudUnavailable, MissingBucket, MissingRelease, Refused
 from cicd_release.storage import (
     DEFAULT_DEADLINE,
     fault_reason,
@@ -62,14 +62,6 @@ class SubmittedJob:
     resource_name: str
     state: str
     dashboard_uri: str
-
-
-class PipelineSubmitError(ReleaseError, RuntimeError):
-    """Vertex AI refused to create the job (bad spec, bad parameters, permissions...)."""
-
-
-class PipelineFollowError(ReleaseError, RuntimeError):
-    """Vertex AI stopped answering while a run was followed; the run itself goes on."""
 
 
 # The create request's faults that mean "Vertex did not answer": refused, reset, timed out, or the token
@@ -130,12 +122,12 @@ def _check_pipeline_root(
             )
             next(iter(listing), None)
     except gexc.NotFound:
-        raise PipelineSubmitError(
+        raise MissingBucket(
             f"Pipeline root {pipeline_root} is in bucket gs://{bucket}, which does not exist. Create it in "
             f"project {project}, in the run's region (Model Registry needs the artifacts in that region)."
         ) from None
     except gexc.Forbidden as exc:
-        raise PipelineSubmitError(
+        raise Refused(
             f"The identity submitting the run may not list gs://{bucket} ({exc.message}): grant it "
             f"roles/storage.objectAdmin on the bucket (gcloud storage buckets add-iam-policy-binding "
             f"gs://{bucket} --member=serviceAccount:SA --role=roles/storage.objectAdmin)."
@@ -155,7 +147,7 @@ def _poll(resource_name: str, ask: Callable[[], T], request_deadline: float, pol
         except (*_UNREACHABLE, gexc.ServiceUnavailable, gexc.DeadlineExceeded) as exc:
             failing_since = failing_since or time.monotonic()
             if time.monotonic() - failing_since >= request_deadline:
-                raise PipelineFollowError(
+                raise CloudUnavailable(
                     f"Vertex AI stopped answering the polls of {resource_name} "
                     f"({fault_reason(exc, request_deadline)}, for {request_deadline:g} s: "
                     f"cicd.request_deadline_seconds). The run goes on without this build: follow it at "
@@ -206,11 +198,11 @@ def submit_pipeline_job(
             credentials=credentials,
         )
     except (gexc.NotFound, FileNotFoundError) as exc:
-        raise PipelineSubmitError(
+        raise MissingRelease(
             f"Pipeline template {template_path} not found ({exc}): compile the pipeline or fix the path."
         ) from exc
     except (KeyError, ValueError) as exc:
-        raise PipelineSubmitError(
+        raise Refused(
             f"Cannot build pipeline job {job_id!r} from template {template_path}: {exc}. Check that the file "
             f"is a compiled pipeline spec and that parameter_values names only its pipeline parameters."
         ) from exc
@@ -224,13 +216,13 @@ def submit_pipeline_job(
             if _never_sent(exc)
             else f"The job may exist if the request got through: look for {job_id} before submitting again."
         )
-        raise PipelineSubmitError(
+        raise CloudUnavailable(
             f"Vertex AI at {endpoint} did not answer the create of pipeline job {job_id!r} (project "
             f"{project}, region {region}): {fault_reason(exc, deadline)}. {created} Check cicd.api_endpoint, "
             "cicd.region and the network, then run again."
         ) from exc
     except gexc.GoogleAPICallError as exc:
-        raise PipelineSubmitError(
+        raise Refused(
             f"Vertex AI rejected pipeline job {job_id!r} (template {template_path}, project {project}, "
             f"region {region}): {exc.code} {exc.message}"
         ) from exc
@@ -248,7 +240,7 @@ def wait_for_outcome(
 
     Never raises for a run that ended badly: the caller decides (the build fails on a failed run and passes,
     saying so, on a model that was not blessed). Vertex not answering the polls for ``request_deadline``
-    seconds is a PipelineFollowError; the run goes on.
+    seconds is a CloudUnavailable; the run goes on.
     """
     from cicd_release.outcome import outcome_from_resource
 

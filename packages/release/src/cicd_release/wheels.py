@@ -18,9 +18,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from cicd_release.errors import ReleaseError
+from cicd_release.errors import BuildError
 
-__all__ = ["WheelBuildError", "build_wheel", "package_version"]
+__all__ = ["BuildError", "build_wheel", "package_version"]
 
 # A PEP 440 local version label: alphanumerics separated by ".", "-" or "_" (normalized to ".").
 _LOCAL_VERSION = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$", re.IGNORECASE)
@@ -45,10 +45,6 @@ _SKIP_NAMES = {"build", "dist", "__pycache__", ".pytest_cache", ".nox", ".venv",
 _DEFAULT_SOURCE_DATE_EPOCH = "315532800"  # 1980-01-01, the earliest time a zip file can store.
 
 
-class WheelBuildError(ReleaseError, RuntimeError):
-    """The wheel could not be built, or would overwrite a different wheel of the same name."""
-
-
 def _find_key(text: str, table: str, key: str) -> tuple[int, re.Match[str]] | None:
     """Return (line index, match) of ``key = "..."`` inside ``[table]``, or None."""
     pattern = re.compile(_KEY_LINE.format(key=re.escape(key)))
@@ -67,7 +63,7 @@ def _find_version_line(text: str, pyproject: Path) -> tuple[int, re.Match[str]]:
     # keys we need, and says plainly when a file is written in a form it does not read.
     found = _find_key(text, "project", "version")
     if found is None:
-        raise WheelBuildError(
+        raise BuildError(
             f'{pyproject}: no static `version = "X.Y.Z"` line in its [project] table. Each package keeps '
             'its own static version (not `dynamic = ["version"]`): add one, e.g. version = "0.1.0".'
         )
@@ -78,7 +74,7 @@ def package_version(package_dir: str | os.PathLike[str]) -> str:
     """Return the static ``[project] version`` from ``package_dir/pyproject.toml``."""
     pyproject = Path(package_dir) / "pyproject.toml"
     if not pyproject.is_file():
-        raise WheelBuildError(
+        raise BuildError(
             f"{pyproject} does not exist: pass the folder of a package (e.g. packages/components)."
         )
     _, match = _find_version_line(pyproject.read_text(encoding="utf-8"), pyproject)
@@ -87,7 +83,7 @@ def package_version(package_dir: str | os.PathLike[str]) -> str:
 
 def _normalized_local_version(local_version: str) -> str:
     if not _LOCAL_VERSION.match(local_version):
-        raise WheelBuildError(
+        raise BuildError(
             f"local_version {local_version!r} is not a PEP 440 local version label: use letters, digits and "
             "dots only, e.g. 'g1a2b3c4' (from a commit) or 'dirty.0f3e9a1b' (from a content hash)."
         )
@@ -110,7 +106,7 @@ def _wheel_metadata_version(wheel: Path) -> str:
         for line in archive.read(name).decode("utf-8").splitlines():
             if line.startswith("Version:"):
                 return line.split(":", 1)[1].strip()
-    raise WheelBuildError(f"{wheel}: its METADATA has no Version field; the build backend misbehaved.")
+    raise BuildError(f"{wheel}: its METADATA has no Version field; the build backend misbehaved.")
 
 
 def build_wheel(
@@ -132,7 +128,7 @@ def build_wheel(
     version = package_version(package_dir)
     if local_version:
         if "+" in version:
-            raise WheelBuildError(
+            raise BuildError(
                 f"{package_dir}/pyproject.toml: its version {version!r} already has a local part."
             )
         version = f"{version}+{_normalized_local_version(local_version)}"
@@ -142,14 +138,14 @@ def build_wheel(
     # The backend installed here builds the wheel (no isolated env, so no index and no download): the
     # direct PEP 517 call takes ~2 s where `pip wheel --no-build-isolation` takes ~7 s.
     if importlib.util.find_spec(backend.split(":")[0].split(".")[0]) is None:
-        raise WheelBuildError(
+        raise BuildError(
             f"{package_dir}/pyproject.toml builds with {backend!r}, not installed in {sys.executable}. "
             "Install it (setuptools is in requirements/lock.txt) or use the project's venv."
         )
 
     links = [p for p in package_dir.rglob("*") if p.is_symlink() and not _SKIP_NAMES.intersection(p.parts)]
     if links:
-        raise WheelBuildError(
+        raise BuildError(
             f"{links[0]} is a symlink (to {os.path.realpath(links[0])}): a wheel holds only the package's own "
             "files. Replace the link with the file."
         )
@@ -173,23 +169,21 @@ def build_wheel(
                 env={**os.environ, "SOURCE_DATE_EPOCH": epoch},
             )
         except subprocess.TimeoutExpired as exc:
-            raise WheelBuildError(
-                f"building the wheel of {package_dir} took over {timeout} s; stopped."
-            ) from exc
+            raise BuildError(f"building the wheel of {package_dir} took over {timeout} s; stopped.") from exc
         if result.returncode != 0:
             tail = "\n".join((result.stdout + result.stderr).splitlines()[-30:])
-            raise WheelBuildError(
+            raise BuildError(
                 f"building the wheel of {package_dir} with {backend} failed "
                 f"(exit {result.returncode}):\n{tail}"
             )
         built = sorted(wheel_dir.glob("*.whl"))
         if len(built) != 1:
-            raise WheelBuildError(
+            raise BuildError(
                 f"expected one wheel from {package_dir}, the backend made {[p.name for p in built]}."
             )
         metadata_version = _wheel_metadata_version(built[0])
         if metadata_version != version:
-            raise WheelBuildError(
+            raise BuildError(
                 f"{built[0].name}: METADATA says version {metadata_version}, expected {version}. "
                 f"Is the version in {package_dir}/pyproject.toml static (not computed by the build backend)?"
             )
@@ -198,7 +192,7 @@ def build_wheel(
         target = out_dir / built[0].name
         if target.exists():
             if target.read_bytes() != built[0].read_bytes():
-                raise WheelBuildError(
+                raise BuildError(
                     f"{target} already exists with different content: artifacts are never overwritten. Build "
                     "with a local version that names the content (e.g. the commit), or remove the stale file."
                 )

@@ -12,11 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from cicd_release.errors import ReleaseError
-
-
-class HandOffMissing(ReleaseError):
-    """A step needs a file an earlier step writes: the message names the step to run."""
+from cicd_release.errors import HandOffMissing
 
 
 def atomic_write(path: Path, data: bytes | str) -> Path:
