@@ -3,7 +3,7 @@ stand-in (tests/support/fault_proxy.py).
 
 Each test breaks the path to storage or Vertex in one way (refused connections, 503/429 storms, a connection
 cut halfway through a body, slowness, a missing bucket, a create/delete race) and asserts the promise of
-cicd_release.storage and cicd_release.submit:
+cicd_release.storage and cicd_release.submit, through their fault boundary (cicd_release.faults):
 
 * bounded time: the call gives up after about its ``deadline`` (2 s here, 30 s in a release), not 96 s;
 * one line, a ReleaseError (exit 1, or 3 for a missing bucket), naming the endpoint and what was and was not

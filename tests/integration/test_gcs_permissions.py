@@ -250,7 +250,9 @@ def test_updating_the_release_record_is_refused_without_objects_delete(
     record_uri = f"gs://{gcs_bucket.name}/state/release.json"
     generation = write_json_object(client, record_uri, {"release": 1}, if_generation_match=0)
 
-    with pytest.raises(gexc.Forbidden, match=r"storage\.objects\.delete"):
+    with pytest.raises(Refused, match=r"storage\.objects\.delete") as refused:
         write_json_object(client, record_uri, {"release": 2}, if_generation_match=generation)
+
+    assert refused.value.exit_code == 1 and "\n" not in str(refused.value)  # one line, not a traceback
 
     assert read_json_object(client, record_uri) == ({"release": 1}, generation)

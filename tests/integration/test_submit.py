@@ -22,7 +22,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import aiplatform, storage
 
 from cicd_components.labels import vertex_labels
-from cicd_release.errors import MissingBucket, MissingRelease, Refused
+from cicd_release.errors import MissingBucket, MissingRelease, Refused, WriteConflict
 from cicd_release.storage import upload_immutable
 from cicd_release.submit import submit_pipeline_job, wait_for_outcome
 from tests.support.vertex_standin import CANCELLING, PENDING, VertexStandIn
@@ -184,7 +184,9 @@ def test_invalid_spec_is_rejected_with_the_services_message(
     spec = copy.deepcopy(TINY_SPEC)
     del spec["deploymentSpec"]
 
-    with pytest.raises(Refused, match=r"rejected pipeline job 'tiny-run-1'.*400.*deploymentSpec"):
+    with pytest.raises(
+        Refused, match=r"refused the create of pipeline job 'tiny-run-1'.*400.*deploymentSpec"
+    ):
         _submit(vertex_standin, gcs_bucket, _spec_file(tmp_path, spec))
 
     assert vertex_standin.jobs == {}
@@ -215,7 +217,7 @@ def test_reusing_a_job_id_is_a_clear_conflict(
 ) -> None:
     _submit(vertex_standin, gcs_bucket, _spec_file(tmp_path))
 
-    with pytest.raises(Refused, match="409.*already exists"):
+    with pytest.raises(WriteConflict, match="409.*already exists"):
         _submit(vertex_standin, gcs_bucket, _spec_file(tmp_path))
 
 

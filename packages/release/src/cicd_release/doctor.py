@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 
 from cicd_release import desired
 from cicd_release.desired import Deployment
-from cicd_release.errors import CloudUnavailable, ProjectNotReady, ReleaseError
+from cicd_release.errors import CloudUnavailable, MissingBucket, ProjectNotReady, ReleaseError
 from cicd_release.gcp_admin import Cloud, holds
 from cicd_release.settings import Settings
 
@@ -250,19 +250,17 @@ def _release_checks(cloud: Cloud, settings: Settings) -> list[Check]:
     """The last release's spec and image are where the record says (a trainer-only build reuses them)."""
     from cicd_release import image as image_lib
     from cicd_release import storage as storage_lib
-    from cicd_release.gcp_admin import reporting
     from cicd_release.steps import release_record
 
-    with reporting("Cloud Storage", cloud.where("storage.googleapis.com")):
-        record, _, uri = release_record(settings, cloud.storage)
+    # The storage functions report their own faults (cicd_release.faults).
+    record, _, uri = release_record(settings, cloud.storage)
     if record is None:
         return [Check(OK, f"release: no release yet ({uri} absent; the first build makes everything)")]
     inputs = record.get("inputs", {})
     checks = []
     spec = inputs.get("spec", "")
     deadline = float(settings.request_deadline_seconds)
-    with reporting("Cloud Storage", cloud.where("storage.googleapis.com")):
-        spec_found = bool(spec) and storage_lib.blob_exists(cloud.storage, spec, deadline=deadline)
+    spec_found = bool(spec) and storage_lib.blob_exists(cloud.storage, spec, deadline=deadline)
     if spec_found:
         checks.append(Check(OK, f"release {record['commit'][:12]}: spec {spec}"))
     else:
@@ -303,15 +301,14 @@ def _data_check(cloud: Cloud, settings: Settings) -> Check:
     Where a data snapshot gets a LATEST pointer (gs://BUCKET/data/NAME/LATEST), check the pointer and the
     snapshot it names here: the run's data root is then the snapshot, not the folder.
     """
-    import google.api_core.exceptions as gexc
-
     from cicd_release import storage as storage_lib
-    from cicd_release.gcp_admin import reporting
+    from cicd_release.faults import missing_bucket
 
     root = settings.resolved_data_root
     bucket, prefix = storage_lib.parse_gs_uri(root)
     try:
-        with reporting("Cloud Storage", cloud.where("storage.googleapis.com")):
+        with cloud.reporting("Cloud Storage", "storage.googleapis.com") as calls:
+            calls.now("listing", root, on_404=missing_bucket)
             blobs = list(
                 cloud.storage.list_blobs(
                     bucket,
@@ -320,7 +317,7 @@ def _data_check(cloud: Cloud, settings: Settings) -> Check:
                     timeout=float(settings.request_deadline_seconds),
                 )
             )
-    except gexc.NotFound:
+    except MissingBucket:
         return Check(
             FAIL,
             f"no bucket gs://{bucket} for the data {root}",

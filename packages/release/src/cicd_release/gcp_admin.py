@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from cicd_release.errors import CloudUnavailable, Refused
+from cicd_release.faults import Calls, reporting
 from cicd_release.settings import Settings
 
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
@@ -42,37 +43,6 @@ def credentials():
             "as a project owner (or set GOOGLE_APPLICATION_CREDENTIALS)."
         ) from None
     return creds
-
-
-@contextlib.contextmanager
-def reporting(what: str, endpoint: str) -> Iterator[None]:
-    """Turns a transport failure or an outright refusal into one line naming the API, the endpoint and why."""
-    import google.api_core.exceptions as gexc
-    import google.auth.exceptions
-    import requests
-
-    try:
-        yield
-    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-        cause = type(exc).__name__
-        raise CloudUnavailable(
-            f"{what}: cannot reach {endpoint} ({cause}); check the network or the endpoint."
-        ) from None
-    except google.auth.exceptions.TransportError as exc:
-        raise CloudUnavailable(f"{what}: cannot get an access token ({exc}).") from None
-    except google.auth.exceptions.RefreshError as exc:
-        raise CloudUnavailable(
-            f"{what}: the credentials were refused ({exc}); run `gcloud auth application-default login`."
-        ) from None
-    except (gexc.RetryError, gexc.ServiceUnavailable, gexc.DeadlineExceeded) as exc:
-        raise CloudUnavailable(f"{what}: {endpoint} did not answer in time ({type(exc).__name__}).") from None
-    except gexc.Unauthorized as exc:
-        raise CloudUnavailable(f"{what}: {endpoint} refused the credentials ({exc.message}).") from None
-    except (gexc.Conflict, gexc.Aborted, gexc.PreconditionFailed, gexc.NotFound):
-        raise  # the caller decides: an etag race is retried, a create that lost a race is fine
-    except gexc.GoogleAPICallError as exc:
-        message = " ".join(str(exc.message).split())
-        raise Refused(f"{what} refused: {message}") from None
 
 
 def _json_policy(message) -> dict[str, Any]:
@@ -155,6 +125,10 @@ class Cloud:
     def where(self, api: str) -> str:
         return self.endpoint or f"https://{api}"
 
+    def reporting(self, what: str, api: str) -> contextlib.AbstractContextManager[Calls]:
+        """The fault boundary (cicd_release.faults) for calls to ``what`` at ``api`` (its Google host)."""
+        return reporting(what, self.where(api), deadline=self.timeout, setting="cicd.cloud_api_endpoint")
+
     def caller(self) -> str | None:
         """The service account e-mail these credentials act as (after a first call), or None (a user)."""
         email = getattr(self._creds, "service_account_email", None)
@@ -168,7 +142,7 @@ class Cloud:
 
         names = list(names)
         states: dict[str, bool] = {}
-        with reporting("Service Usage", self.where("serviceusage.googleapis.com")):
+        with self.reporting("Service Usage", "serviceusage.googleapis.com"):
             for start in range(0, len(names), 30):
                 response = self.service_usage.batch_get_services(
                     request={
@@ -186,7 +160,7 @@ class Cloud:
 
     def enable_services(self, names: list[str]) -> None:
         """services.batchEnable (at most 20 a call), each a long-running operation waited for."""
-        with reporting("Service Usage", self.where("serviceusage.googleapis.com")):
+        with self.reporting("Service Usage", "serviceusage.googleapis.com"):
             for start in range(0, len(names), 20):
                 operation = self.service_usage.batch_enable_services(
                     request={"parent": f"projects/{self.project}", "service_ids": names[start : start + 20]},
@@ -197,7 +171,7 @@ class Cloud:
     # --- Resource Manager
 
     def project_number(self) -> str:
-        with reporting("Resource Manager", self.where("cloudresourcemanager.googleapis.com")):
+        with self.reporting("Resource Manager", "cloudresourcemanager.googleapis.com"):
             project = self.projects.get_project(name=f"projects/{self.project}", timeout=self.timeout)
         return project.name.rsplit("/", 1)[-1]
 
@@ -207,7 +181,7 @@ class Cloud:
         """The bucket's location and uniform access, or None when it does not exist."""
         import google.api_core.exceptions as gexc
 
-        with reporting("Cloud Storage", self.where("storage.googleapis.com")):
+        with self.reporting("Cloud Storage", "storage.googleapis.com"):
             try:
                 bucket = self.storage.get_bucket(name, timeout=self.timeout)
             except gexc.NotFound:
@@ -218,7 +192,7 @@ class Cloud:
         }
 
     def create_bucket(self, name: str, location: str) -> None:
-        with reporting("Cloud Storage", self.where("storage.googleapis.com")):
+        with self.reporting("Cloud Storage", "storage.googleapis.com"):
             bucket = self.storage.bucket(name)
             bucket.iam_configuration.uniform_bucket_level_access_enabled = True
             self.storage.create_bucket(bucket, location=location, timeout=self.timeout)
@@ -228,7 +202,7 @@ class Cloud:
     def repository(self, name: str) -> dict[str, Any] | None:
         import google.api_core.exceptions as gexc
 
-        with reporting("Artifact Registry", self.where("artifactregistry.googleapis.com")):
+        with self.reporting("Artifact Registry", "artifactregistry.googleapis.com"):
             try:
                 repository = self.registry.get_repository(name=name, timeout=self.timeout)
             except gexc.NotFound:
@@ -239,7 +213,7 @@ class Cloud:
         from google.cloud import artifactregistry_v1
 
         parent, _, repository_id = name.rpartition("/repositories/")
-        with reporting("Artifact Registry", self.where("artifactregistry.googleapis.com")):
+        with self.reporting("Artifact Registry", "artifactregistry.googleapis.com"):
             operation = self.registry.create_repository(
                 parent=parent,
                 repository_id=repository_id,
@@ -256,7 +230,8 @@ class Cloud:
         """One IAM REST call; None for a 404 on a read, an api_core exception for any other error."""
         import google.api_core.exceptions as gexc
 
-        with reporting("IAM", self.where("iam.googleapis.com")):
+        with self.reporting("IAM", "iam.googleapis.com") as calls:
+            calls.now(method, path)
             response = self.iam.request(
                 method, f"{self.endpoint or IAM_ENDPOINT}/v1/{path}", timeout=self.timeout, **kwargs
             )
@@ -324,7 +299,7 @@ class Cloud:
     def policy(self, kind: str, name: str) -> dict[str, Any]:
         """The allow policy of a project, bucket, repository or service account (version 3 requested)."""
         if kind == "project":
-            with reporting("Resource Manager", self.where("cloudresourcemanager.googleapis.com")):
+            with self.reporting("Resource Manager", "cloudresourcemanager.googleapis.com"):
                 return _json_policy(
                     self.projects.get_iam_policy(
                         request={
@@ -335,13 +310,13 @@ class Cloud:
                     )
                 )
         if kind == "bucket":
-            with reporting("Cloud Storage", self.where("storage.googleapis.com")):
+            with self.reporting("Cloud Storage", "storage.googleapis.com"):
                 policy = self.storage.bucket(name).get_iam_policy(
                     requested_policy_version=POLICY_VERSION, timeout=self.timeout
                 )
             return {k: v for k, v in policy.to_api_repr().items() if k != "resourceId"}
         if kind == "repository":
-            with reporting("Artifact Registry", self.where("artifactregistry.googleapis.com")):
+            with self.reporting("Artifact Registry", "artifactregistry.googleapis.com"):
                 return _json_policy(
                     self.registry.get_iam_policy(
                         request={"resource": name, "options": {"requested_policy_version": POLICY_VERSION}},
@@ -364,7 +339,7 @@ class Cloud:
     def set_policy(self, kind: str, name: str, policy: dict[str, Any]) -> None:
         """Writes a policy read by `policy()`; its etag makes a concurrent change an error setup retries."""
         if kind == "project":
-            with reporting("Resource Manager", self.where("cloudresourcemanager.googleapis.com")):
+            with self.reporting("Resource Manager", "cloudresourcemanager.googleapis.com"):
                 self.projects.set_iam_policy(
                     request={"resource": f"projects/{name}", "policy": _pb_policy(policy)},
                     timeout=self.timeout,
@@ -372,10 +347,10 @@ class Cloud:
         elif kind == "bucket":
             from google.api_core.iam import Policy
 
-            with reporting("Cloud Storage", self.where("storage.googleapis.com")):
+            with self.reporting("Cloud Storage", "storage.googleapis.com"):
                 self.storage.bucket(name).set_iam_policy(Policy.from_api_repr(policy), timeout=self.timeout)
         elif kind == "repository":
-            with reporting("Artifact Registry", self.where("artifactregistry.googleapis.com")):
+            with self.reporting("Artifact Registry", "artifactregistry.googleapis.com"):
                 self.registry.set_iam_policy(
                     request={"resource": name, "policy": _pb_policy(policy)}, timeout=self.timeout
                 )
@@ -391,16 +366,16 @@ class Cloud:
     def test_permissions(self, kind: str, name: str, permissions: list[str]) -> set[str]:
         """Which of `permissions` the caller holds on the resource (testIamPermissions: the caller's own)."""
         if kind == "project":
-            with reporting("Resource Manager", self.where("cloudresourcemanager.googleapis.com")):
+            with self.reporting("Resource Manager", "cloudresourcemanager.googleapis.com"):
                 response = self.projects.test_iam_permissions(
                     resource=f"projects/{name}", permissions=permissions, timeout=self.timeout
                 )
             return set(response.permissions)
         if kind == "bucket":
-            with reporting("Cloud Storage", self.where("storage.googleapis.com")):
+            with self.reporting("Cloud Storage", "storage.googleapis.com"):
                 return set(self.storage.bucket(name).test_iam_permissions(permissions, timeout=self.timeout))
         if kind == "repository":
-            with reporting("Artifact Registry", self.where("artifactregistry.googleapis.com")):
+            with self.reporting("Artifact Registry", "artifactregistry.googleapis.com"):
                 response = self.registry.test_iam_permissions(
                     request={"resource": name, "permissions": permissions}, timeout=self.timeout
                 )

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from cicd_release import faults
 from cicd_release import storage as storage_lib
 from cicd_release.errors import MissingRelease, RunFailed
 from cicd_release.settings import Settings
@@ -180,9 +181,9 @@ def _newest_in_bucket(settings: Settings, client) -> Released:
 def _newest(client, bucket: str, prefix: str, deadline: float, keep: Callable[[str], bool]) -> dict:
     """{file name: (time created, object name)} of the newest object of each file name under ``prefix``."""
     found: dict[str, tuple[Any, str]] = {}
-    with storage_lib.reporting_faults(client, deadline, "Run it again once storage answers.") as progress:
-        progress.now("listing", f"gs://{bucket}/{prefix}", bucket_404=True)
-        for blob in client.list_blobs(bucket, prefix=prefix, **storage_lib.request_options(deadline)):
+    with faults.storage_reporting(client, deadline, "Run it again once storage answers.") as calls:
+        calls.now("listing", f"gs://{bucket}/{prefix}", on_404=faults.missing_bucket)
+        for blob in client.list_blobs(bucket, prefix=prefix, **faults.request_options(deadline)):
             name = PurePosixPath(blob.name).name
             if keep(name) and (name not in found or blob.time_created > found[name][0]):
                 found[name] = (blob.time_created, blob.name)

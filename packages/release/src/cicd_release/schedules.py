@@ -40,7 +40,8 @@ import zoneinfo
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from cicd_release.errors import CloudUnavailable, InputError, MissingRelease, MissingSchedule, Refused
+from cicd_release.errors import InputError, MissingRelease, MissingSchedule
+from cicd_release.faults import Calls, OnFault, reporting
 from cicd_release.runs import RunRequest, credentials, released
 from cicd_release.settings import Settings
 from cicd_release.snapshots import resolve
@@ -174,7 +175,9 @@ def create_schedule(
         location=settings.region,
     )
     _call(
-        f"create the schedule {display_name!r}",
+        settings,
+        "create",
+        f"schedule {display_name!r}",
         lambda: schedule.create(
             cron=cron,
             max_concurrent_run_count=1,
@@ -193,7 +196,9 @@ def list_schedules(settings: Settings) -> list[ScheduleInfo]:
     settings.require(("project", "region"))
     aiplatform = _aiplatform(settings)
     found = _call(
-        "list schedules",
+        settings,
+        "list",
+        f"schedules in {settings.project}/{settings.region}",
         lambda: aiplatform.PipelineJobSchedule.list(
             project=settings.project, location=settings.region, credentials=credentials(settings)
         ),
@@ -205,7 +210,7 @@ def list_schedules(settings: Settings) -> list[ScheduleInfo]:
 def pause_schedule(settings: Settings, which: str) -> list[str]:
     info = _find(settings, which)
     api = _api(settings, info.name)
-    _call(f"pause {info.name}", lambda: api.pause_schedule(name=info.name))
+    _call(settings, "pause", info.name, lambda: api.pause_schedule(name=info.name))
     return [f"paused {info.name}: no runs start until `invoke schedule.resume {info.id}`"]
 
 
@@ -213,15 +218,25 @@ def resume_schedule(settings: Settings, which: str) -> list[str]:
     info = _find(settings, which)
     api = _api(settings, info.name)
     # catch_up false, said out loud: the runs missed while paused are not started in a burst.
-    _call(f"resume {info.name}", lambda: api.resume_schedule(request={"name": info.name, "catch_up": False}))
+    _call(
+        settings,
+        "resume",
+        info.name,
+        lambda: api.resume_schedule(request={"name": info.name, "catch_up": False}),
+    )
     return [f"resumed {info.name}: the next run is the next one due; missed runs are not caught up"]
 
 
 def delete_schedule(settings: Settings, which: str) -> list[str]:
     info = _find(settings, which)
     aiplatform = _aiplatform(settings)
-    schedule = aiplatform.PipelineJobSchedule.get(info.name, credentials=credentials(settings))
-    _call(f"delete {info.name}", schedule.delete)
+    schedule = _call(
+        settings,
+        "look-up",
+        info.name,
+        lambda: aiplatform.PipelineJobSchedule.get(info.name, credentials=credentials(settings)),
+    )
+    _call(settings, "delete", info.name, schedule.delete)
     return [f"deleted {info.name} ({info.display_name!r}); runs it started are kept"]
 
 
@@ -308,27 +323,46 @@ def _aiplatform(settings: Settings):
 def _api(settings: Settings, name: str):
     """The schedule service client (the SDK's own, with the endpoint and credentials of the settings)."""
     aiplatform = _aiplatform(settings)
-    return aiplatform.PipelineJobSchedule.get(name, credentials=credentials(settings)).api_client
+    schedule = _call(
+        settings,
+        "look-up",
+        name,
+        lambda: aiplatform.PipelineJobSchedule.get(name, credentials=credentials(settings)),
+    )
+    return schedule.api_client
 
 
 def _pipeline_job(settings: Settings, request: RunRequest, binding: dict[str, str]):
     """The PipelineJob a scheduled run starts: the spec read from the bucket, parameters, labels."""
     aiplatform = _aiplatform(settings)
-    return _call(
-        f"read the spec {request.spec}",
-        lambda: aiplatform.PipelineJob(
-            display_name=settings.pipeline_name,
-            template_path=request.spec,
-            pipeline_root=settings.pipeline_root,
-            parameter_values=request.parameters(),
-            labels=_vertex_labels({**request.labels(), **binding}),
-            # None keeps each task's compiled cache setting (the baseline resolver stays uncached).
-            enable_caching=None,
-            project=settings.project,
-            location=settings.region,
-            credentials=credentials(settings),
-        ),
-    )
+
+    def no_spec(calls: Calls | None, exc: BaseException) -> MissingRelease:
+        return MissingRelease(
+            f"The released spec {request.spec} cannot be read ({getattr(exc, 'message', exc)}): release again "
+            "(`invoke ci`)."
+        )
+
+    try:
+        return _call(
+            settings,
+            "read",
+            request.spec,
+            lambda: aiplatform.PipelineJob(
+                display_name=settings.pipeline_name,
+                template_path=request.spec,
+                pipeline_root=settings.pipeline_root,
+                parameter_values=request.parameters(),
+                labels=_vertex_labels({**request.labels(), **binding}),
+                # None keeps each task's compiled cache setting (the baseline resolver stays uncached).
+                enable_caching=None,
+                project=settings.project,
+                location=settings.region,
+                credentials=credentials(settings),
+            ),
+            on_404=no_spec,
+        )
+    except FileNotFoundError as exc:
+        raise no_spec(None, exc) from None
 
 
 def _move(settings: Settings, info: ScheduleInfo, request: RunRequest, binding: dict[str, str]) -> None:
@@ -351,7 +385,9 @@ def _move(settings: Settings, info: ScheduleInfo, request: RunRequest, binding: 
     new_request.pipeline_job.service_account = settings.service_account
     api = _api(settings, info.name)
     _call(
-        f"move {info.name} to {request.spec}",
+        settings,
+        "move",
+        f"{info.name} to {request.spec}",
         lambda: api.update_schedule(
             schedule=gca_schedule.Schedule(name=info.name, create_pipeline_job_request=new_request),
             update_mask=field_mask_pb2.FieldMask(paths=["create_pipeline_job_request"]),
@@ -397,26 +433,25 @@ def _info(resource: Any) -> ScheduleInfo:
     )
 
 
-def _call(what: str, fn: Callable[[], T]) -> T:
-    """One Vertex call; what it refused or could not reach becomes one line (a bug keeps its traceback)."""
-    import requests
-    from google.api_core import exceptions as gexc
-    from google.auth import exceptions as auth_exceptions
-
-    try:
+def _call(
+    settings: Settings, action: str, target: str, fn: Callable[[], T], on_404: OnFault | None = None
+) -> T:
+    """One Vertex request through the fault boundary (cicd_release.faults); a 404 means no such schedule unless
+    ``on_404`` says otherwise. A bug keeps its traceback."""
+    endpoint = settings.api_endpoint or f"https://{settings.region}-aiplatform.googleapis.com"
+    with reporting(
+        "Vertex AI",
+        endpoint,
+        deadline=float(settings.request_deadline_seconds),
+        on_404=on_404 or _no_schedule,
+        setting="cicd.api_endpoint",
+    ) as calls:
+        calls.now(action, target)
         return fn()
-    except gexc.NotFound as exc:
-        raise MissingSchedule(f"Vertex AI could not {what}: not found ({exc.message}).") from None
-    except gexc.GoogleAPICallError as exc:
-        raise Refused(f"Vertex AI refused to {what}: {exc.code} {exc.message}") from None
-    except (
-        requests.exceptions.ConnectionError,
-        requests.exceptions.Timeout,
-        auth_exceptions.TransportError,
-    ) as exc:
-        raise CloudUnavailable(
-            f"Vertex AI did not answer when asked to {what} ({type(exc).__name__}): check cicd.api_endpoint, "
-            "cicd.region and the network, then run again."
-        ) from None
-    except FileNotFoundError as exc:
-        raise MissingRelease(f"Cannot {what}: {exc}.") from None
+
+
+def _no_schedule(calls: Calls, exc: BaseException) -> MissingSchedule:
+    return MissingSchedule(
+        f"Vertex AI at {calls.endpoint} found nothing for the {calls.action} of {calls.target} "
+        f"({getattr(exc, 'message', exc)}): `invoke schedule.list` shows the schedules there are."
+    )

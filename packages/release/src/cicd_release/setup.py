@@ -181,9 +181,10 @@ def _bucket_action(
 
 
 def _uniform_access(cloud: Cloud, name: str) -> None:
-    bucket = cloud.storage.get_bucket(name, timeout=cloud.timeout)
-    bucket.iam_configuration.uniform_bucket_level_access_enabled = True
-    bucket.patch(timeout=cloud.timeout)
+    with cloud.reporting("Cloud Storage", "storage.googleapis.com"):
+        bucket = cloud.storage.get_bucket(name, timeout=cloud.timeout)
+        bucket.iam_configuration.uniform_bucket_level_access_enabled = True
+        bucket.patch(timeout=cloud.timeout)
 
 
 def provider_body(deployment: Deployment) -> dict[str, Any]:
@@ -292,8 +293,6 @@ def grant_roles(cloud: Cloud, kind: str, name: str, wanted: list[tuple[str, str]
     A service account made a moment ago can be refused as a member ("does not exist") until IAM has spread
     it: Google documents this eventual consistency, so that refusal is waited out for up to a minute.
     """
-    import google.api_core.exceptions as gexc
-
     attempts, waited = 0, 0.0
     while attempts < POLICY_ATTEMPTS:
         policy = cloud.policy(kind, name)
@@ -302,8 +301,8 @@ def grant_roles(cloud: Cloud, kind: str, name: str, wanted: list[tuple[str, str]
         try:
             cloud.set_policy(kind, name, with_bindings(policy, wanted))
             return
-        except (gexc.Conflict, gexc.Aborted, gexc.PreconditionFailed):
-            attempts += 1  # another writer changed the policy since it was read: read it again
+        except WriteConflict:
+            attempts += 1  # another writer changed the policy since it was read (a stale etag): read it again
         except Refused as err:
             if "does not exist" not in str(err) or waited >= NEW_ACCOUNT_WAIT_SECONDS:
                 raise

@@ -31,8 +31,8 @@ import re
 from pathlib import Path
 
 from cicd_release.errors import DataError, InputError, MissingData, WriteConflict
+from cicd_release.faults import DEFAULT_DEADLINE
 from cicd_release.storage import (
-    DEFAULT_DEADLINE,
     copy_immutable,
     list_folder,
     parse_gs_uri,

@@ -12,201 +12,35 @@ Faults fail fast and in one line. Every request carries the library's own retry 
 writes ``DEFAULT_RETRY_IF_GENERATION_SPECIFIED``: every write here has a generation precondition, so a retry
 cannot write twice) cut to ``deadline`` seconds, and a per-request timeout of the same length; the library's
 default of 120 s kept an unreachable endpoint busy for 96 s and ended in a 108-line RetryError. What is
-still failing then becomes CloudUnavailable (exit 1) or MissingBucket (exit 3) in ``reporting_faults``,
-naming the endpoint, the operation and object, and what was and was not written.
+still failing then becomes one line at the fault boundary (cicd_release.faults): CloudUnavailable (exit 1),
+MissingBucket (exit 3), Refused for a 403, naming the endpoint, the operation and object, and what was and was
+not written.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
-import http.client
 import json
-import threading
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, TypeVar
 
-import requests
 from google.api_core import exceptions as gexc
-from google.auth import exceptions as auth_exceptions
 from google.cloud import storage
-from google.cloud.storage.retry import DEFAULT_RETRY, ConditionalRetryPolicy, is_generation_specified
 
-from cicd_release.errors import CloudUnavailable, InputError, MissingBucket, WriteConflict
-
-T = TypeVar("T")
-_SCHEME = "gs://"
-_READ_CHUNK = 1 << 20
-
-# Seconds a call keeps retrying transient faults (and the longest one request may take); the release steps
-# pass cicd.request_deadline_seconds, whose default this is.
-DEFAULT_DEADLINE = 30.0
-
-
-# --------------------------------------------------------------------------------------- bounded calls
-
-
-def request_options(deadline: float, *, write: bool = False) -> dict[str, Any]:
-    """``retry=`` and ``timeout=`` for one client call: retry transient faults for at most ``deadline`` s.
-
-    ``Retry.with_timeout`` is api-core's current name for the deprecated ``with_deadline``. Media uploads and
-    downloads (google-resumable-media) take only the delays and the deadline from it, and count the deadline
-    against their sleeps, not the time spent in requests: the per-request timeout is what bounds those.
-    """
-    if not deadline > 0:
-        raise ValueError(f"deadline must be a positive number of seconds, got {deadline!r}")  # a bug
-    retry = DEFAULT_RETRY.with_timeout(deadline)
-    if write:
-        # The library's rule for writes: retry only a request that carries a generation precondition.
-        retry = ConditionalRetryPolicy(retry, is_generation_specified, ["query_params"])
-    return {"retry": retry, "timeout": deadline}
-
-
-# Faults that mean "storage did not answer usefully in time" once the retries above have given up: a
-# RetryError (JSON API calls), or the last error itself (media uploads and downloads re-raise it). The
-# statuses are the library's retryable ones (storage.retry._RETRYABLE_TYPES); a 501, say, stays a bug.
-_UNAVAILABLE = (
-    gexc.RetryError,
-    gexc.DeadlineExceeded,
-    gexc.TooManyRequests,
-    gexc.InternalServerError,
-    gexc.BadGateway,
-    gexc.ServiceUnavailable,
-    gexc.GatewayTimeout,
-    requests.exceptions.ConnectionError,
-    requests.exceptions.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    ConnectionError,
-    http.client.HTTPException,
-    auth_exceptions.TransportError,
+from cicd_release.errors import InputError, WriteConflict
+from cicd_release.faults import (
+    DEFAULT_DEADLINE,
+    Calls,
+    bounded,
+    missing_bucket,
+    request_options,
+    storage_reporting,
 )
 
-
-def _endpoint(client: storage.Client) -> str:
-    return getattr(client, "api_endpoint", None) or client._connection.API_BASE_URL
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and what it wraps (args, urllib3's ``reason``, __cause__, __context__), outermost first."""
-    seen: set[int] = set()
-    todo = [exc]
-    while todo:
-        current = todo.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        inner = [a for a in getattr(current, "args", ()) if isinstance(a, BaseException)]
-        for nested in (getattr(current, "reason", None), current.__cause__, current.__context__):
-            if isinstance(nested, BaseException):
-                inner.append(nested)
-        todo.extend(inner)
-
-
-def fault_reason(exc: BaseException, deadline: float) -> str:
-    """A few words on why the last request failed; never the libraries' multi-line messages."""
-    if isinstance(exc, gexc.RetryError) and exc.cause is not None:
-        exc = exc.cause
-    if isinstance(exc, gexc.DeadlineExceeded) and exc.response is None:
-        return exc.message  # our own wall-clock bound (_bounded), not an answer from the server
-    if isinstance(exc, gexc.GoogleAPICallError) and exc.code is not None:
-        code = int(exc.code)
-        try:
-            return f"HTTP {code} {http.HTTPStatus(code).phrase}"
-        except ValueError:
-            return f"HTTP {code}"
-    if isinstance(exc, requests.exceptions.Timeout):
-        return f"no answer within {deadline:g} s"
-    chain = list(_causes(exc))
-    for inner in chain:
-        if isinstance(inner, OSError) and inner.strerror:
-            return inner.strerror[:1].lower() + inner.strerror[1:]
-    for inner in chain:
-        if isinstance(inner, (http.client.HTTPException, ConnectionError)) and str(inner):
-            return " ".join(str(inner).split())[:160]
-    return type(exc).__name__
-
-
-@dataclass
-class _Progress:
-    """What a storage function is doing and has written: the facts of its one-line fault report."""
-
-    endpoint: str
-    deadline: float
-    rerun: str
-    pending: list[str]  # objects this call writes that are not confirmed yet, in order
-    written: list[str] = field(default_factory=list)
-    action: str = ""
-    uri: str = ""
-    bucket_404: bool = False
-    in_flight: str | None = None
-
-    def now(self, action: str, uri: str, *, bucket_404: bool = False, writing: bool = False) -> None:
-        """Names the request about to go out. ``bucket_404``: a 404 to it can only mean a missing bucket;
-        ``writing``: it may create ``uri``."""
-        self.action, self.uri, self.bucket_404 = action, uri, bucket_404
-        self.in_flight = uri if writing else None
-
-    def wrote(self, uri: str) -> None:
-        """``uri`` now holds the bytes this call meant to write (by this call or an identical earlier one)."""
-        self.written.append(uri)
-        if uri in self.pending:
-            self.pending.remove(uri)
-        self.in_flight = None
-
-    def what_was_written(self) -> str:
-        if not self.written and not self.pending:
-            return "Nothing was written."
-        parts = [f"Written: {', '.join(self.written)}." if self.written else "Nothing was written yet."]
-        if self.pending:
-            # A write cut off in flight may have landed before the fault: whole, since GCS objects never
-            # are partial. Which one it was is unknown until storage answers again.
-            names = [
-                f"{uri} (or whole, if the last try got through; never in part)"
-                if uri == self.in_flight
-                else uri
-                for uri in self.pending
-            ]
-            parts.append(f"Not written: {', '.join(names)}.")
-        return " ".join(parts)
-
-    def unavailable(self, exc: BaseException) -> CloudUnavailable:
-        return CloudUnavailable(
-            f"Cloud Storage at {self.endpoint} failed the {self.action} of {self.uri}: "
-            f"{fault_reason(exc, self.deadline)}, still after retrying for up to {self.deadline:g} s "
-            f"(cicd.request_deadline_seconds). {self.what_was_written()} {self.rerun}"
-        )
-
-    def missing_bucket(self) -> MissingBucket:
-        bucket, _ = parse_gs_uri(self.uri)
-        return MissingBucket(
-            f"Bucket gs://{bucket} does not exist at {self.endpoint} (the {self.action} of {self.uri} got "
-            f"404). {self.what_was_written()} Create the bucket, or fix cicd.bucket or the gs:// path."
-        )
-
-
-@contextlib.contextmanager
-def reporting_faults(
-    client: storage.Client, deadline: float, rerun: str, pending: tuple[str, ...] = ()
-) -> Iterator[_Progress]:
-    """The one place storage faults become user errors: CloudUnavailable, or MissingBucket on a 404 that
-    can only mean the bucket. Anything else (403, 412, a bug) passes through unchanged.
-
-    ``pending`` lists the objects the block means to write; the block reports its progress (``now``,
-    ``wrote``) so the one line can say what is written and what is not. cicd_release.submit uses it too.
-    """
-    progress = _Progress(endpoint=_endpoint(client), deadline=deadline, rerun=rerun, pending=list(pending))
-    try:
-        yield progress
-    except gexc.NotFound as exc:
-        if not progress.bucket_404:
-            raise
-        raise progress.missing_bucket() from exc
-    except _UNAVAILABLE as exc:
-        raise progress.unavailable(exc) from exc
+_SCHEME = "gs://"
+_READ_CHUNK = 1 << 20
 
 
 def parse_gs_uri(uri: str) -> tuple[str, str]:
@@ -276,14 +110,14 @@ _CREATE_ATTEMPTS = 2
 
 
 def _put_once(
-    client: storage.Client, local: _LocalFile, bucket: str, name: str, progress: _Progress, deadline: float
+    client: storage.Client, local: _LocalFile, bucket: str, name: str, calls: Calls, deadline: float
 ) -> str:
     """Create ``gs://bucket/name`` from ``local`` unless it exists; accept an identical existing object."""
     uri = f"{_SCHEME}{bucket}/{name}"
     bucket_ref = client.bucket(bucket)
     # Looking first skips re-sending bytes that are already there (the common case on a re-run) and lets the
     # check work on emulators that do not enforce preconditions on resumable uploads.
-    progress.now("lookup", uri)
+    calls.now("lookup", uri)
     existing = bucket_ref.get_blob(name, **request_options(deadline))
     creates = 0
     while existing is None:
@@ -294,7 +128,7 @@ def _put_once(
                 f"Nothing of ours was written there. Find what else writes under gs://{bucket}/, then run again."
             )
         creates += 1
-        progress.now("upload", uri, bucket_404=True, writing=True)
+        calls.now("upload", uri, on_404=missing_bucket, writing=True)
         try:
             bucket_ref.blob(name).upload_from_filename(
                 str(local.path),
@@ -302,14 +136,14 @@ def _put_once(
                 checksum="md5",
                 **request_options(deadline, write=True),
             )
-            progress.wrote(uri)
+            calls.wrote(uri)
             return uri
         except gexc.PreconditionFailed:
             # It exists: someone else's write, or our own earlier try whose answer was lost (the retry then
             # meets our object). Either way GCS kept what is there, so judge that.
-            progress.now("lookup", uri)
+            calls.now("lookup", uri)
             existing = bucket_ref.get_blob(name, **request_options(deadline))
-    progress.now("check", uri)
+    calls.now("check", uri)
     if not _matches(existing, local, deadline):
         raise WriteConflict(
             f"{uri} already exists with different content (md5 {existing.md5_hash}; local {local.path} "
@@ -317,42 +151,15 @@ def _put_once(
             "(bump the version or let the content hash name it), or delete the object on purpose if it is "
             "garbage."
         )
-    progress.wrote(uri)
+    calls.wrote(uri)
     return uri
 
 
-def bounded(seconds: float, call: Callable[[], T]) -> T:
-    """``call()``, waited on for at most ``seconds`` of wall-clock time, then DeadlineExceeded.
-
-    The upload library counts only its sleeps against a retry deadline, not the time spent in requests: a
-    host that accepts the connection and never answers holds one upload for every attempt times the
-    per-request timeout. A call given up on may still finish in its (daemon) thread; every write here is
-    content-addressed or names its bytes and carries a generation precondition, so a late write is the
-    same bytes or nothing, never a wrong or partial object.
-    """
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = call()
-        except BaseException as exc:  # handed to the caller's thread as it is
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=run, name="storage-call", daemon=True)
-    worker.start()
-    worker.join(seconds)
-    if worker.is_alive():
-        raise gexc.DeadlineExceeded(f"no answer within {seconds:g} s")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
-
-
 def _put_bounded(
-    client: storage.Client, local: _LocalFile, bucket: str, name: str, progress: _Progress, deadline: float
+    client: storage.Client, local: _LocalFile, bucket: str, name: str, calls: Calls, deadline: float
 ) -> str:
     # Twice the deadline: the retries' own deadline, and the requests around the upload (look-up, re-read).
-    return bounded(2 * deadline, lambda: _put_once(client, local, bucket, name, progress, deadline))
+    return bounded(2 * deadline, lambda: _put_once(client, local, bucket, name, calls, deadline))
 
 
 def upload_immutable(
@@ -367,8 +174,8 @@ def upload_immutable(
     bucket, name = _object_uri(gs_uri)
     local = _LocalFile.read(Path(local_path))
     rerun = "Running it again is safe: an identical object already there is accepted."
-    with reporting_faults(client, deadline, rerun, pending=(gs_uri,)) as progress:
-        return _put_bounded(client, local, bucket, name, progress, deadline)
+    with storage_reporting(client, deadline, rerun, pending=(gs_uri,)) as calls:
+        return _put_bounded(client, local, bucket, name, calls, deadline)
 
 
 def content_addressed_name(prefix: str, sha256: str, path: Path) -> str:
@@ -400,9 +207,9 @@ def upload_content_addressed(
     }
     rerun = "The names are content-addressed: running the upload again completes it."
     targets = tuple(f"{_SCHEME}{bucket}/{name}" for name in names.values())
-    with reporting_faults(client, deadline, rerun, pending=targets) as progress:
+    with storage_reporting(client, deadline, rerun, pending=targets) as calls:
         return {
-            logical: _put_bounded(client, locals_by_name[logical], bucket, name, progress, deadline)
+            logical: _put_bounded(client, locals_by_name[logical], bucket, name, calls, deadline)
             for logical, name in names.items()
         }
 
@@ -410,8 +217,8 @@ def upload_content_addressed(
 def blob_exists(client: storage.Client, gs_uri: str, *, deadline: float = DEFAULT_DEADLINE) -> bool:
     """Whether ``gs_uri`` names an existing object (False also when its bucket does not exist)."""
     bucket, name = _object_uri(gs_uri)
-    with reporting_faults(client, deadline, "Run it again once storage answers.") as progress:
-        progress.now("existence check", gs_uri)
+    with storage_reporting(client, deadline, "Run it again once storage answers.") as calls:
+        calls.now("existence check", gs_uri)
         return client.bucket(bucket).blob(name).exists(**request_options(deadline))
 
 
@@ -430,9 +237,9 @@ def read_json_object(
     """
     bucket, name = _object_uri(gs_uri)
     bucket_ref = client.bucket(bucket)
-    with reporting_faults(client, deadline, "Run it again once storage answers.") as progress:
+    with storage_reporting(client, deadline, "Run it again once storage answers.") as calls:
         for _ in range(_READ_ATTEMPTS):
-            progress.now("read", gs_uri)
+            calls.now("read", gs_uri)
             blob = bucket_ref.get_blob(name, **request_options(deadline))
             if blob is None:
                 return None, 0
@@ -472,8 +279,8 @@ def write_json_object(
     bucket_ref = client.bucket(bucket)
     blob = bucket_ref.blob(name)
     rerun = "The write is generation-checked, so running the release again cannot apply it twice."
-    with reporting_faults(client, deadline, rerun, pending=(gs_uri,)) as progress:
-        progress.now("write", gs_uri, bucket_404=True, writing=True)
+    with storage_reporting(client, deadline, rerun, pending=(gs_uri,)) as calls:
+        calls.now("write", gs_uri, on_404=missing_bucket, writing=True)
         try:
             blob.upload_from_string(
                 payload,
@@ -482,7 +289,7 @@ def write_json_object(
                 **request_options(deadline, write=True),
             )
         except gexc.PreconditionFailed as exc:
-            progress.now("re-read", gs_uri)
+            calls.now("re-read", gs_uri)
             current = bucket_ref.get_blob(name, **request_options(deadline))
             if current is not None and current.md5_hash == _md5_b64(payload):
                 # Our own earlier try landed and its answer was lost; the library's retry then met it. The
@@ -507,8 +314,8 @@ def prefix_digest(
     prefix = prefix.rstrip("/") + "/" if prefix else ""
     digest = hashlib.sha256()
     count = 0
-    with reporting_faults(client, deadline, "Run it again once storage answers.") as progress:
-        progress.now("listing", folder_uri, bucket_404=True)
+    with storage_reporting(client, deadline, "Run it again once storage answers.") as calls:
+        calls.now("listing", folder_uri, on_404=missing_bucket)
         # Each page is a request: the listing is consumed inside the block so its faults are reported too.
         blobs = sorted(
             client.list_blobs(bucket, prefix=prefix, **request_options(deadline)), key=lambda b: b.name
@@ -534,15 +341,15 @@ def copy_immutable(
     source_bucket, source_name = _object_uri(source_uri)
     target_bucket, target_name = _object_uri(target_uri)
     rerun = "Running it again is safe: an identical object already there is accepted."
-    with reporting_faults(client, deadline, rerun, pending=(target_uri,)) as progress:
-        progress.now("lookup", source_uri, bucket_404=True)
+    with storage_reporting(client, deadline, rerun, pending=(target_uri,)) as calls:
+        calls.now("lookup", source_uri, on_404=missing_bucket)
         source = client.bucket(source_bucket).get_blob(source_name, **request_options(deadline))
         if source is None:
             raise InputError(f"Cannot copy {source_uri}: there is no such object.")
-        progress.now("lookup", target_uri)
+        calls.now("lookup", target_uri)
         existing = client.bucket(target_bucket).get_blob(target_name, **request_options(deadline))
         if existing is None:
-            progress.now("copy", target_uri, bucket_404=True, writing=True)
+            calls.now("copy", target_uri, on_404=missing_bucket, writing=True)
             try:
                 client.bucket(source_bucket).copy_blob(
                     source,
@@ -551,7 +358,7 @@ def copy_immutable(
                     if_generation_match=0,
                     **request_options(deadline, write=True),
                 )
-                progress.wrote(target_uri)
+                calls.wrote(target_uri)
                 return target_uri
             except gexc.PreconditionFailed:
                 existing = client.bucket(target_bucket).get_blob(target_name, **request_options(deadline))
@@ -560,7 +367,7 @@ def copy_immutable(
                 f"{target_uri} already exists with other content than {source_uri} (md5 "
                 f"{getattr(existing, 'md5_hash', None)} against {source.md5_hash}); it is never overwritten."
             )
-        progress.wrote(target_uri)
+        calls.wrote(target_uri)
         return target_uri
 
 
@@ -570,8 +377,8 @@ def list_folder(
     """(names of the objects directly in ``folder_uri``, names of its subfolders), both without the prefix."""
     bucket, prefix = parse_gs_uri(folder_uri)
     prefix = prefix.rstrip("/") + "/" if prefix else ""
-    with reporting_faults(client, deadline, "Run it again once storage answers.") as progress:
-        progress.now("listing", folder_uri, bucket_404=True)
+    with storage_reporting(client, deadline, "Run it again once storage answers.") as calls:
+        calls.now("listing", folder_uri, on_404=missing_bucket)
         listing = client.list_blobs(bucket, prefix=prefix, delimiter="/", **request_options(deadline))
         names = [blob.name[len(prefix) :] for blob in listing]
         folders = sorted(p[len(prefix) :].rstrip("/") for p in listing.prefixes)

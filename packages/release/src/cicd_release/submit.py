@@ -21,38 +21,39 @@ behaviours of that class are handled here on purpose, without patching it:
   and no default retry, aiplatform_v1 pipeline_service transports/base.py), so an unreachable endpoint fails
   at once, but a silent one would hang forever: it gets ``deadline`` seconds, and a lost connection or a
   timeout becomes one CloudUnavailable line naming the endpoint and whether the job can exist.
+
+Every call goes through the fault boundary, cicd_release.faults.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-import requests
-import urllib3
-from google.api_core import exceptions as gexc
 from google.auth import credentials as auth_credentials
-from google.auth import exceptions as auth_exceptions
 from google.cloud import aiplatform, storage
 
 # Shared with the components' Model Registry uploader, which labels model versions the same way.
 from cicd_components.labels import vertex_labels
-from cicd_release.errors import CloudUnavailable, MissingBucket, MissingRelease, Refused
-from cicd_release.storage import (
+from cicd_release.errors import MissingBucket, MissingRelease, Refused
+from cicd_release.faults import (
     DEFAULT_DEADLINE,
-    fault_reason,
-    parse_gs_uri,
-    reporting_faults,
+    Calls,
+    never_sent,
+    patiently,
+    reporting,
     request_options,
+    storage_endpoint,
 )
+from cicd_release.storage import parse_gs_uri
 
-T = TypeVar("T")
 TERMINAL_STATES = frozenset(
     {"PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED", "PIPELINE_STATE_PAUSED"}
 )
+_RUN = re.compile(r"projects/([^/]+)/locations/([^/]+)/pipelineJobs/([^/]+)")
 
 
 @dataclass(frozen=True)
@@ -64,32 +65,20 @@ class SubmittedJob:
     dashboard_uri: str
 
 
-# The create request's faults that mean "Vertex did not answer": refused, reset, timed out, or the token
-# endpoint unreachable (google-auth's TransportError).
-_UNREACHABLE = (
-    requests.exceptions.ConnectionError,
-    requests.exceptions.Timeout,
-    auth_exceptions.TransportError,
-)
-
-
-def _never_sent(exc: BaseException) -> bool:
-    """Whether the create failed before any connection was made, so Vertex cannot have the job."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return True
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None  # urllib3's MaxRetryError
-    return isinstance(reason, urllib3.exceptions.NewConnectionError)
-
-
 def _dashboard(resource_name: str) -> str:
     """The run's console URL, the one Vertex's own SDK logs, composed from the resource name."""
-    match = re.fullmatch(r"projects/([^/]+)/locations/([^/]+)/pipelineJobs/([^/]+)", resource_name)
+    match = _RUN.fullmatch(resource_name)
     if not match:
         return ""
     return (
         f"https://console.cloud.google.com/vertex-ai/locations/{match[2]}/pipelines/runs/{match[3]}"
         f"?project={match[1]}"
     )
+
+
+def _endpoint(region: str) -> str:
+    """Where the aiplatform client sends requests: the endpoint given to ``aiplatform.init``, or the region's."""
+    return aiplatform.initializer.global_config.api_endpoint or f"{region}-aiplatform.googleapis.com"
 
 
 def _summary(job: aiplatform.PipelineJob, state: str) -> SubmittedJob:
@@ -114,46 +103,34 @@ def _check_pipeline_root(
     """
     bucket, prefix = parse_gs_uri(pipeline_root)
     client = client or storage.Client(project=project, credentials=credentials)
-    try:
-        with reporting_faults(client, deadline, "Nothing was submitted; run it again.") as progress:
-            progress.now("listing", pipeline_root)
-            listing = client.list_blobs(
-                bucket, prefix=prefix.rstrip("/") + "/", max_results=1, **request_options(deadline)
-            )
-            next(iter(listing), None)
-    except gexc.NotFound:
-        raise MissingBucket(
+
+    def no_bucket(calls: Calls, exc: BaseException) -> MissingBucket:
+        return MissingBucket(
             f"Pipeline root {pipeline_root} is in bucket gs://{bucket}, which does not exist. Create it in "
             f"project {project}, in the run's region (Model Registry needs the artifacts in that region)."
-        ) from None
-    except gexc.Forbidden as exc:
-        raise Refused(
-            f"The identity submitting the run may not list gs://{bucket} ({exc.message}): grant it "
-            f"roles/storage.objectAdmin on the bucket (gcloud storage buckets add-iam-policy-binding "
+        )
+
+    def may_not_list(calls: Calls, exc: BaseException) -> Refused:
+        return Refused(
+            f"The identity submitting the run may not list gs://{bucket} ({getattr(exc, 'message', exc)}): "
+            f"grant it roles/storage.objectAdmin on the bucket (gcloud storage buckets add-iam-policy-binding "
             f"gs://{bucket} --member=serviceAccount:SA --role=roles/storage.objectAdmin)."
-        ) from None
+        )
 
-
-def _poll(resource_name: str, ask: Callable[[], T], request_deadline: float, poll_seconds: float) -> T:
-    """``ask()``, a request about a run. One that Vertex does not answer (refused, cut, silent: each is given up
-    on after ``request_deadline`` seconds) is tried again until ``request_deadline`` seconds of failures, then
-    one line saying the run goes on: a blip does not fail a two-hour build, an outage does not hang it."""
-    from cicd_release.storage import bounded
-
-    failing_since = None
-    while True:
-        try:
-            return bounded(request_deadline, ask)
-        except (*_UNREACHABLE, gexc.ServiceUnavailable, gexc.DeadlineExceeded) as exc:
-            failing_since = failing_since or time.monotonic()
-            if time.monotonic() - failing_since >= request_deadline:
-                raise CloudUnavailable(
-                    f"Vertex AI stopped answering the polls of {resource_name} "
-                    f"({fault_reason(exc, request_deadline)}, for {request_deadline:g} s: "
-                    f"cicd.request_deadline_seconds). The run goes on without this build: follow it at "
-                    f"{_dashboard(resource_name) or resource_name}."
-                ) from exc
-            time.sleep(min(poll_seconds, request_deadline / 4))
+    with reporting(
+        "Cloud Storage",
+        storage_endpoint(client),
+        deadline=deadline,
+        retrying=True,
+        on_404=no_bucket,
+        on_403=may_not_list,
+        rerun="Nothing was submitted; run it again.",
+    ) as calls:
+        calls.now("listing", pipeline_root)
+        listing = client.list_blobs(
+            bucket, prefix=prefix.rstrip("/") + "/", max_results=1, **request_options(deadline)
+        )
+        next(iter(listing), None)
 
 
 def submit_pipeline_job(
@@ -184,48 +161,59 @@ def submit_pipeline_job(
     _check_pipeline_root(pipeline_root, project, credentials, storage_client, deadline)
     if api_endpoint:
         aiplatform.init(api_endpoint=api_endpoint, api_transport="rest")
-    try:
-        job = aiplatform.PipelineJob(
-            display_name=display_name,
-            template_path=template_path,
-            job_id=job_id,
-            pipeline_root=pipeline_root,
-            parameter_values=dict(parameter_values or {}),
-            enable_caching=enable_caching,
-            labels=vertex_ready_labels,
-            project=project,
-            location=region,
-            credentials=credentials,
-        )
-    except (gexc.NotFound, FileNotFoundError) as exc:
-        raise MissingRelease(
+
+    def no_template(calls: Calls | None, exc: BaseException) -> MissingRelease:
+        return MissingRelease(
             f"Pipeline template {template_path} not found ({exc}): compile the pipeline or fix the path."
-        ) from exc
-    except (KeyError, ValueError) as exc:
+        )
+
+    try:
+        # A gs:// template is read here, by aiplatform's own storage client.
+        with reporting(
+            "Cloud Storage",
+            storage_endpoint(storage_client) if storage_client else "storage.googleapis.com",
+            deadline=deadline,
+            on_404=no_template,
+        ) as calls:
+            calls.now("read", template_path)
+            job = aiplatform.PipelineJob(
+                display_name=display_name,
+                template_path=template_path,
+                job_id=job_id,
+                pipeline_root=pipeline_root,
+                parameter_values=dict(parameter_values or {}),
+                enable_caching=enable_caching,
+                labels=vertex_ready_labels,
+                project=project,
+                location=region,
+                credentials=credentials,
+            )
+    except FileNotFoundError as exc:
+        raise no_template(None, exc) from exc
+    except (KeyError, ValueError) as exc:  # aiplatform refuses before sending
         raise Refused(
             f"Cannot build pipeline job {job_id!r} from template {template_path}: {exc}. Check that the file "
             f"is a compiled pipeline spec and that parameter_values names only its pipeline parameters."
         ) from exc
-    try:
-        job.submit(service_account=service_account, create_request_timeout=deadline)
-    except _UNREACHABLE as exc:
-        endpoint = api_endpoint or aiplatform.initializer.global_config.api_endpoint
-        endpoint = endpoint or f"{region}-aiplatform.googleapis.com"
-        created = (
-            "Nothing was created."
-            if _never_sent(exc)
-            else f"The job may exist if the request got through: look for {job_id} before submitting again."
+
+    def created(exc: BaseException) -> str:
+        if never_sent(exc):
+            return "Nothing was created."
+        return f"The job may exist if the request got through: look for {job_id} before submitting again."
+
+    with reporting(
+        "Vertex AI",
+        api_endpoint or _endpoint(region),
+        deadline=deadline,
+        verb="did not answer",
+        rerun=created,
+        setting="cicd.api_endpoint (and cicd.region)",
+    ) as calls:
+        calls.now(
+            "create",
+            f"pipeline job {job_id!r} (template {template_path}, project {project}, region {region})",
         )
-        raise CloudUnavailable(
-            f"Vertex AI at {endpoint} did not answer the create of pipeline job {job_id!r} (project "
-            f"{project}, region {region}): {fault_reason(exc, deadline)}. {created} Check cicd.api_endpoint, "
-            "cicd.region and the network, then run again."
-        ) from exc
-    except gexc.GoogleAPICallError as exc:
-        raise Refused(
-            f"Vertex AI rejected pipeline job {job_id!r} (template {template_path}, project {project}, "
-            f"region {region}): {exc.code} {exc.message}"
-        ) from exc
+        job.submit(service_account=service_account, create_request_timeout=deadline)
     return _summary(job, job.gca_resource.state.name)
 
 
@@ -239,18 +227,32 @@ def wait_for_outcome(
     """Follows a submitted run to its end and reads back what it did (cicd_release.outcome.RunOutcome).
 
     Never raises for a run that ended badly: the caller decides (the build fails on a failed run and passes,
-    saying so, on a model that was not blessed). Vertex not answering the polls for ``request_deadline``
-    seconds is a CloudUnavailable; the run goes on.
+    saying so, on a model that was not blessed). Each request about the run is bounded and, when Vertex does
+    not answer, asked again; failing for ``request_deadline`` seconds is one CloudUnavailable line saying the
+    run goes on.
     """
     from cicd_release.outcome import outcome_from_resource
 
-    job = _poll(
-        resource_name,
-        lambda: aiplatform.PipelineJob.get(resource_name, credentials=credentials),
-        request_deadline,
-        poll_seconds,
-    )
-    # `job.state` asks Vertex (a GET of the job) every time it is read.
-    while _poll(resource_name, lambda: job.state.name, request_deadline, poll_seconds) not in TERMINAL_STATES:
-        time.sleep(poll_seconds)
+    match = _RUN.fullmatch(resource_name)
+    with reporting(
+        "Vertex AI",
+        _endpoint(match[2] if match else "us-central1"),
+        deadline=request_deadline,
+        verb="stopped answering",
+        retrying=True,
+        rerun=f"The run goes on without this build: follow it at {_dashboard(resource_name) or resource_name}.",
+        setting="cicd.api_endpoint",
+    ) as calls:
+        calls.now("polls", resource_name)
+        job = patiently(
+            lambda: aiplatform.PipelineJob.get(resource_name, credentials=credentials),
+            deadline=request_deadline,
+            pause=poll_seconds,
+        )
+        # `job.state` asks Vertex (a GET of the job) every time it is read.
+        while (
+            patiently(lambda: job.state.name, deadline=request_deadline, pause=poll_seconds)
+            not in TERMINAL_STATES
+        ):
+            time.sleep(poll_seconds)
     return outcome_from_resource(job.gca_resource, _dashboard(resource_name))
