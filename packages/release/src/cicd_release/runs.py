@@ -164,7 +164,8 @@ def _newest_in_bucket(settings: Settings, client) -> Released:
             f"No uploaded {', '.join(missing)} under {settings.modules_prefix}/ to run the spec {spec_uri} with: "
             "run `invoke modules.upload` (or release once)."
         )
-    job = json.loads(client.bucket(bucket).blob(f"specs/{spec_name}").download_as_bytes())
+    job, _ = storage_lib.read_json_object(client, spec_uri, deadline=deadline)
+    job = job or {}
     executors = job.get("pipelineSpec", {}).get("deploymentSpec", {}).get("executors", {})
     images = sorted({e.get("container", {}).get("image", "") for e in executors.values()} - {""})
     return Released(
