@@ -19,7 +19,7 @@ warnings.filterwarnings(
 )
 warnings.filterwarnings("ignore", message="Support for google-cloud-storage < 3.0.0", category=FutureWarning)
 
-from tasks import build, ci, cloud, data, dev, local, modules, pipeline, plan, report, schedule  # noqa: E402
+from tasks import build, ci, cloud, data, dev, local, modules, pipeline, plan, report, schedule, settings  # noqa: E402
 from tasks._common import SETTINGS_DEFAULTS  # noqa: E402
 
 ns = Collection(
@@ -34,6 +34,7 @@ ns = Collection(
     data.ns,
     local.schema,
     schedule.ns,
+    settings.ns,
 )
 ns.add_task(cloud.setup)
 ns.add_task(cloud.doctor)

@@ -165,7 +165,7 @@ def test_a_symlink_in_a_package_is_not_packed_into_its_wheel(package_factory, tm
 
 def test_a_linked_module_is_not_uploaded(tmp_path):
     from cicd_release.settings import Settings
-    from cicd_release.steps import ChainError, Release, upload_modules
+    from cicd_release.steps import ChainError, StepContext, upload_modules
     from cicd_release.workspace import Workspace
 
     root = tmp_path / "repo"
@@ -177,6 +177,6 @@ def test_a_linked_module_is_not_uploaded(tmp_path):
     def no_storage():
         raise AssertionError("nothing may be uploaded")
 
-    release = Release(Workspace(root), Settings(bucket="my-bucket"), config=None, storage_client=no_storage)
+    ctx = StepContext(Workspace(root), Settings(bucket="my-bucket"), config=None, storage_client=no_storage)
     with pytest.raises(ChainError, match="model.py is a symlink"):
-        upload_modules(release)
+        upload_modules(ctx)
