@@ -116,7 +116,7 @@ def test_data_commits_upload_then_train_and_move_the_schedules(clone, chain, gcs
     assert record.commit == git(clone, "rev-parse", "HEAD") and record.inputs["data_digest"] == new.sha256
     [weekly] = schedules.list_schedules(settings)
     assert weekly.parameters["data_root"] == new.uri, "the schedule follows LATEST"
-    assert weekly.labels["commit"] == record["commit"][:12]
+    assert weekly.labels["commit"] == record.commit[:12]
 
     # Paths propose, content decides: a commit that touches the data set without changing a byte of it (a
     # file mode) plans `data`, and the upload finds the same snapshot: nothing uploaded, no run.
