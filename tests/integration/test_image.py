@@ -99,6 +99,34 @@ def test_a_requirement_the_base_lacks_fails_the_build(docker_client, base_image,
     assert "last lines of the build log" in str(failure.value)
 
 
+def test_a_conflict_among_the_bases_own_packages_does_not_fail_the_build(
+    docker_client, base_image, context_with_wheel, image_cleanup, tmp_path
+):
+    """TFX's base ships packages that disagree with each other (tensorflow/tfx#6864); only our tree is ours.
+
+    `pip check` over the whole image failed every build on such a base (cloud review #24).
+    """
+    base = tmp_path / "base"
+    info = base / "site" / "unrelated_tool-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: unrelated-tool\nVersion: 1.0\nRequires-Dist: not-installed-anywhere>=1\n"
+    )
+    site = docker_client.containers.run(
+        base_image, ["python3", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], remove=True
+    ).decode().strip()
+    (base / "Dockerfile").write_text(f"FROM {base_image}\nCOPY site/ {site}/\n")
+    conflicted = f"localhost/cicd-test-conflicted-base:{uuid.uuid4().hex[:12]}"
+    docker_client.images.build(path=str(base), tag=conflicted, rm=True, pull=False)
+    context, _ = context_with_wheel
+    tag = "localhost/cicd-components-test:0.1.0-conflicted-base"
+    image_cleanup.extend([tag, conflicted])
+
+    result = build_image(context_dir=context, tag=tag, client=docker_client, build_args={"BASE_IMAGE": conflicted})
+
+    assert any("requirements of cicd_components met" in line for line in result["log"])
+
+
 def test_a_bad_dockerfile_reports_the_log_tail(docker_client, base_image, tmp_path):
     context = tmp_path / "ctx"
     context.mkdir()

@@ -91,7 +91,8 @@ def image_uri(registry_host_path: str, name: str, components_version: str, diges
 def prepare_context(
     out_dir: str | os.PathLike[str], dockerfile: str | os.PathLike[str], wheels: Iterable[Any]
 ) -> Path:
-    """Assemble a build context holding only ``Dockerfile`` and ``wheels/*.whl``; return its folder.
+    """Assemble a build context holding only ``Dockerfile``, the Python scripts beside it (the image's own
+    build checks, such as ``check_requirements.py``) and ``wheels/*.whl``; return its folder.
 
     A context made of the repository would send everything in it (local credentials, data, caches) to the
     builder, where one careless COPY puts it in the image. This context holds nothing else.
@@ -113,6 +114,8 @@ def prepare_context(
         raise ImageBuildError(f"{dockerfile} does not exist: pass the path of docker/Dockerfile.")
     (out_dir / "wheels").mkdir(parents=True)
     shutil.copyfile(dockerfile, out_dir / "Dockerfile")
+    for script in sorted(Path(dockerfile).parent.glob("*.py")):
+        shutil.copyfile(script, out_dir / script.name)
     for wheel in wheels:
         shutil.copyfile(wheel, out_dir / "wheels" / wheel.name)
     return out_dir
