@@ -113,9 +113,15 @@ def test_a_conflict_among_the_bases_own_packages_does_not_fail_the_build(
     (info / "METADATA").write_text(
         "Metadata-Version: 2.1\nName: unrelated-tool\nVersion: 1.0\nRequires-Dist: not-installed-anywhere>=1\n"
     )
-    site = docker_client.containers.run(
-        base_image, ["python3", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], remove=True
-    ).decode().strip()
+    site = (
+        docker_client.containers.run(
+            base_image,
+            ["python3", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            remove=True,
+        )
+        .decode()
+        .strip()
+    )
     (base / "Dockerfile").write_text(f"FROM {base_image}\nCOPY site/ {site}/\n")
     conflicted = f"localhost/cicd-test-conflicted-base:{uuid.uuid4().hex[:12]}"
     docker_client.images.build(path=str(base), tag=conflicted, rm=True, pull=False)
@@ -123,7 +129,9 @@ def test_a_conflict_among_the_bases_own_packages_does_not_fail_the_build(
     tag = "localhost/cicd-components-test:0.1.0-conflicted-base"
     image_cleanup.extend([tag, conflicted])
 
-    result = build_image(context_dir=context, tag=tag, client=docker_client, build_args={"BASE_IMAGE": conflicted})
+    result = build_image(
+        context_dir=context, tag=tag, client=docker_client, build_args={"BASE_IMAGE": conflicted}
+    )
 
     assert any("requirements of cicd_components met" in line for line in result["log"])
 
@@ -295,7 +303,11 @@ def test_a_base_behind_a_login_is_pulled_with_the_credentials_given(
     image_cleanup.extend([tag, base])
 
     result = build_image(
-        context_dir=context, tag=tag, client=docker_client, build_args={"BASE_IMAGE": base}, auth_config=token_auth
+        context_dir=context,
+        tag=tag,
+        client=docker_client,
+        build_args={"BASE_IMAGE": base},
+        auth_config=token_auth,
     )
 
     assert docker_client.images.get(tag).id == result["id"]
@@ -307,7 +319,9 @@ def test_a_private_base_without_credentials_fails_in_one_line_naming_it(
     base = _push_base_to(docker_client, base_image, auth_registry, token_auth)
     context, _ = context_with_wheel
     image_cleanup.append(base)
-    with pytest.raises(ImageBuildError, match=rf"pulling the base image {re.escape(base)}.*artifactregistry\.reader"):
+    with pytest.raises(
+        ImageBuildError, match=rf"pulling the base image {re.escape(base)}.*artifactregistry\.reader"
+    ):
         build_image(
             context_dir=context,
             tag="localhost/cicd-components-test:0.1.0-no-login",

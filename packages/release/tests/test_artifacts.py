@@ -189,7 +189,7 @@ def test_a_linked_module_is_not_uploaded(tmp_path):
 def _dist(site: Path, name: str, version: str, *requires: str) -> None:
     info = site / f"{name.replace('-', '_')}-{version}.dist-info"
     info.mkdir(parents=True)
-    lines = [f"Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
     lines += [f"Requires-Dist: {r}" for r in requires]
     (info / "METADATA").write_text("\n".join(lines) + "\n")
 
@@ -199,7 +199,9 @@ def check_requirements(tmp_path, monkeypatch):
     """The script as the image runs it, over a site folder of made-up distributions put first on sys.path."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("check_requirements", DOCKERFILE.parent / "check_requirements.py")
+    spec = importlib.util.spec_from_file_location(
+        "check_requirements", DOCKERFILE.parent / "check_requirements.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     site = tmp_path / "site"

@@ -261,7 +261,9 @@ def _pull_if_missing(client: Any, base: str, auth_for: Callable[[str], Any], err
     )
     try:
         # The engine answers 200 and reports a failed pull inside the stream: read every chunk.
-        for chunk in client.api.pull(base, auth_config=dict(auth) if auth else None, stream=True, decode=True):
+        for chunk in client.api.pull(
+            base, auth_config=dict(auth) if auth else None, stream=True, decode=True
+        ):
             if "error" in chunk or "errorDetail" in chunk:
                 message = chunk.get("error") or chunk["errorDetail"].get("message", "")
                 raise ImageBuildError(f"pulling the base image {base} failed: {message.strip()}. {fix}")
