@@ -150,8 +150,7 @@ def build_image(ctx: StepContext) -> list[str]:
         raise ChainError(
             f"No components wheel recorded in {ws.wheels_file}: run `invoke build.wheels` first."
         )
-    auth = image_lib.registry_auth(reference) if ctx.push else None
-    if ctx.push and image_lib.image_exists(reference, auth):
+    if ctx.push and image_lib.image_exists(reference, image_lib.registry_auth(reference)):
         # The tag names the content: the image is there, and rebuilding would move the tag to new bytes
         # (refused outright where Artifact Registry's immutable tags are on).
         ws.write_json(ws.image_file, {"image": reference, "tags": [reference], "pushed": {}, "existed": True})
@@ -165,7 +164,8 @@ def build_image(ctx: StepContext) -> list[str]:
         tag=reference,
         extra_tags=extra,
         push=ctx.push,
-        auth_config=auth,
+        # Asked right before the base pull and each push: a token fetched before a long build can expire.
+        auth_config=image_lib.registry_auth if ctx.push else None,
         build_args={
             "BASE_IMAGE": settings.base_image,
             "COMPONENTS_VERSION": versions(ws.root)["components"],
