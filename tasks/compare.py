@@ -13,12 +13,12 @@ COMPARE_ROOT = ROOT / ".cicd" / "compare"
     positional=["base", "head"],
     help={
         "base": "The commit the change is compared with, e.g. origin/main.",
-        "head": "The commit to compare (default HEAD; committed state only: uncommitted edits are not in it).",
+        "head": "The commit to compare, e.g. HEAD (its committed state: uncommitted edits are not in it).",
         "markdown": "Print Markdown (for a GitHub job summary) instead of a table.",
         "train_steps": "Training steps for both runs (default: each ref's own training config).",
     },
 )
-def compare(c, base, head="HEAD", markdown=False, train_steps=None):
+def compare(c, base, head, markdown=False, train_steps=None):
     """Train BASE and HEAD locally, each by its own code on its own shipped data, and show both side by side.
 
     Each ref runs `invoke run` in a git worktree of its commit (under .cicd/compare/worktrees, removed after),
