@@ -97,7 +97,8 @@ def run_ref(
     git.git(repo, "worktree", "add", "--detach", "--quiet", str(worktree), commit, what="Cannot check out")
     started = time.monotonic()
     try:
-        env = {**os.environ, "PYTHONPATH": _source_path(worktree)}
+        # Unbuffered: its progress lines reach `echo` as they come, not in blocks at the end.
+        env = {**os.environ, "PYTHONPATH": _source_path(worktree), "PYTHONUNBUFFERED": "1"}
         with open(output, "w") as out, tempfile.TemporaryFile("w+") as errors:
             process = subprocess.Popen(
                 [sys.executable, "-m", "invoke", "run", "--root", str(state), *run_args],
