@@ -191,10 +191,11 @@ def compare(
         outcome = read_outcome(
             state, role, ref, commits[role], exit_code=run.exit_code, seconds=run.seconds, stopped=run.stopped
         )
-        if outcome.report:  # a stable name for the upload, beside the state
+        if outcome.report:  # a stable name for the upload, beside the state; shown from the clone's root
             copy = folder / f"{role}.html"
             shutil.copyfile(outcome.report, copy)
-            outcome = dataclasses.replace(outcome, report=str(copy))
+            shown = copy.relative_to(repo) if copy.is_relative_to(repo) else copy
+            outcome = dataclasses.replace(outcome, report=str(shown))
         outcomes[role] = outcome
     return Comparison(
         outcomes["base"],
