@@ -3,6 +3,7 @@ after, the notes on what differs, and the pull-request job that runs it without 
 compare is tests/e2e/test_compare.py."""
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -88,6 +89,20 @@ def test_each_ref_runs_its_own_code_in_a_worktree_that_is_removed_after(repo, tm
     assert run.stopped == []  # not blessed: the verdict says why, not the error lines
     assert "Not blessed: this ref's model" in (folder / "base.out").read_text()
     assert not (folder / "worktrees" / "base").exists()
+    assert git(repo, "worktree", "list").count("\n") == 0
+
+
+def test_a_worktree_left_registered_by_a_killed_run_is_taken_over(repo, tmp_path):
+    sha = commit(
+        repo,
+        {"tasks/__init__.py": TASKS, "packages/pipeline/src/cicd_pipeline/__init__.py": "MARK = 1\n"},
+        "x",
+    )
+    worktree = tmp_path / "compare" / "worktrees" / "base"
+    git(repo, "worktree", "add", "--detach", "--quiet", str(worktree), sha)
+    shutil.rmtree(worktree)  # deleted, still registered
+    run = run_ref(repo, sha, worktree, tmp_path / "state", tmp_path / "out", (), lambda line: None)
+    assert run.exit_code == 5
     assert git(repo, "worktree", "list").count("\n") == 0
 
 

@@ -67,10 +67,11 @@ class RefRun:
 
 
 def _remove_worktree(repo: Path, path: Path) -> None:
+    """The worktree at `path` gone from disk and from git's list. No `git worktree prune`: the repository may
+    be shared with other worktrees, whose records are theirs."""
     git.run(repo, "worktree", "remove", "--force", str(path))
-    if path.exists():  # not a registered worktree (a half-made one): the folder, then git's record of it
+    if path.exists():  # not a registered worktree (a half-made one)
         shutil.rmtree(path, ignore_errors=True)
-    git.run(repo, "worktree", "prune")
 
 
 def _source_path(worktree: Path) -> str:
@@ -94,7 +95,19 @@ def run_ref(
     """
     _remove_worktree(repo, worktree)  # a leftover of a run that was killed
     worktree.parent.mkdir(parents=True, exist_ok=True)
-    git.git(repo, "worktree", "add", "--detach", "--quiet", str(worktree), commit, what="Cannot check out")
+    # --force: a worktree of this path whose folder was deleted (a killed run, `rm -rf .cicd`) is still
+    # registered; git would refuse the path until pruned.
+    git.git(
+        repo,
+        "worktree",
+        "add",
+        "--force",
+        "--detach",
+        "--quiet",
+        str(worktree),
+        commit,
+        what="Cannot check out",
+    )
     started = time.monotonic()
     try:
         # Unbuffered: its progress lines reach `echo` as they come, not in blocks at the end.
