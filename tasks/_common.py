@@ -38,13 +38,6 @@ def settings(c, **flags) -> Settings:
         raise Exit(str(err), code=err.exit_code) from None
 
 
-def require(settings_: Settings, *names: str) -> Settings:
-    try:
-        return settings_.require(names)
-    except SettingsError as err:
-        raise Exit(str(err), code=err.exit_code) from None
-
-
 def training_config(c, hyperparameters=None, train_steps=None):
     """The training config (training: in invoke.yaml, the pipeline name from cicd.pipeline_name, flags)."""
     from cicd_pipeline.config import ConfigError, TrainingConfig
@@ -80,7 +73,7 @@ def workspace() -> Workspace:
 def storage_client(settings_: Settings):
     from google.cloud import storage
 
-    from cicd_release.steps import credentials
+    from cicd_release.launch import credentials
 
     # Anonymous for a local emulator (cicd.anonymous_credentials): never send a developer's identity to it.
     anonymous = credentials(settings_)
@@ -89,27 +82,39 @@ def storage_client(settings_: Settings):
     return storage.Client(project=settings_.project or None)
 
 
-def release(c, settings_: Settings | None = None, **options):
-    """The `Release` a step works from: this checkout, validated settings and config, the options given."""
-    from cicd_release.steps import Release
+def step_context(c, settings_: Settings | None = None, step: str | None = None, **options):
+    """The `StepContext` a step works from: this checkout, validated settings and config, the options given.
+
+    With `step`, the settings the step table says it needs are checked here, at the task's entry, before it
+    does anything: exit 2 naming the first that is missing.
+    """
+    import threading
+
+    from cicd_release.steps import StepContext, check_settings
 
     settings_ = settings_ or settings(c)
+    if step is not None:
+        guard(check_settings, settings_, [step])
     config = training_config(c)
-    client = []  # made on first use: most steps never talk to storage
+    # Made on first use (most steps never talk to storage), one per thread: `invoke ci` runs independent
+    # steps side by side, and a client's HTTP session is not thread-safe.
+    local = threading.local()
 
     def lazy_client():
-        if not client:
-            client.append(storage_client(settings_))
-        return client[0]
+        if not hasattr(local, "client"):
+            local.client = storage_client(settings_)
+        return local.client
 
-    return Release(ws=workspace(), settings=settings_, config=config, storage_client=lazy_client, **options)
+    return StepContext(
+        ws=workspace(), settings=settings_, config=config, storage_client=lazy_client, **options
+    )
 
 
-def run_step(name: str, release_) -> None:
+def run_step(name: str, ctx) -> None:
+    """Runs one step of the table (its settings were checked when `ctx` was made for it) and prints its lines."""
     from cicd_release.steps import STEPS
 
-    [step] = [s for s in STEPS if s.name == name]
-    for line in guard(step.run, release_):
+    for line in guard(STEPS[name].run, ctx):
         print(line)
 
 

@@ -2,7 +2,15 @@
 
 from invoke import Collection, Exit, task
 
-from tasks._common import PLANNED_HELP, guard, release, settings, skip_unless_planned, workspace
+from tasks._common import (
+    PLANNED_HELP,
+    guard,
+    run_step,
+    settings,
+    skip_unless_planned,
+    step_context,
+    workspace,
+)
 
 
 @task(
@@ -24,7 +32,7 @@ def wheels(c, package=None, release_=False, planned=False):
     if c.config.run.dry:
         print(f"would build wheels of {', '.join(packages)} into {workspace().dist}")
         return
-    for wheel in guard(steps.build_wheels, release(c), packages, release_):
+    for wheel in guard(steps.build_wheels, step_context(c, step="build.wheels"), packages, release_):
         print(wheel)
 
 
@@ -45,6 +53,7 @@ def image(c, push=False, tag=None, image_repo=None, base_image=None, planned=Fal
     from cicd_release import steps
 
     settings_ = settings(c, image_repo=image_repo, base_image=base_image)
+    ctx = step_context(c, settings_, "build.image", push=push, extra_tags=tuple(tag or ()))
     if c.config.run.dry:
         reference = guard(steps.image_reference, settings_, workspace().root)
         print(
@@ -52,8 +61,7 @@ def image(c, push=False, tag=None, image_repo=None, base_image=None, planned=Fal
             f"wheel in dist/ on {settings_.base_image}{', and push' if push else ''}"
         )
         return
-    for line in guard(steps.build_image, release(c, settings_, push=push, extra_tags=tuple(tag or ()))):
-        print(line)
+    run_step("build.image", ctx)
 
 
 ns = Collection("build")

@@ -1,8 +1,8 @@
-"""`invoke ci`: the release package's step table, in order, as the plan says: what cloudbuild.yaml runs."""
+"""`invoke ci`: the release package's step table, as the plan says: what cloudbuild.yaml runs."""
 
 from invoke import task
 
-from tasks._common import guard, release, settings, workspace
+from tasks._common import ROOT, guard, settings, step_context, workspace
 
 
 @task(
@@ -16,13 +16,14 @@ from tasks._common import guard, release, settings, workspace
     }
 )
 def ci(c, base=None, head="HEAD", skip_tests=False, wait=False, poll_seconds=30.0):
-    """Run the plan's steps in order: the same chain as cloudbuild.yaml, locally."""
+    """Run the plan's steps, independent ones side by side: the same chain as cloudbuild.yaml, locally."""
     settings_ = settings(c)  # every setting is checked before the first step does anything
+    from cicd_release import release_state
     from cicd_release.plan import format_table
-    from cicd_release.steps import plan_release, run_chain
+    from cicd_release.steps import run_chain
 
-    chain = release(c, settings_, skip_tests=skip_tests, wait=wait, poll_seconds=float(poll_seconds))
-    result = guard(plan_release, chain, base or None, head)
+    chain = step_context(c, settings_, skip_tests=skip_tests, wait=wait, poll_seconds=float(poll_seconds))
+    result = guard(release_state.plan, ROOT, base or None, head, cloud=chain)
     workspace().write_json(workspace().plan_file, result.to_dict())
     print(format_table(result))
     chain.extra_tags = (result.head,)

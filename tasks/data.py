@@ -9,11 +9,10 @@ from tasks._common import (
     DATA_ROOT,
     PLANNED_HELP,
     ROOT,
-    release,
-    require,
     run_step,
     settings,
     skip_unless_planned,
+    step_context,
     trainer_files,
 )
 
@@ -51,7 +50,7 @@ def upload(c, source=None, name=None, date=None, planned=False):
     from cicd_release import snapshots
     from cicd_release.errors import ReleaseError
 
-    settings_ = require(settings(c), "bucket")
+    settings_ = settings(c)
     try:
         dataset = snapshots.dataset_uri(settings_.bucket_uri, name) if name else settings_.resolved_data_root
         day = snapshots.parse_date(date) if date else None
@@ -60,11 +59,12 @@ def upload(c, source=None, name=None, date=None, planned=False):
     if skip_unless_planned(planned, "data.upload"):
         return
     folder = Path(source) if source else None
+    ctx = step_context(c, settings_, "data.upload", data_source=folder, dataset=dataset, data_date=day)
     if c.config.run.dry:
         shown = folder or f"data/{snapshots.dataset_name(dataset)}"
         print(f"would check {shown} and upload it under {dataset}/<sha256>/, then move {dataset}/LATEST")
         return
-    run_step("data.upload", release(c, settings_, data_source=folder, dataset=dataset, data_date=day))
+    run_step("data.upload", ctx)
 
 
 ns = Collection("data")

@@ -2,23 +2,24 @@
 
 from invoke import Collection, task
 
-from tasks._common import PLANNED_HELP, release, require, run_step, settings, skip_unless_planned
+from tasks._common import PLANNED_HELP, run_step, settings, skip_unless_planned, step_context
 
 
 @task(help={"planned": PLANNED_HELP})
 def upload(c, planned=False):
     """Upload the trainer's module files and schema to gs://BUCKET/modules/<sha256>/ (never overwriting)."""
-    settings_ = require(settings(c), "bucket")
+    settings_ = settings(c)
     if skip_unless_planned(planned, "modules.upload"):
         return
     from cicd_release import steps
 
+    ctx = step_context(c, settings_, "modules.upload")
     if c.config.run.dry:
         print(
             f"would upload {', '.join(steps.TRAINER_FILES.values())} under {settings_.modules_prefix}/<sha256>/"
         )
         return
-    run_step("modules.upload", release(c, settings_))
+    run_step("modules.upload", ctx)
 
 
 ns = Collection("modules")

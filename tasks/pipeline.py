@@ -7,10 +7,10 @@ from tasks import local
 from tasks._common import (
     PLANNED_HELP,
     guard,
-    release,
     run_step,
     settings,
     skip_unless_planned,
+    step_context,
     storage_client,
 )
 
@@ -34,7 +34,7 @@ def compile_(c, upload=False, planned=False):
         return
     from cicd_release import steps
 
-    for line in guard(steps.compile_spec, release(c, settings_), upload):
+    for line in guard(steps.compile_spec, step_context(c, settings_, "pipeline.compile"), upload):
         print(line)
 
 
@@ -61,9 +61,14 @@ def submit(c, wait=False, hyperparameters=None, force=False, planned=False, poll
             raise Exit(str(err), code=err.exit_code) from None
     if skip_unless_planned(planned, "pipeline.submit"):
         return
-    run_step(
-        "pipeline.submit", release(c, settings_, wait=wait, hyperparameters=hyperparameters, force=force)
-    )
+    options = {
+        "wait": wait,
+        "hyperparameters": hyperparameters,
+        "force": force,
+        "poll_seconds": float(poll_seconds),
+    }
+    ctx = step_context(c, settings_, "pipeline.submit", **options)
+    run_step("pipeline.submit", ctx)
 
 
 def parsed(hyperparameters: str | None, window) -> tuple[str | None, int | None]:
@@ -102,9 +107,13 @@ def retrain(c, data=None, window=None, hyperparameters=None, wait=False, poll_se
     the bucket). Exit codes: 0 submitted; 1 the run failed (with --wait); 2 a bad flag; 3 nothing released
     or no such snapshot.
     """
+    from cicd_release.steps import RUN_SETTINGS
+
     settings_ = settings(c)
     hyperparameters, days = parsed(hyperparameters, window)
-    from cicd_release.runs import retrain as retrain_run
+    # A run of the released spec needs what the step table's submit and schedule.move need to start one.
+    guard(settings_.require, RUN_SETTINGS)
+    from cicd_release.launch import retrain as retrain_run
 
     lines = guard(
         retrain_run,

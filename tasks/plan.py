@@ -2,7 +2,7 @@
 
 from invoke import task
 
-from tasks._common import ROOT, guard, release, settings, workspace
+from tasks._common import ROOT, guard, step_context, workspace
 
 
 @task(
@@ -18,14 +18,11 @@ from tasks._common import ROOT, guard, release, settings, workspace
 )
 def plan(c, base="", head="HEAD", json_=False, cloud=False, markdown=False):
     """Which packages changed between two commits, and the cheapest correct workflow; writes .cicd/plan.json."""
-    from cicd_release import steps
-    from cicd_release.plan import format_markdown, format_table, make_plan
+    from cicd_release import release_state
+    from cicd_release.plan import format_markdown, format_table
 
-    if cloud or base == steps.RELEASE_BASE:
-        chain = release(c, settings(c))
-        result = guard(steps.plan_release, chain, base or None, head)
-        guard(steps.check_settings, chain.settings, result)
-    else:
-        result = guard(make_plan, str(ROOT), base or None, head)
+    # Only a cloud plan reads the settings (and the bucket): a plan from git alone needs neither.
+    cloud_ = step_context(c) if cloud or base == release_state.RELEASE_BASE else None
+    result = guard(release_state.plan, ROOT, base or None, head, cloud=cloud_)
     workspace().write_json(workspace().plan_file, result.to_dict())
     print(result.to_json() if json_ else format_markdown(result) if markdown else format_table(result))

@@ -6,10 +6,10 @@ from invoke import Collection, Exit, task
 from tasks._common import (
     PLANNED_HELP,
     guard,
-    release,
     run_step,
     settings,
     skip_unless_planned,
+    step_context,
     storage_client,
 )
 from tasks.pipeline import DATA_HELP, WINDOW_HELP, parsed
@@ -87,7 +87,7 @@ def move(c, planned=False):
     settings_ = settings(c)
     if skip_unless_planned(planned, "schedule.move"):
         return
-    run_step("schedule.move", release(c, settings_))
+    run_step("schedule.move", step_context(c, settings_, "schedule.move"))
 
 
 ns = Collection("schedule")

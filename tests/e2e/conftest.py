@@ -20,6 +20,7 @@ from cicd_pipeline.progress import Progress
 from cicd_pipeline.report import summarize_run
 from cicd_pipeline.runners.local import LocalInputs, LocalLayout, run_local
 from cicd_release.steps import TRAINER_FILES
+from tests.support.checkout import clone  # noqa: F401 (a fixture: test_compare runs a clone)
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data" / "penguins"

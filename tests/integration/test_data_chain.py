@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from cicd_release import schedules
-from cicd_release.runs import release_record
+from cicd_release.release_state import read_record
 from cicd_release.snapshots import read_latest, upload_snapshot
 from cicd_release.steps import TRAINER_FILES
 from cicd_release.storage import upload_content_addressed, upload_immutable, write_json_object
@@ -57,8 +57,8 @@ def chain(clone, tmp_path, gcs_emulator, gcs_client, gcs_bucket, vertex_standin)
         },
         "run": {"resource_name": "projects/test-project/locations/us-central1/pipelineJobs/first"},
     }
-    _, generation, uri = release_record(settings, gcs_client)
-    write_json_object(gcs_client, uri, record, if_generation_match=generation)
+    last = read_record(settings, gcs_client)
+    write_json_object(gcs_client, last.uri, record, if_generation_match=last.generation)
     env = {
         **os.environ,
         "INVOKE_CICD_PROJECT": settings.project,
@@ -112,13 +112,11 @@ def test_data_commits_upload_then_train_and_move_the_schedules(clone, chain, gcs
     assert parameters(run)["data_root"] == new.uri
     assert run["labels"]["data_sha"] == new.sha256[:16] and run["labels"]["trigger"] == "release"
     assert json.loads(parameters(run)["model_labels"])["data_sha"] == new.sha256[:16]
-    record, _, _ = release_record(settings, gcs_client)
-    assert (
-        record["commit"] == git(clone, "rev-parse", "HEAD") and record["inputs"]["data_digest"] == new.sha256
-    )
+    record = read_record(settings, gcs_client)
+    assert record.commit == git(clone, "rev-parse", "HEAD") and record.inputs["data_digest"] == new.sha256
     [weekly] = schedules.list_schedules(settings)
     assert weekly.parameters["data_root"] == new.uri, "the schedule follows LATEST"
-    assert weekly.labels["commit"] == record["commit"][:12]
+    assert weekly.labels["commit"] == record.commit[:12]
 
     # Paths propose, content decides: a commit that touches the data set without changing a byte of it (a
     # file mode) plans `data`, and the upload finds the same snapshot: nothing uploaded, no run.

@@ -32,6 +32,7 @@ from cicd_release.submit import _check_pipeline_root
 from tests.support.gcs_emulator import create_bucket
 from tests.support.gcs_iam_fixtures import GcsAs
 from tests.support.gcs_iam_proxy import GcsIamProxy
+from tests.support.tf_gcs import TfGcs, TfGcsError
 
 OBJECT_ADMIN = "roles/storage.objectAdmin"
 PROJECT = "test-project"
@@ -256,3 +257,49 @@ def test_updating_the_release_record_is_refused_without_objects_delete(
     assert refused.value.exit_code == 1 and "\n" not in str(refused.value)  # one line, not a traceback
 
     assert read_json_object(client, record_uri) == ({"release": 1}, generation)
+
+
+# --- what TensorFlow's GCS file system does as the pipelines' identity (cloud review #1) ---
+
+
+def _vertex_roles_on_the_bucket() -> list[str]:
+    from cicd_release import desired
+
+    return [g.role for g in desired.GRANTS if g.member == "vertex" and g.on == desired.BUCKET]
+
+
+def _tf_as(proxy: GcsIamProxy, roles: list[str], bucket: str) -> TfGcs:
+    token = uuid.uuid4().hex
+    proxy.grant(token, f"vertex-{token[:8]}@{PROJECT}.iam.gserviceaccount.com", roles, bucket=bucket)
+    return TfGcs(proxy.endpoint, token)
+
+
+def test_tensorflow_makedirs_under_an_empty_prefix_needs_the_bucket_metadata(
+    gcs_bucket: storage.Bucket, gcs_iam_proxy: GcsIamProxy
+) -> None:
+    """Object Admin alone: Pusher's first push dies with PermissionDenied on the bucket's metadata."""
+    tf = _tf_as(gcs_iam_proxy, [OBJECT_ADMIN], gcs_bucket.name)
+    with pytest.raises(TfGcsError) as refused:
+        tf.makedirs(f"gs://{gcs_bucket.name}/serving_model/penguin-cicd/1733300000")
+    assert (refused.value.code, refused.value.method, refused.value.path) == (
+        403,
+        "GET",
+        f"/storage/v1/b/{gcs_bucket.name}",
+    )
+
+
+def test_the_pipelines_account_as_set_up_can_push_a_first_model(
+    gcs_bucket: storage.Bucket, gcs_iam_proxy: GcsIamProxy
+) -> None:
+    """The roles desired.py grants the pipelines' account on the bucket let TensorFlow create a new folder."""
+    tf = _tf_as(gcs_iam_proxy, _vertex_roles_on_the_bucket(), gcs_bucket.name)
+    tf.makedirs(f"gs://{gcs_bucket.name}/serving_model/penguin-cicd/1733300000")
+
+    names = {b.name for b in gcs_bucket.client.list_blobs(gcs_bucket.name, prefix="serving_model/")}
+    assert names == {
+        "serving_model/",
+        "serving_model/penguin-cicd/",
+        "serving_model/penguin-cicd/1733300000/",
+    }
+    # The walk reached the bucket itself (nothing under serving_model/ yet): that is the call that needs it.
+    assert ("GET", f"/storage/v1/b/{gcs_bucket.name}", 200) in tf.sent

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import urllib.request
 import uuid
 from pathlib import Path
@@ -97,6 +98,42 @@ def test_a_requirement_the_base_lacks_fails_the_build(docker_client, base_image,
         )
     assert "tfx" in str(failure.value)
     assert "last lines of the build log" in str(failure.value)
+
+
+def test_a_conflict_among_the_bases_own_packages_does_not_fail_the_build(
+    docker_client, base_image, context_with_wheel, image_cleanup, tmp_path
+):
+    """TFX's base ships packages that disagree with each other (tensorflow/tfx#6864); only our tree is ours.
+
+    `pip check` over the whole image failed every build on such a base (cloud review #24).
+    """
+    base = tmp_path / "base"
+    info = base / "site" / "unrelated_tool-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: unrelated-tool\nVersion: 1.0\nRequires-Dist: not-installed-anywhere>=1\n"
+    )
+    site = (
+        docker_client.containers.run(
+            base_image,
+            ["python3", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            remove=True,
+        )
+        .decode()
+        .strip()
+    )
+    (base / "Dockerfile").write_text(f"FROM {base_image}\nCOPY site/ {site}/\n")
+    conflicted = f"localhost/cicd-test-conflicted-base:{uuid.uuid4().hex[:12]}"
+    docker_client.images.build(path=str(base), tag=conflicted, rm=True, pull=False)
+    context, _ = context_with_wheel
+    tag = "localhost/cicd-components-test:0.1.0-conflicted-base"
+    image_cleanup.extend([tag, conflicted])
+
+    result = build_image(
+        context_dir=context, tag=tag, client=docker_client, build_args={"BASE_IMAGE": conflicted}
+    )
+
+    assert any("requirements of cicd_components met" in line for line in result["log"])
 
 
 def test_a_bad_dockerfile_reports_the_log_tail(docker_client, base_image, tmp_path):
@@ -243,3 +280,83 @@ def test_push_with_registry_auth_reaches_a_registry_that_requires_a_login(
 def test_image_exists_is_false_for_a_tag_never_pushed(auth_registry, token_auth):
     never = f"{auth_registry}/cicd/cicd-components-test:never-{uuid.uuid4().hex[:12]}"
     assert image_exists(never, token_auth) is False
+
+
+def _push_base_to(docker_client, base_image: str, registry: str, auth: dict) -> str:
+    """The test base, pushed to ``registry`` under a new tag and removed from the engine: only a pull finds it."""
+    repository = f"{registry}/cicd-test/base"
+    tag = uuid.uuid4().hex[:12]
+    docker_client.api.tag(base_image, repository, tag)
+    for chunk in docker_client.api.push(repository, tag=tag, stream=True, decode=True, auth_config=auth):
+        assert "error" not in chunk, chunk
+    docker_client.images.remove(f"{repository}:{tag}", force=False)
+    return f"{repository}:{tag}"
+
+
+def test_a_base_behind_a_login_is_pulled_with_the_credentials_given(
+    docker_client, base_image, context_with_wheel, image_cleanup, auth_registry, token_auth
+):
+    """The engine's own pull during a build carries only the machine's docker config (cloud review #27)."""
+    base = _push_base_to(docker_client, base_image, auth_registry, token_auth)
+    context, _ = context_with_wheel
+    tag = "localhost/cicd-components-test:0.1.0-private-base"
+    image_cleanup.extend([tag, base])
+
+    result = build_image(
+        context_dir=context,
+        tag=tag,
+        client=docker_client,
+        build_args={"BASE_IMAGE": base},
+        auth_config=token_auth,
+    )
+
+    assert docker_client.images.get(tag).id == result["id"]
+
+
+def test_a_private_base_without_credentials_fails_in_one_line_naming_it(
+    docker_client, base_image, context_with_wheel, image_cleanup, auth_registry, token_auth
+):
+    base = _push_base_to(docker_client, base_image, auth_registry, token_auth)
+    context, _ = context_with_wheel
+    image_cleanup.append(base)
+    with pytest.raises(
+        BuildError, match=rf"pulling the base image {re.escape(base)}.*artifactregistry\.reader"
+    ):
+        build_image(
+            context_dir=context,
+            tag="localhost/cicd-components-test:0.1.0-no-login",
+            client=docker_client,
+            build_args={"BASE_IMAGE": base},
+        )
+
+
+def test_the_push_token_is_fetched_after_the_build_not_before(
+    docker_client, base_image, context_with_wheel, image_cleanup, auth_registry
+):
+    """An access token fetched before a long build can expire before the push (cloud review #28).
+
+    The stand-in token source hands out a token the registry refuses (an expired one) until the image exists:
+    a push succeeds only if its credentials were asked for after the build.
+    """
+    context, _ = context_with_wheel
+    tag = f"{auth_registry}/cicd/cicd-components-test:{uuid.uuid4().hex[:12]}"
+    image_cleanup.append(tag)
+    asked: list[tuple[str, bool]] = []
+
+    def tokens(reference: str) -> dict[str, str]:
+        built = bool(docker_client.images.list(name=tag))
+        asked.append((reference, built))
+        password = AUTH_REGISTRY_TOKEN if built else "expired-token"
+        return {"username": "oauth2accesstoken", "password": password}
+
+    result = build_image(
+        context_dir=context,
+        tag=tag,
+        push=True,
+        client=docker_client,
+        build_args={"BASE_IMAGE": base_image},
+        auth_config=tokens,
+    )
+
+    assert asked == [(tag, True)]
+    assert result["pushed"][tag]

@@ -12,7 +12,7 @@ from google.auth.credentials import AnonymousCredentials
 
 from cicd_release import schedules
 from cicd_release.errors import InputError, MissingRelease, MissingSchedule, Refused
-from cicd_release.runs import retrain
+from cicd_release.launch import retrain
 from cicd_release.snapshots import read_latest, upload_snapshot
 from tests.support import released
 from tests.support.released import SCHEMA, data_folder, settings_for

@@ -197,6 +197,36 @@ def test_the_stand_in_refuses_a_member_that_does_not_exist(admin_standin, owner_
         cloud.set_policy("project", PROJECT, policy)
 
 
+def test_a_person_whose_credentials_name_no_quota_project_can_set_up(admin_standin):
+    """`gcloud auth application-default login` may write no quota project, and Service Usage then refuses a
+    person (cloud review #12): setup bills the project it sets up, which its owner may use."""
+    from cicd_release.gcp_admin import Cloud
+    from cicd_release.settings import Settings
+
+    cloud = Cloud(
+        Settings(project=PROJECT, cloud_api_endpoint=admin_standin.endpoint),
+        PROJECT,
+        admin_standin.add_owner_person(),
+    )
+    enabled = cloud.enabled_services(["serviceusage.googleapis.com", "iam.googleapis.com"])
+
+    assert enabled == {"serviceusage.googleapis.com": True, "iam.googleapis.com": False}
+    services = [r for r in admin_standin.requests if "/services" in r[2]]
+    assert services and all(r[0] == "user:ml-lead@example.com" and r[3] == 200 for r in services)
+
+
+def test_the_stand_in_refuses_a_person_without_a_quota_project_as_google_does(admin_standin):
+    import google.auth.transport.requests
+
+    creds = admin_standin.add_owner_person()
+    session = google.auth.transport.requests.AuthorizedSession(creds)
+    url = f"{admin_standin.endpoint}/v1/projects/{PROJECT}/services:batchGet?names=projects/{PROJECT}/services/iam.googleapis.com"
+    refused = session.get(url, timeout=10)
+    assert refused.status_code == 403 and "requires a quota project" in refused.json()["error"]["message"]
+    billed = session.get(url, headers={"x-goog-user-project": PROJECT}, timeout=10)
+    assert billed.status_code == 200, billed.text
+
+
 def test_a_service_account_policy_is_read_with_an_empty_body_as_google_requires(
     admin_standin, owner_key, monkeypatch
 ):

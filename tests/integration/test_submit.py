@@ -462,9 +462,9 @@ def test_a_service_account_the_caller_may_not_act_as_is_refused_as_vertex_refuse
 def test_the_chains_own_request_passes_every_rule(
     tmp_path: Path, vertex_standin: VertexStandIn, gcs_bucket: storage.Bucket
 ) -> None:
-    """What the chain sends (cicd_release.runs.RunRequest): its job ID format, run labels, model_labels,
+    """What the chain sends (cicd_release.launch.RunRequest): its job ID format, run labels, model_labels,
     service account."""
-    from cicd_release.runs import RunRequest
+    from cicd_release.launch import RunRequest
     from cicd_release.snapshots import RunData
 
     commit = "0123456789abcdef0123456789abcdef01234567"

@@ -279,7 +279,8 @@ class Identities:
 
     def __init__(self) -> None:
         self._public: dict[str, tuple[str, bytes]] = {}  # key id -> (email, public key PEM)
-        self._tokens: dict[str, str] = {}  # access token -> email
+        self._tokens: dict[str, str] = {}  # access token -> email (a service account's) or "user:EMAIL"
+        self._refresh: dict[str, str] = {}  # refresh token -> a person's email
         self._lock = threading.Lock()
 
     def key_file(self, path: Path, email: str, token_uri: str) -> Path:
@@ -312,6 +313,29 @@ class Identities:
             )
         )
         return path
+
+    def person(self, email: str) -> str:
+        """A refresh token for the person `email`, as `gcloud auth application-default login` stores one.
+
+        google-auth sends an `authorized_user` file's refresh to Google's own token endpoint whatever the file
+        says (`Credentials.from_authorized_user_info`: "always overrides"), so tests build the credentials
+        with this token and the stand-in's token URI instead of writing such a file.
+        """
+        refresh = "1//standin-" + secrets.token_urlsafe(24)
+        with self._lock:
+            self._refresh[refresh] = email
+        return refresh
+
+    def issue_for_refresh(self, refresh_token: str) -> dict:
+        """The OAuth 2.0 refresh-token grant of the token endpoint (a person's credentials)."""
+        with self._lock:
+            email = self._refresh.get(refresh_token)
+        if email is None:
+            raise ApiError(400, "invalid_grant", "INVALID_ARGUMENT")
+        token = "ya29.standin-user-" + secrets.token_urlsafe(24)
+        with self._lock:
+            self._tokens[token] = f"user:{email}"
+        return {"access_token": token, "expires_in": 3600, "token_type": "Bearer"}
 
     def _verified(self, assertion: str) -> dict:
         from google.auth import jwt
@@ -351,4 +375,4 @@ class Identities:
             if token.count(".") != 2:
                 raise ApiError(401, "Request had invalid authentication credentials.", "UNAUTHENTICATED")
             email = self._verified(token)["iss"]
-        return f"serviceAccount:{email}"
+        return email if email.startswith("user:") else f"serviceAccount:{email}"

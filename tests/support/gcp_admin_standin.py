@@ -81,6 +81,7 @@ _REPOSITORY_ID = re.compile(r"^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]{1,2}$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
+_SERVICE_USAGE = re.compile(r"^/v1/(projects/[^/]+/services|operations/)")
 
 
 def _denied(permission: str, resource: str) -> ApiError:
@@ -116,6 +117,22 @@ class AdminStandIn:
         policy["bindings"].append({"role": "roles/owner", "members": [f"serviceAccount:{email}"]})
         self.policies.set("project", self.project, policy)
         return self.key_file(key_path, email)
+
+    def add_owner_person(self, email: str = "ml-lead@example.com"):
+        """A person holding roles/owner on the project, and their user credentials with no quota project
+        (what `gcloud auth application-default login` writes with no core/project set, or an older gcloud)."""
+        from google.oauth2.credentials import Credentials
+
+        policy = self.policies.get("project", self.project)
+        policy["bindings"].append({"role": "roles/owner", "members": [f"user:{email}"]})
+        self.policies.set("project", self.project, policy)
+        return Credentials(
+            token=None,
+            refresh_token=self.identities.person(email),
+            token_uri=f"{self.endpoint}/token",
+            client_id="764086051850-standin.apps.googleusercontent.com",
+            client_secret="standin-client-secret",  # not a secret: a stand-in's made-up value
+        )
 
     def add_account(self, account_id: str) -> str:
         email = f"{account_id}@{self.project}.iam.gserviceaccount.com"
@@ -153,6 +170,27 @@ class AdminStandIn:
         check_permissions_list(permissions)
         roles = self.policies.roles_of(caller, kind, name, self.project)
         return [p for p in permissions if any(role_grants(r, p) for r in roles)]
+
+    def require_quota_project(self, caller: str, path: str, quota_project: str | None) -> None:
+        """A person's credentials (not a service account's) must name a quota project for Service Usage.
+
+        Google refuses such calls without an `X-Goog-User-Project` header ("... requires a quota project,
+        which is not set by default"), and with one the caller needs serviceusage.services.use on that
+        project (https://cloud.google.com/docs/authentication/troubleshoot-adc#user-creds-client-based).
+        """
+        if not caller.startswith("user:") or not _SERVICE_USAGE.match(path):
+            return
+        if not quota_project:
+            raise ApiError(
+                403,
+                "Your application is authenticating by using local Application Default Credentials. The "
+                "serviceusage.googleapis.com API requires a quota project, which is not set by default. To learn "
+                "how to set your quota project, see https://cloud.google.com/docs/authentication/adc-troubleshooting/user-creds .",
+                "PERMISSION_DENIED",
+            )
+        self.require(
+            caller, "serviceusage.services.use", "project", quota_project, f"projects/{quota_project}"
+        )
 
     def require_service(self, service: str) -> None:
         if not self.services.get(service):
@@ -661,11 +699,17 @@ def _make_handler(s: AdminStandIn) -> type[ForwardingHandler]:
             try:
                 if url.path == "/token" and self.command == "POST":
                     form = urllib.parse.parse_qs(body.buffered().decode())
-                    if form.get("grant_type") != ["urn:ietf:params:oauth:grant-type:jwt-bearer"]:
+                    grant = form.get("grant_type", [""])[0]
+                    if grant == "refresh_token":
+                        issued = s.identities.issue_for_refresh(form.get("refresh_token", [""])[0])
+                    elif grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
+                        issued = s.identities.issue(form.get("assertion", [""])[0])
+                    else:
                         raise ApiError(400, "unsupported_grant_type")
-                    self._answer(200, s.identities.issue(form.get("assertion", [""])[0]), "/token", "-")
+                    self._answer(200, issued, "/token", "-")
                     return
                 caller = s.identities.caller(self.headers.get("Authorization"))
+                s.require_quota_project(caller, url.path, self.headers.get("x-goog-user-project"))
                 if _OBJECTS.match(url.path):
                     self._objects(caller, url, body)
                     return

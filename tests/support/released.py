@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cicd_release.runs import MODULE_FILES
+from cicd_release.release_state import MODULE_FILES
 from cicd_release.settings import Settings
 from cicd_release.snapshots import upload_snapshot
 from cicd_release.storage import upload_content_addressed, upload_immutable, write_json_object
@@ -105,7 +105,7 @@ def release(
     """Uploads a spec and modules named by ``variant`` and writes the release record for ``commit``; the data
     is the data set's LATEST (uploading the shipped data first if there is none). Returns the record."""
     from cicd_release.errors import MissingData
-    from cicd_release.runs import release_record
+    from cicd_release.release_state import read_record
     from cicd_release.snapshots import resolve
 
     folder = tmp_path / f"release-{variant}"
@@ -131,7 +131,8 @@ def release(
             client, settings.resolved_data_root, data_folder(tmp_path / "data0" / "penguins"), SCHEMA
         )
         data = resolve(client, settings.resolved_data_root)
-    _, current, uri = release_record(settings, client)
+    last = read_record(settings, client)
+    current, uri = last.generation, last.uri
     record = {
         "commit": commit,
         "versions": dict(VERSIONS),

@@ -115,3 +115,38 @@ def test_files_with_different_headers_are_named(tmp_path):
 def test_many_bad_rows_are_counted_not_all_listed(tmp_path):
     report = check_data_root(folder(tmp_path, p__csv=rows(*["Adelie,1"] * 40)), SCHEMA)
     assert "and 35 more: not 5 fields like the header" in report.format() and "(40 row(s))" in report.format()
+
+
+@pytest.mark.parametrize("target", ["outside.csv", "/proc/self/environ"])
+def test_a_link_is_refused_and_never_read(tmp_path, target):
+    """A link reads bytes from outside the data folder; its content must not reach a message (issue 16)."""
+    outside = tmp_path / "outside.csv"
+    outside.write_bytes(rows("Adelie,39.1,18.7,181,3750").replace(b"species", b"SECRET_TOKEN"))
+    root = folder(tmp_path, p__csv=rows("Adelie,39.1,18.7,181,3750"))
+    (root / "linked.csv").symlink_to(outside if target == "outside.csv" else target)
+    report = check_data_root(root, SCHEMA)
+    assert not report.ok
+    assert "data/linked.csv: a link" in report.format()
+    assert "SECRET_TOKEN" not in report.format()
+    assert report.files == 1  # the real file only
+
+
+def test_a_linked_folder_is_refused_and_not_walked(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "x.csv").write_bytes(rows("Adelie,39.1,18.7,181,3750"))
+    root = folder(tmp_path, p__csv=rows("Adelie,39.1,18.7,181,3750"))
+    (root / "more").symlink_to(elsewhere, target_is_directory=True)
+    report = check_data_root(root, SCHEMA)
+    assert "data/more: a link" in report.format()
+    assert "x.csv" not in report.format()
+
+
+def test_a_large_file_is_read_in_a_stream(tmp_path):
+    """Memory does not grow with the file: only the first few bad line numbers are kept, all are counted."""
+    bad = ["Adelie,1"] * 10_000
+    report = check_data_root(
+        folder(tmp_path, p__csv=rows(*(["Adelie,39.1,18.7,181,3750"] * 50_000 + bad))), SCHEMA
+    )
+    assert report.rows == 60_000
+    assert "data/p.csv:50002, data/p.csv:50003" in report.format() and "and 9995 more" in report.format()

@@ -141,11 +141,12 @@ def test_content_digest_follows_sources_not_build_leftovers(package_factory):
         content_digest(root, ["components/missing"])
 
 
-def test_prepare_context_holds_only_the_dockerfile_and_wheels(package_factory, tmp_path):
+def test_prepare_context_holds_only_the_dockerfile_its_check_and_wheels(package_factory, tmp_path):
     wheel = build_wheel(package_factory(), tmp_path / "dist")
     context = prepare_context(tmp_path / "ctx", DOCKERFILE, [wheel])
     assert sorted(p.relative_to(context).as_posix() for p in context.rglob("*")) == [
         "Dockerfile",
+        "check_requirements.py",
         "wheels",
         f"wheels/{wheel.name}",
     ]
@@ -165,7 +166,7 @@ def test_a_symlink_in_a_package_is_not_packed_into_its_wheel(package_factory, tm
 
 def test_a_linked_module_is_not_uploaded(tmp_path):
     from cicd_release.settings import Settings
-    from cicd_release.steps import Release, upload_modules
+    from cicd_release.steps import StepContext, upload_modules
     from cicd_release.workspace import Workspace
 
     root = tmp_path / "repo"
@@ -177,6 +178,58 @@ def test_a_linked_module_is_not_uploaded(tmp_path):
     def no_storage():
         raise AssertionError("nothing may be uploaded")
 
-    release = Release(Workspace(root), Settings(bucket="my-bucket"), config=None, storage_client=no_storage)
+    ctx = StepContext(Workspace(root), Settings(bucket="my-bucket"), config=None, storage_client=no_storage)
     with pytest.raises(ReleaseError, match="model.py is a symlink"):
-        upload_modules(release)
+        upload_modules(ctx)
+
+
+# --- the image's requirements check (docker/check_requirements.py), cloud review #24 ---
+
+
+def _dist(site: Path, name: str, version: str, *requires: str) -> None:
+    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    lines += [f"Requires-Dist: {r}" for r in requires]
+    (info / "METADATA").write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def check_requirements(tmp_path, monkeypatch):
+    """The script as the image runs it, over a site folder of made-up distributions put first on sys.path."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "check_requirements", DOCKERFILE.parent / "check_requirements.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    return module, site
+
+
+def test_requirements_check_ignores_a_conflict_outside_our_tree(check_requirements):
+    module, site = check_requirements
+    _dist(site, "cicd-fake-root", "1.0", "cicd-fake-dep>=2", 'cicd-fake-win; sys_platform == "win32"')
+    _dist(site, "cicd-fake-dep", "2.1", "cicd-fake-leaf[extra]<3")
+    _dist(site, "cicd-fake-leaf", "2.0", 'cicd-fake-extra-only; extra == "extra"')
+    _dist(site, "cicd-fake-extra-only", "1.0")
+    # The base's own disagreement that `pip check` would fail the whole build on:
+    _dist(site, "cicd-fake-unrelated", "1.0", "cicd-fake-dep<2")
+    assert module.problems(["cicd-fake-root"]) == []
+    assert module.main(["/opt/cicd/wheels/cicd_fake_root-1.0-py3-none-any.whl"]) == 0
+
+
+def test_requirements_check_names_each_unmet_requirement_down_the_tree(check_requirements, capsys):
+    module, site = check_requirements
+    _dist(site, "cicd-fake-root", "1.0", "cicd-fake-dep>=2", "cicd-fake-gone")
+    _dist(site, "cicd-fake-dep", "2.1", "cicd-fake-leaf<3")
+    _dist(site, "cicd-fake-leaf", "3.0")
+    assert sorted(module.problems(["cicd-fake-root"])) == [
+        "cicd-fake-dep 2.1 requires cicd-fake-leaf<3, but cicd-fake-leaf 3.0 is installed",
+        "cicd-fake-root 1.0 requires cicd-fake-gone, which is not installed",
+    ]
+    assert module.main(["cicd-fake-root"]) == 1
+    assert "unmet: cicd-fake-root 1.0 requires cicd-fake-gone" in capsys.readouterr().err

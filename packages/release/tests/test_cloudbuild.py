@@ -1,13 +1,15 @@
-"""cloudbuild.yaml and `invoke ci` must be the same chain: same steps, same order, nothing in YAML but invoke."""
+"""cloudbuild.yaml and `invoke ci` must be the same chain: same steps, each waiting for the same ones (the step
+table), nothing in YAML but invoke."""
 
 import re
 from pathlib import Path
 
 import yaml
 
+from cicd_release import plan
 from cicd_release.steps import STEPS as STEP_TABLE
 
-STEPS = tuple(step.name for step in STEP_TABLE)
+STEPS = tuple(STEP_TABLE)
 
 ROOT = Path(__file__).resolve().parents[3]
 BUILD = yaml.safe_load((ROOT / "cloudbuild.yaml").read_text())
@@ -30,16 +32,58 @@ def test_every_step_after_plan_but_test_reads_the_plan():
             assert "--planned" in step["args"], step["id"]
 
 
-def test_each_step_waits_for_the_one_before_and_has_a_timeout_and_a_comment():
-    text = (ROOT / "cloudbuild.yaml").read_text()
-    previous = None
+def test_the_step_table_is_keyed_by_the_plans_step_vocabulary_in_its_order():
+    assert STEPS == plan.STEPS
+    assert all(step.name == name for name, step in STEP_TABLE.items())
+    for step in STEP_TABLE.values():
+        assert set(step.after) <= set(STEPS), step.name
+
+
+def test_every_waitfor_names_a_step_before_it():
+    seen = set()
     for step in BUILD["steps"]:
-        assert step["waitFor"] == ([previous] if previous else ["-"]), step["id"]
+        assert step["waitFor"] == ["-"] or set(step["waitFor"]) <= seen, step["id"]
+        seen.add(step["id"])
+
+
+def test_each_step_waits_for_what_it_needs_as_the_step_table_says():
+    """Not a chain: after the tests, the image (after its wheels), the compile, the module and data uploads run
+    side by side, and the submit waits for all four (the run needs each)."""
+    waits = {step["id"]: set(step["waitFor"]) for step in BUILD["steps"]}
+    assert (waits["install"], waits["doctor"], waits["plan"], waits["test"]) == (
+        {"-"},
+        {"install"},
+        {"doctor"},
+        {"plan"},
+    )
+    for name, step in STEP_TABLE.items():
+        if name != "test":
+            assert waits[name] == set(step.after), name
+    assert waits["build.image"] == {"build.wheels"}
+    for name in ("build.wheels", "pipeline.compile", "modules.upload", "data.upload"):
+        assert waits[name] == {"test"}, f"{name} starts as soon as the tests passed"
+    assert waits["pipeline.submit"] == {"build.image", "pipeline.compile", "modules.upload", "data.upload"}
+    assert waits["schedule.move"] == {"pipeline.submit"}
+
+
+def test_nothing_is_built_or_uploaded_before_the_tests_pass():
+    def before(name: str) -> set[str]:
+        found = set(STEP_TABLE[name].after)
+        for earlier in STEP_TABLE[name].after:
+            found |= before(earlier)
+        return found
+
+    for name in STEPS[1:]:
+        assert "test" in before(name), name
+
+
+def test_each_step_has_a_timeout_and_a_comment():
+    text = (ROOT / "cloudbuild.yaml").read_text()
+    for step in BUILD["steps"]:
         assert re.fullmatch(r"\d+s", step["timeout"]), step["id"]
         assert re.search(rf"  # [^\n]+\n  - id: {re.escape(step['id'])}\n", text), (
             f"{step['id']} has no comment"
         )
-        previous = step["id"]
 
 
 def test_no_shell_logic_and_no_latest_images():

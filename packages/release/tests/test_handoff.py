@@ -4,9 +4,15 @@ import hashlib
 
 import pytest
 
-from cicd_release.errors import ReleaseError
-from cicd_release.steps import TRAINER_FILES, current_modules, released_modules
-from cicd_release.workspace import Workspace, atomic_write
+from cicd_release.errors import MissingRelease, ReleaseError
+from cicd_release.steps import TRAINER_FILES
+from cicd_release.workspace import (
+    Workspace,
+    atomic_write,
+    current_modules,
+    released_modules,
+    spec_for_run,
+)
 
 
 @pytest.fixture
@@ -27,7 +33,7 @@ def uploaded(ws):
 
 def test_the_uploaded_modules_are_used_while_they_are_the_files_on_disk(ws):
     ws.write_json(ws.modules_file, uploaded(ws))
-    assert current_modules(ws) == uploaded(ws)
+    assert current_modules(ws, TRAINER_FILES) == uploaded(ws)
 
 
 def test_a_module_edited_after_its_upload_is_refused(ws):
@@ -35,18 +41,42 @@ def test_a_module_edited_after_its_upload_is_refused(ws):
     model = ws.root / TRAINER_FILES["model_module"]
     model.write_text(model.read_text() + "# edited after the upload\n")
     with pytest.raises(ReleaseError, match="run `invoke modules.upload` again"):
-        current_modules(ws)
+        current_modules(ws, TRAINER_FILES)
 
 
 def test_a_data_only_build_runs_the_released_modules_while_they_are_the_files_on_disk(ws):
-    record = {"inputs": {"modules": uploaded(ws)}}
-    assert released_modules(ws, record) == uploaded(ws)
+    released = uploaded(ws)  # the release record's inputs.modules
+    assert released_modules(ws, TRAINER_FILES, released) == uploaded(ws)
     model = ws.root / TRAINER_FILES["model_module"]
     model.write_text(model.read_text() + "# a trainer change the plan did not see\n")
     with pytest.raises(ReleaseError, match="not the file the last release uploaded.*modules.upload"):
-        released_modules(ws, record)
+        released_modules(ws, TRAINER_FILES, released)
     with pytest.raises(ReleaseError, match="no release record"):
-        released_modules(ws, None)
+        released_modules(ws, TRAINER_FILES, None)
+
+
+MADE_FROM = {"sources": "0" * 64, "config": {}, "settings": {}}
+
+
+def test_the_spec_compiled_here_is_run_while_it_was_made_from_this_checkout(ws):
+    spec = {"name": "s.json", "uri": "gs://b/specs/s.json", "image": "i", "made_from": MADE_FROM}
+    ws.write_json(ws.spec_file, spec)
+    assert spec_for_run(ws, MADE_FROM, None, "gs://b/releases/p/latest.json") == spec
+    with pytest.raises(ReleaseError, match="pipeline.compile --upload` again"):
+        spec_for_run(ws, {**MADE_FROM, "sources": "1" * 64}, None, "gs://b/releases/p/latest.json")
+    ws.write_json(ws.spec_file, {**spec, "uri": None})
+    with pytest.raises(ReleaseError, match="was not uploaded"):
+        spec_for_run(ws, MADE_FROM, None, "gs://b/releases/p/latest.json")
+
+
+def test_without_a_compile_the_last_release_spec_is_run_and_without_a_release_none(ws):
+    released = {"spec": "gs://b/specs/old.json", "image": "repo/img:1", "modules": {}}
+    assert spec_for_run(ws, MADE_FROM, released, "u") == {
+        "uri": "gs://b/specs/old.json",
+        "image": "repo/img:1",
+    }
+    with pytest.raises(MissingRelease, match="no release record at gs://b/r.json"):
+        spec_for_run(ws, MADE_FROM, None, "gs://b/r.json")
 
 
 def test_concurrent_writers_never_share_a_temporary_file(tmp_path):

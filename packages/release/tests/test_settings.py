@@ -119,6 +119,9 @@ def test_a_rule_accepts_good_values(name, value):
         ("base_image", "gcr.io/tfx-oss-public/tfx", "has no tag"),
         ("base_image", "127.0.0.1:5000/tfx", "has no tag"),
         ("base_image", "gcr.io/tfx-oss-public/tfx@sha256:abc", "has a digest that is not"),
+        # A ',' or '=' would add a Cloud Build substitution where release.yml passes the image as one.
+        ("base_image", f"gcr.io/x,_PYTHON_IMAGE=evil@{DIGEST}", "is not an image path"),
+        ("serving_image", "Europe-docker.pkg.dev/vertex-ai/Prediction:1", "is not an image path"),
         ("serving_image", "europe-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest", "latest"),
         ("service_account", "me@gmail.com", "is not a service account e-mail"),
         ("service_account", "vertex@my-project-123.iam.gserviceaccount.com.evil", "is not a service account"),

@@ -1,7 +1,9 @@
 """What the GitHub workflow hands to Cloud Build: the exact commit, the release base, and no credentials."""
 
+import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -64,24 +66,64 @@ def test_the_sources_and_the_history_are(upload_list, path):
     assert not upload_list(path)
 
 
-def test_the_build_runs_as_the_setup_account_and_stages_where_setup_granted():
+def submitted(tmp_path: Path, **env: str) -> list[str]:
+    """The arguments the submit step gives gcloud (run with bash, a recording `gcloud` first on PATH)."""
+    [submit] = [s for s in steps() if "gcloud builds submit" in str(s.get("run", ""))]
+    fake = tmp_path / "bin" / "gcloud"
+    fake.parent.mkdir()
+    fake.write_text(f"#!{sys.executable}\nimport json, sys\nprint(json.dumps(sys.argv[1:]))\n")
+    fake.chmod(0o755)
+    path = f"{fake.parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    result = subprocess.run(
+        ["bash", "-e", "-c", submit["run"]],
+        env={**os.environ, "PATH": path, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(result.stdout)
+
+
+def option(args: list[str], name: str) -> str:
+    return args[args.index(name) + 1]
+
+
+SUBMIT_ENV = {
+    "COMMIT_SHA": "0123456789abcdef0123456789abcdef01234567",
+    "BASE": ":release",
+    "REGION": "europe-west4",
+    "SERVING_IMAGE": "s" + "@sha256:" + "0" * 64,
+    "BASE_IMAGE": "b" + "@sha256:" + "0" * 64,
+    "PYTHON_IMAGE": "p" + "@sha256:" + "0" * 64,
+    "PROJECT": "my-project",
+    "BUCKET": "my-project-ml",
+    "BUILD_ACCOUNT": "cicd-builder@my-project.iam.gserviceaccount.com",
+}
+
+
+def test_the_build_runs_as_the_setup_account_and_stages_where_setup_granted(tmp_path):
     """invoke setup makes the build account and the staging bucket, and grants the submitter only there."""
     from cicd_release.desired import Deployment
     from cicd_release.settings import Settings
 
     [submit] = [s for s in steps() if "gcloud builds submit" in str(s.get("run", ""))]
     staging = Deployment.from_settings(Settings(project="my-project")).staging_bucket
-    assert '--service-account "projects/${PROJECT}/serviceAccounts/${BUILD_ACCOUNT}"' in submit["run"]
+    args = submitted(tmp_path, **SUBMIT_ENV)
+    assert args[:3] == ["builds", "submit", "."] and option(args, "--config") == "cloudbuild.yaml"
+    account = "projects/my-project/serviceAccounts/cicd-builder@my-project.iam.gserviceaccount.com"
+    assert option(args, "--service-account") == account
     assert staging == "my-project_cloudbuild"
-    assert '--gcs-source-staging-dir "gs://${PROJECT}_cloudbuild/source"' in submit["run"]
+    assert option(args, "--gcs-source-staging-dir") == f"gs://{staging}/source"
     assert submit["env"]["BUILD_ACCOUNT"] == "${{ vars.GCP_CLOUDBUILD_SERVICE_ACCOUNT }}"
-    assert "_BUCKET=${BUCKET}" in submit["run"], "the build and the job summary read the same bucket"
+    substitutions = dict(pair.split("=", 1) for pair in option(args, "--substitutions").split(","))
+    assert substitutions["_BUCKET"] == "my-project-ml", "the build and the job summary read the same bucket"
 
 
-def test_every_build_diffs_against_the_last_release_not_the_previous_push():
+def test_every_build_diffs_against_the_last_release_not_the_previous_push(tmp_path):
     [submit] = [s for s in steps() if "gcloud builds submit" in str(s.get("run", ""))]
     assert "github.event.before" not in str(submit), "a cancelled or failed push's changes would be lost"
-    assert "_BASE=${BASE}" in submit["run"] and "':release'" in submit["env"]["BASE"]
+    substitutions = option(submitted(tmp_path, **SUBMIT_ENV), "--substitutions").split(",")
+    assert "_BASE=:release" in substitutions and "':release'" in submit["env"]["BASE"]
     assert "persist-credentials" not in str(submit)
 
 
@@ -106,27 +148,60 @@ def test_the_release_job_ends_with_what_the_run_did():
 
 
 DIGEST = "@sha256:" + "0" * 64
+# The check step's environment, as GitHub fills it from the repository variables (GCP_*) and the base.
 GOOD_INPUTS = {
     "BASE": ":release",
-    "REGION": "europe-west12",
-    "SERVING_IMAGE": "europe-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15" + DIGEST,
-    "BASE_IMAGE": "europe-west4-docker.pkg.dev/my-project/mirror/tfx" + DIGEST,
     "PYTHON_IMAGE": "python:3.10.15-bookworm" + DIGEST,
-    "BUCKET": "my-project-ml",
     "BUILD_ACCOUNT": "cicd-builder@my-project.iam.gserviceaccount.com",
+    "INVOKE_CICD_PROJECT": "my-project",
+    "INVOKE_CICD_REGION": "europe-west12",
+    "INVOKE_CICD_BUCKET": "my-project-ml",
+    "INVOKE_CICD_SERVING_IMAGE": "europe-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15" + DIGEST,
+    "INVOKE_CICD_BASE_IMAGE": "europe-west4-docker.pkg.dev/my-project/mirror/tfx" + DIGEST,
 }
 
 
-def check_inputs(**overrides: str) -> subprocess.CompletedProcess:
-    """Runs the workflow's own input check (its `run:` script, with bash as GitHub does) on these values."""
+def check_step():
     [check] = [s for s in steps() if s.get("name") == "Check the build's inputs"]
-    env = {**os.environ, **GOOD_INPUTS, **overrides}
-    return subprocess.run(["bash", "-e", "-c", check["run"]], env=env, capture_output=True, text=True)
+    return check
+
+
+def check_inputs(**overrides: str) -> subprocess.CompletedProcess:
+    """Runs the workflow's own input check (its `run:` script, with bash as GitHub does, `python` being this
+    interpreter with the project installed) on these values."""
+    bin_dir = Path(sys.executable).parent
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("INVOKE_")}
+    env = {**clean, "PATH": f"{bin_dir}{os.pathsep}{clean.get('PATH', '')}", **GOOD_INPUTS, **overrides}
+    return subprocess.run(
+        ["bash", "-e", "-c", check_step()["run"]], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+
+
+def test_the_check_reads_the_variables_the_build_is_submitted_with():
+    """What is checked is what is submitted: each value the submit step passes comes from the same expression."""
+    [submit] = [s for s in steps() if s.get("name") == "Submit the build for this commit"]
+    checked = set(check_step()["env"].values())
+    for name in (
+        "BASE",
+        "REGION",
+        "SERVING_IMAGE",
+        "BASE_IMAGE",
+        "PYTHON_IMAGE",
+        "BUCKET",
+        "BUILD_ACCOUNT",
+        "PROJECT",
+    ):
+        assert submit["env"][name] in checked, name
+    assert "settings.check" in check_step()["run"], (
+        "the project's own settings check, not a copy of its rules"
+    )
 
 
 @pytest.mark.parametrize("base", ["", ":release", "0123456789abcdef0123456789abcdef01234567"])
 def test_the_inputs_a_manual_run_may_give_pass(base):
-    assert check_inputs(BASE=base).returncode == 0
+    result = check_inputs(BASE=base)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "settings: ok" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -134,23 +209,32 @@ def test_the_inputs_a_manual_run_may_give_pass(base):
     [
         {"BASE": "x,_PYTHON_IMAGE=attacker/evil:1"},  # a comma adds a substitution
         {"BASE": "main"},
-        {"REGION": "europe-west4,_BUCKET=other"},
-        {"BASE_IMAGE": "gcr.io/tfx-oss-public/tfx:1.16.0"},  # not by digest
-        {"SERVING_IMAGE": "x" + DIGEST + ",_PYTHON_IMAGE=evil:1"},
+        {"INVOKE_CICD_REGION": "europe-west4,_BUCKET=other"},
+        {"INVOKE_CICD_BASE_IMAGE": "gcr.io/tfx-oss-public/tfx:1.16.0"},  # not by digest
+        {"INVOKE_CICD_SERVING_IMAGE": "x" + DIGEST + ",_PYTHON_IMAGE=evil:1"},
         {"PYTHON_IMAGE": "python:3.10.15-bookworm"},  # a tag alone can move under a build
         {"PYTHON_IMAGE": ""},  # required
         {"PYTHON_IMAGE": "python:3.10" + DIGEST + ",_BUCKET=other"},
-        {"BUCKET": "my-project-ml,_PYTHON_IMAGE=evil:1"},
+        {"INVOKE_CICD_BUCKET": "my-project-ml,_PYTHON_IMAGE=evil:1"},
         {"BUILD_ACCOUNT": ""},  # not set: the build would run as the project's default account
+        # The settings model's rules, which the old bash regexes lacked or did not have:
+        {"INVOKE_CICD_BUCKET": "192.168.5.4"},  # an IP address
+        {"INVOKE_CICD_BUCKET": "goog-ml"},  # reserved by Google
+        {"INVOKE_CICD_REGION": ""},  # the build is submitted to a region
+        {"INVOKE_CICD_PROJECT": "My_Project"},
+        {"PYTHON_IMAGE": "evil,_BUCKET=x" + DIGEST},  # a comma before the digest
     ],
 )
 def test_a_value_that_could_inject_a_substitution_stops_the_job(overrides):
     result = check_inputs(**overrides)
     assert result.returncode == 1 and "::error::" in result.stdout
+    assert len(result.stdout.strip().splitlines()) == 1, "one line: an annotation naming the input"
+    assert "Traceback" not in result.stdout + result.stderr
 
 
-def test_the_step_image_comes_from_a_variable_never_from_a_manual_run():
+def test_the_step_image_comes_from_a_variable_never_from_a_manual_run(tmp_path):
     [submit] = [s for s in steps() if s.get("name") == "Submit the build for this commit"]
     assert submit["env"]["PYTHON_IMAGE"] == "${{ vars.GCP_PYTHON_IMAGE }}"
-    assert "_PYTHON_IMAGE=${PYTHON_IMAGE}" in submit["run"]
+    substitutions = option(submitted(tmp_path, **SUBMIT_ENV), "--substitutions").split(",")
+    assert f"_PYTHON_IMAGE={SUBMIT_ENV['PYTHON_IMAGE']}" in substitutions
     assert set(WORKFLOW[True]["workflow_dispatch"]["inputs"]) == {"base"}

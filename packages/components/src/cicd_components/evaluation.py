@@ -3,7 +3,7 @@ run report share (TFX writes no metric onto the evaluation artifact itself)."""
 
 import os
 
-from cicd_components.judge.verdict import HOLDOUT_DIR, VERDICT_FILE
+from cicd_components.judge.verdict import EVAL_SPLIT, HOLDOUT, HOLDOUT_DIR, VERDICT_FILE
 
 
 def overall_metrics(evaluation_uri: str) -> dict[str, float]:
@@ -25,6 +25,40 @@ def overall_metrics(evaluation_uri: str) -> dict[str, float]:
             if key_and_value.value.HasField("double_value"):
                 metrics[name] = key_and_value.value.double_value.value
     return metrics
+
+
+def slice_metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
+    """The candidate's metrics on each single-feature slice, by "feature=value" (e.g. "species=Adelie": one
+    class of the label); empty for an evaluation sliced no further than overall (one from before 0.3.0)."""
+    import tensorflow_model_analysis as tfma
+
+    slices: dict[str, dict[str, float]] = {}
+    for sliced in tfma.load_metrics(evaluation_uri):
+        keys = sliced.slice_key.single_slice_keys
+        if len(keys) != 1:
+            continue  # the overall slice (no key), or a cross of features
+        kind = keys[0].WhichOneof("kind")
+        value = getattr(keys[0], kind) if kind else ""
+        value = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+        metrics = slices.setdefault(f"{keys[0].column}={value}", {})
+        for key_and_value in sliced.metric_keys_and_values:
+            key = key_and_value.key
+            if key.is_diff or key.model_name == "baseline":
+                continue  # the candidate's own numbers only
+            if key_and_value.value.HasField("double_value"):
+                metrics[key.name] = key_and_value.value.double_value.value
+    return slices
+
+
+def judged_slice_metrics(evaluation_uri: str) -> dict[str, dict[str, dict[str, float]]]:
+    """`slice_metrics` of the eval split ("eval split") and, when the judge scored one, of the holdout."""
+    from tfx.dsl.io import fileio
+
+    sets = {EVAL_SPLIT: slice_metrics(evaluation_uri)}
+    holdout = os.path.join(evaluation_uri, HOLDOUT_DIR)
+    if fileio.exists(holdout):
+        sets[HOLDOUT] = slice_metrics(holdout)
+    return sets
 
 
 def judged_metrics(evaluation_uri: str) -> dict[str, float]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
+import os
 import re
 from pathlib import Path
 
@@ -57,40 +57,77 @@ def schema_columns(schema_file: Path) -> list[str]:
     return names
 
 
-def _lines(label: str, numbers: list[int], what: str) -> str:
-    shown = ", ".join(f"{label}:{n}" for n in numbers[:_LISTED])
-    more = f" and {len(numbers) - _LISTED} more" if len(numbers) > _LISTED else ""
-    return f"{shown}{more}: {what} ({len(numbers)} row(s))"
+class _Numbers:
+    """Line numbers of one problem: the first few kept to name, all of them counted (memory stays flat)."""
+
+    def __init__(self) -> None:
+        self.first: list[int] = []
+        self.count = 0
+
+    def add(self, number: int) -> None:
+        self.count += 1
+        if len(self.first) < _LISTED:
+            self.first.append(number)
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+
+def _lines(label: str, numbers: _Numbers, what: str) -> str:
+    shown = ", ".join(f"{label}:{n}" for n in numbers.first)
+    more = f" and {numbers.count - len(numbers.first)} more" if numbers.count > len(numbers.first) else ""
+    return f"{shown}{more}: {what} ({numbers.count} row(s))"
+
+
+def _decoded(raw_lines, bad_bytes: _Numbers, first_bad: list[int]):
+    """Each line as text; a line that is not UTF-8 is counted (and its first bad byte kept) and read as
+    replaced, so the reader goes on and the problem names every such line."""
+    for number, raw in enumerate(raw_lines, start=1):
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            bad_bytes.add(number)
+            if not first_bad:
+                first_bad += [number, err.start]
+            yield raw.decode("utf-8", errors="replace")
 
 
 def check_file(path: Path, label: str, columns: list[str] | None) -> tuple[list[str], list[str] | None, int]:
-    """(problems, header, rows) of one file; `label` is how the file is named in messages."""
-    data = path.read_bytes()
+    """(problems, header, rows) of one file; `label` is how the file is named in messages.
+
+    Streams the file: memory does not grow with its size (a 200 MB file once took 22 times its size when
+    every row was kept).
+    """
     problems: list[str] = []
-    if data.startswith(_BOM):
-        problems.append(
-            f"{label}:1: starts with a UTF-8 byte-order mark, which becomes part of the first column's name "
-            "(the schema then sees that column dropped and a new one added): save the file without it."
-        )
-        data = data[len(_BOM) :]
-    bad_bytes = []
-    for number, raw in enumerate(data.split(b"\n"), start=1):
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError as err:
-            bad_bytes.append((number, err.start))
+    bad_bytes, first_bad, wrong = _Numbers(), [], _Numbers()
+    header: list[str] | None = None
+    count = 0
+    with path.open("rb") as raw:
+        if raw.read(len(_BOM)) == _BOM:
+            problems.append(
+                f"{label}:1: starts with a UTF-8 byte-order mark, which becomes part of the first column's name "
+                "(the schema then sees that column dropped and a new one added): save the file without it."
+            )
+        else:
+            raw.seek(0)
+        for row in csv.reader(_decoded(raw, bad_bytes, first_bad)):
+            if not row:
+                continue  # an empty line is no row
+            if header is None:
+                header = row
+                continue
+            count += 1
+            if len(row) != len(header):
+                wrong.add(count + 1)
     if bad_bytes:
-        number, column = bad_bytes[0]
+        number, column = first_bad
         problems.append(
-            f"{_lines(label, [n for n, _ in bad_bytes], 'not UTF-8')}; the first at byte {column + 1} of line "
+            f"{_lines(label, bad_bytes, 'not UTF-8')}; the first at byte {column + 1} of line "
             f"{number}: re-save the file as UTF-8."
         )
         return problems, None, 0
-    rows = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
-    rows = [r for r in rows if r]  # a trailing empty line is no row
-    if not rows:
+    if header is None:
         return [*problems, f"{label}: empty: no header and no rows."], None, 0
-    header, body = rows[0], rows[1:]
     if columns is not None and [c.strip() for c in header] != columns and set(header) != set(columns):
         missing = [c for c in columns if c not in header]
         extra = [c for c in header if c not in columns]
@@ -98,14 +135,21 @@ def check_file(path: Path, label: str, columns: list[str] | None) -> tuple[list[
             f"{label}:1: the header {','.join(header)!r} does not match the schema's columns "
             f"{','.join(columns)!r} (missing: {missing or 'none'}; not in the schema: {extra or 'none'})."
         )
-    if not body:
+    if not count:
         problems.append(f"{label}: a header and no rows: nothing to train on.")
-    wrong = [n for n, row in enumerate(body, start=2) if len(row) != len(header)]
     if wrong:
         problems.append(
             _lines(label, wrong, f"not {len(header)} fields like the header (a truncated or split row)")
         )
-    return problems, header, len(body)
+    return problems, header, count
+
+
+def _entries(data_root: Path) -> list[Path]:
+    """Every entry under `data_root`, links included but never followed (os.walk's default)."""
+    found = []
+    for folder, dirs, names in os.walk(data_root):
+        found += [Path(folder, name) for name in (*dirs, *names)]
+    return found
 
 
 def check_data_root(data_root: Path, schema_file: Path | None = None) -> DataReport:
@@ -117,12 +161,21 @@ def check_data_root(data_root: Path, schema_file: Path | None = None) -> DataRep
     headers: dict[str, list[str]] = {}
     rows_by_file: list[tuple[str, int]] = []
     files = rows = 0
-    for folder in sorted(p for p in data_root.rglob("*") if p.is_dir()):
+    entries = sorted(_entries(data_root))
+    for path in entries:
+        if path.is_symlink():
+            # Never read through a link: what it points to is outside what was checked and committed (a link
+            # to /proc/self/environ or a key file would be trained on, uploaded and quoted in messages).
+            problems.append(
+                f"{path.relative_to(data_root.parent)}: a link, which the data check, CsvExampleGen and the "
+                "upload would follow out of the data folder: put the file itself there instead."
+            )
+    for folder in (p for p in entries if p.is_dir() and not p.is_symlink()):
         problems.append(
             f"{folder.relative_to(data_root.parent)}: a folder inside the data root: CsvExampleGen reads the "
             f"files directly in {data_root} and fails on a folder: move its files up or out."
         )
-    for path in sorted(p for p in data_root.rglob("*") if p.is_file()):
+    for path in (p for p in entries if p.is_file() and not p.is_symlink()):
         label = str(path.relative_to(data_root.parent))
         if path.parent != data_root:
             continue  # named with its folder above

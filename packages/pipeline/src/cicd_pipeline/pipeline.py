@@ -22,8 +22,9 @@ LABEL_KEY = "species_xf"  # the transformed label (see the trainer's preprocessi
 
 
 def eval_config(accuracy_threshold: float) -> tfma.EvalConfig:
-    """TFMA config: accuracy and the example count; the threshold is the first of the Judge's checks (the no-
-    regression rule, whose tolerance follows from the size of the set, is the Judge's: verdict.py)."""
+    """TFMA config: accuracy and the example count, overall and per class; the threshold is the first of the
+    Judge's checks (the no-regression rule, whose tolerance follows from the size of the set, is the Judge's:
+    verdict.py). The Judge checks the overall slice alone; the per-class slices are for reading."""
     accuracy = tfma.MetricConfig(
         class_name="SparseCategoricalAccuracy",
         threshold=tfma.MetricThreshold(
@@ -40,7 +41,9 @@ def eval_config(accuracy_threshold: float) -> tfma.EvalConfig:
                 preprocessing_function_names=["transform_features"],
             )
         ],
-        slicing_specs=[tfma.SlicingSpec()],
+        # The overall slice, which the judge's checks read, and one slice per class of the label: each class's
+        # accuracy, which `invoke compare` shows for base and head (cicd_components.evaluation.slice_metrics).
+        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[RAW_LABEL_KEY])],
         metrics_specs=[tfma.MetricsSpec(metrics=[accuracy, tfma.MetricConfig(class_name="ExampleCount")])],
     )
 

@@ -239,6 +239,14 @@ GRANTS = (
         "reads the data and module files, writes the pipeline root and the pushed model",
         ("storage.objects.create", "storage.objects.get", "storage.objects.list"),
     ),
+    Grant(
+        "vertex",
+        "roles/storage.legacyBucketReader",
+        BUCKET,
+        "TensorFlow's GCS file system reads the bucket's metadata when it makes a folder under an empty prefix "
+        "(Pusher's first push to serving_model/); Storage Object Admin has no storage.buckets.get",
+        ("storage.buckets.get",),
+    ),
 )
 
 # Workload Identity Federation for GitHub Actions (google-github-actions/auth).

@@ -250,24 +250,24 @@ def _release_checks(cloud: Cloud, settings: Settings) -> list[Check]:
     """The last release's spec and image are where the record says (a trainer-only build reuses them)."""
     from cicd_release import image as image_lib
     from cicd_release import storage as storage_lib
-    from cicd_release.steps import release_record
+    from cicd_release.release_state import read_record
 
     # The storage functions report their own faults (cicd_release.faults).
-    record, _, uri = release_record(settings, cloud.storage)
-    if record is None:
-        return [Check(OK, f"release: no release yet ({uri} absent; the first build makes everything)")]
-    inputs = record.get("inputs", {})
+    record = read_record(settings, cloud.storage)
+    if not record.exists:
+        return [Check(OK, f"release: no release yet ({record.uri} absent; the first build makes everything)")]
+    inputs = record.inputs
     checks = []
     spec = inputs.get("spec", "")
     deadline = float(settings.request_deadline_seconds)
     spec_found = bool(spec) and storage_lib.blob_exists(cloud.storage, spec, deadline=deadline)
     if spec_found:
-        checks.append(Check(OK, f"release {record['commit'][:12]}: spec {spec}"))
+        checks.append(Check(OK, f"release {record.commit[:12]}: spec {spec}"))
     else:
         checks.append(
             Check(
                 FAIL,
-                f"release {record['commit'][:12]}: spec {spec or '(none in the record)'} missing",
+                f"release {record.commit[:12]}: spec {spec or '(none in the record)'} missing",
                 "run the full chain once: `gcloud builds submit` with _BASE='' (or the release workflow's "
                 "base input left empty)",
             )

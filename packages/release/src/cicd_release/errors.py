@@ -77,6 +77,10 @@ class SettingsError(ReleaseError, ValueError):
     exit_code = 2
 
 
+class CompareError(InputError):
+    """A ref `invoke compare` was given is not a commit of this clone (the task prints this name)."""
+
+
 # ------------------------------------------------------------------------ exit 3: missing in the cloud project
 
 
@@ -168,7 +172,7 @@ EXIT_CODES: tuple[ExitCode, ...] = (
         2,
         "a bad setting or input: nothing was built, uploaded or run",
         "every task",
-        (InputError, SettingsError),
+        (InputError, SettingsError, CompareError),
     ),
     ExitCode(
         3,

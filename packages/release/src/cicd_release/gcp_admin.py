@@ -45,6 +45,22 @@ def credentials():
     return creds
 
 
+def billed_to(creds, project: str):
+    """A person's credentials with no quota project, billed to ``project`` (the one being set up or checked).
+
+    `gcloud auth application-default login` writes no quota project unless gcloud's core/project is set (and
+    older gcloud never did), and Service Usage, setup's first call, refuses a person's call without one:
+    "... requires a quota project, which is not set by default". A project owner may use the project's quota
+    (serviceusage.services.use). Service accounts' calls are billed to their own project and are left as is,
+    and so is a quota project the person chose.
+    """
+    from google.oauth2.credentials import Credentials as UserCredentials
+
+    if isinstance(creds, UserCredentials) and not creds.quota_project_id and project:
+        return creds.with_quota_project(project)
+    return creds
+
+
 def _json_policy(message) -> dict[str, Any]:
     from google.protobuf import json_format
 
@@ -67,6 +83,7 @@ class Cloud:
         self.endpoint = settings.cloud_api_endpoint.rstrip("/")
         self.timeout = float(settings.request_deadline_seconds)
         self._creds = creds
+        self._billed = False
         self._clients: dict[str, Any] = {}
 
     # --- clients
@@ -75,6 +92,8 @@ class Cloud:
     def creds(self):
         if self._creds is None:
             self._creds = credentials()
+        if not self._billed:  # once: a copy is a new credential that would fetch its own token
+            self._creds, self._billed = billed_to(self._creds, self.project), True
         return self._creds
 
     def _gapic(self, name: str, factory):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +86,8 @@ def image_uri(registry_host_path: str, name: str, components_version: str, diges
 def prepare_context(
     out_dir: str | os.PathLike[str], dockerfile: str | os.PathLike[str], wheels: Iterable[Any]
 ) -> Path:
-    """Assemble a build context holding only ``Dockerfile`` and ``wheels/*.whl``; return its folder.
+    """Assemble a build context holding only ``Dockerfile``, the Python scripts beside it (the image's own
+    build checks, such as ``check_requirements.py``) and ``wheels/*.whl``; return its folder.
 
     A context made of the repository would send everything in it (local credentials, data, caches) to the
     builder, where one careless COPY puts it in the image. This context holds nothing else.
@@ -106,6 +107,8 @@ def prepare_context(
         raise BuildError(f"{dockerfile} does not exist: pass the path of docker/Dockerfile.")
     (out_dir / "wheels").mkdir(parents=True)
     shutil.copyfile(dockerfile, out_dir / "Dockerfile")
+    for script in sorted(Path(dockerfile).parent.glob("*.py")):
+        shutil.copyfile(script, out_dir / script.name)
     for wheel in wheels:
         shutil.copyfile(wheel, out_dir / "wheels" / wheel.name)
     return out_dir
@@ -135,12 +138,14 @@ def build_image(
     push: bool = False,
     client: Any = None,
     timeout: float = 3600,
-    auth_config: Mapping[str, str] | None = None,
+    auth_config: Mapping[str, str] | Callable[[str], Mapping[str, str] | None] | None = None,
 ) -> dict[str, Any]:
     """Build ``context_dir`` with ``dockerfile``, tag it ``tag`` and ``extra_tags``, and push them if asked.
 
-    ``auth_config`` (``{"username", "password"}``) goes with each push, so the push does not depend on the
-    engine's or the build machine's credential file (see ``registry_auth``).
+    ``auth_config`` (``{"username", "password"}``, or a function of the image reference returning one, such
+    as ``registry_auth``) goes with the pull of a missing base (build arg ``BASE_IMAGE``) and with each push,
+    so neither depends on the engine's or the build machine's credential file. A function is asked right
+    before each pull and push: an access token fetched before a long build can expire before its push.
 
     Returns ``{"id", "tags", "pushed": {tag: registry digest or None}, "log": [lines]}``. Any failure
     raises BuildError naming the step, with the end of the build or push log.
@@ -169,7 +174,11 @@ def build_image(
         # DOCKER_HOST selects the engine: podman's socket in CI, Docker's in Cloud Build.
         client = docker.from_env(timeout=int(timeout))
     api = client.api
+    auth_for = auth_config if callable(auth_config) else (lambda _reference: auth_config)
 
+    base = (build_args or {}).get("BASE_IMAGE")
+    if base:
+        _pull_if_missing(client, base, auth_for, docker.errors)
     log: list[str] = []
     image_id = None
     try:
@@ -180,7 +189,8 @@ def build_image(
             buildargs=dict(build_args or {}),
             rm=True,
             forcerm=True,
-            # Pull the base only when missing: a pinned tag does not move, and offline builds still work.
+            # The base was pulled above when missing, with our credentials: the engine's own pull would
+            # carry only the build machine's docker config (docker-py's build takes no auth_config).
             pull=False,
             decode=True,
             timeout=int(timeout),
@@ -217,8 +227,35 @@ def build_image(
     pushed: dict[str, str | None] = {}
     if push:
         for reference in tags:
-            pushed[reference] = _push(api, reference, docker.errors, auth_config)
+            pushed[reference] = _push(api, reference, docker.errors, auth_for(reference))
     return {"id": image_id, "tags": tags, "pushed": pushed, "log": log}
+
+
+def _pull_if_missing(client: Any, base: str, auth_for: Callable[[str], Any], errors: Any) -> None:
+    """Pull the base image when the engine lacks it, sending ``auth_for(base)`` (docker-py 7: ``pull``
+    takes an ``auth_config``, ``build`` does not)."""
+    try:
+        client.images.get(base)
+        return
+    except errors.ImageNotFound:
+        pass
+    except errors.APIError:
+        pass  # a reference the engine cannot look up locally: let the pull answer
+    auth = auth_for(base)
+    fix = (
+        "Check that it exists (mirrored into your Artifact Registry, by digest) and that the build's identity "
+        "may read it (roles/artifactregistry.reader)."
+    )
+    try:
+        # The engine answers 200 and reports a failed pull inside the stream: read every chunk.
+        for chunk in client.api.pull(
+            base, auth_config=dict(auth) if auth else None, stream=True, decode=True
+        ):
+            if "error" in chunk or "errorDetail" in chunk:
+                message = chunk.get("error") or chunk["errorDetail"].get("message", "")
+                raise BuildError(f"pulling the base image {base} failed: {message.strip()}. {fix}")
+    except errors.APIError as exc:
+        raise BuildError(f"pulling the base image {base}: {exc.explanation or exc}. {fix}") from exc
 
 
 def _push(api: Any, reference: str, errors: Any, auth_config: Mapping[str, str] | None = None) -> str | None:

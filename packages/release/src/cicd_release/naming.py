@@ -4,7 +4,8 @@
 - the spec name: the pipeline version plus a digest of the *compiled spec's bytes*, minus the fields TFX
   stamps. Paths only propose (the plan says a pipeline file changed); content decides: an edit that does not
   change the compiled spec (a report's docstring) gives the same name, the same object, and no new run.
-Pure functions over files and dicts: no network, no git.
+Pure functions over files and dicts: no network, no git. `image_reference` is the image a checkout names,
+which the image build tags, the compile writes into the spec and the plan asks the registry about.
 """
 
 from __future__ import annotations
@@ -15,8 +16,17 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from cicd_release import image as image_lib
+from cicd_release import wheels as wheels_lib
 from cicd_release.errors import InputError
+from cicd_release.plan import PACKAGES as PACKAGE_MAP
+
+if TYPE_CHECKING:
+    from cicd_release.settings import Settings
+
+PACKAGES = tuple(PACKAGE_MAP)  # the one package map: plan.py
 
 # What the components image is built from: a change to any of these is a new image tag.
 IMAGE_INPUTS = (
@@ -101,3 +111,16 @@ def canonical_json(data: object) -> str:
 def spec_name(pipeline_name: str, pipeline_version: str, job: dict) -> str:
     """`<pipeline name>-<pipeline version>-<spec digest[:16]>.json`."""
     return f"{pipeline_name}-{pipeline_version}-{spec_digest(job)[:16]}.json"
+
+
+def versions(root: str | os.PathLike[str]) -> dict[str, str]:
+    """Each package's static version in the checkout at `root` (its pyproject.toml)."""
+    return {p: wheels_lib.package_version(Path(root) / "packages" / p) for p in PACKAGES}
+
+
+def image_reference(settings: Settings, root: str | os.PathLike[str]) -> str:
+    """The components image for this checkout: `<repo>/<name>:<components version>-<content digest>`.
+
+    The settings it reads (image_repo, image_name) are checked by the caller (the step table)."""
+    digest = content_digest(root, IMAGE_INPUTS)
+    return image_lib.image_uri(settings.image_repo, settings.image_name, versions(root)["components"], digest)

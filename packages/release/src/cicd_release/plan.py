@@ -17,7 +17,7 @@ Why each path class needs what it needs (the decisions; packages/release/tests/t
   components change. Full.
 - Paths only propose: ``pipeline`` means "recompile", and the spec is then named by its compiled bytes, so an
   edit that does not change the spec (a docstring in ``report.py``) compiles to the same name and
-  ``pipeline.submit`` skips the run (nothing the run consumes changed; see steps.py).
+  ``pipeline.submit`` skips the run (nothing the run consumes changed; see release_state.py).
 - A package's ``pyproject.toml`` is part of that package (its version names the artifacts). Its ``tests/``,
   ``CHANGELOG.md`` and ``README`` cannot reach a built artifact: such paths are listed in ``changed_files``
   but the package is *not* in ``changed_packages``, so editing ``packages/trainer/tests/`` starts no run.
@@ -54,7 +54,7 @@ from pathlib import PurePosixPath
 from cicd_release.errors import PlanError
 from cicd_release.git import run as _run
 
-# The step vocabulary shared with cloudbuild.yaml and `invoke ci`, in chain order.
+# The step vocabulary, in chain order: cloudbuild.yaml's step ids and the keys of the step table (steps.STEPS).
 STEPS = (
     "test",
     "build.wheels",

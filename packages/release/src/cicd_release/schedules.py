@@ -42,13 +42,15 @@ from typing import Any, TypeVar
 
 from cicd_release.errors import InputError, MissingRelease, MissingSchedule
 from cicd_release.faults import Calls, OnFault, reporting
-from cicd_release.runs import RunRequest, credentials, released
+from cicd_release.launch import RunRequest, credentials
+from cicd_release.release_state import released
 from cicd_release.settings import Settings
 from cicd_release.snapshots import resolve
+from cicd_release.steps import RUN_SETTINGS
 
 T = TypeVar("T")
 
-REQUIRED = ("project", "region", "bucket", "service_account")
+REQUIRED = RUN_SETTINGS  # the step table's: where a run of the released spec starts, and as whom
 FOLLOW_LATEST, PINNED = "latest", "pinned"
 
 

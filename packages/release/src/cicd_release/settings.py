@@ -12,7 +12,15 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+)
 from pydantic_core import PydanticCustomError
 
 from cicd_components.hyperparameters.rule import HyperparametersError, canonical_json, parse_hyperparameters
@@ -185,10 +193,21 @@ def _data_root(value: str) -> str | None:
     return None
 
 
+# Docker's reference grammar (distribution/reference): an optional registry HOST[:PORT]/, then path
+# components of lowercase letters and digits joined by '.', '_', '__' or dashes. Nothing else (no ',' or '='
+# that would add a Cloud Build substitution where the image is passed as one).
+_REGISTRY_HOST = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]+)?/)?"
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE_PATH = re.compile(rf"^{_REGISTRY_HOST}{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$")
+
+
 def _pinned_image(value: str) -> str | None:
     if any(c.isspace() for c in value):
         return "has a space"
     name, at, digest = value.partition("@")
+    path, colon, tag = name.rpartition(":")
+    if not _IMAGE_PATH.match(path if colon and "/" not in tag else name):
+        return "is not an image path (a registry HOST[:PORT]/, then lowercase letters, digits, '.', '_', '-', '/')"
     if at:
         return None if _DIGEST.match(digest) else "has a digest that is not sha256:<64 hex digits>"
     repository, colon, tag = name.rpartition(":")
@@ -431,6 +450,23 @@ def _settings_error(cls: type[Settings], err: ValidationError) -> SettingsError:
     wrong = first["ctx"]["wrong"] if first["type"] == "cicd_setting" else f"is not valid ({first['msg']})"
     expected = cls.model_fields[name].description if name in cls.model_fields else "a known setting"
     return SettingsError(setting_message(name, first["input"], wrong, expected))
+
+
+def check_as(setting: str, value: str, name: str, expected: str | None = None) -> str:
+    """A value that is not itself a setting but is of the same kind (the account Cloud Build runs as, the image
+    its steps run in), checked by `setting`'s rule; SettingsError naming `name` when it is empty or breaks it."""
+    field = Settings.model_fields[setting]
+    expected = expected or field.description
+    if not value:
+        raise SettingsError(f"{name} is missing; expected {expected}.")
+    try:
+        TypeAdapter(Annotated[(field.annotation, *field.metadata)]).validate_python(value)
+    except ValidationError as err:
+        first = err.errors(include_url=False)[0]
+        wrong = first["ctx"]["wrong"] if first["type"] == "cicd_setting" else f"is not valid ({first['msg']})"
+        shown = " (value not shown)" if _looks_secret(value) else f"={_clip(value)!r}"
+        raise SettingsError(f"{name}{shown} {wrong}; expected {expected}.") from None
+    return value
 
 
 def parse_run_hyperparameters(text: str) -> str:

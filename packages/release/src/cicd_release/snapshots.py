@@ -197,11 +197,19 @@ def local_snapshot(dataset: str, source: Path, schema_file: Path) -> Snapshot:
     rows = dict(report.rows_by_file)
     files = []
     for name in sorted(rows):
-        data = (source / name).read_bytes()
-        files.append(
-            {"name": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "rows": rows[name]}
-        )
+        with (source / name).open("rb") as data:  # in chunks: a data file may be larger than memory
+            digest = hashlib.file_digest(data, "sha256") if hasattr(hashlib, "file_digest") else _sha256(data)
+        size = (source / name).stat().st_size
+        files.append({"name": name, "sha256": digest.hexdigest(), "bytes": size, "rows": rows[name]})
     return Snapshot(dataset, snapshot_digest(files), tuple(files))
+
+
+def _sha256(stream, chunk: int = 1 << 20):
+    """hashlib.file_digest for Python 3.10 (it arrived in 3.11)."""
+    digest = hashlib.sha256()
+    while block := stream.read(chunk):
+        digest.update(block)
+    return digest
 
 
 def upload_snapshot(

@@ -1,0 +1,228 @@
+"""Starting a training run: its request, the submit, and the record of what it did.
+
+A run is a released spec, the module URIs it was released with, a data snapshot, the hyperparameters, and
+labels that lead back from the run (and from the model version it registers) to the commit, the package
+versions, the modules and the data. `RunRequest` holds those once, so a release, a retrain and a scheduled
+run are labelled the same way; `launch` submits one, follows it if asked and has release_state record it (an
+immutable `releases/<pipeline>/runs/<job id>.json`, then the release record, moved from the generation it was
+read at).
+
+`pipeline.retrain` needs no checkout and builds nothing: the spec and modules are what release_state says
+was released (the record, or before there is one the newest spec and modules in the bucket).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from typing import Any
+
+from cicd_release import release_state
+from cicd_release import storage as storage_lib
+from cicd_release.errors import MissingRelease, RunFailed
+from cicd_release.release_state import ReleaseRecord, now
+from cicd_release.settings import Settings
+from cicd_release.snapshots import LABEL_DIGEST, RunData
+from cicd_release.workspace import Workspace
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRequest:
+    """Everything a run consumes, and who started it (`trigger`: release, retrain or schedule)."""
+
+    spec: str
+    image: str
+    modules: dict[str, str]
+    data: RunData
+    hyperparameters: str
+    commit: str
+    versions: dict[str, str]
+    trigger: str
+
+    def labels(self) -> dict[str, str]:
+        """The run's labels: commit, package versions, the data's digest and name, and what started it."""
+        return {
+            "commit": self.commit[:12],
+            **{f"{p}_version": v for p, v in self.versions.items()},
+            **self.data.labels(),
+            "trigger": self.trigger,
+        }
+
+    def model_labels(self) -> dict[str, str]:
+        """What the registered model version carries: the run's labels and each module's digest."""
+        modules = {f"{name}_sha": uri.rsplit("/", 2)[-2][:LABEL_DIGEST] for name, uri in self.modules.items()}
+        return {**self.labels(), **modules}
+
+    def parameters(self) -> dict[str, str]:
+        """The runtime parameters of the compiled spec (cicd_pipeline.runners.vertex.RUNTIME_PARAMETERS)."""
+        from cicd_components.labels import vertex_labels
+
+        return {
+            **{name: uri for name, uri in self.modules.items() if name != "holdout_file"},
+            # CsvExampleGen reads a folder: the holdout's content-addressed folder holds that one file.
+            **(
+                {"holdout_root": self.modules["holdout_file"].rsplit("/", 1)[0]}
+                if "holdout_file" in self.modules
+                else {}
+            ),
+            "data_root": self.data.uri,
+            "hyperparameters": self.hyperparameters,
+            "model_labels": json.dumps(vertex_labels(self.model_labels()), sort_keys=True),
+        }
+
+    def inputs(self) -> dict[str, Any]:
+        """What the release record compares: a submit whose inputs equal the last release's starts no run."""
+        return {
+            "spec": self.spec,
+            "image": self.image,
+            "modules": self.modules,
+            "data_root": self.data.uri,
+            "data_digest": self.data.digest,
+            "hyperparameters": self.hyperparameters,
+        }
+
+
+def job_id(pipeline_name: str, commit: str) -> str:
+    """`<pipeline>-<commit12>-<UTC time>`: Vertex's rule for job ids (lowercase letters, digits, '-')."""
+    return f"{pipeline_name}-{commit[:12]}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
+
+
+def credentials(settings: Settings):
+    """Anonymous credentials only when the settings say so (a local stand-in); otherwise the caller's own."""
+    if not settings.anonymous_credentials:
+        return None
+    from google.auth.credentials import AnonymousCredentials
+
+    return AnonymousCredentials()
+
+
+def launch(
+    settings: Settings,
+    client,
+    request: RunRequest,
+    *,
+    last: ReleaseRecord,
+    wait: bool = False,
+    poll_seconds: float = 30,
+    ws: Workspace | None = None,
+    move_record: bool = True,
+) -> list[str]:
+    """Submits the run, follows it when ``wait``, and records it (release_state.record_run): one immutable
+    record per run, then (with ``move_record``) the release record, which moves only for a run that succeeded
+    (or was not followed) and only from the generation `last` was read at. Returns the lines to print."""
+    from cicd_release.submit import submit_pipeline_job  # google-cloud-aiplatform: slow to import
+
+    job_name = job_id(settings.pipeline_name, request.commit)
+    job = submit_pipeline_job(
+        template_path=request.spec,
+        project=settings.project,
+        region=settings.region,
+        pipeline_root=settings.pipeline_root,
+        display_name=settings.pipeline_name,
+        job_id=job_name,
+        parameter_values=request.parameters(),
+        labels=request.labels(),
+        service_account=settings.service_account,
+        # None keeps each task's compiled cache setting: TFX compiles the baseline resolver uncached on
+        # purpose, and True would cache it too, freezing the baseline the no-regression gate compares with.
+        enable_caching=None,
+        api_endpoint=settings.api_endpoint or None,
+        credentials=credentials(settings),
+        storage_client=client,
+        deadline=float(settings.request_deadline_seconds),
+    )
+    lines = [json.dumps(dataclasses.asdict(job), indent=2), f"data: {request.data.describe()}"]
+    record = ReleaseRecord(
+        uri=last.uri,
+        commit=request.commit,
+        released_at=now(),
+        versions=request.versions,
+        inputs=request.inputs(),
+        run=dataclasses.asdict(job),
+        parameters=request.parameters(),
+        trigger=request.trigger,
+    )
+    if ws is not None:
+        ws.write_json(ws.job_file, record.to_json())  # the build log's audit line, before the wait
+    outcome = summary = None
+    if wait:
+        from cicd_release.outcome import format_outcome, markdown_outcome
+        from cicd_release.submit import wait_for_outcome
+
+        outcome = wait_for_outcome(
+            job.resource_name,
+            poll_seconds=poll_seconds,
+            credentials=credentials(settings),
+            request_deadline=float(settings.request_deadline_seconds),
+        )
+        record = dataclasses.replace(
+            record,
+            run={**record.run, "state": outcome.state},
+            outcome={
+                "verdict": outcome.verdict,
+                "metrics": outcome.metrics,
+                "version": outcome.registered_version,
+            },
+        )
+        summary = markdown_outcome(outcome, request.commit)
+        lines.append(format_outcome(outcome))
+    failed = outcome is not None and not outcome.succeeded
+    release_state.record_run(
+        settings,
+        client,
+        last,
+        record,
+        summary=summary,
+        summary_name=job_name,
+        ws=ws,
+        run_name=job_name,
+        move=move_record and not failed,
+    )
+    if failed:
+        raise RunFailed(
+            f"The Vertex run {job.resource_name} ended {outcome.state}: {outcome.error or 'no message'}. "
+            f"The release record stays at {last.commit[:12] if last.exists else 'none'}; the next build "
+            f"retries. Details: {outcome.dashboard_uri}\n" + format_outcome(outcome)
+        )
+    return lines
+
+
+def retrain(
+    settings: Settings,
+    client,
+    *,
+    data: str | None = None,
+    window: int | None = None,
+    hyperparameters: str | None = None,
+    wait: bool = False,
+    poll_seconds: float = 30,
+) -> list[str]:
+    """A run of the released spec and modules on other data or hyperparameters: no checkout, no build.
+
+    ``data``: ``latest`` (default), a snapshot's sha256 (or 8+ hex digits of it) or gs:// URI; ``window``:
+    the last N dated snapshots. The release record moves to the run (same commit, new inputs), so a later
+    submit of the same data starts nothing; with no record yet it stays absent (the first release writes it).
+    The task checked the settings it needs (the step table's, steps.RUN_SETTINGS).
+    """
+    from cicd_release import snapshots
+
+    deadline = float(settings.request_deadline_seconds)
+    last = release_state.read_record(settings, client)
+    code = release_state.released(settings, client, last)
+    if not storage_lib.blob_exists(client, code.spec, deadline=deadline):
+        raise MissingRelease(
+            f"The released spec {code.spec} is not in the bucket (deleted?): release again (`invoke ci`)."
+        )
+    run_data = snapshots.resolve(client, settings.resolved_data_root, data, window=window, deadline=deadline)
+    request = code.request(run_data, hyperparameters, "retrain")
+    said = [f"retrain: the code of {code.source}", f"spec: {code.spec}"]
+    return said + launch(
+        settings,
+        client,
+        request,
+        last=last,
+        wait=wait,
+        poll_seconds=poll_seconds,
+        move_record=last.exists,
+    )
