@@ -8,25 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from pathlib import Path
 
+# The one atomic write (mkstemp, then replace), which steps and runs import from here.
+from cicd_components.files import atomic_write
 from cicd_release.errors import ReleaseError
+
+__all__ = ["HandOffMissing", "Workspace", "atomic_write"]
 
 
 class HandOffMissing(ReleaseError):
     """A step needs a file an earlier step writes: the message names the step to run."""
-
-
-def atomic_write(path: Path, data: bytes | str) -> Path:
-    """Writes `path` through a temporary file in the same folder, so a reader never sees half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
-    return path
 
 
 @dataclasses.dataclass(frozen=True)

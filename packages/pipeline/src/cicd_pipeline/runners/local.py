@@ -9,9 +9,9 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 
+from cicd_components.files import atomic_write
 from cicd_pipeline.config import TrainingConfig
 from cicd_pipeline.runners import IN_MEMORY_BEAM_ARGS, training_arguments
 
@@ -51,13 +51,10 @@ def content_addressed_copy(path: Path, folder: Path) -> Path:
     folder matters too: TFX fingerprints a module by its whole folder, so `model.py` and `preprocessing.py`
     side by side would make an edit of either re-run both Transform and Trainer.
     """
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    target = folder / digest / path.name
+    data = path.read_bytes()
+    target = folder / hashlib.sha256(data).hexdigest() / path.name
     if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        shutil.copyfile(path, tmp)
-        os.replace(tmp, target)
+        atomic_write(target, data)
     return target
 
 
