@@ -24,6 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# The trainer's files that runs use, by name, as repository paths: the run's contract names them.
+from cicd_pipeline.run_inputs import TRAINER_FILES
 from cicd_release import git as git_lib
 from cicd_release import image as image_lib
 from cicd_release import naming, snapshots
@@ -39,15 +41,6 @@ from cicd_release.workspace import Workspace, atomic_write
 __all__ = ["RunFailed", "credentials", "release_record"]  # where tasks and tests have always found them
 
 PACKAGES = tuple(plan_lib.PACKAGES)  # the one package map: plan.py
-# The trainer's files that runs use, by pipeline parameter name (repository paths: the release chain uploads
-# them; nothing imports the trainer).
-TRAINER_FILES = {
-    "preprocessing_module": "packages/trainer/src/cicd_trainer/preprocessing.py",
-    "model_module": "packages/trainer/src/cicd_trainer/model.py",
-    "schema_file": "packages/trainer/src/cicd_trainer/schema/schema.pbtxt",
-    # The fixed holdout set the Judge also scores candidate and baseline on; the run reads its folder.
-    "holdout_file": "packages/trainer/src/cicd_trainer/holdout/penguins_holdout.csv",
-}
 # Compiled from the checkout's own sources, never from a copy installed earlier.
 COMPILE_SOURCES = ("packages/pipeline/src", "packages/components/src")
 DOCKERFILE = "docker/Dockerfile"
