@@ -23,7 +23,7 @@ def trainer_files() -> dict[str, Path]:
     Never `import cicd_trainer`: that finds whichever copy is installed (a venv's site-packages may hold an
     older one), and a local run must run what the editor shows.
     """
-    from cicd_release.steps import TRAINER_FILES
+    from cicd_pipeline.run_inputs import TRAINER_FILES
 
     return {name: ROOT / path for name, path in TRAINER_FILES.items()}
 

@@ -1,9 +1,8 @@
-"""`invoke pipeline.*`: compile the Vertex AI spec, submit a run, retrain the released spec (and `pipeline.run`,
-the local run)."""
+"""`invoke pipeline.*`: compile the Vertex AI spec, submit a run, retrain the released spec (the local run is
+`invoke run`)."""
 
 from invoke import Collection, Exit, task
 
-from tasks import local
 from tasks._common import (
     PLANNED_HELP,
     guard,
@@ -130,7 +129,6 @@ def retrain(c, data=None, window=None, hyperparameters=None, wait=False, poll_se
 
 
 ns = Collection("pipeline")
-ns.add_task(local.run)
 ns.add_task(compile_, name="compile")
 ns.add_task(submit)
 ns.add_task(retrain)

@@ -14,12 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from cicd_pipeline import local_session
 from cicd_pipeline.config import TrainingConfig
-from cicd_pipeline.html_report import REPORTS, report_run
-from cicd_pipeline.progress import Progress
-from cicd_pipeline.report import summarize_run
-from cicd_pipeline.runners.local import LocalInputs, LocalLayout, run_local
-from cicd_release.steps import TRAINER_FILES
+from cicd_pipeline.run_inputs import TRAINER_FILES
+from cicd_pipeline.runners.local import LocalInputs, LocalLayout
 from tests.support.checkout import clone  # noqa: F401 (a fixture: test_compare runs a clone)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +42,7 @@ def trainer_files(root: Path = ROOT) -> dict[str, Path]:
 
 
 def inputs(data_root: Path = DATA, root: Path = ROOT) -> LocalInputs:
-    return LocalInputs(data_root=data_root, **trainer_files(root))
+    return LocalInputs.in_checkout(root, data_root)
 
 
 @pytest.fixture(scope="session")
@@ -63,25 +61,25 @@ def shown():
 
 @pytest.fixture(scope="session")
 def runs(tmp_path_factory, shown, shipped_copy):
+    """The two runs, each as `invoke run` makes it (local_session.run_once: its labels, its output in a log
+    file, its report), its progress lines kept in a string. pytest keeps its own logging set-up."""
     layout = LocalLayout(tmp_path_factory.mktemp("local-run"))
+    (layout.root / "logs").mkdir()
     config = TrainingConfig()
     summaries = []
-    for _ in range(2):
-        progress = Progress(layout.metadata_path, config.pipeline_name, io.StringIO(), live=False)
-        run_local(layout, inputs(shipped_copy), config, progress=progress)
-        summary = summarize_run(layout.metadata_path, config.pipeline_name)
-        report = report_run(
-            layout.metadata_path,
-            config.pipeline_name,
-            layout.root / REPORTS,
-            summary,
-            graph=progress.graph,
-            since=progress.since,
-            threshold=config.accuracy_threshold,
-            tolerance=config.regression_tolerance,
+    for n in range(2):
+        run_inputs = inputs(shipped_copy)
+        log = layout.root / "logs" / f"run-{n}.log"
+        ran = local_session.run_once(
+            layout,
+            run_inputs,
+            config,
+            log,
+            labels=local_session.model_labels(run_inputs, ROOT),
+            out=io.StringIO(),
         )
-        shown.append((progress, report))
-        summaries.append(summary)
+        shown.append((ran.progress, ran.report))
+        summaries.append(ran.summary)
     first, second = summaries
     return layout, first, second
 

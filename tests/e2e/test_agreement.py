@@ -5,7 +5,8 @@ test is what keeps them one rule. It is here because only the e2e session instal
 """
 
 import cicd_trainer.model as model
-from cicd_components.hyperparameters.rule import canonical_json, parse_hyperparameters
+from cicd_components.canonical import canonical_json
+from cicd_components.hyperparameters.rule import parse_hyperparameters
 from cicd_pipeline.config import HYPERPARAMETER_TYPES
 
 PYTHON_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
@@ -18,5 +19,7 @@ def test_the_table_names_the_model_defaults_with_their_types():
 
 
 def test_the_model_defaults_pass_the_rule_and_the_trainer_reads_them_back():
-    values = parse_hyperparameters(canonical_json(model.DEFAULT_HYPERPARAMETERS), HYPERPARAMETER_TYPES)
+    values = parse_hyperparameters(
+        canonical_json(model.DEFAULT_HYPERPARAMETERS, spaced=True), HYPERPARAMETER_TYPES
+    )
     assert model.hyperparameters_from(values) == model.DEFAULT_HYPERPARAMETERS

@@ -18,7 +18,6 @@ import pytest
 from cicd_components.anomalies_gate.executor import DataDriftError, TooFewExamplesError
 from cicd_pipeline.config import TrainingConfig
 from cicd_pipeline.runners.local import LocalInputs, LocalLayout, run_local
-from cicd_release.steps import TRAINER_FILES
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "data" / "penguins" / "penguins.csv"
@@ -26,7 +25,7 @@ SHIPPED = ROOT / "data" / "penguins" / "penguins.csv"
 
 def inputs(data_root: Path) -> LocalInputs:
     """The checkout's trainer files (never an installed cicd_trainer) over `data_root`."""
-    return LocalInputs(data_root=data_root, **{n: ROOT / p for n, p in TRAINER_FILES.items()})
+    return LocalInputs.in_checkout(ROOT, data_root)
 
 
 @pytest.fixture

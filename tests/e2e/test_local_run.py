@@ -122,9 +122,9 @@ def test_schema_bootstrap_infers_the_shipped_columns(tmp_path):
 def test_new_data_in_the_same_folder_reruns_from_csvexamplegen(runs, shipped_copy):
     """CsvExampleGen fingerprints the files it reads (sizes and times): new rows are a new input, and every
     component that reads the examples runs again; the schema and hyperparameters stay cached."""
-    import cicd_trainer
     from cicd_pipeline.report import summarize_run
     from cicd_pipeline.runners.local import LocalInputs, run_local
+    from tests.e2e.conftest import trainer_files
 
     layout, _, second = runs
     assert "CsvExampleGen" in second.cached, "unchanged data stays cached (the fixture's second run)"
@@ -132,11 +132,12 @@ def test_new_data_in_the_same_folder_reruns_from_csvexamplegen(runs, shipped_cop
     shipped = data.read_bytes()
     try:
         data.write_bytes(shipped + b"Gentoo,46.1,13.2,211,4500\nAdelie,37.8,18.3,174,3400\n")
+        files = trainer_files()
         inputs = LocalInputs(
             data_root=shipped_copy,
-            schema_file=Path(cicd_trainer.SCHEMA_FILE),
-            preprocessing_module=Path(cicd_trainer.PREPROCESSING_MODULE),
-            model_module=Path(cicd_trainer.MODEL_MODULE),
+            schema_file=files["schema_file"],
+            preprocessing_module=files["preprocessing_module"],
+            model_module=files["model_module"],
         )
         run_local(layout, inputs, TrainingConfig())
     finally:

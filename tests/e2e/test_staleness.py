@@ -7,10 +7,14 @@ once more and the cache decides what runs:
 - a `model.py` edit, through `invoke run` as a user types it, with an older `cicd_trainer` first on the
   import path: Transform stays cached, Trainer, Evaluator and Pusher run, and the Trainer ran the edited file;
 - a `preprocessing.py` edit: Transform runs again, and everything after it.
+
+The `invoke run` here also shows what a user sees off a terminal: its output starts with the run's own lines,
+TensorFlow's C++ start-up lines (left at TensorFlow's default level) being in the run's log.
 """
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -28,6 +32,8 @@ from tests.e2e.conftest import DATA, ROOT, inputs, trainer_files
 TRAINER_SRC = ROOT / "packages" / "trainer" / "src" / "cicd_trainer"
 # (AnomaliesGate may run again: its input is the latest blessing, which the first run made.)
 UPSTREAM = {"CsvExampleGen", "StatisticsGen", "ImportSchemaGen"}
+# A line of TensorFlow's C++ logging: "2026-12-04 17:47:27.077343: E external/local_xla/...cc:479] ...".
+TF_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] \S+:\d+\]", re.MULTILINE)
 
 
 def checkout_copy(tmp_path: Path) -> Path:
@@ -82,9 +88,9 @@ def test_a_model_edit_reruns_the_trainer_onward_from_the_working_tree_not_an_ins
     older = tmp_path / "older"
     shutil.copytree(TRAINER_SRC, older / "cicd_trainer")
     env = {
-        **os.environ,
+        # TensorFlow's own default log level, as a user has it (nox quiets it for the tests' own output).
+        **{k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"},
         "PYTHONPATH": os.pathsep.join([str(older), os.environ.get("PYTHONPATH", "")]),
-        "TF_CPP_MIN_LOG_LEVEL": "3",
     }
     result = subprocess.run(
         [sys.executable, "-m", "invoke", "run", "--root", str(layout.root), "--data-root", str(data)],
@@ -103,6 +109,11 @@ def test_a_model_edit_reruns_the_trainer_onward_from_the_working_tree_not_an_ins
     assert ran.read_text() == edited, "the Trainer ran the edited file"
     assert ran.parent.name == hashlib.sha256(edited.encode()).hexdigest()
     assert "Trainer" in result.stdout.split("executed:")[1].split("\n")[0], result.stdout
+    # Off a terminal, the output starts with the run's own lines; TensorFlow's start-up lines are in its log.
+    assert result.stdout.startswith("data check: "), result.stdout[:3000]
+    assert not TF_LOG_LINE.search(result.stderr), result.stderr[:3000]
+    log = Path(re.search(r"its log: (\S+)\)", result.stdout).group(1))
+    assert TF_LOG_LINE.search(log.read_text(errors="replace")), "TensorFlow's C++ lines went to the run's log"
 
 
 def test_a_preprocessing_edit_reruns_transform_onward(settled):

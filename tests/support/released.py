@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cicd_pipeline.run_inputs import RUNTIME_PARAMETERS
 from cicd_release.release_state import MODULE_FILES
 from cicd_release.settings import Settings
 from cicd_release.snapshots import upload_snapshot
@@ -23,16 +24,6 @@ SCHEMA = ROOT / "packages" / "trainer" / "src" / "cicd_trainer" / "schema" / "sc
 SHIPPED_CSV = ROOT / "data" / "penguins" / "penguins.csv"
 SERVICE_ACCOUNT = "vertex-pipelines@test-project.iam.gserviceaccount.com"
 VERSIONS = {"components": "0.1.0", "pipeline": "0.1.0", "release": "0.1.0", "trainer": "0.1.0"}
-# The runtime parameters of the compiled pipeline (cicd_pipeline.runners.vertex.RUNTIME_PARAMETERS).
-PARAMETERS = (
-    "data_root",
-    "schema_file",
-    "preprocessing_module",
-    "model_module",
-    "holdout_root",
-    "hyperparameters",
-    "model_labels",
-)
 
 
 def spec(
@@ -46,7 +37,9 @@ def spec(
             "schemaVersion": "2.1.0",
             "sdkVersion": "tfx-1.16.0",
             "root": {
-                "inputDefinitions": {"parameters": {p: {"parameterType": "STRING"} for p in PARAMETERS}},
+                "inputDefinitions": {
+                    "parameters": {p: {"parameterType": "STRING"} for p in RUNTIME_PARAMETERS}
+                },
                 "dag": {
                     "tasks": {
                         "CsvExampleGen": {

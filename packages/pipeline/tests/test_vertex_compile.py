@@ -5,7 +5,8 @@ import json
 import pytest
 
 from cicd_pipeline.config import TrainingConfig
-from cicd_pipeline.runners.vertex import MODEL_LABELS, RUNTIME_PARAMETERS, compile_vertex_spec, main
+from cicd_pipeline.run_inputs import MODEL_LABELS, RUNTIME_PARAMETERS
+from cicd_pipeline.runners.vertex import compile_vertex_spec, main
 
 IMAGE = "europe-west4-docker.pkg.dev/my-project/training/cicd-components:0.1.0-3f2a9c0b1d4e"
 ARGS = dict(

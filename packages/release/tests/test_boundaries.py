@@ -45,3 +45,29 @@ def test_no_release_module_pulls_in_tfx_when_imported():
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_the_local_run_takes_nothing_from_the_release_chain(tmp_path):
+    """`invoke run` is the pipeline's own: the task module imports nothing of cicd_release, and running it up
+    to the pipeline itself (inputs, data check, labels, the last run's stamp, the log) loads no cicd_release
+    module beyond the settings model that invoke's task collection is configured from for every task, and
+    nothing of google-cloud-storage. (The pipeline run then is cicd_pipeline's and cicd_components' code,
+    which the test above and the package split keep free of the release package.)"""
+    task_imports = imported_modules(ROOT / "tasks" / "local.py")
+    assert not [n for n in task_imports if n.split(".")[0] == "cicd_release"]
+    script = (
+        "import sys\n"
+        "import tasks\n"  # what invoke loads for any task: the collection and its settings' defaults
+        "release = lambda: {m for m in sys.modules if m.split('.')[0] == 'cicd_release'}\n"
+        "loaded = release()\n"
+        "from invoke import Program\n"
+        "from cicd_pipeline import local_session\n"
+        "def pipeline(*args, **kwargs):\n"
+        "    print('added:', sorted(release() - loaded), 'google.cloud.storage' in sys.modules)\n"
+        "    raise local_session.RunStopped('stopped where the pipeline would start', 1)\n"
+        "local_session.run_once = pipeline\n"
+        f"Program(namespace=tasks.ns).run(['invoke', 'run', '--root', {str(tmp_path)!r}], exit=False)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True)
+    assert "data check: " in result.stdout, result.stdout + result.stderr
+    assert "added: [] False" in result.stdout, result.stdout + result.stderr

@@ -53,6 +53,17 @@ def test_the_release_package_defines_its_errors_in_errors_py_only():
     assert elsewhere == [], "error classes belong in cicd_release/errors.py"
 
 
+def test_the_local_run_exits_by_the_same_table():
+    """`invoke run` (cicd_pipeline.local_session) imports nothing from this package: its codes are held here."""
+    from cicd_pipeline import local_session
+
+    assert local_session.OK == errors.EXIT_CODES[0].code
+    assert local_session.FAILED == errors.ReleaseError.exit_code
+    assert local_session.BAD_INPUT == errors.InputError.exit_code
+    assert local_session.BAD_DATA == errors.DataError.exit_code
+    assert local_session.NOT_BLESSED == errors.NotBlessed.exit_code
+
+
 def test_the_docs_print_the_table():
     text = (ROOT / "docs" / "reliability.md").read_text()
     assert errors.markdown_table() in text, (

@@ -24,7 +24,16 @@ from tensorflow_metadata.proto.v0 import schema_pb2  # noqa: E402
 from tensorflow_transform.tf_metadata import dataset_metadata  # noqa: E402
 from tfx_bsl.public import tfxio  # noqa: E402
 
-from cicd_trainer import MODEL_MODULE, PREPROCESSING_MODULE, SCHEMA_FILE  # noqa: E402
+import cicd_trainer  # noqa: E402
+
+# The files of the cicd_trainer package on the path (the installed copy under nox, the checkout's under
+# `invoke run --watch`): the trainer exports no paths, and the pipeline's list of them
+# (cicd_pipeline.run_inputs) is not installed here. The package itself is imported, empty as it is, so that
+# coverage (`--cov=cicd_trainer`) measures the module files loaded from its folder.
+TRAINER = Path(cicd_trainer.__file__).resolve().parent
+PREPROCESSING_MODULE = TRAINER / "preprocessing.py"
+MODEL_MODULE = TRAINER / "model.py"
+SCHEMA_FILE = TRAINER / "schema" / "schema.pbtxt"
 
 MEASUREMENTS = {
     "bill_length_mm": "float",
@@ -46,6 +55,12 @@ def _load_by_path(path: Path, name: str) -> types.ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def module_files() -> tuple[Path, Path]:
+    """The two module files, as TFX is given them: preprocessing.py and model.py."""
+    return PREPROCESSING_MODULE, MODEL_MODULE
 
 
 @pytest.fixture(scope="session")

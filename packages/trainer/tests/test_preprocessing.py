@@ -7,8 +7,6 @@ import numpy as np
 import pytest
 import tensorflow_transform as tft
 
-from cicd_trainer import MODEL_MODULE, PREPROCESSING_MODULE
-
 SPECIES = ("Adelie", "Chinstrap", "Gentoo")
 MEASUREMENTS = ("bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g")
 
@@ -63,9 +61,9 @@ def transformed(run_transform, read_transformed, tmp_path_factory):
     return tft.TFTransformOutput(str(transform_output)), read_transformed(pattern)
 
 
-def test_module_files_stand_alone():
+def test_module_files_stand_alone(module_files):
     # TFX imports each file by path, and on Vertex AI from a lone gs:// copy: no sibling or package imports.
-    for path in (PREPROCESSING_MODULE, MODEL_MODULE):
+    for path in module_files:
         imported = set()
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
             if isinstance(node, ast.Import):

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import html
-import os
 import re
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from cicd_components.files import atomic_write
 from cicd_pipeline.datastats import SplitStats, read_statistics
 from cicd_pipeline.progress import LABELS, NOT_RUN
 from cicd_pipeline.rerun import why_it_ran
@@ -141,12 +141,7 @@ def report_path(folder: Path, run_id: str) -> Path:
 
 def write_report(folder, view: RunView) -> Path:
     """Writes the report of `view` into `folder` (whole or not at all) and returns its path."""
-    path = report_path(Path(folder), view.run_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(render(view), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(report_path(Path(folder), view.run_id), render(view))
 
 
 def report_run(metadata_path, pipeline_name: str, folder, summary=None, **gather_args) -> Path | None:

@@ -13,9 +13,10 @@ Import-light on purpose: hashlib, json and ml_metadata (to read the latest run's
 import dataclasses
 import hashlib
 import json
-import os
 from importlib import metadata
 from pathlib import Path
+
+from cicd_components.files import atomic_write
 
 # The code a run executes besides the trainer's files: the pipeline's assembly and the custom components.
 _CODE_PACKAGES = ("cicd_pipeline", "cicd_components")
@@ -114,10 +115,7 @@ def unchanged(root: Path, fingerprint_: str, metadata_path: Path, pipeline_name:
 
 def write(root: Path, stamp: Stamp) -> None:
     """Replaces the stamp atomically: a stopped write leaves the old stamp or none, never half of one."""
-    path = root / STAMP_FILE
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(dataclasses.asdict(stamp), indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    atomic_write(root / STAMP_FILE, json.dumps(dataclasses.asdict(stamp), indent=2, sort_keys=True))
 
 
 def forget(root: Path) -> None:

@@ -20,10 +20,10 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from cicd_pipeline.run_inputs import TRAINER_FILES
 from cicd_release import git
 from cicd_release.errors import CompareError, ReleaseError
 from cicd_release.plan import format_markdown, format_table, make_plan
-from cicd_release.steps import TRAINER_FILES
 
 ROLES = ("base", "head")
 LOCK = "requirements/lock.txt"

@@ -129,8 +129,8 @@ class NotBlessed(ReleaseError):
     """The judge refused the model: nothing was pushed, the last blessed model stays.
 
     No release step raises it: on Vertex a model that is not blessed is a green build that says so. The code
-    is the local run's (`invoke run`), which imports nothing from this package and exits 5 itself; it is here
-    so the table has one home.
+    is the local run's (`invoke run`, cicd_pipeline.local_session.NOT_BLESSED), which imports nothing from this
+    package; it is here so the table has one home, and test_errors.py holds the local run's codes to it.
     """
 
     exit_code = 5
@@ -186,13 +186,13 @@ EXIT_CODES: tuple[ExitCode, ...] = (
         "the data cannot be trained on: the data check or the data gate stopped it before training; nothing "
         "was uploaded",
         "`data.check`, `data.upload` (and the chain's data step); `invoke run` (the components' "
-        "`DataGateError`, mapped in `tasks/local.py`)",
+        "`DataGateError`, mapped by `cicd_pipeline.local_session`)",
         (DataError,),
     ),
     ExitCode(
         5,
         "the model was not blessed: nothing was pushed, the last blessed model stays",
-        "`invoke run` (exits 5 itself: it imports nothing from cicd_release)",
+        "`invoke run` (`cicd_pipeline.local_session.NOT_BLESSED`: the local run imports nothing from cicd_release)",
         (NotBlessed,),
     ),
 )

@@ -18,12 +18,13 @@ import json
 import time
 from typing import Any
 
+from cicd_pipeline import run_inputs
 from cicd_release import release_state
 from cicd_release import storage as storage_lib
 from cicd_release.errors import MissingRelease, RunFailed
 from cicd_release.release_state import ReleaseRecord, now
 from cicd_release.settings import Settings
-from cicd_release.snapshots import LABEL_DIGEST, RunData
+from cicd_release.snapshots import RunData
 from cicd_release.workspace import Workspace
 
 
@@ -50,26 +51,17 @@ class RunRequest:
         }
 
     def model_labels(self) -> dict[str, str]:
-        """What the registered model version carries: the run's labels and each module's digest."""
-        modules = {f"{name}_sha": uri.rsplit("/", 2)[-2][:LABEL_DIGEST] for name, uri in self.modules.items()}
-        return {**self.labels(), **modules}
+        """What the registered model version carries: the run's labels, and what a local run's model carries
+        (run_inputs.model_labels; each module's digest is its upload's folder, modules/<sha256>/<name>)."""
+        digests = {name: uri.rsplit("/", 2)[-2] for name, uri in self.modules.items()}
+        return {**self.labels(), **run_inputs.model_labels(digests, self.data.digest, self.versions)}
 
     def parameters(self) -> dict[str, str]:
-        """The runtime parameters of the compiled spec (cicd_pipeline.runners.vertex.RUNTIME_PARAMETERS)."""
+        """The runtime parameters of the compiled spec (cicd_pipeline.run_inputs.RUNTIME_PARAMETERS)."""
         from cicd_components.labels import vertex_labels
 
-        return {
-            **{name: uri for name, uri in self.modules.items() if name != "holdout_file"},
-            # CsvExampleGen reads a folder: the holdout's content-addressed folder holds that one file.
-            **(
-                {"holdout_root": self.modules["holdout_file"].rsplit("/", 1)[0]}
-                if "holdout_file" in self.modules
-                else {}
-            ),
-            "data_root": self.data.uri,
-            "hyperparameters": self.hyperparameters,
-            "model_labels": json.dumps(vertex_labels(self.model_labels()), sort_keys=True),
-        }
+        labels = json.dumps(vertex_labels(self.model_labels()), sort_keys=True)
+        return run_inputs.runtime_parameters(self.modules, self.data.uri, self.hyperparameters, labels)
 
     def inputs(self) -> dict[str, Any]:
         """What the release record compares: a submit whose inputs equal the last release's starts no run."""

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cicd_components.canonical import canonical_json
 from cicd_release import image as image_lib
 from cicd_release import wheels as wheels_lib
 from cicd_release.errors import InputError
@@ -100,12 +100,7 @@ def spec_digest(job: dict) -> str:
         for key in path[:-1]:
             holder = holder.get(key, {})
         holder.pop(path[-1], None)
-    return hashlib.sha256(canonical_json(stripped).encode()).hexdigest()
-
-
-def canonical_json(data: object) -> str:
-    """The one serialisation used for names and comparisons: sorted keys, no whitespace variations."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical_json(stripped, spaced=False).encode()).hexdigest()
 
 
 def spec_name(pipeline_name: str, pipeline_version: str, job: dict) -> str:

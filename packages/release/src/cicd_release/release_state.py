@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from cicd_pipeline import run_inputs
 from cicd_release import faults, naming, snapshots
 from cicd_release import image as image_lib
 from cicd_release import plan as plan_lib
@@ -40,13 +41,8 @@ RELEASE_BASE = ":release"
 # nothing (build everything). A branch name would move under the build; a ',' would add a substitution.
 _BUILD_BASE = re.compile(rf"^(?:|{re.escape(RELEASE_BASE)}|[0-9a-f]{{40}})$")
 
-# The trainer's files a run reads, by pipeline parameter name, and their file names in the bucket.
-MODULE_FILES = {
-    "preprocessing_module": "preprocessing.py",
-    "model_module": "model.py",
-    "schema_file": "schema.pbtxt",
-    "holdout_file": "penguins_holdout.csv",
-}
+# The trainer's files a run reads, by name, and their file names in the bucket.
+MODULE_FILES = run_inputs.BUCKET_NAMES
 
 
 def check_build_base(base: str) -> str:

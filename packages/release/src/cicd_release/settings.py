@@ -23,7 +23,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from cicd_components.hyperparameters.rule import HyperparametersError, canonical_json, parse_hyperparameters
+from cicd_components.canonical import canonical_json
+from cicd_components.hyperparameters.rule import HyperparametersError, parse_hyperparameters
 from cicd_pipeline.config import HYPERPARAMETER_TYPES, PIPELINE_NAME_EXPECTED, check_pipeline_name
 from cicd_release.errors import InputError, SettingsError
 
@@ -478,4 +479,5 @@ def parse_run_hyperparameters(text: str) -> str:
         values = parse_hyperparameters(text, HYPERPARAMETER_TYPES)
     except HyperparametersError as err:
         raise InputError(f"--hyperparameters: {err}") from None
-    return canonical_json(values)
+    # Spaced: the spelling the release record holds and compares (cicd_components.canonical).
+    return canonical_json(values, spaced=True)

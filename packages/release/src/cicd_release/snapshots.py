@@ -30,6 +30,8 @@ import hashlib
 import re
 from pathlib import Path
 
+# A snapshot's digest, and the label digest's length: the run's contract, shared with the local run's labels.
+from cicd_pipeline.run_inputs import LABEL_DIGEST, folder_digest, snapshot_digest  # noqa: F401 (re-exported)
 from cicd_release.errors import DataError, InputError, MissingData, WriteConflict
 from cicd_release.faults import DEFAULT_DEADLINE
 from cicd_release.storage import (
@@ -50,8 +52,6 @@ MANIFEST_FORMAT = 1
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _SHA_PREFIX = re.compile(r"^[0-9a-f]{8,64}$")
-# Vertex keeps label values to 63 characters; 16 hex digits name a snapshot well enough there.
-LABEL_DIGEST = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,25 +163,6 @@ def parse_date(text: str, today: datetime.date | None = None) -> str:
         return datetime.date.fromisoformat(text).isoformat()
     except (TypeError, ValueError):
         raise InputError(f"--date {text!r} is not a date: write it as YYYY-MM-DD (or today).") from None
-
-
-def snapshot_digest(files: list[dict] | tuple[dict, ...]) -> str:
-    """sha256 over each file's name and sha256, in name order: the same files, the same snapshot."""
-    digest = hashlib.sha256()
-    for entry in sorted(files, key=lambda f: f["name"]):
-        digest.update(f"{entry['name']}\0{entry['sha256']}\n".encode())
-    return digest.hexdigest()
-
-
-def folder_digest(source: Path) -> str:
-    """The sha256 a snapshot of ``source`` would have (its files directly inside), without the data check:
-    what a local run labels its model with, so a model trained locally names the snapshot of the same data."""
-    files = [
-        {"name": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
-        for path in sorted(source.iterdir())
-        if path.is_file()
-    ]
-    return snapshot_digest(files)
 
 
 def local_snapshot(dataset: str, source: Path, schema_file: Path) -> Snapshot:

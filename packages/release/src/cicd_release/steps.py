@@ -26,6 +26,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
+# The trainer's files that runs use, by name, as repository paths: the run's contract names them.
+from cicd_pipeline.run_inputs import TRAINER_FILES
 from cicd_release import compile as compile_lib
 from cicd_release import git as git_lib
 from cicd_release import image as image_lib
@@ -41,20 +43,10 @@ from cicd_release.settings import Settings
 from cicd_release.workspace import Workspace, atomic_write
 
 PACKAGES = naming.PACKAGES  # the one package map: plan.py
-# The trainer's files that runs use, by pipeline parameter name (repository paths: the release chain uploads
-# them; nothing imports the trainer).
-TRAINER_FILES = {
-    "preprocessing_module": "packages/trainer/src/cicd_trainer/preprocessing.py",
-    "model_module": "packages/trainer/src/cicd_trainer/model.py",
-    "schema_file": "packages/trainer/src/cicd_trainer/schema/schema.pbtxt",
-    # The fixed holdout set the Judge also scores candidate and baseline on; the run reads its folder.
-    "holdout_file": "packages/trainer/src/cicd_trainer/holdout/penguins_holdout.csv",
-}
 DOCKERFILE = "docker/Dockerfile"
 # What the chain's `test` step (and `invoke test`) runs: lint and every package's unit tests.
 TEST_SESSIONS = ("lint", "tests")
 # Vertex AI keeps label values to 63 characters; 16 hex digits name a content digest well enough there.
-LABEL_DIGEST = snapshots.LABEL_DIGEST
 # The training data sets in the checkout: data/<set name>/, the set name being the data root's last folder.
 DATA_DIR = "data"
 

@@ -11,22 +11,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+# The one atomic write (mkstemp, then replace), which steps and runs import from here.
+from cicd_components.files import atomic_write
 from cicd_release.errors import HandOffMissing, MissingRelease, ReleaseError
 
-
-def atomic_write(path: Path, data: bytes | str) -> Path:
-    """Writes `path` through a temporary file in the same folder, so a reader never sees half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
-    return path
+__all__ = ["Workspace", "atomic_write"]
 
 
 @dataclasses.dataclass(frozen=True)

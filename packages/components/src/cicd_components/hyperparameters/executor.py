@@ -9,7 +9,8 @@ from tfx.dsl.components.base import base_executor
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 
-from cicd_components.hyperparameters.rule import canonical_json, decode_known, parse_hyperparameters
+from cicd_components.canonical import canonical_json
+from cicd_components.hyperparameters.rule import decode_known, parse_hyperparameters
 
 # TFX's Trainer reads the single file in the artifact's folder (io_utils.get_only_uri_in_dir).
 FILE_NAME = "hyperparameters.json"
@@ -38,4 +39,4 @@ class Executor(base_executor.BaseExecutor):
         with fileio.open(os.path.join(artifact.uri, FILE_NAME), "w") as f:
             f.write(json.dumps(values, indent=2, sort_keys=True))
         # Shown beside the artifact in the Vertex AI and MLMD UIs without opening the file.
-        artifact.set_string_custom_property("values", canonical_json(values))
+        artifact.set_string_custom_property("values", canonical_json(values, spaced=True))

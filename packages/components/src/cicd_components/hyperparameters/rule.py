@@ -11,6 +11,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from cicd_components.canonical import canonical_json
+
 
 class HyperparametersError(ValueError):
     """The hyperparameters are not what the model takes; the one-line message names the key, value and the fix."""
@@ -110,15 +112,10 @@ def parse_hyperparameters(text: str, known: Mapping[str, str] | None) -> dict[st
     return values
 
 
-def canonical_json(values: Mapping[str, Any]) -> str:
-    """One spelling per set of values (sorted keys), so equal hyperparameters make equal run parameters."""
-    return json.dumps(dict(values), sort_keys=True)
-
-
 def encode_known(known: Mapping[str, str]) -> str:
     """The key -> type-name table as a JSON string: the form it travels in as an execution parameter."""
     _check_known(known)
-    return canonical_json(known)
+    return canonical_json(dict(known), spaced=True)
 
 
 def decode_known(text: str | None) -> dict[str, str] | None:

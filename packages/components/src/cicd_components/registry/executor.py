@@ -3,7 +3,7 @@
 import datetime
 import json
 import os
-import tempfile
+from pathlib import Path
 from typing import Any
 
 from absl import logging
@@ -11,6 +11,7 @@ from tfx import types
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
+from cicd_components.files import atomic_write
 from cicd_components.labels import vertex_labels
 
 REGISTRY_FILE = "registry.json"
@@ -51,10 +52,7 @@ def record_local(folder: str, entry: dict[str, Any]) -> dict[str, Any]:
     versions = [m["version"] for m in same_name]
     stored = {**entry, "version": max(versions, default=0) + 1}
     models.append(stored)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".registry-", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump({"models": models}, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    atomic_write(Path(path), json.dumps({"models": models}, indent=2, sort_keys=True))
     return stored
 
 

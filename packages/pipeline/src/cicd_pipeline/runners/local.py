@@ -9,10 +9,11 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 
+from cicd_components.files import atomic_write
 from cicd_pipeline.config import TrainingConfig
+from cicd_pipeline.run_inputs import TRAINER_FILES
 from cicd_pipeline.runners import IN_MEMORY_BEAM_ARGS, training_arguments
 
 
@@ -51,18 +52,17 @@ def content_addressed_copy(path: Path, folder: Path) -> Path:
     folder matters too: TFX fingerprints a module by its whole folder, so `model.py` and `preprocessing.py`
     side by side would make an edit of either re-run both Transform and Trainer.
     """
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    target = folder / digest / path.name
+    data = path.read_bytes()
+    target = folder / hashlib.sha256(data).hexdigest() / path.name
     if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        shutil.copyfile(path, tmp)
-        os.replace(tmp, target)
+        atomic_write(target, data)
     return target
 
 
 @dataclasses.dataclass(frozen=True)
 class LocalInputs:
+    """What a local run reads: the data folder and the trainer's files, by the names of run_inputs.TRAINER_FILES."""
+
     data_root: Path
     schema_file: Path
     preprocessing_module: Path
@@ -70,20 +70,23 @@ class LocalInputs:
     # The fixed holdout set (a CSV file) the Judge also scores candidate and baseline on; None: no holdout.
     holdout_file: Path | None = None
 
+    @classmethod
+    def in_checkout(cls, checkout: Path, data_root: Path) -> "LocalInputs":
+        """The trainer's files as they are in the working tree at `checkout` (never an installed copy)."""
+        return cls(data_root=Path(data_root), **{n: Path(checkout) / p for n, p in TRAINER_FILES.items()})
+
+    def files(self) -> dict[str, Path]:
+        """The trainer's files this run reads, by name (a holdout left out is not one)."""
+        return {name: getattr(self, name) for name in TRAINER_FILES if getattr(self, name) is not None}
+
     def check(self) -> None:
         """Raises a ValueError naming the first missing input and what to pass instead."""
         if not self.data_root.is_dir() or not any(self.data_root.glob("*.csv")):
             raise ValueError(
                 f"data_root {self.data_root} is not a folder holding CSV files: pass --data-root."
             )
-        files = {
-            "preprocessing_module": self.preprocessing_module,
-            "model_module": self.model_module,
-            "schema_file": self.schema_file,
-            "holdout_file": self.holdout_file,
-        }
-        for name, path in files.items():
-            if path is not None and not path.is_file():
+        for name, path in self.files().items():
+            if not path.is_file():
                 raise ValueError(f"{name} {path} does not exist: pass an existing file.")
 
 

@@ -21,27 +21,16 @@ from tfx.v1.dsl.experimental import RuntimeParameter
 
 from cicd_pipeline.config import TrainingConfig
 from cicd_pipeline.pipeline import create_pipeline
-from cicd_pipeline.runners import IN_MEMORY_BEAM_ARGS, training_arguments
-
-# Parameter names are the interface of `invoke pipeline.submit`: keep them stable.
-DATA_ROOT = "data_root"
-SCHEMA_FILE = "schema_file"
-PREPROCESSING_MODULE = "preprocessing_module"
-MODEL_MODULE = "model_module"
-# The folder of the fixed holdout set (its content-addressed upload, like the module files).
-HOLDOUT_ROOT = "holdout_root"
-HYPERPARAMETERS = "hyperparameters"
-# A JSON object of labels for the Model Registry version (commit, package versions, module and data digests).
-MODEL_LABELS = "model_labels"
-RUNTIME_PARAMETERS = (
+from cicd_pipeline.run_inputs import (  # the parameter names: the interface of `invoke pipeline.submit`
     DATA_ROOT,
-    SCHEMA_FILE,
-    PREPROCESSING_MODULE,
-    MODEL_MODULE,
     HOLDOUT_ROOT,
     HYPERPARAMETERS,
     MODEL_LABELS,
+    MODEL_MODULE,
+    PREPROCESSING_MODULE,
+    SCHEMA_FILE,
 )
+from cicd_pipeline.runners import IN_MEMORY_BEAM_ARGS, training_arguments
 
 
 def build_vertex_pipeline(
