@@ -42,12 +42,14 @@ def compile_(c, upload=False, planned=False):
         "wait": "Follow the run to its end and print what it did (tasks, metrics, blessing, registered "
         "version); exit non-zero unless it succeeded. A model that was not blessed is a success that says so.",
         "poll_seconds": "How often a followed run is asked for its state (default 30).",
+        "wait_seconds": "With --wait: stop following after this many seconds and end with a line saying the run "
+        "goes on (its outcome is on its page; the release is recorded as submitted). Default: to the end.",
         "hyperparameters": "JSON object overriding the hyperparameters for this run only.",
         "force": "Submit even when nothing the run consumes changed since the last release.",
         "planned": PLANNED_HELP,
     }
 )
-def submit(c, wait=False, hyperparameters=None, force=False, planned=False, poll_seconds=30.0):
+def submit(c, wait=False, hyperparameters=None, force=False, planned=False, poll_seconds=30.0, wait_seconds=None):
     """Submit a Vertex AI run of the compiled spec with the uploaded modules, labelled; skipped when nothing changed."""
     from cicd_release.errors import ReleaseError
     from cicd_release.settings import parse_run_hyperparameters
@@ -65,9 +67,23 @@ def submit(c, wait=False, hyperparameters=None, force=False, planned=False, poll
         "hyperparameters": hyperparameters,
         "force": force,
         "poll_seconds": float(poll_seconds),
+        "follow_seconds": _seconds("--wait-seconds", wait_seconds),
     }
     ctx = step_context(c, settings_, "pipeline.submit", **options)
     run_step("pipeline.submit", ctx)
+
+
+def _seconds(flag: str, value) -> float | None:
+    """A positive number of seconds given as text (or None); exit 2 naming the flag otherwise."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not 0 < seconds < 10**6:
+        raise Exit(f"{flag} {str(value)[:40]!r} is not a number of seconds: give a positive number.", code=2)
+    return seconds
 
 
 def parsed(hyperparameters: str | None, window) -> tuple[str | None, int | None]:

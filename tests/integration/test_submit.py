@@ -162,6 +162,23 @@ def test_a_failed_run_is_followed_to_its_end_naming_job_state_and_error(
     assert "some tasks failed" in outcome.error
 
 
+def test_a_follow_with_a_bound_leaves_a_long_run_going_and_says_so(
+    tmp_path: Path, vertex_standin: VertexStandIn, gcs_bucket: storage.Bucket
+) -> None:
+    """`pipeline.submit --wait-seconds`: the build step ends before its timeout kills it (cloud review #26)."""
+    vertex_standin.next_outcome = "RUNNING"
+    submitted = _submit(vertex_standin, gcs_bucket, _spec_file(tmp_path))
+
+    outcome = wait_for_outcome(
+        submitted.resource_name, poll_seconds=0.05, credentials=AnonymousCredentials(), follow_seconds=0.5
+    )
+
+    assert outcome.state == "PIPELINE_STATE_RUNNING"
+    assert not outcome.finished and outcome.verdict.startswith("still running")
+    assert vertex_standin.jobs  # the run itself was not touched (not cancelled)
+    assert all(j["state"] == "PIPELINE_STATE_RUNNING" for j in vertex_standin.jobs.values())
+
+
 def test_cancelled_run_ends_cancelled_and_following_it_says_so(
     tmp_path: Path, vertex_standin: VertexStandIn, gcs_bucket: storage.Bucket
 ) -> None:

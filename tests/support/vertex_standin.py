@@ -298,7 +298,7 @@ class VertexStandIn:
             state, now = job["state"], utc_timestamp()
             if state == PENDING:
                 job.update(state=RUNNING, startTime=now, updateTime=now)
-            elif state == RUNNING:
+            elif state == RUNNING and self._outcomes[name] != "RUNNING":  # "RUNNING": a run that never ends
                 self._finish(job, self._outcomes[name], now)
                 job["jobDetail"] = self._job_detail(job)
             elif state == CANCELLING:

@@ -106,3 +106,21 @@ def test_the_install_step_installs_every_package_the_tasks_import():
     [install] = [s for s in BUILD["steps"] if s["id"] == "install"]
     packages = {p.parent.name for p in (ROOT / "packages").glob("*/pyproject.toml")}
     assert {a.removeprefix("./packages/") for a in install["args"] if a.startswith("./packages/")} == packages
+
+
+def test_the_build_ends_before_the_job_that_waits_for_it():
+    """A queued build could outlive its workflow job, and the run's follow the submit step (cloud review #26)."""
+    build = yaml.safe_load((ROOT / "cloudbuild.yaml").read_text())
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "release.yml").read_text())
+    seconds = lambda text: int(text.rstrip("s"))  # noqa: E731
+    [submit] = [s for s in build["steps"] if s["id"] == "pipeline.submit"]
+    follow = int(submit["args"][submit["args"].index("--wait-seconds") + 1])
+    assert follow + 300 <= seconds(submit["timeout"])  # the follow ends before the step is killed
+    # The longest chain of step timeouts along waitFor fits in the build's own timeout.
+    finish: dict[str, int] = {}
+    for step in build["steps"]:  # each waits only for steps above it
+        before = [finish[w] for w in step.get("waitFor", []) if w != "-"]
+        finish[step["id"]] = max(before, default=0) + seconds(step["timeout"])
+    assert max(finish.values()) <= seconds(build["timeout"])
+    job_minutes = workflow["jobs"]["cloud-build"]["timeout-minutes"]
+    assert seconds(build["queueTtl"]) + seconds(build["timeout"]) + 300 <= job_minutes * 60

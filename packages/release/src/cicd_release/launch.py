@@ -97,6 +97,7 @@ def launch(
     last: ReleaseRecord,
     wait: bool = False,
     poll_seconds: float = 30,
+    follow_seconds: float | None = None,
     ws: Workspace | None = None,
     move_record: bool = True,
 ) -> list[str]:
@@ -147,6 +148,7 @@ def launch(
             poll_seconds=poll_seconds,
             credentials=credentials(settings),
             request_deadline=float(settings.request_deadline_seconds),
+            follow_seconds=follow_seconds,
         )
         record = dataclasses.replace(
             record,
@@ -159,7 +161,13 @@ def launch(
         )
         summary = markdown_outcome(outcome, request.commit)
         lines.append(format_outcome(outcome))
-    failed = outcome is not None and not outcome.succeeded
+    # A run the follow left while it still ran is recorded as released, like one that was not followed: the
+    # next build must not submit the same inputs again (its outcome is on its page and in Vertex's records).
+    failed = outcome is not None and outcome.finished and not outcome.succeeded
+    if outcome is not None and not outcome.finished:
+        lines.append(
+            f"The build stops following after {follow_seconds:.0f} s; the run goes on: {outcome.dashboard_uri}"
+        )
     release_state.record_run(
         settings,
         client,

@@ -17,6 +17,12 @@ from typing import Any
 from google.protobuf import json_format
 
 
+# The states a pipeline job ends in (aiplatform's _PIPELINE_COMPLETE_STATES).
+_ENDED = frozenset(
+    {"PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED", "PIPELINE_STATE_PAUSED"}
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class TaskOutcome:
     name: str
@@ -46,7 +52,14 @@ class RunOutcome:
         return self.state == "PIPELINE_STATE_SUCCEEDED"
 
     @property
+    def finished(self) -> bool:
+        """False for a run the follow left while it still ran (``pipeline.submit --wait-seconds``)."""
+        return self.state in _ENDED
+
+    @property
     def verdict(self) -> str:
+        if not self.finished:
+            return f"still {self.state.removeprefix('PIPELINE_STATE_').lower()}: its outcome is on the run's page"
         if not self.succeeded:
             return f"run {self.state.removeprefix('PIPELINE_STATE_')}"
         return {True: "BLESSED", False: "NOT BLESSED (the model was not pushed)", None: "not evaluated"}[

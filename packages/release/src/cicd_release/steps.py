@@ -76,6 +76,7 @@ class StepContext:
     hyperparameters: str | None = None  # canonical JSON, already checked by the task
     force: bool = False  # submit even when nothing the run consumes changed
     poll_seconds: float = 30  # how often a followed run is asked for its state
+    follow_seconds: float | None = None  # a followed run is left, still running, after this long
     skip_tests: bool = False
     test_sessions: tuple[str, ...] = TEST_SESSIONS
     # data.upload: the folder to snapshot (default data/<set> of the checkout), the data set in the bucket
@@ -287,7 +288,16 @@ def submit_run(ctx: StepContext) -> list[str]:
     )
     if last.ran(request) and not ctx.force:
         return release_state.skip_unchanged(settings, client, last, commit, ws)
-    return launch(settings, client, request, last=last, wait=ctx.wait, poll_seconds=ctx.poll_seconds, ws=ws)
+    return launch(
+        settings,
+        client,
+        request,
+        last=last,
+        wait=ctx.wait,
+        poll_seconds=ctx.poll_seconds,
+        follow_seconds=ctx.follow_seconds,
+        ws=ws,
+    )
 
 
 def move_schedules(ctx: StepContext) -> list[str]:

@@ -223,8 +223,13 @@ def wait_for_outcome(
     poll_seconds: float = 30,
     credentials: auth_credentials.Credentials | None = None,
     request_deadline: float = DEFAULT_DEADLINE,
+    follow_seconds: float | None = None,
 ):
     """Follows a submitted run to its end and reads back what it did (cicd_release.outcome.RunOutcome).
+
+    With ``follow_seconds``, the follow ends after that long even if the run goes on, and the outcome read
+    then says it still runs (``RunOutcome.finished`` is False): a build step must end before its own timeout
+    kills it, which would fail the build while the run may still succeed.
 
     Never raises for a run that ended badly: the caller decides (the build fails on a failed run and passes,
     saying so, on a model that was not blessed). Each request about the run is bounded and, when Vertex does
@@ -250,9 +255,12 @@ def wait_for_outcome(
             pause=poll_seconds,
         )
         # `job.state` asks Vertex (a GET of the job) every time it is read.
+        give_up = None if follow_seconds is None else time.monotonic() + follow_seconds
         while (
             patiently(lambda: job.state.name, deadline=request_deadline, pause=poll_seconds)
             not in TERMINAL_STATES
         ):
+            if give_up is not None and time.monotonic() + poll_seconds > give_up:
+                break
             time.sleep(poll_seconds)
     return outcome_from_resource(job.gca_resource, _dashboard(resource_name))
