@@ -12,7 +12,9 @@ from cicd_release.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL_ROOT = ROOT / ".cicd" / "local"
-DATA_ROOT = ROOT / "data" / "penguins"
+# The training data sets: data/<cicd.dataset>/ (the shipped one is data/penguins/).
+DATA_DIR = ROOT / "data"
+DATA_ROOT_HELP = "data/<cicd.dataset>: data/penguins as shipped"
 PLANNED_HELP = "Skip unless .cicd/plan.json lists this step (used by cloudbuild.yaml)."
 SETTINGS_DEFAULTS = {name: field.default for name, field in Settings.model_fields.items()}
 
@@ -26,6 +28,15 @@ def trainer_files() -> dict[str, Path]:
     from cicd_release.steps import TRAINER_FILES
 
     return {name: ROOT / path for name, path in TRAINER_FILES.items()}
+
+
+def dataset_folder(c) -> Path:
+    """The training data in this checkout: data/<cicd.dataset>/ (the setting is checked by its rule)."""
+    name = dict(c.config.get("cicd", {})).get("dataset") or Settings.model_fields["dataset"].default
+    try:
+        return DATA_DIR / Settings.from_config({"dataset": name}).dataset
+    except SettingsError as err:
+        raise Exit(str(err), code=err.exit_code) from None
 
 
 def settings(c, **flags) -> Settings:
@@ -45,8 +56,12 @@ def require(settings_: Settings, *names: str) -> Settings:
         raise Exit(str(err), code=err.exit_code) from None
 
 
-def training_config(c, hyperparameters=None, train_steps=None):
-    """The training config (training: in invoke.yaml, the pipeline name from cicd.pipeline_name, flags)."""
+def training_config(c, hyperparameters=None, train_steps=None, require_label=True):
+    """The training config (training: in invoke.yaml, the pipeline name from cicd.pipeline_name, flags).
+
+    Without a label column nothing can be trained: exit 2 saying how to set one, unless `require_label` is
+    False (the release steps check their settings first, in their own order; the compile names it then).
+    """
     from cicd_pipeline.config import ConfigError, TrainingConfig
 
     overrides = {
@@ -55,11 +70,18 @@ def training_config(c, hyperparameters=None, train_steps=None):
     # One name for the spec, the runs and the bucket paths: the setting cicd.pipeline_name.
     name = {"pipeline_name": c.config.cicd.pipeline_name}
     try:
-        return TrainingConfig(**{**dict(c.config.get("training", {})), **name, **overrides})
+        config = TrainingConfig(**{**dict(c.config.get("training", {})), **name, **overrides})
     except ConfigError as err:
         raise Exit(str(err), code=2) from None
     except TypeError as err:  # an unknown key under training: in invoke.yaml
         raise Exit(f"training: {err}; known keys are TrainingConfig's fields.", code=2) from None
+    if require_label and not config.label:
+        raise Exit(
+            "training.label is not set: nothing says which column to predict. Run `invoke init --data CSV "
+            "--label COLUMN` for your data, or set training.label in invoke.yaml.",
+            code=2,
+        )
+    return config
 
 
 def guard(fn, *args, **kwargs):
@@ -94,7 +116,7 @@ def release(c, settings_: Settings | None = None, **options):
     from cicd_release.steps import Release
 
     settings_ = settings_ or settings(c)
-    config = training_config(c)
+    config = training_config(c, require_label=False)
     client = []  # made on first use: most steps never talk to storage
 
     def lazy_client():

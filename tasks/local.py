@@ -12,7 +12,7 @@ from pathlib import Path
 
 from invoke import Collection, Exit, task
 
-from tasks._common import DATA_ROOT, LOCAL_ROOT, ROOT, trainer_files, training_config
+from tasks._common import DATA_ROOT_HELP, LOCAL_ROOT, ROOT, dataset_folder, trainer_files, training_config
 
 
 def _local_labels(inputs) -> dict[str, str]:
@@ -103,7 +103,7 @@ def _report(layout, config, progress, log, summary=None) -> str:
 @task(
     help={
         "root": f"Folder for the run's state: pipeline root, metadata, pushed models, registry (default {LOCAL_ROOT.relative_to(ROOT)}).",
-        "data_root": f"Folder of training CSV files (default {DATA_ROOT.relative_to(ROOT)}).",
+        "data_root": f"Folder of training CSV files (default {DATA_ROOT_HELP}).",
         "fresh": "Delete the root first, so nothing is reused from earlier runs.",
         "train_steps": "Training steps (default from the training config).",
         "hyperparameters": "JSON object overriding hyperparameters, e.g. '{\"learning_rate\": 0.02}'.",
@@ -126,7 +126,7 @@ def run(c, root=None, data_root=None, fresh=False, train_steps=None, hyperparame
     from cicd_pipeline.runners.local import LocalInputs, LocalLayout
 
     layout = LocalLayout(Path(root or LOCAL_ROOT).resolve())
-    inputs = LocalInputs(data_root=Path(data_root or DATA_ROOT), **trainer_files())
+    inputs = LocalInputs(data_root=Path(data_root) if data_root else dataset_folder(c), **trainer_files())
     try:
         inputs.check()
     except ValueError as err:
@@ -255,7 +255,7 @@ def _watch(layout, inputs, config) -> None:
 @task(
     help={
         "out": "Where to write the inferred schema (never over an existing file).",
-        "data_root": f"Folder of CSV files to infer from (default {DATA_ROOT.relative_to(ROOT)}).",
+        "data_root": f"Folder of CSV files to infer from (default {DATA_ROOT_HELP}).",
     }
 )
 def bootstrap(c, out, data_root=None):
@@ -264,7 +264,9 @@ def bootstrap(c, out, data_root=None):
 
     with tempfile.TemporaryDirectory() as workdir:
         try:
-            path = bootstrap_schema(Path(data_root or DATA_ROOT), Path(workdir), Path(out))
+            path = bootstrap_schema(
+                Path(data_root) if data_root else dataset_folder(c), Path(workdir), Path(out)
+            )
         except (ValueError, FileExistsError) as err:
             raise Exit(str(err), code=2) from None
     print(f"{path}: edit it (presence, value counts, domains), then point the trainer's SCHEMA_FILE at it.")

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from cicd_pipeline.config import TrainingConfig
 from cicd_pipeline.html_report import REPORTS, report_run
 from cicd_pipeline.progress import Progress
 from cicd_pipeline.report import summarize_run
 from cicd_pipeline.runners.local import LocalInputs, LocalLayout, run_local
 from cicd_release.steps import TRAINER_FILES
+from tests.support.training import shipped_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data" / "penguins"
@@ -63,7 +63,7 @@ def shown():
 @pytest.fixture(scope="session")
 def runs(tmp_path_factory, shown, shipped_copy):
     layout = LocalLayout(tmp_path_factory.mktemp("local-run"))
-    config = TrainingConfig()
+    config = shipped_config()
     summaries = []
     for _ in range(2):
         progress = Progress(layout.metadata_path, config.pipeline_name, io.StringIO(), live=False)

@@ -9,7 +9,7 @@ from cicd_pipeline.runners.vertex import MODEL_LABELS, RUNTIME_PARAMETERS, compi
 
 IMAGE = "europe-west4-docker.pkg.dev/my-project/training/cicd-components:0.1.0-3f2a9c0b1d4e"
 ARGS = dict(
-    config=TrainingConfig(),
+    config=TrainingConfig(label="species"),
     pipeline_root="gs://my-bucket/pipeline_root",
     serving_model_dir="gs://my-bucket/serving_model/penguin-cicd",
     registry="vertex:projects/my-project/locations/europe-west4",
