@@ -19,7 +19,20 @@ warnings.filterwarnings(
 )
 warnings.filterwarnings("ignore", message="Support for google-cloud-storage < 3.0.0", category=FutureWarning)
 
-from tasks import build, ci, cloud, data, dev, local, modules, pipeline, plan, report, schedule  # noqa: E402
+from tasks import (  # noqa: E402
+    build,
+    ci,
+    cloud,
+    data,
+    dev,
+    local,
+    modules,
+    pipeline,
+    plan,
+    report,
+    scaffold,
+    schedule,
+)
 from tasks._common import SETTINGS_DEFAULTS  # noqa: E402
 
 ns = Collection(
@@ -38,5 +51,6 @@ ns = Collection(
 ns.add_task(cloud.setup)
 ns.add_task(cloud.doctor)
 ns.add_task(report.report)
+ns.add_task(scaffold.init)
 # Every setting is declared here so that invoke.yaml and INVOKE_CICD_<NAME> variables can set it.
 ns.configure({"cicd": SETTINGS_DEFAULTS, "training": {}})
