@@ -30,7 +30,7 @@ MODULE_FILES = {
     "preprocessing_module": "preprocessing.py",
     "model_module": "model.py",
     "schema_file": "schema.pbtxt",
-    "holdout_file": "penguins_holdout.csv",
+    "holdout_file": "holdout.csv",
 }
 
 

@@ -46,7 +46,7 @@ TRAINER_FILES = {
     "model_module": "packages/trainer/src/cicd_trainer/model.py",
     "schema_file": "packages/trainer/src/cicd_trainer/schema/schema.pbtxt",
     # The fixed holdout set the Judge also scores candidate and baseline on; the run reads its folder.
-    "holdout_file": "packages/trainer/src/cicd_trainer/holdout/penguins_holdout.csv",
+    "holdout_file": "packages/trainer/src/cicd_trainer/holdout/holdout.csv",
 }
 # Compiled from the checkout's own sources, never from a copy installed earlier.
 COMPILE_SOURCES = ("packages/pipeline/src", "packages/components/src")
