@@ -276,10 +276,8 @@ def _ordinal(n: int) -> str:
 def _task(target: Column, asked: str | None) -> tuple[str, str]:
     inferred, why = infer_task(target)
     if asked is None:
-        return (
-            inferred,
-            f"{why} (--task {'regression' if inferred == 'classification' else 'classification'} to change)",
-        )
+        other = "regression" if inferred == "classification" else "classification"
+        return inferred, f"{why}; --task {other} to change"
     if asked == "classification" and target.kind == "float":
         raise InitError(
             f"label {target.name!r} holds decimal numbers ({target.distinct} distinct): a classifier needs "
