@@ -49,9 +49,10 @@ def init(c, data, label, task=None, name=None, force=False):
             "`git checkout -- .` brings back what was there).",
             code=2,
         )
-    lines = describe(project, files, layout)
+    removed = layout.replaced_tests()
+    lines = describe(project, files, layout, removed)
     if c.config.run.dry:
         print("\n".join(["(--dry: nothing written)", *lines]))
         return
-    write(files)
+    write(files, removed)
     print("\n".join(lines))

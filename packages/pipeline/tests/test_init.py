@@ -236,6 +236,27 @@ def test_the_module_files_stand_alone_and_list_the_features(project):
         assert "kind" not in text, "the label comes from custom_config, never from the file"
 
 
+def test_the_trainer_tests_get_the_pipelines_custom_config(project):
+    texts = render.test_texts(project)
+    conftest = ast.parse(texts["conftest.py"])
+    [config] = [
+        ast.literal_eval(n.value)
+        for n in conftest.body
+        if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "CUSTOM_CONFIG"
+    ]
+    assert config == TrainingConfig(label="kind").module_config()
+    tests = ast.parse(texts["test_module_files.py"])
+    assert any(isinstance(n, ast.FunctionDef) and n.name.startswith("test_") for n in tests.body)
+
+
+def test_init_replaces_the_trainers_other_tests(tmp_path):
+    layout = checkout(tmp_path)
+    layout.trainer_tests.mkdir(parents=True)
+    for name in ("conftest.py", "test_model.py", "test_preprocessing.py", "test_module_files.py"):
+        (layout.trainer_tests / name).write_text("")
+    assert [p.name for p in layout.replaced_tests()] == ["test_model.py", "test_preprocessing.py"]
+
+
 def test_the_models_hyperparameters_are_the_pipelines():
     from cicd_pipeline.config import HYPERPARAMETER_TYPES
 

@@ -11,6 +11,7 @@ import re
 import string
 from importlib import resources
 
+from cicd_pipeline.config import module_config
 from cicd_pipeline.init.columns import Column
 from cicd_pipeline.init.project import Project
 
@@ -40,7 +41,19 @@ def _template(name: str) -> string.Template:
 
 
 def _tuple(names) -> str:
-    return "(" + "".join(f"{n!r}, " for n in names).rstrip(" ") + ")" if names else "()"
+    """A tuple of strings as ruff formats it (the repository's lint checks the files init writes)."""
+    quoted = [json.dumps(n, ensure_ascii=False) for n in names]
+    if len(quoted) <= 1:
+        return f"({quoted[0]},)" if quoted else "()"
+    return "(\n" + "".join(f"    {q},\n" for q in quoted) + ")"
+
+
+def _dict(values: dict) -> str:
+    return (
+        "{\n"
+        + "".join(f"    {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)},\n" for k, v in values.items())
+        + "}"
+    )
 
 
 def module_texts(project: Project) -> dict[str, str]:
@@ -55,6 +68,15 @@ def module_texts(project: Project) -> dict[str, str]:
     return {
         "preprocessing.py": _template("preprocessing.py.tmpl").substitute(fields),
         "model.py": _template("model.py.tmpl").substitute(fields),
+    }
+
+
+def test_texts(project: Project) -> dict[str, str]:
+    """The trainer's tests for the module files: conftest.py and test_module_files.py, on the holdout's rows."""
+    fields = {"name": project.name, "custom_config": _dict(module_config(project.label, project.task))}
+    return {
+        "conftest.py": _template("conftest.py.tmpl").substitute(fields),
+        "test_module_files.py": _template("test_module_files.py.tmpl").substitute(fields),
     }
 
 

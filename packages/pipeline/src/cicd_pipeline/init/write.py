@@ -29,6 +29,16 @@ class Layout:
     def invoke_yaml(self) -> Path:
         return self.root / "invoke.yaml"
 
+    @property
+    def trainer_tests(self) -> Path:
+        """The trainer package's tests: packages/trainer/tests beside src/cicd_trainer/."""
+        return self.trainer["model_module"].parents[2] / "tests"
+
+    def replaced_tests(self) -> list[Path]:
+        """The trainer's other test files (the penguins' as shipped): they test the files init replaces."""
+        keep = {"conftest.py", "test_module_files.py"}
+        return sorted(p for p in self.trainer_tests.glob("test_*.py") if p.name not in keep)
+
 
 def check_source(source: Path) -> DataReport:
     """The data check's rules on a CSV file or a folder of them (every problem as file:line)."""
@@ -48,8 +58,11 @@ def files_for(project: Project, layout: Layout) -> dict[Path, str]:
     """Every file init writes for `project`, with its text."""
     folder = layout.data_folder(project.name)
     modules = render.module_texts(project)
+    tests = render.test_texts(project)
     existing = layout.invoke_yaml.read_text() if layout.invoke_yaml.exists() else None
     return {
+        layout.trainer_tests / "conftest.py": tests["conftest.py"],
+        layout.trainer_tests / "test_module_files.py": tests["test_module_files.py"],
         folder / f"{project.name}.csv": render.csv_text(project.header, project.train_rows),
         layout.trainer["holdout_file"]: render.csv_text(project.header, project.holdout_rows),
         layout.trainer["schema_file"]: render.schema_text(project),
@@ -76,11 +89,14 @@ def check_targets(files: dict[Path, str], source: Path, layout: Layout, name: st
             f"{folder.relative_to(layout.root)}/ holds other files ({', '.join(others[:3])}), which CsvExampleGen "
             "would read too: move them out, or pass another --name."
         )
-    return [p for p, text in files.items() if p.exists() and p.read_text(encoding="utf-8") != text]
+    changed = [p for p, text in files.items() if p.exists() and p.read_text(encoding="utf-8") != text]
+    return changed + layout.replaced_tests()
 
 
-def write(files: dict[Path, str]) -> None:
-    """Each file written whole (a temporary file renamed over it)."""
+def write(files: dict[Path, str], remove: list[Path] = ()) -> None:
+    """Each file written whole (a temporary file renamed over it); `remove` deleted."""
+    for path in remove:
+        path.unlink()
     for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
@@ -88,7 +104,7 @@ def write(files: dict[Path, str]) -> None:
         os.replace(tmp, path)
 
 
-def describe(project: Project, files: dict[Path, str], layout: Layout) -> list[str]:
+def describe(project: Project, files: dict[Path, str], layout: Layout, removed: list[Path] = ()) -> list[str]:
     """What init found, decided and wrote, and the next command: the lines the task prints."""
     total = len(project.train_rows) + len(project.holdout_rows)
     lines = [
@@ -119,6 +135,9 @@ def describe(project: Project, files: dict[Path, str], layout: Layout) -> list[s
         layout.trainer["schema_file"]: "the curated schema (types, domains, ranges, drift comparators)",
         layout.trainer["preprocessing_module"]: "preprocessing_fn",
         layout.trainer["model_module"]: f"run_fn: a small Keras {project.task} network",
+        layout.trainer_tests / "conftest.py": "the trainer's test fixtures, on the holdout's rows",
+        layout.trainer_tests
+        / "test_module_files.py": "tests of the module files (`invoke run --watch` runs them)",
         layout.invoke_yaml: (
             f"training: ({project.metric} threshold {project.threshold:g}), cicd.pipeline_name "
             f"{project.pipeline_name}, cicd.dataset {project.name}"
@@ -127,6 +146,9 @@ def describe(project: Project, files: dict[Path, str], layout: Layout) -> list[s
     lines.append("wrote:")
     shown = max(len(str(p.relative_to(layout.root))) for p in files)
     lines += [f"  {str(p.relative_to(layout.root)):<{shown}}  {what[p]}" for p in files]
+    if removed:
+        lines.append("removed (they tested the files replaced):")
+        lines += [f"  {p.relative_to(layout.root)}" for p in removed]
     lines += [
         "next: invoke run    (the whole pipeline on this data; `git diff` shows every change init made, and "
         "docs/your-data.md what to edit next)",
