@@ -221,7 +221,9 @@ def analyse(table: Table, label: str, task: str | None = None, name: str = "", s
     else:
         ordered = sorted(complete, key=lambda i: values[i])
         holdout = set(ordered[HOLDOUT_EVERY - 1 :: HOLDOUT_EVERY])
-        holdout_why = f"every {_ordinal(HOLDOUT_EVERY)} complete row in the label's order (its whole range)"
+        holdout_why = (
+            f"every {_ordinal(HOLDOUT_EVERY)} complete row in the label's order, over its whole range"
+        )
         classes = ()
     normal = [_normalized(columns, header, r) for r in rows]
     train_rows = [r for i, r in enumerate(normal) if i not in holdout]
