@@ -116,9 +116,18 @@ def tests(session: nox.Session, package: str) -> None:
 
 @nox.session(python=PYTHON)
 def e2e(session: nox.Session) -> None:
-    """The whole local pipeline on the shipped data, its progress lines and its HTML report in Chromium."""
-    # playwright drives Debian's chromium (.ci/install-chromium.sh) for the HTML report's browser test.
-    install(session, *(f"./packages/{p}" for p in PACKAGES), "invoke", "pytest", "pytest-cov", "playwright")
+    """The whole local pipeline on the shipped data and on `invoke init` projects, its report in Chromium."""
+    # playwright drives Debian's chromium (.ci/install-chromium.sh) for the HTML report's browser test;
+    # scikit-learn carries the public data sets (iris, diabetes) the `invoke init` tests turn into CSV files.
+    install(
+        session,
+        *(f"./packages/{p}" for p in PACKAGES),
+        "invoke",
+        "pytest",
+        "pytest-cov",
+        "playwright",
+        "scikit-learn",
+    )
     pytest(session, "tests/e2e", name="e2e")
 
 

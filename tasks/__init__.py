@@ -32,6 +32,7 @@ from tasks import (  # noqa: E402
     pipeline,
     plan,
     report,
+    scaffold,
     schedule,
     settings,
 )
@@ -55,5 +56,6 @@ ns.add_task(cloud.setup)
 ns.add_task(cloud.doctor)
 ns.add_task(report.report)
 ns.add_task(compare.compare)
+ns.add_task(scaffold.init)
 # Every setting is declared here so that invoke.yaml and INVOKE_CICD_<NAME> variables can set it.
 ns.configure({"cicd": SETTINGS_DEFAULTS, "training": {}})

@@ -12,7 +12,9 @@ from cicd_release.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL_ROOT = ROOT / ".cicd" / "local"
-DATA_ROOT = ROOT / "data" / "penguins"
+# The training data sets: data/<cicd.dataset>/ (the shipped one is data/penguins/).
+DATA_DIR = ROOT / "data"
+DATA_ROOT_HELP = "data/<cicd.dataset>: data/penguins as shipped"
 PLANNED_HELP = "Skip unless .cicd/plan.json lists this step (used by cloudbuild.yaml)."
 SETTINGS_DEFAULTS = {name: field.default for name, field in Settings.model_fields.items()}
 
@@ -28,6 +30,15 @@ def trainer_files() -> dict[str, Path]:
     return {name: ROOT / path for name, path in TRAINER_FILES.items()}
 
 
+def dataset_folder(c) -> Path:
+    """The training data in this checkout: data/<cicd.dataset>/ (the setting is checked by its rule)."""
+    name = dict(c.config.get("cicd", {})).get("dataset") or Settings.model_fields["dataset"].default
+    try:
+        return DATA_DIR / Settings.from_config({"dataset": name}).dataset
+    except SettingsError as err:
+        raise Exit(str(err), code=err.exit_code) from None
+
+
 def settings(c, **flags) -> Settings:
     """The typed settings from invoke's config, explicit flags winning; a bad one exits 2 naming it."""
     values = dict(c.config.get("cicd", {}))
@@ -38,8 +49,12 @@ def settings(c, **flags) -> Settings:
         raise Exit(str(err), code=err.exit_code) from None
 
 
-def training_config(c, hyperparameters=None, train_steps=None):
-    """The training config (training: in invoke.yaml, the pipeline name from cicd.pipeline_name, flags)."""
+def training_config(c, hyperparameters=None, train_steps=None, require_label=True):
+    """The training config (training: in invoke.yaml, the pipeline name from cicd.pipeline_name, flags).
+
+    Without a label column nothing can be trained: exit 2 saying how to set one, unless `require_label` is
+    False (the release steps check their settings first, in their own order; the compile names it then).
+    """
     from cicd_pipeline.config import ConfigError, TrainingConfig
 
     overrides = {
@@ -48,11 +63,18 @@ def training_config(c, hyperparameters=None, train_steps=None):
     # One name for the spec, the runs and the bucket paths: the setting cicd.pipeline_name.
     name = {"pipeline_name": c.config.cicd.pipeline_name}
     try:
-        return TrainingConfig(**{**dict(c.config.get("training", {})), **name, **overrides})
+        config = TrainingConfig(**{**dict(c.config.get("training", {})), **name, **overrides})
     except ConfigError as err:
         raise Exit(str(err), code=2) from None
     except TypeError as err:  # an unknown key under training: in invoke.yaml
         raise Exit(f"training: {err}; known keys are TrainingConfig's fields.", code=2) from None
+    if require_label and not config.label:
+        raise Exit(
+            "training.label is not set: nothing says which column to predict. Run `invoke init --data CSV "
+            "--label COLUMN` for your data, or set training.label in invoke.yaml.",
+            code=2,
+        )
+    return config
 
 
 def guard(fn, *args, **kwargs):
@@ -95,7 +117,7 @@ def step_context(c, settings_: Settings | None = None, step: str | None = None, 
     settings_ = settings_ or settings(c)
     if step is not None:
         guard(check_settings, settings_, [step])
-    config = training_config(c)
+    config = training_config(c, require_label=False)
     # Made on first use (most steps never talk to storage), one per thread: `invoke ci` runs independent
     # steps side by side, and a client's HTTP session is not thread-safe.
     local = threading.local()

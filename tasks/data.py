@@ -6,9 +6,9 @@ from pathlib import Path
 from invoke import Collection, Exit, task
 
 from tasks._common import (
-    DATA_ROOT,
+    DATA_ROOT_HELP,
     PLANNED_HELP,
-    ROOT,
+    dataset_folder,
     run_step,
     settings,
     skip_unless_planned,
@@ -27,16 +27,16 @@ def check(data_root: Path) -> str:
     return report.format()
 
 
-@task(help={"data_root": f"Folder of training CSV files (default {DATA_ROOT.relative_to(ROOT)})."})
+@task(help={"data_root": f"Folder of training CSV files (default {DATA_ROOT_HELP})."})
 def check_(c, data_root=None):
     """Check the CSV files of a data root: every file a CSV, UTF-8, the schema's header, whole rows."""
-    print(check(Path(data_root or DATA_ROOT)))
+    print(check(Path(data_root) if data_root else dataset_folder(c)))
 
 
 @task(
     help={
-        "source": f"Folder of CSV files to upload (default {DATA_ROOT.relative_to(ROOT)}: data/<the data set>).",
-        "name": "Data set name: upload to gs://BUCKET/data/NAME/ (default: cicd.data_root, gs://BUCKET/data/penguins).",
+        "source": f"Folder of CSV files to upload (default {DATA_ROOT_HELP}).",
+        "name": "Data set name: upload to gs://BUCKET/data/NAME/ (default: cicd.data_root, gs://BUCKET/data/<cicd.dataset>).",
         "date": "File the snapshot under this day, YYYY-MM-DD or today (UTC): what `--window N` trains on.",
         "planned": PLANNED_HELP,
     }

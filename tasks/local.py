@@ -9,13 +9,13 @@ from pathlib import Path
 
 from invoke import Collection, Exit, task
 
-from tasks._common import DATA_ROOT, LOCAL_ROOT, ROOT, training_config
+from tasks._common import DATA_ROOT_HELP, LOCAL_ROOT, ROOT, dataset_folder, training_config
 
 
 @task(
     help={
         "root": f"Folder for the run's state: pipeline root, metadata, pushed models, registry (default {LOCAL_ROOT.relative_to(ROOT)}).",
-        "data_root": f"Folder of training CSV files (default {DATA_ROOT.relative_to(ROOT)}).",
+        "data_root": f"Folder of training CSV files (default {DATA_ROOT_HELP}).",
         "fresh": "Delete the root first, so nothing is reused from earlier runs.",
         "train_steps": "Training steps (default from the training config).",
         "hyperparameters": "JSON object overriding hyperparameters, e.g. '{\"learning_rate\": 0.02}'.",
@@ -39,7 +39,7 @@ def run(c, root=None, data_root=None, fresh=False, train_steps=None, hyperparame
     result = local_session.run(
         ROOT,
         LocalLayout(Path(root or LOCAL_ROOT).resolve()),
-        LocalInputs.in_checkout(ROOT, Path(data_root or DATA_ROOT)),
+        LocalInputs.in_checkout(ROOT, Path(data_root) if data_root else dataset_folder(c)),
         config,
         fresh=fresh,
         watch=watch,
@@ -51,7 +51,7 @@ def run(c, root=None, data_root=None, fresh=False, train_steps=None, hyperparame
 @task(
     help={
         "out": "Where to write the inferred schema (never over an existing file).",
-        "data_root": f"Folder of CSV files to infer from (default {DATA_ROOT.relative_to(ROOT)}).",
+        "data_root": f"Folder of CSV files to infer from (default {DATA_ROOT_HELP}).",
     }
 )
 def bootstrap(c, out, data_root=None):
@@ -60,7 +60,9 @@ def bootstrap(c, out, data_root=None):
 
     with tempfile.TemporaryDirectory() as workdir:
         try:
-            path = bootstrap_schema(Path(data_root or DATA_ROOT), Path(workdir), Path(out))
+            path = bootstrap_schema(
+                Path(data_root) if data_root else dataset_folder(c), Path(workdir), Path(out)
+            )
         except (ValueError, FileExistsError) as err:
             raise Exit(str(err), code=2) from None
     print(

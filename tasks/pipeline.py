@@ -49,7 +49,9 @@ def compile_(c, upload=False, planned=False):
         "planned": PLANNED_HELP,
     }
 )
-def submit(c, wait=False, hyperparameters=None, force=False, planned=False, poll_seconds=30.0, wait_seconds=None):
+def submit(
+    c, wait=False, hyperparameters=None, force=False, planned=False, poll_seconds=30.0, wait_seconds=None
+):
     """Submit a Vertex AI run of the compiled spec with the uploaded modules, labelled; skipped when nothing changed."""
     from cicd_release.errors import ReleaseError
     from cicd_release.settings import parse_run_hyperparameters

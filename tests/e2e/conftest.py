@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from cicd_pipeline import local_session
-from cicd_pipeline.config import TrainingConfig
 from cicd_pipeline.run_inputs import TRAINER_FILES
 from cicd_pipeline.runners.local import LocalInputs, LocalLayout
 from tests.support.checkout import clone  # noqa: F401 (a fixture: test_compare runs a clone)
+from tests.support.training import shipped_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data" / "penguins"
@@ -65,7 +65,7 @@ def runs(tmp_path_factory, shown, shipped_copy):
     file, its report), its progress lines kept in a string. pytest keeps its own logging set-up."""
     layout = LocalLayout(tmp_path_factory.mktemp("local-run"))
     (layout.root / "logs").mkdir()
-    config = TrainingConfig()
+    config = shipped_config()
     summaries = []
     for n in range(2):
         run_inputs = inputs(shipped_copy)

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from cicd_components.anomalies_gate.executor import DataDriftError, TooFewExamplesError
-from cicd_pipeline.config import TrainingConfig
 from cicd_pipeline.runners.local import LocalInputs, LocalLayout, run_local
+from tests.support.training import shipped_config
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "data" / "penguins" / "penguins.csv"
@@ -88,7 +88,7 @@ def test_one_class_data_pushes_nothing_and_names_the_missing_classes(blessed, tm
     before = (pushed(blessed), registry(blessed))
     adelie_only = data_set(tmp_path, lambda _, row: row["species"] == "Adelie")
     with pytest.raises(TooFewExamplesError, match=r"species: Chinstrap, Gentoo below 5 examples"):
-        run_local(blessed, inputs(adelie_only), TrainingConfig())
+        run_local(blessed, inputs(adelie_only), shipped_config())
     assert (pushed(blessed), registry(blessed)) == before
 
 
@@ -144,7 +144,7 @@ def test_a_label_distribution_far_from_the_blessed_models_data_stops_at_the_gate
     with pytest.raises(
         DataDriftError, match=r"species: L_INFTY distance 0\.3\d\d .* \(most changed: Adelie\)"
     ):
-        run_local(blessed, inputs(data_set(tmp_path, mostly_adelie)), TrainingConfig())
+        run_local(blessed, inputs(data_set(tmp_path, mostly_adelie)), shipped_config())
     assert (pushed(blessed), registry(blessed)) == before
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
-from cicd_pipeline.config import TrainingConfig
+from tests.support.training import shipped_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data" / "penguins"
@@ -37,7 +37,7 @@ def test_first_run_executes_everything_and_blesses(runs):
     assert {c.state for c in first.components} == {"COMPLETE"}
     assert {"Transform", "Trainer", "Evaluator", "Pusher", "ModelRegistryUploader"} <= set(first.executed)
     assert first.blessed is True
-    assert first.metrics["sparse_categorical_accuracy"] >= TrainingConfig().accuracy_threshold
+    assert first.metrics["sparse_categorical_accuracy"] >= shipped_config().accuracy_threshold
 
 
 def test_blessed_model_is_pushed_and_registered(runs):
@@ -139,9 +139,9 @@ def test_new_data_in_the_same_folder_reruns_from_csvexamplegen(runs, shipped_cop
             preprocessing_module=files["preprocessing_module"],
             model_module=files["model_module"],
         )
-        run_local(layout, inputs, TrainingConfig())
+        run_local(layout, inputs, shipped_config())
     finally:
         data.write_bytes(shipped)  # the shipped rows again (a new file time: a later run re-reads them too)
-    third = summarize_run(layout.metadata_path, TrainingConfig().pipeline_name)
+    third = summarize_run(layout.metadata_path, shipped_config().pipeline_name)
     assert {"CsvExampleGen", "StatisticsGen", "Transform", "Trainer", "Evaluator"} <= set(third.executed)
     assert {"ImportSchemaGen", "HyperparametersGen"} <= set(third.cached)

@@ -24,10 +24,10 @@ import ml_metadata as mlmd
 import pytest
 from ml_metadata.proto import metadata_store_pb2
 
-from cicd_pipeline.config import TrainingConfig
 from cicd_pipeline.report import summarize_run
 from cicd_pipeline.runners.local import LocalLayout, run_local
 from tests.e2e.conftest import DATA, ROOT, inputs, trainer_files
+from tests.support.training import shipped_config
 
 TRAINER_SRC = ROOT / "packages" / "trainer" / "src" / "cicd_trainer"
 # (AnomaliesGate may run again: its input is the latest blessing, which the first run made.)
@@ -37,11 +37,13 @@ TF_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] \S+:\d+\
 
 
 def checkout_copy(tmp_path: Path) -> Path:
-    """What `invoke run` reads of a checkout: the tasks and the packages (their versions label the model)."""
+    """What `invoke run` reads of a checkout: the tasks, the packages (their versions label the model) and
+    invoke.yaml (what is trained)."""
     copy = tmp_path / "checkout"
     skip = shutil.ignore_patterns("__pycache__", "*.egg-info", "build")
     for folder in ("tasks", "packages"):
         shutil.copytree(ROOT / folder, copy / folder, ignore=skip)
+    shutil.copyfile(ROOT / "invoke.yaml", copy / "invoke.yaml")
     return copy
 
 
@@ -53,7 +55,7 @@ def settled(tmp_path_factory):
     data = work / "data"
     shutil.copytree(DATA, data)
     layout = LocalLayout(work / "state")
-    run_local(layout, inputs(data, checkout), TrainingConfig())
+    run_local(layout, inputs(data, checkout), shipped_config())
     return layout, checkout, data
 
 
@@ -101,7 +103,7 @@ def test_a_model_edit_reruns_the_trainer_onward_from_the_working_tree_not_an_ins
         timeout=900,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    summary = summarize_run(layout.metadata_path, TrainingConfig().pipeline_name)
+    summary = summarize_run(layout.metadata_path, shipped_config().pipeline_name)
     assert {"Transform", *UPSTREAM} <= set(summary.cached), summary.components
     assert {"Trainer", "Evaluator", "Pusher"} <= set(summary.executed), summary.components
     assert "Trainer" not in summary.cached
@@ -119,7 +121,7 @@ def test_a_model_edit_reruns_the_trainer_onward_from_the_working_tree_not_an_ins
 def test_a_preprocessing_edit_reruns_transform_onward(settled):
     layout, checkout, data = settled
     edited = append_line(trainer_files(checkout)["preprocessing_module"], "# edited: a new transform")
-    config = TrainingConfig()
+    config = shipped_config()
     run_local(layout, inputs(data, checkout), config)
     summary = summarize_run(layout.metadata_path, config.pipeline_name)
     assert UPSTREAM <= set(summary.cached), summary.components

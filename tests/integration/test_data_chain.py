@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from cicd_pipeline.run_inputs import TRAINER_FILES
 from cicd_release import schedules
 from cicd_release.release_state import read_record
 from cicd_release.snapshots import read_latest, upload_snapshot
-from cicd_release.steps import TRAINER_FILES
 from cicd_release.storage import upload_content_addressed, upload_immutable, write_json_object
 from tests.support.checkout import git
 from tests.support.checkout import invoke as invoke_timed

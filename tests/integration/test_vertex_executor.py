@@ -48,11 +48,11 @@ ACCURACY = 0.97
 
 def _compile(serving_image: str | None) -> dict[str, Any]:
     """The job the release chain submits; imports TFX (~30 s), so each variant is compiled once per module."""
-    from cicd_pipeline.config import TrainingConfig
     from cicd_pipeline.runners.vertex import compile_vertex_spec
+    from tests.support.training import shipped_config
 
     return compile_vertex_spec(
-        config=TrainingConfig(),
+        config=shipped_config(),
         pipeline_root="gs://b/pipeline_root",
         serving_model_dir="gs://b/serving_model/penguin-cicd",
         registry=REGISTRY,

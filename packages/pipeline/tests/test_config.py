@@ -93,3 +93,49 @@ def test_the_config_module_imports_without_tfx():
     code = "import sys, cicd_pipeline.config; print([m for m in sys.modules if m.startswith(('tfx', 'tensorflow'))])"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_task_decides_the_judges_metric_and_threshold():
+    classifier = TrainingConfig(label="species")
+    assert (classifier.judge_metric.name, classifier.threshold) == ("accuracy", 0.6)
+    assert classifier.judge_metric.direction == "higher is better"
+    regression = TrainingConfig(label="target", task="regression", rmse_threshold=70.5)
+    assert (regression.judge_metric.name, regression.threshold) == ("rmse", 70.5)
+    assert regression.judge_metric.direction == "lower is better"
+    assert regression.module_config() == {
+        "label": "target",
+        "task": "regression",
+        "transformed_label": "target_xf",
+        "prediction_key": "target",
+    }
+
+
+def test_an_rmse_tolerance_is_in_the_labels_units():
+    # Accuracy's tolerance is a fraction; an RMSE's is a margin in the label's units, above 1 if need be.
+    assert (
+        TrainingConfig(task="regression", rmse_threshold=70, regression_tolerance=3.5).regression_tolerance
+        == 3.5
+    )
+
+
+@pytest.mark.parametrize(
+    "overrides, start, wrong",
+    [
+        ({"task": "ranking"}, "training.task='ranking' ", "is not a task"),
+        ({"metric": "rmse"}, "training.metric='rmse' ", "does not judge a classification"),
+        ({"task": "regression"}, "training.rmse_threshold is not set", "label's units"),
+        ({"task": "regression", "rmse_threshold": -1}, "training.rmse_threshold=-1 ", "positive"),
+        (
+            {"task": "regression", "rmse_threshold": 9, "regression_tolerance": -2},
+            "training.regression_tolerance",
+            "negative",
+        ),
+        ({"label": 3}, "training.label=3 ", "not a column name"),
+    ],
+)
+def test_a_bad_task_metric_or_threshold_is_one_line(overrides, start, wrong):
+    with pytest.raises(ConfigError) as caught:
+        TrainingConfig(**overrides)
+    message = str(caught.value)
+    assert message.startswith(start) and wrong in message and "\n" not in message
+    assert "invoke.yaml" in message

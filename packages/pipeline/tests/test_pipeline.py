@@ -43,7 +43,8 @@ def make(**overrides):
         model_name="penguin",
         train_steps=10,
         eval_steps=5,
-        accuracy_threshold=0.6,
+        label="species",
+        threshold=0.6,
     )
     return create_pipeline(**{**args, **overrides})
 
@@ -85,14 +86,14 @@ def test_the_gates_sit_between_validation_and_training():
 
 def test_the_judge_gets_the_threshold_and_the_tolerance():
     evaluator = next(
-        c for c in make(accuracy_threshold=0.75, regression_tolerance=0.03).components if c.id == "Evaluator"
+        c for c in make(threshold=0.75, regression_tolerance=0.03).components if c.id == "Evaluator"
     )
     config = json_format.Parse(evaluator.exec_properties["eval_config"], tfma.EvalConfig())
     [metric] = [m for m in config.metrics_specs[0].metrics if m.class_name == "SparseCategoricalAccuracy"]
     assert metric.threshold.value_threshold.lower_bound.value == 0.75
     # No TFMA change threshold: the no-regression rule is the judge's, with its own tolerance.
     assert not metric.threshold.HasField("change_threshold")
-    assert evaluator.exec_properties["accuracy_threshold"] == 0.75
+    assert evaluator.exec_properties["threshold"] == 0.75
     assert evaluator.exec_properties["regression_tolerance"] == pytest.approx(0.03)
     assert list(config.model_specs[0].preprocessing_function_names) == ["transform_features"]
     assert {m.class_name for m in config.metrics_specs[0].metrics} >= {"ExampleCount"}
@@ -145,7 +146,7 @@ def test_local_pipeline_uses_sqlite_metadata_and_in_memory_beam(tmp_path):
         tmp_path / "data", tmp_path / "schema.pbtxt", tmp_path / "pre.py", tmp_path / "model.py"
     )
     pipeline = build_local_pipeline(
-        LocalLayout(tmp_path / "state"), inputs, TrainingConfig(), {"commit": "abc"}
+        LocalLayout(tmp_path / "state"), inputs, TrainingConfig(label="species"), {"commit": "abc"}
     )
     assert pipeline.metadata_connection_config.sqlite.filename_uri == str(
         tmp_path / "state" / "metadata.sqlite"
@@ -178,7 +179,7 @@ def local_pipeline(
     (tmp_path / "data" / "d.csv").write_text("a\n1\n")
     inputs = LocalInputs(tmp_path / "data", src / "schema.pbtxt", src / "preprocessing.py", src / "model.py")
     layout = LocalLayout(tmp_path / "state")
-    pipeline = build_local_pipeline(layout, inputs, TrainingConfig())
+    pipeline = build_local_pipeline(layout, inputs, TrainingConfig(label="species"))
     return layout, {c.id: c for c in pipeline.components}
 
 
@@ -213,3 +214,57 @@ def test_local_modules_are_loaded_from_their_files_not_packed_into_wheels(tmp_pa
     # The Vertex compile builds its components outside that switch: there the wheel is how code travels.
     trainer = next(c for c in make().components if c.id == "Trainer")
     assert len(trainer._pip_dependencies) == 1
+
+
+def custom_config_of(pipeline, node_id) -> dict:
+    import json
+
+    node = next(c for c in pipeline.components if c.id == node_id)
+    return json.loads(node.exec_properties["custom_config"])
+
+
+def test_the_label_reaches_the_module_files_gate_and_judge_from_the_arguments():
+    pipeline = make(label="target", task="regression", metric="rmse", threshold=70.0)
+    expected = {
+        "label": "target",
+        "task": "regression",
+        "transformed_label": "target_xf",
+        "prediction_key": "target",
+    }
+    assert custom_config_of(pipeline, "Transform") == expected
+    assert custom_config_of(pipeline, "Trainer") == expected
+    gate = next(c for c in pipeline.components if c.id == "AnomaliesGate")
+    assert gate.exec_properties["label_feature"] == "target"
+    evaluator = next(c for c in pipeline.components if c.id == "Evaluator")
+    config = json_format.Parse(evaluator.exec_properties["eval_config"], tfma.EvalConfig())
+    assert config.model_specs[0].label_key == "target_xf"
+    assert config.model_specs[0].prediction_key == "target"
+    [rmse] = [m for m in config.metrics_specs[0].metrics if m.class_name == "RootMeanSquaredError"]
+    # Lower is better: the threshold is an upper bound.
+    assert rmse.threshold.value_threshold.upper_bound.value == 70.0
+    assert not rmse.threshold.value_threshold.HasField("lower_bound")
+    assert evaluator.exec_properties["metric"] == "rmse"
+
+
+def test_a_classification_is_judged_by_accuracy_on_the_class_probabilities():
+    evaluator = next(c for c in make().components if c.id == "Evaluator")
+    config = json_format.Parse(evaluator.exec_properties["eval_config"], tfma.EvalConfig())
+    assert (config.model_specs[0].label_key, config.model_specs[0].prediction_key) == (
+        "species_xf",
+        "probabilities",
+    )
+    assert evaluator.exec_properties["metric"] == "accuracy"
+
+
+def test_a_pipeline_without_a_label_is_refused():
+    with pytest.raises(ValueError, match="training.label"):
+        make(label="")
+
+
+def test_the_pipeline_package_names_no_column_of_the_shipped_data():
+    # What is trained is configuration: the penguins' columns belong to invoke.yaml and the trainer's files.
+    source = Path(__file__).resolve().parents[1] / "src" / "cicd_pipeline"
+    for path in source.rglob("*.py"):
+        text = path.read_text()
+        for column in ("species", "bill_length_mm", "flipper_length_mm", "body_mass_g"):
+            assert f'"{column}' not in text and f"'{column}" not in text, f"{path.name} names {column}"

@@ -10,7 +10,7 @@ from cicd_pipeline.runners.vertex import compile_vertex_spec, main
 
 IMAGE = "europe-west4-docker.pkg.dev/my-project/training/cicd-components:0.1.0-3f2a9c0b1d4e"
 ARGS = dict(
-    config=TrainingConfig(),
+    config=TrainingConfig(label="species"),
     pipeline_root="gs://my-bucket/pipeline_root",
     serving_model_dir="gs://my-bucket/serving_model/penguin-cicd",
     registry="vertex:projects/my-project/locations/europe-west4",
@@ -71,3 +71,16 @@ def test_the_command_line_compiles_to_a_file(tmp_path):
 def test_an_unpinned_image_is_refused(image):
     with pytest.raises(ValueError, match="pinned tag"):
         compile_vertex_spec(**{**ARGS, "image": image})
+
+
+def test_a_regression_compiles_with_its_label_and_metric():
+    config = TrainingConfig(
+        label="progression", task="regression", rmse_threshold=70.0, pipeline_name="diabetes-cicd"
+    )
+    tasks = compile_vertex_spec(**{**ARGS, "config": config})["pipelineSpec"]["root"]["dag"]["tasks"]
+    for node in ("Transform", "Trainer"):
+        custom_config = json.dumps(tasks[node]["inputs"]["parameters"]["custom_config"])
+        assert "progression_xf" in custom_config and "regression" in custom_config, node
+    evaluator = json.dumps(tasks["Evaluator"]["inputs"]["parameters"])
+    assert "RootMeanSquaredError" in evaluator and "progression_xf" in evaluator
+    assert "upper_bound" in evaluator

@@ -4,8 +4,8 @@ import hashlib
 
 import pytest
 
+from cicd_pipeline.run_inputs import TRAINER_FILES
 from cicd_release.errors import MissingRelease, ReleaseError
-from cicd_release.steps import TRAINER_FILES
 from cicd_release.workspace import (
     Workspace,
     atomic_write,

@@ -4,6 +4,7 @@ Nothing here is mocked: Transform runs on the Beam DirectRunner, the examples ar
 read back through tfx-bsl, and the module files are imported by file path, never through ``cicd_trainer``.
 """
 
+import functools
 import importlib.util
 import os
 import sys
@@ -42,6 +43,14 @@ MEASUREMENTS = {
     "body_mass_g": "int",
 }
 SPECIES = ("Adelie", "Chinstrap", "Gentoo")
+# What the pipeline hands the module files as custom_config for the penguins (cicd_pipeline.config.module_config
+# of training.label species; tests/e2e/test_agreement.py keeps the two the same).
+CUSTOM_CONFIG = {
+    "label": "species",
+    "task": "classification",
+    "transformed_label": "species_xf",
+    "prediction_key": "probabilities",
+}
 
 
 def _load_by_path(path: Path, name: str) -> types.ModuleType:
@@ -71,6 +80,12 @@ def preprocessing_module() -> types.ModuleType:
 @pytest.fixture(scope="session")
 def model_module() -> types.ModuleType:
     return _load_by_path(MODEL_MODULE, "user_module_model")
+
+
+@pytest.fixture(scope="session")
+def custom_config() -> dict:
+    """What Transform and Trainer pass the module files for the penguins (their ``custom_config``)."""
+    return dict(CUSTOM_CONFIG)
 
 
 @pytest.fixture(scope="session")
@@ -136,7 +151,8 @@ def run_transform(preprocessing_module, raw_schema):
                     raw_data,
                     source.TensorAdapterConfig(),
                 ) | "AnalyzeAndTransform" >> tft_beam.AnalyzeAndTransformDataset(
-                    preprocessing_module.preprocessing_fn
+                    # As TFX's Transform executor binds it (executor_utils.MaybeBindCustomConfig).
+                    functools.partial(preprocessing_module.preprocessing_fn, custom_config=CUSTOM_CONFIG)
                 )
                 _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(str(transform_output))
                 # The serving signature reads the raw feature spec from here; TFX's executor writes it the same way.

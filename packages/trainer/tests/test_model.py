@@ -67,7 +67,7 @@ def data_accessor() -> fn_args_utils.DataAccessor:
 
 
 @pytest.fixture(scope="module")
-def trained(model_module, run_transform, tmp_path_factory):
+def trained(model_module, run_transform, tmp_path_factory, custom_config):
     """Transform a learnable data set, train with the real ``run_fn``, and load the saved serving model."""
     workdir = tmp_path_factory.mktemp("trainer")
     transform_output, pattern = run_transform(synthetic_rows(), workdir)
@@ -84,6 +84,7 @@ def trained(model_module, run_transform, tmp_path_factory):
         serving_model_dir=str(workdir / "serving_model"),
         model_run_dir=str(workdir / "model_run"),
         hyperparameters=HYPERPARAMETERS,
+        custom_config=custom_config,
     )
     model_module.run_fn(fn_args)
     return fn_args, tf.saved_model.load(fn_args.serving_model_dir)

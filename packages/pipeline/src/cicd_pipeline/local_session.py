@@ -135,7 +135,7 @@ def _write_report(layout: LocalLayout, config: TrainingConfig, progress, log: Pa
         summary,
         graph=progress.graph,
         since=progress.since,
-        threshold=config.accuracy_threshold,
+        threshold=config.threshold,
         tolerance=config.regression_tolerance,
         log=str(log) if log else None,
     )
@@ -256,7 +256,7 @@ def run(
     summary = ran.summary
     text = "\n".join(
         [
-            format_summary(summary, config.accuracy_threshold, config.regression_tolerance),
+            format_summary(summary, config.threshold, config.regression_tolerance),
             f"\n  executed: {', '.join(summary.executed) or '(none)'}",
             f"  cached:   {', '.join(summary.cached) or '(none)'}",
         ]
@@ -302,7 +302,7 @@ def watch_trainer(
         # A stop (the data gate) or an error raised by the edited module is this save's verdict, not the end
         # of the loop: the next save may fix it. Its traceback is in the log.
         cycle = watch.edit_cycle(changed, run_tests, pipeline, stops=(Exception,))
-        for line in watch.describe(cycle, config.accuracy_threshold, config.regression_tolerance, checkout):
+        for line in watch.describe(cycle, config.threshold, config.regression_tolerance, checkout):
             say(line)
 
     say(f"watching {trainer.relative_to(checkout)} (log: {log}); a first run brings the cache up to date ...")

@@ -12,39 +12,47 @@ from tfx import v1 as tfx
 from tfx.v1.dsl.experimental import RuntimeParameter
 
 from cicd_components import AnomaliesGate, HyperparametersGen, Judge, ModelRegistryUploader
-from cicd_pipeline.config import HYPERPARAMETER_TYPES
+from cicd_components.judge.verdict import METRICS, TASK_METRICS
+from cicd_pipeline.config import HYPERPARAMETER_TYPES, TASKS, module_config
 
 T = TypeVar("T")
 Param = T | RuntimeParameter
 
-RAW_LABEL_KEY = "species"  # the label as the data holds it (its schema domain lists the classes)
-LABEL_KEY = "species_xf"  # the transformed label (see the trainer's preprocessing_fn)
 
+def eval_config(
+    metric: str, threshold: float, transformed_label: str, prediction_key: str, per_class: str | None = None
+) -> tfma.EvalConfig:
+    """TFMA config: the judge's metric and the example count, overall and (with `per_class`, the raw label of a
+    classification) per class; the threshold is the first of the Judge's checks (the no-regression rule, whose
+    tolerance follows from the size of the set, is the Judge's: verdict.py). The Judge checks the overall slice
+    alone; the per-class slices are for reading.
 
-def eval_config(accuracy_threshold: float) -> tfma.EvalConfig:
-    """TFMA config: accuracy and the example count, overall and per class; the threshold is the first of the
-    Judge's checks (the no-regression rule, whose tolerance follows from the size of the set, is the Judge's:
-    verdict.py). The Judge checks the overall slice alone; the per-class slices are for reading."""
-    accuracy = tfma.MetricConfig(
-        class_name="SparseCategoricalAccuracy",
-        threshold=tfma.MetricThreshold(
-            value_threshold=tfma.GenericValueThreshold(lower_bound={"value": accuracy_threshold}),
-        ),
+    `transformed_label` and `prediction_key` are the names the module files were told (config.module_config):
+    the label as the model's `transform_features` signature gives it, and the serving output to score.
+    """
+    judged = METRICS[metric]
+    bound = {"lower_bound" if judged.higher_is_better else "upper_bound": {"value": threshold}}
+    measure = tfma.MetricConfig(
+        class_name=judged.class_name,
+        threshold=tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(**bound)),
     )
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(
                 signature_name="serving_default",
-                prediction_key="probabilities",
-                label_key=LABEL_KEY,
+                prediction_key=prediction_key,
+                label_key=transformed_label,
                 # The label is a Transform output: TFMA runs the model's transform_features signature first.
                 preprocessing_function_names=["transform_features"],
             )
         ],
         # The overall slice, which the judge's checks read, and one slice per class of the label: each class's
-        # accuracy, which `invoke compare` shows for base and head (cicd_components.evaluation.slice_metrics).
-        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[RAW_LABEL_KEY])],
-        metrics_specs=[tfma.MetricsSpec(metrics=[accuracy, tfma.MetricConfig(class_name="ExampleCount")])],
+        # metric, which `invoke compare` shows for base and head (cicd_components.evaluation.slice_metrics).
+        slicing_specs=[
+            tfma.SlicingSpec(),
+            *([tfma.SlicingSpec(feature_keys=[per_class])] if per_class else []),
+        ],
+        metrics_specs=[tfma.MetricsSpec(metrics=[measure, tfma.MetricConfig(class_name="ExampleCount")])],
     )
 
 
@@ -62,7 +70,10 @@ def create_pipeline(
     model_name: str,
     train_steps: int,
     eval_steps: int,
-    accuracy_threshold: float,
+    label: str,
+    threshold: float,
+    task: str = "classification",
+    metric: str = "",
     holdout_root: Param[str] | None = None,
     regression_tolerance: float | None = None,
     min_examples_per_split: int = 0,
@@ -73,14 +84,23 @@ def create_pipeline(
     metadata_connection_config=None,
     beam_pipeline_args: list[str] | None = None,
 ) -> tfx.dsl.Pipeline:
-    """The penguin training pipeline.
+    """The training pipeline of whatever data and module files it is given.
 
+    `label` is the column to predict and `task` classification or regression: both reach the module files as
+    their `custom_config` (config.module_config), the data gate and the judge. `metric` (empty: the task's own,
+    accuracy or rmse) and `threshold` are the judge's.
     `holdout_root` is a folder of CSV files that new data does not replace: candidate and baseline are also
     scored there, and the no-regression check is made there (bad new data corrupts its own eval split).
     `regression_tolerance` None derives the tolerance from the size of the set (one standard error).
     `registry_labels` is a JSON object of labels the registered model version carries (commit, package
     versions, module and data digests): the trail from a model back to the code and data that made it.
     """
+    if not label:
+        raise ValueError("No label column: set training.label in invoke.yaml (`invoke init` writes it).")
+    if task not in TASKS:
+        raise ValueError(f"task {task!r} is not one of {', '.join(TASKS)}.")
+    metric = metric or TASK_METRICS[task][0]
+    custom_config = module_config(label, task)
     # Reads the CSV files under data_root and splits them 2:1 into train and eval.
     example_gen = tfx.components.CsvExampleGen(input_base=data_root)
     # Per-split feature statistics, for validation and for the run report.
@@ -106,7 +126,7 @@ def create_pipeline(
         schema=schema_gen.outputs["schema"],
         min_examples_per_split=min_examples_per_split,
         min_examples_per_class=min_examples_per_class,
-        label_feature=RAW_LABEL_KEY,
+        label_feature=label,
         baseline_blessing=model_resolver.outputs["model_blessing"],
     )
     # Imputes, scales and encodes the features; the same graph is saved into the model for serving.
@@ -114,6 +134,8 @@ def create_pipeline(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         module_file=preprocessing_module,
+        # The label and the task: preprocessing_fn(inputs, custom_config) reads them from here.
+        custom_config=custom_config,
         # Transform's own statistics of the data before and after (TFDV in its Beam graph) and its analyzer
         # cache are read by nothing here: StatisticsGen already feeds the checks, and no later Transform is
         # handed the cache. Without them its Beam graph is about a third smaller (docs/performance.md).
@@ -132,6 +154,8 @@ def create_pipeline(
         hyperparameters=hyperparameters_gen.outputs["hyperparameters"],
         train_args=tfx.proto.TrainArgs(num_steps=train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=eval_steps),
+        # run_fn reads the label, the task and its output names from fn_args.custom_config.
+        custom_config=custom_config,
     )
     # The fixed holdout set, one split of its own: new data never replaces it, so bad data cannot corrupt
     # the judge as well as the model.
@@ -149,7 +173,7 @@ def create_pipeline(
         if holdout_root is not None
         else None
     )
-    # Blesses the model if it meets the accuracy threshold on the eval split and the holdout, and does not
+    # Blesses the model if its metric meets the threshold on the eval split and the holdout, and does not
     # regress from the baseline on the holdout (TFX's Evaluator twice, one blessing; the node keeps its name).
     evaluator = Judge(
         examples=example_gen.outputs["examples"],
@@ -157,8 +181,15 @@ def create_pipeline(
         baseline_model=model_resolver.outputs["model"],
         holdout_examples=holdout_gen.outputs["examples"] if holdout_gen else None,
         statistics=statistics_gen.outputs["statistics"],
-        eval_config=eval_config(accuracy_threshold),
-        accuracy_threshold=accuracy_threshold,
+        eval_config=eval_config(
+            metric,
+            threshold,
+            custom_config["transformed_label"],
+            custom_config["prediction_key"],
+            per_class=custom_config["label"] if custom_config["task"] == "classification" else None,
+        ),
+        metric=metric,
+        threshold=threshold,
         regression_tolerance=regression_tolerance,
     ).with_id("Evaluator")
     # Copies a blessed model to the serving location; does nothing for a model that was not blessed.

@@ -43,7 +43,7 @@ TRAINER_FILES = {
     MODEL_MODULE: "packages/trainer/src/cicd_trainer/model.py",
     SCHEMA_FILE: "packages/trainer/src/cicd_trainer/schema/schema.pbtxt",
     # The fixed holdout set the Judge also scores candidate and baseline on; the run reads its folder.
-    HOLDOUT_FILE: "packages/trainer/src/cicd_trainer/holdout/penguins_holdout.csv",
+    HOLDOUT_FILE: "packages/trainer/src/cicd_trainer/holdout/holdout.csv",
 }
 # Their names in the bucket (`modules/<sha256>/<name>`): the repository path's last part.
 BUCKET_NAMES = {name: PurePosixPath(path).name for name, path in TRAINER_FILES.items()}

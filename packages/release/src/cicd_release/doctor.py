@@ -328,5 +328,5 @@ def _data_check(cloud: Cloud, settings: Settings) -> Check:
     return Check(
         FAIL,
         f"no data under {root} (CsvExampleGen would find no files)",
-        f"gcloud storage cp data/penguins/*.csv {root}/",
+        f"gcloud storage cp data/{settings.dataset}/*.csv {root}/",
     )

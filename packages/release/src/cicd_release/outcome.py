@@ -16,7 +16,6 @@ from typing import Any
 
 from google.protobuf import json_format
 
-
 # The states a pipeline job ends in (aiplatform's _PIPELINE_COMPLETE_STATES).
 _ENDED = frozenset(
     {"PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED", "PIPELINE_STATE_PAUSED"}

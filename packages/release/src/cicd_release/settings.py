@@ -95,6 +95,8 @@ _AR_REPO = re.compile(
 _LOCAL_REPO = re.compile(r"^(?:localhost|127\.0\.0\.1):[0-9]{1,5}/(?P<project>[^/]+)/(?P<repo>[^/]+)$")
 _AR_REPO_NAME = re.compile(r"^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _IMAGE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,126}[a-z0-9])?$")
+# A data set is a folder (data/NAME/, gs://BUCKET/data/NAME/) and a label value: snapshots.dataset_uri's rule.
+_DATASET = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _DOCKER_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
@@ -334,10 +336,15 @@ class Settings(BaseModel):
     pipeline_name: Annotated[str, _rule(check_pipeline_name)] = Field(
         "penguin-cicd", description=PIPELINE_NAME_EXPECTED
     )
+    # The training data set: data/<dataset>/ in the checkout, gs://BUCKET/data/<dataset>/ in the bucket.
+    dataset: Annotated[str, _rule(_matches(_DATASET, "is not a data set name"))] = Field(
+        "penguins",
+        description="1-63 lowercase letters, digits, '-' or '_', a letter or digit first, e.g. penguins",
+    )
     data_root: Annotated[str, _rule(_data_root)] = Field(
         "",
         description="a gs://BUCKET/FOLDER holding the data set's snapshots and LATEST "
-        "(default gs://BUCKET/data/penguins)",
+        "(default gs://BUCKET/data/<dataset>)",
     )
     # The serving container recorded in Vertex AI Model Registry. Google lists its prebuilt ones as :latest:
     # pin the digest instead, so a registered model names what it was tested with.
@@ -436,7 +443,7 @@ class Settings(BaseModel):
 
     @property
     def resolved_data_root(self) -> str:
-        return self.data_root or f"{self.bucket_uri}/data/penguins"
+        return self.data_root or f"{self.bucket_uri}/data/{self.dataset}"
 
 
 def _settings_error(cls: type[Settings], err: ValidationError) -> SettingsError:

@@ -1,4 +1,5 @@
-"""The example model's module files (penguin species from four body measurements).
+"""The model's module files, schema and holdout: as shipped, the penguins' example (species from four body
+measurements); `invoke init` rewrites them for your own data (docs/your-data.md).
 
 TFX loads ``preprocessing.py`` and ``model.py`` by *file path*, and on Vertex AI copies each one alone
 (a ``gs://`` module file has no siblings), so neither module imports the other or anything in this package.

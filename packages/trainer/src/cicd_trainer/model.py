@@ -1,11 +1,13 @@
 """TFX Trainer module file: ``run_fn`` trains the penguin classifier.
 
 Stand-alone on purpose: TFX copies this one file (on Vertex AI, from ``gs://``) and imports it on its own,
-so the few names it shares with ``preprocessing.py`` are repeated here rather than imported.
+so the few names it shares with ``preprocessing.py`` are repeated here rather than imported. The label's
+names come from the training config, through the pipeline: TFX passes them in ``fn_args.custom_config``
+(``label``, ``transformed_label``, ``prediction_key``).
 
 The saved model carries two signatures:
-- ``serving_default``: serialized raw ``tf.Example``s in (no label needed), class probabilities and the
-  predicted species name out;
+- ``serving_default``: serialized raw ``tf.Example``s in (no label needed), class probabilities (under
+  ``prediction_key``) and the predicted species name (under the label's name) out;
 - ``transform_features``: the Transform graph alone, which the Evaluator (TFMA) uses to get the label.
 """
 
@@ -36,9 +38,7 @@ try:
 except (ImportError, AttributeError):
     pass
 
-LABEL_KEY = "species"
 FEATURE_KEYS = ("bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g")
-LABEL_VOCABULARY = "species"
 
 # Used when the pipeline passes no hyperparameters artifact (e.g. a bare Trainer in a test).
 DEFAULT_HYPERPARAMETERS = {
@@ -91,24 +91,23 @@ def build_model(hparams: dict, num_classes: int) -> keras.Model:
     return model
 
 
-def _input_fn(file_pattern, data_accessor, tf_transform_output, batch_size, seed):
+def _input_fn(file_pattern, data_accessor, tf_transform_output, batch_size, seed, label_key):
     return data_accessor.tf_dataset_factory(
         file_pattern,
-        tfxio.TensorFlowDatasetOptions(
-            batch_size=batch_size, label_key=transformed_name(LABEL_KEY), shuffle_seed=seed
-        ),
+        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=label_key, shuffle_seed=seed),
         tf_transform_output.transformed_metadata.schema,
     ).repeat()
 
 
-def make_serving_signatures(model, tf_transform_output: tft.TFTransformOutput) -> dict:
+def make_serving_signatures(model, tf_transform_output: tft.TFTransformOutput, custom_config: dict) -> dict:
     """The ``serving_default`` and ``transform_features`` signatures, both on serialized raw tf.Examples."""
+    label, prediction_key = custom_config["label"], custom_config["prediction_key"]
     # Keep the Transform layer and the class names tracked by the model so they are saved with it.
     model.tft_layer = tf_transform_output.transform_features_layer()
-    model.class_names = tf.constant(tf_transform_output.vocabulary_by_name(LABEL_VOCABULARY))
+    model.class_names = tf.constant(tf_transform_output.vocabulary_by_name(label))
 
     raw_feature_spec = tf_transform_output.raw_feature_spec()
-    serving_feature_spec = {k: v for k, v in raw_feature_spec.items() if k != LABEL_KEY}
+    serving_feature_spec = {k: v for k, v in raw_feature_spec.items() if k != label}
     # autograph=False: these functions have no Python control flow on tensors, and AutoGraph would transpile
     # everything they call (TF Transform's layer, tfx-bsl's schema code): about half of the Trainer's time.
     signature = [tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")]
@@ -118,8 +117,8 @@ def make_serving_signatures(model, tf_transform_output: tft.TFTransformOutput) -
         transformed = model.tft_layer(tf.io.parse_example(serialized, serving_feature_spec))
         probabilities = tf.nn.softmax(model(transformed))
         return {
-            "probabilities": probabilities,
-            "species": tf.gather(model.class_names, tf.argmax(probabilities, axis=1)),
+            prediction_key: probabilities,
+            label: tf.gather(model.class_names, tf.argmax(probabilities, axis=1)),
         }
 
     @tf.function(input_signature=signature, autograph=False)
@@ -131,21 +130,25 @@ def make_serving_signatures(model, tf_transform_output: tft.TFTransformOutput) -
 
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point: train on the transformed examples, save the serving model."""
+    config = fn_args.custom_config
+    if config["task"] != "classification":
+        raise ValueError(f"This run_fn trains a classifier; the task is {config['task']!r}.")
     hparams = hyperparameters_from(fn_args.hyperparameters)
     keras.utils.set_random_seed(hparams["seed"])
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    num_classes = len(tf_transform_output.vocabulary_by_name(LABEL_VOCABULARY))
+    num_classes = len(tf_transform_output.vocabulary_by_name(config["label"]))
 
-    train = _input_fn(
-        fn_args.train_files,
-        fn_args.data_accessor,
-        tf_transform_output,
-        hparams["batch_size"],
-        hparams["seed"],
-    )
-    evaluation = _input_fn(
-        fn_args.eval_files, fn_args.data_accessor, tf_transform_output, hparams["batch_size"], hparams["seed"]
-    )
+    def dataset(files):
+        return _input_fn(
+            files,
+            fn_args.data_accessor,
+            tf_transform_output,
+            hparams["batch_size"],
+            hparams["seed"],
+            config["transformed_label"],
+        )
+
+    train, evaluation = dataset(fn_args.train_files), dataset(fn_args.eval_files)
     model = build_model(hparams, num_classes)
     model.fit(
         train,
@@ -157,7 +160,7 @@ def run_fn(fn_args) -> None:
     model.save(
         fn_args.serving_model_dir,
         save_format="tf",
-        signatures=make_serving_signatures(model, tf_transform_output),
+        signatures=make_serving_signatures(model, tf_transform_output, config),
     )
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "hyperparameters.json"), "w") as f:

@@ -1,7 +1,8 @@
 """TF Transform module file: ``preprocessing_fn`` for the penguin data set.
 
 Stand-alone on purpose: TFX copies this one file (on Vertex AI, from ``gs://``) and imports it on its own,
-so it must not import its siblings.
+so it must not import its siblings. The label's name comes from the training config, through the pipeline:
+TFX passes ``custom_config`` (``label``, ``task``, ``transformed_label``) to ``preprocessing_fn``.
 
 Missing values are handled deliberately: two of the 344 shipped rows have no measurements at all and a few
 more miss some. They are kept, and each missing measurement is replaced by that measurement's mean over the
@@ -11,10 +12,7 @@ analysed data (``tft.mean`` ignores missing values), so training and serving tre
 import tensorflow as tf
 import tensorflow_transform as tft
 
-LABEL_KEY = "species"
 FEATURE_KEYS = ("bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g")
-# The vocabulary file that maps species names to label ids; the model reads it back to name its predictions.
-LABEL_VOCABULARY = "species"
 
 
 def transformed_name(key: str) -> str:
@@ -39,15 +37,23 @@ def _impute_with_mean(x):
     return tf.where(present, dense, tf.fill(tf.shape(dense), mean))
 
 
-def preprocessing_fn(inputs):
-    """Maps raw features to model inputs: imputed, z-scored measurements and an integer label."""
+def preprocessing_fn(inputs, custom_config):
+    """Maps raw features to model inputs: imputed, z-scored measurements and an integer label.
+
+    The label's vocabulary file is named after the label: the model reads it back to name its predictions.
+    """
+    if custom_config["task"] != "classification":
+        raise ValueError(
+            f"This preprocessing_fn encodes a class label; the task is {custom_config['task']!r}."
+        )
+    label = custom_config["label"]
     outputs = {}
     for key in FEATURE_KEYS:
         outputs[transformed_name(key)] = tft.scale_to_z_score(_impute_with_mean(inputs[key]))
-    species = inputs[LABEL_KEY]
+    species = inputs[label]
     if isinstance(species, tf.sparse.SparseTensor):
         species = tf.squeeze(tf.sparse.to_dense(species, default_value=""), axis=1)
-    outputs[transformed_name(LABEL_KEY)] = tft.compute_and_apply_vocabulary(
-        tf.reshape(species, [-1]), vocab_filename=LABEL_VOCABULARY
+    outputs[custom_config["transformed_label"]] = tft.compute_and_apply_vocabulary(
+        tf.reshape(species, [-1]), vocab_filename=label
     )
     return outputs

@@ -13,16 +13,20 @@ from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
 from cicd_components.judge import executor
+from cicd_components.judge.verdict import METRICS
 
 
 class JudgeSpec(ComponentSpec):
     PARAMETERS = {
-        # TFMA's configuration: the model, the label, the metrics (accuracy and the example count).
+        # TFMA's configuration: the model, the label, the metrics (the judge's metric and the example count).
         "eval_config": ExecutionParameter(type=tfma.EvalConfig),
-        # The fewest accuracy a model needs, on the eval split and on the holdout.
-        "accuracy_threshold": ExecutionParameter(type=float),
-        # How far below the baseline the candidate may fall on the holdout; negative: one standard error of
-        # the baseline's accuracy on the holdout (cicd_components.judge.verdict.standard_error).
+        # The metric the judge decides by (verdict.METRICS: accuracy, rmse); absent: accuracy.
+        "metric": ExecutionParameter(type=str, optional=True),
+        # The bound a model must meet on the eval split and on the holdout: the least accuracy, the largest
+        # RMSE (the metric's direction says which).
+        "threshold": ExecutionParameter(type=float),
+        # How far behind the baseline the candidate may fall on the holdout; negative: one standard error of
+        # the baseline's value on the holdout (cicd_components.judge.verdict.Metric.standard_error).
         "regression_tolerance": ExecutionParameter(type=float),
         # The split of the holdout examples to score (the holdout ExampleGen names its one split so).
         "holdout_split": ExecutionParameter(type=str, optional=True),
@@ -49,8 +53,8 @@ class JudgeSpec(ComponentSpec):
 
 
 class Judge(base_beam_component.BaseBeamComponent):
-    """Blesses a model that meets the threshold on the eval split and on the holdout, and does not regress
-    from the baseline on the holdout by more than the tolerance (on the eval split with no holdout)."""
+    """Blesses a model that meets the threshold of its metric on the eval split and on the holdout, and does not
+    fall behind the baseline on the holdout by more than the tolerance (on the eval split with no holdout)."""
 
     SPEC_CLASS = JudgeSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
@@ -60,13 +64,17 @@ class Judge(base_beam_component.BaseBeamComponent):
         examples: types.BaseChannel,
         model: types.BaseChannel,
         eval_config: tfma.EvalConfig,
-        accuracy_threshold: float,
+        threshold: float,
         regression_tolerance: float | None = None,
+        metric: str = "accuracy",
         baseline_model: types.BaseChannel | None = None,
         holdout_examples: types.BaseChannel | None = None,
         statistics: types.BaseChannel | None = None,
     ):
-        """`regression_tolerance` None derives it from the holdout's size (one standard error)."""
+        """`metric` names one of verdict.METRICS; `regression_tolerance` None derives it from the holdout's size
+        (one standard error)."""
+        if metric not in METRICS:
+            raise ValueError(f"metric {metric!r} is not one the judge knows: {', '.join(METRICS)}.")
         super().__init__(
             spec=JudgeSpec(
                 examples=examples,
@@ -75,7 +83,8 @@ class Judge(base_beam_component.BaseBeamComponent):
                 holdout_examples=holdout_examples,
                 statistics=statistics,
                 eval_config=eval_config,
-                accuracy_threshold=float(accuracy_threshold),
+                metric=metric,
+                threshold=float(threshold),
                 regression_tolerance=-1.0 if regression_tolerance is None else float(regression_tolerance),
                 holdout_split=executor.HOLDOUT_SPLIT,
                 evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),

@@ -18,6 +18,7 @@ from tfx.utils import io_utils
 from cicd_components.evaluation import overall_metrics
 from cicd_components.judge.verdict import (
     HOLDOUT_DIR,
+    METRICS,
     TRAINING_STATISTICS_DIR,
     VERDICT_FILE,
     Scores,
@@ -44,13 +45,14 @@ class Executor(evaluator_executor.Executor):
         exec_properties: dict[str, Any],
     ) -> None:
         # Of TFX's Evaluator parameters the Judge has eval_config only; each pass names its split.
+        metric = METRICS[exec_properties.get("metric") or "accuracy"]
         evaluator_properties = {"eval_config": exec_properties["eval_config"]}
         evaluator_inputs = {
             k: v for k, v in input_dict.items() if k in ("examples", "model", "baseline_model") and v
         }
         super().Do(evaluator_inputs, output_dict, {**evaluator_properties, "example_splits": '["eval"]'})
         evaluation_uri = artifact_utils.get_single_uri(output_dict["evaluation"])
-        eval_split = Scores.from_metrics(overall_metrics(evaluation_uri))
+        eval_split = Scores.from_metrics(overall_metrics(evaluation_uri), metric)
 
         holdout = None
         if input_dict.get("holdout_examples"):
@@ -70,14 +72,15 @@ class Executor(evaluator_executor.Executor):
                         "example_splits": json.dumps([exec_properties.get("holdout_split") or HOLDOUT_SPLIT]),
                     },
                 )
-            holdout = Scores.from_metrics(overall_metrics(holdout_evaluation.uri))
+            holdout = Scores.from_metrics(overall_metrics(holdout_evaluation.uri), metric)
 
         tolerance = float(exec_properties["regression_tolerance"])
         verdict = judge(
             eval_split,
             holdout,
-            float(exec_properties["accuracy_threshold"]),
+            float(exec_properties["threshold"]),
             None if tolerance < 0 else tolerance,
+            metric,
         )
         with fileio.open(os.path.join(evaluation_uri, VERDICT_FILE), "w") as f:
             f.write(verdict.to_json())
