@@ -50,7 +50,7 @@ FAILED = "PIPELINE_STATE_FAILED"
 CANCELLING = "PIPELINE_STATE_CANCELLING"
 CANCELLED = "PIPELINE_STATE_CANCELLED"
 TERMINAL_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED})
-OUTCOMES = {"SUCCEEDED": SUCCEEDED, "FAILED": FAILED, "CANCELLED": CANCELLED}
+OUTCOMES = {"SUCCEEDED": SUCCEEDED, "FAILED": FAILED, "CANCELLED": CANCELLED, "RUNNING": RUNNING}  # RUNNING: never ends
 
 _PARENT = r"/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/pipelineJobs"
 _COLLECTION_RE = re.compile(_PARENT + r"$")
@@ -298,7 +298,7 @@ class VertexStandIn:
             state, now = job["state"], utc_timestamp()
             if state == PENDING:
                 job.update(state=RUNNING, startTime=now, updateTime=now)
-            elif state == RUNNING and self._outcomes[name] != "RUNNING":  # "RUNNING": a run that never ends
+            elif state == RUNNING and self._outcomes[name] != RUNNING:  # a run that never ends stays RUNNING
                 self._finish(job, self._outcomes[name], now)
                 job["jobDetail"] = self._job_detail(job)
             elif state == CANCELLING:

@@ -66,7 +66,8 @@ def test_the_local_run_takes_nothing_from_the_release_chain(tmp_path):
         "    print('added:', sorted(release() - loaded), 'google.cloud.storage' in sys.modules)\n"
         "    raise local_session.RunStopped('stopped where the pipeline would start', 1)\n"
         "local_session.run_once = pipeline\n"
-        f"Program(namespace=tasks.ns).run(['invoke', 'run', '--root', {str(tmp_path)!r}], exit=False)\n"
+        # No bundled namespace: invoke finds tasks/ and the committed invoke.yaml beside it, as the CLI does.
+        f"Program().run(['invoke', 'run', '--root', {str(tmp_path)!r}], exit=False)\n"
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True)
     assert "data check: " in result.stdout, result.stdout + result.stderr

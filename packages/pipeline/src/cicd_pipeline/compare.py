@@ -39,7 +39,7 @@ class RefOutcome:
     blessed: bool | None = None  # None: never judged
     # The eval split's overall metrics and the holdout's ("holdout: ..."), as cicd_components.evaluation reads.
     metrics: dict[str, float] = dataclasses.field(default_factory=dict)
-    # Set ("eval split", "holdout") -> slice ("species=Adelie") -> metric -> value.
+    # Set ("eval split", "holdout") -> slice ("<label>=<class>") -> metric -> value.
     slices: dict[str, dict[str, dict[str, float]]] = dataclasses.field(default_factory=dict)
     checks: list[str] = dataclasses.field(default_factory=list)  # every check of the judge, one line each
     refusals: list[str] = dataclasses.field(default_factory=list)
