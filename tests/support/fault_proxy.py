@@ -12,7 +12,7 @@ while healthy, and on command:
   ``side="response"`` forwards the whole request (the upstream acts on it), relays the status, the headers
   and half of the answer's body, and resets the client's connection (the reply is lost, the write is not);
 * ``slow(seconds)``: holds every request that long before forwarding it (it is still forwarded if the client
-  has given up meanwhile: a slow server finishes what it got);
+  has given up meanwhile: a slow server finishes what it got), unless ``drop_held()`` lets go of it first;
 * ``down()``: stops listening and cuts every open connection, so connecting is refused (ECONNREFUSED), the way
   an unreachable endpoint answers;
 * ``heal()``: back to a plain, listening proxy on the same port.
@@ -32,7 +32,6 @@ import http.client
 import socket
 import struct
 import threading
-import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -124,6 +123,7 @@ class FaultProxy:
         self._port = 0
         self._busy = 0  # requests being handled (a slow one may still be on its way upstream)
         self._idle = threading.Condition(self._lock)
+        self._drop = threading.Event()  # set by drop_held(): requests held by slow() end, unforwarded
         self.requests: list[ProxyRecord] = []
 
     # --- commands ---
@@ -168,6 +168,18 @@ class FaultProxy:
         with self._idle:
             if not self._idle.wait_for(lambda: self._busy == 0, timeout):
                 raise TimeoutError(f"the fault proxy still handles {self._busy} request(s) after {timeout} s")
+
+    def drop_held(self, timeout: float = 30) -> None:
+        """End the requests slow() still holds without forwarding them, then wait until none is handled.
+
+        For the end of a test: what it held must not land in a later test's stand-in, and waiting the hold
+        out (up to ``seconds`` of slow()) would only add to the suite's time.
+        """
+        self._drop.set()
+        try:
+            self.wait_idle(timeout)
+        finally:
+            self._drop.clear()
 
     def clear_log(self) -> None:
         with self._lock:
@@ -267,7 +279,9 @@ def _make_handler(proxy: FaultProxy) -> type[ForwardingHandler]:
             elif fault.kind == "slow":
                 body = self._read_body()
                 proxy._record(method, path, "slow")
-                time.sleep(fault.seconds)
+                if proxy._drop.wait(fault.seconds):
+                    self.close_connection = True  # the test is over: dropped, never forwarded
+                    return
                 self._relay(self._forward(body))
             elif fault.side == "request":
                 proxy._record(method, path, "reset")
