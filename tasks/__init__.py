@@ -20,7 +20,7 @@ warnings.filterwarnings(
 warnings.filterwarnings("ignore", message="Support for google-cloud-storage < 3.0.0", category=FutureWarning)
 
 from tasks import build, ci, cloud, data, dev, local, modules, pipeline, plan, report, schedule, settings  # noqa: E402
-from tasks._common import SETTINGS_DEFAULTS  # noqa: E402
+from tasks._common import SETTINGS_DEFAULTS, training_defaults  # noqa: E402
 
 ns = Collection(
     local.run,
@@ -39,5 +39,6 @@ ns = Collection(
 ns.add_task(cloud.setup)
 ns.add_task(cloud.doctor)
 ns.add_task(report.report)
-# Every setting is declared here so that invoke.yaml and INVOKE_CICD_<NAME> variables can set it.
-ns.configure({"cicd": SETTINGS_DEFAULTS, "training": {}})
+# Every setting is declared here so that invoke.yaml and INVOKE_CICD_<NAME> / INVOKE_TRAINING_<NAME> variables
+# can set it: invoke maps a variable only onto a key its config already has.
+ns.configure({"cicd": SETTINGS_DEFAULTS, "training": training_defaults()})

@@ -14,7 +14,20 @@ ROOT = Path(__file__).resolve().parents[1]
 LOCAL_ROOT = ROOT / ".cicd" / "local"
 DATA_ROOT = ROOT / "data" / "penguins"
 PLANNED_HELP = "Skip unless .cicd/plan.json lists this step (used by cloudbuild.yaml)."
-SETTINGS_DEFAULTS = {name: field.default for name, field in Settings.model_fields.items()}
+# What invoke's config declares, so that invoke.yaml and every INVOKE_CICD_<NAME> / INVOKE_TRAINING_<NAME>
+# variable can set it (invoke maps a variable only onto a key it already has). Switches and numbers are declared
+# as None: invoke then hands a variable's text over as it is, and the settings model or the training config
+# reads it (invoke's own casting by the default's type turned "false" into True and "abc" into a traceback).
+SETTINGS_DEFAULTS = Settings.defaults()
+
+
+def training_defaults() -> dict[str, None]:
+    """Every training setting but the pipeline name (that one is cicd.pipeline_name), declared as None."""
+    import dataclasses
+
+    from cicd_pipeline.config import TrainingConfig
+
+    return {f.name: None for f in dataclasses.fields(TrainingConfig) if f.name != "pipeline_name"}
 
 
 def trainer_files() -> dict[str, Path]:
@@ -38,8 +51,36 @@ def settings(c, **flags) -> Settings:
         raise Exit(str(err), code=err.exit_code) from None
 
 
+def training_values(values: dict) -> dict:
+    """invoke's `training:` values as TrainingConfig takes them: None (not set) left out, so the field's default
+    holds, and an INVOKE_TRAINING_* variable's text read as the field's number ("300" -> 300, "none" -> None for
+    an optional one). Text that is no number stays text, and the config's rule names the setting and its fix."""
+    import typing
+
+    from cicd_pipeline.config import TrainingConfig
+
+    types = typing.get_type_hints(TrainingConfig)
+    read = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        kinds = typing.get_args(types.get(name)) or (types.get(name),)
+        if isinstance(value, str) and (int in kinds or float in kinds):
+            text = value.strip()
+            if type(None) in kinds and text.lower() in ("", "none", "null"):
+                value = None
+            else:
+                try:
+                    value = int(text) if int in kinds else float(text)
+                except ValueError:
+                    pass  # the config's rule names it: "training.X='abc' is str; expected int; set ..."
+        read[name] = value
+    return read
+
+
 def training_config(c, hyperparameters=None, train_steps=None):
-    """The training config (training: in invoke.yaml, the pipeline name from cicd.pipeline_name, flags)."""
+    """The training config (training: in invoke.yaml or INVOKE_TRAINING_*, the pipeline name from
+    cicd.pipeline_name, flags)."""
     from cicd_pipeline.config import ConfigError, TrainingConfig
 
     overrides = {
@@ -48,7 +89,7 @@ def training_config(c, hyperparameters=None, train_steps=None):
     # One name for the spec, the runs and the bucket paths: the setting cicd.pipeline_name.
     name = {"pipeline_name": c.config.cicd.pipeline_name}
     try:
-        return TrainingConfig(**{**dict(c.config.get("training", {})), **name, **overrides})
+        return TrainingConfig(**{**training_values(dict(c.config.get("training", {}))), **name, **overrides})
     except ConfigError as err:
         raise Exit(str(err), code=2) from None
     except TypeError as err:  # an unknown key under training: in invoke.yaml

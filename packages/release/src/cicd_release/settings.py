@@ -65,15 +65,20 @@ def setting_message(name: str, value: Any, wrong: str, expected: str) -> str:
     return f"cicd.{name}{shown} {wrong}; expected {expected}; {_how(name)}."
 
 
+# The published prefixes of tokens and keys people paste: Google OAuth access tokens (ya29.), refresh tokens
+# (1//) and API keys (AIza); GitHub's personal, OAuth, user-to-server, server-to-server (Actions' own
+# GITHUB_TOKEN), refresh and fine-grained tokens (ghp_, gho_, ghu_, ghs_, ghr_, github_pat_); GitLab's personal,
+# deploy, OAuth, runner, trigger and feed tokens (glpat-, gldt-, gloas-, glrt-, glptt-, glft-); AWS access key ids.
+_SECRET_PREFIXES = re.compile(
+    r"(?:ya29\.|1//|AIza[0-9A-Za-z_-]|gh[pousr]_[0-9A-Za-z]|github_pat_|gl(?:pat|dt|oas|rt|ptt|ft)-|A[KS]IA[0-9A-Z])"
+)
+
+
 def _looks_secret(value: Any) -> bool:
-    """A pasted key or token must not reach a build log, whatever setting it was pasted into."""
+    """A pasted key or token must not reach a build log, whatever setting it was pasted into (anywhere in the
+    value: `Bearer ghp_...` is still a token)."""
     text = str(value)
-    return (
-        "\n" in text
-        or "PRIVATE KEY" in text
-        or "BEGIN " in text
-        or text.startswith(("ya29.", "ghp_", "AKIA"))
-    )
+    return "\n" in text or "PRIVATE KEY" in text or "BEGIN " in text or bool(_SECRET_PREFIXES.search(text))
 
 
 def _clip(value: Any, limit: int = 80) -> Any:
@@ -191,6 +196,16 @@ def _api_endpoint_url(value: str) -> str | None:
     return None
 
 
+def _api_host(value: str) -> str | None:
+    """An API endpoint as the Google clients take it: HOST[:PORT] (https), or a URL by the endpoint rule above,
+    so plain http goes only to this machine (a stand-in), never with a token over a network."""
+    if "://" in value:
+        return _api_endpoint_url(value)
+    if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?", value):
+        return "is not HOST[:PORT] or http(s)://HOST[:PORT]"
+    return None
+
+
 def _data_root(value: str) -> str | None:
     if not value.startswith("gs://"):
         return "is not a gs:// folder"
@@ -250,11 +265,13 @@ def _rule(check: Callable[[str], str | None]) -> AfterValidator:
     return AfterValidator(validate)
 
 
-_TRUE, _FALSE = frozenset({"true", "1"}), frozenset({"false", "0", ""})
+_TRUE, _FALSE = frozenset({"true", "1", "yes", "on"}), frozenset({"false", "0", "no", "off", ""})
 
 
 def _switch(value: Any) -> bool:
-    """A bool from YAML (true), a flag, or an environment variable's text ("true", "false", "1", "0")."""
+    """A bool from YAML (true), a flag, or an environment variable's text ("true", "false", "yes", "no", "on",
+    "off", "1", "0"): read here from the text, never cast by invoke (which takes any text but "0" and "" as
+    true, so INVOKE_CICD_ANONYMOUS_CREDENTIALS=false would turn the switch on)."""
     if isinstance(value, bool):
         return value
     if value is None or (isinstance(value, int) and value in (0, 1)):
@@ -358,9 +375,12 @@ class Settings(BaseModel):
     cloud_api_endpoint: Annotated[str, _rule(_api_endpoint_url)] = Field(
         "", description="http://127.0.0.1:PORT of a local stand-in (or https://HOST), with no path"
     )
-    # Only to point the Vertex client elsewhere (a regional endpoint, a stand-in).
-    api_endpoint: str = Field(
-        "", description="a Vertex AI API endpoint, e.g. europe-west4-aiplatform.googleapis.com"
+    # Only to point the Vertex client elsewhere (a regional endpoint, a stand-in). Plain http only to this
+    # machine: the client sends the caller's token with every request.
+    api_endpoint: Annotated[str, _rule(_api_host)] = Field(
+        "",
+        description="a Vertex AI API endpoint HOST[:PORT], e.g. europe-west4-aiplatform.googleapis.com (or "
+        "http://127.0.0.1:PORT of a local stand-in)",
     )
     # How long each storage or Vertex call retries 429/5xx answers and lost connections, and the longest one
     # request may wait; then the step fails in one line naming the endpoint and what was written.
@@ -397,8 +417,16 @@ class Settings(BaseModel):
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
-        """Every setting and its default: what tasks declare so invoke.yaml and INVOKE_CICD_* can set them."""
-        return {name: field.default for name, field in cls.model_fields.items()}
+        """Every setting and its default: what tasks declare so invoke.yaml and INVOKE_CICD_* can set them.
+
+        Text settings declare their text default; the others (a switch, a number) declare None. invoke casts an
+        INVOKE_* variable by the type of the value declared for it: a bool default would make "false" true and a
+        float default would make "abc" a ValueError traceback. Declared as None, the variable's text reaches the
+        field's rule here, which says what is wrong in one line; the field's own default fills in "not set"."""
+        return {
+            name: field.default if isinstance(field.default, str) else None
+            for name, field in cls.model_fields.items()
+        }
 
     def require(self, names: Iterable[str]) -> "Settings":
         """Checks that each named setting is set (non-empty); returns self for chaining. SettingsError if not."""
