@@ -129,14 +129,15 @@ def run_tests(ctx: StepContext) -> list[str]:
 def build_wheels(ctx: StepContext, packages: tuple[str, ...] = PACKAGES, final: bool = False) -> list[str]:
     """One wheel per package in dist/; a non-release build carries the commit in its local version."""
     root = ctx.root
+    # Later steps take the wheel's path from here instead of rebuilding its file name (read first: a corrupt
+    # one stops the step before it builds anything).
+    known = ctx.ws.read_json(ctx.ws.wheels_file, "build.wheels") if ctx.ws.wheels_file.exists() else {}
     built = {
         p: wheels_lib.build_wheel(
             root / "packages" / p, ctx.ws.dist, None if final else local_version(root, p)
         )
         for p in packages
     }
-    # Later steps take the wheel's path from here instead of rebuilding its file name.
-    known = ctx.ws.read_json(ctx.ws.wheels_file, "build.wheels") if ctx.ws.wheels_file.exists() else {}
     ctx.ws.write_json(ctx.ws.wheels_file, {**known, **{p: str(w) for p, w in built.items()}})
     return [str(w) for w in built.values()]
 
@@ -144,8 +145,8 @@ def build_wheels(ctx: StepContext, packages: tuple[str, ...] = PACKAGES, final: 
 def build_image(ctx: StepContext) -> list[str]:
     """Builds (and pushes) the components image from a context of the Dockerfile and the components wheel."""
     ws, settings = ctx.ws, ctx.settings
-    reference = image_reference(settings, ws.root)
     wheels = ws.read_json(ws.wheels_file, "build.wheels")
+    reference = image_reference(settings, ws.root)
     if "components" not in wheels or not Path(wheels["components"]).is_file():
         raise ChainError(
             f"No components wheel recorded in {ws.wheels_file}: run `invoke build.wheels` first."
@@ -268,6 +269,10 @@ def submit_run(ctx: StepContext) -> list[str]:
     submit, the release record moves to this run.
     """
     ws, settings, config = ctx.ws, ctx.settings, ctx.config
+    # The hand-off files first: a corrupt one stops the step before any request.
+    for path, made_by in ((ws.spec_file, "pipeline.compile --upload"), (ws.modules_file, "modules.upload")):
+        if path.exists():
+            ws.read_json(path, made_by)
     client = ctx.storage_client()
     last = release_state.read_record(settings, client)
     released = last.inputs if last.exists else None
