@@ -25,6 +25,11 @@ class ReleaseError(Exception):
     exit_code: int = 1
 
 
+class RecordRefused(ReleaseError):
+    """What was read back from the bucket to run (the release record, or before one the newest release there)
+    failed a check: its problem in one line; nothing was submitted or written."""
+
+
 class InputError(ReleaseError, ValueError):
     """A user's input (such as a run's hyperparameters) breaks its rule; the message names it and the fix."""
 
