@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from cicd_components.bounded import TooLarge, loads
+from cicd_components.untrusted import TooLarge, loads
 from cicd_release.errors import ReleaseError
 
 

@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from cicd_components.bounded import TooLarge, clip, loads
+from cicd_components.untrusted import TooLarge, clip, loads
 
 
 class HyperparametersError(ValueError):

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from cicd_components.bounded import TooLarge, clip, depth, loads
 from cicd_components.hyperparameters.rule import HyperparametersError, parse_hyperparameters
+from cicd_components.untrusted import TooLarge, clip, depth, loads
 
 KNOWN = {"learning_rate": "float", "hidden_units": "int"}
 
