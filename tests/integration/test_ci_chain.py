@@ -131,7 +131,7 @@ def test_first_release_then_unchanged_spec_then_a_cancelled_push_is_built_by_the
     from cicd_release import schedules
     from tests.support.released import settings_for
 
-    schedule_settings = settings_for(bucket, vertex_standin.endpoint)
+    schedule_settings = settings_for(bucket, vertex_standin.endpoint, env["INVOKE_CICD_IMAGE_REPO"])
     schedules.create_schedule(schedule_settings, gcs_client, cron="0 3 * * 1", display_name="weekly")
 
     # A docstring edit in the report: a pipeline-package change that cannot change the compiled spec.

@@ -9,6 +9,7 @@ import pytest
 from cicd_release import desired
 from cicd_release.desired import Deployment
 from cicd_release.gcp_admin import Cloud
+from cicd_release.release_state import MODULE_FILES
 from cicd_release.settings import Settings
 from cicd_release.setup import apply
 from tests.support.gcp_admin_fixtures import GITHUB_REPO, PROJECT, cloud_env, invoke
@@ -102,7 +103,10 @@ def test_a_disabled_api_a_missing_release_spec_and_no_data_are_each_a_line(appli
         "commit": "a" * 40,
         "inputs": {
             "spec": f"gs://{BUCKET}/specs/penguin-cicd-0.1.0-{'0' * 16}.json",
+            # Not in the configured repository: the record is refused, and that registry is never asked.
             "image": f"127.0.0.1:{free_port()}/p/r/cicd-components:0.1.0-{'1' * 12}",
+            "modules": {p: f"gs://{BUCKET}/modules/{'2' * 64}/{f}" for p, f in MODULE_FILES.items()},
+            "hyperparameters": "{}",
         },
     }
     gcs.bucket(BUCKET).blob("releases/penguin-cicd/latest.json").upload_from_string(json.dumps(record))

@@ -9,24 +9,38 @@ skipped because nothing the run consumes changed).
 
 Every write of the record is conditional on the generation it was read at: of two builds that raced, one
 moves the record and the other fails in one line, and neither overwrites what the other released.
+
+Nothing read back is trusted: the pipelines' service account can write the bucket, so any training task could
+rewrite the record. `read_record` checks it before anything uses it (`record_problems`): its shape, a 40-hex
+commit, the spec and module URIs inside this bucket's own prefixes, the objects there, their bytes hashing to
+the names they carry, the image in the configured repository (and the spec running that image alone) and the
+hyperparameters by the one rule. A record that fails is refused in one line, before anything is submitted or
+written; `invoke doctor` lists every problem.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import re
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from google.api_core import exceptions as gexc
+
+from cicd_components.hyperparameters.rule import HyperparametersError, parse_hyperparameters
+from cicd_components.untrusted import TooLarge, clip
+from cicd_components.untrusted import loads as bounded_loads
+from cicd_pipeline.config import HYPERPARAMETER_TYPES
 from cicd_release import image as image_lib
 from cicd_release import naming, snapshots
 from cicd_release import plan as plan_lib
 from cicd_release import storage as storage_lib
-from cicd_release.errors import InputError, MissingResourceError
+from cicd_release.errors import InputError, MissingResourceError, RecordRefused
 from cicd_release.settings import Settings
 from cicd_release.snapshots import RunData
 from cicd_release.workspace import Workspace, atomic_write
@@ -131,11 +145,257 @@ def record_uri(settings: Settings) -> str:
 
 
 def read_record(settings: Settings, client) -> ReleaseRecord:
-    """The last release's record, with the generation it was read at (none yet: generation 0, no commit)."""
-    settings.require(["bucket"])  # the record lives in the bucket, whatever task asks for it
+    """The last release's record, with the generation it was read at (none yet: generation 0, no commit),
+    checked before anything uses it: a record with a problem (`record_problems`) is refused in one line.
+
+    A missing bucket is MissingResourceError (exit 3), not "no release yet": that would plan a full build and
+    fail only at its first upload, after the image build."""
+    # The record lives in the bucket, whatever task asks for it; its image is checked against the repository.
+    settings.require(["bucket", "image_repo"])
     uri = record_uri(settings)
     data, generation = storage_lib.read_json_object(client, uri, deadline=_deadline(settings))
+    if data is None:
+        _require_bucket(settings, client)
+        return ReleaseRecord(uri=uri)
+    problems = record_problems(settings, client, data)
+    if problems:
+        what, why = problems[0]
+        raise RecordRefused(
+            f"The release record {uri} is refused: {what} {why}. Nothing was submitted or written. If nobody "
+            "released this, someone who can write the bucket changed the record: find out who, then delete "
+            f"it (`gcloud storage rm {uri}`: the next build releases everything anew) or put back the last "
+            f"good one from {settings.releases_prefix}/runs/."
+        )
     return ReleaseRecord.from_json(data, generation, uri)
+
+
+def _require_bucket(settings: Settings, client) -> None:
+    deadline = _deadline(settings)
+    with storage_lib.reporting_faults(client, deadline, "Run it again once storage answers.") as progress:
+        progress.now("existence check", settings.bucket_uri)
+        found = client.bucket(settings.bucket).exists(**storage_lib.request_options(deadline))
+    if not found:
+        raise MissingResourceError(
+            f"Bucket {settings.bucket_uri} does not exist, so there is no release record to read: create it "
+            "(`invoke setup --apply`), or fix cicd.bucket."
+        )
+
+
+# ----------------------------------------------------------------------------------------------- check
+
+_SHA1 = re.compile(r"^[0-9a-f]{40}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,62}$")
+# Objects read back to check their bytes: a spec is a few hundred KB, the module files and holdout less.
+SPEC_MAX_BYTES = MODULE_MAX_BYTES = 16 << 20
+
+
+def record_problems(settings: Settings, client, data: Any) -> list[tuple[str, str]]:
+    """What is wrong with a release record's content, as (what, why) pairs; empty when it can be trusted.
+
+    A spec that is not in the bucket is no problem here: the plan then compiles one, and a retrain or a submit
+    that needs it says so. Everything else named is checked where it is: shape first, then the objects."""
+    wrong = _record_shape(data)
+    if wrong:
+        return [("content", wrong)]
+    inputs = data["inputs"]
+    return code_problems(
+        settings,
+        client,
+        spec=inputs["spec"],
+        image=inputs["image"],
+        modules=inputs["modules"],
+        hyperparameters=inputs["hyperparameters"],
+    )
+
+
+def _record_shape(data: Any) -> str | None:
+    """The record's fields and their types: what the code indexes into before it reads a single object."""
+    if not isinstance(data, dict):
+        return f"is a JSON {type(data).__name__}, not an object"
+    if not isinstance(data.get("commit"), str) or not _SHA1.match(data["commit"]):
+        return f"commit {clip(repr(data.get('commit')))} is not a 40-hex commit"
+    if data.get("run_commit") is not None and not (
+        isinstance(data["run_commit"], str) and _SHA1.match(data["run_commit"])
+    ):
+        return f"run_commit {clip(repr(data['run_commit']))} is not a 40-hex commit"
+    inputs = data.get("inputs")
+    if not isinstance(inputs, dict):
+        return "has no inputs object"
+    for key in ("spec", "image", "hyperparameters"):
+        if not isinstance(inputs.get(key), str):
+            return f"inputs.{key} is not text"
+    for key in ("data_root", "data_digest"):
+        if key in inputs and not isinstance(inputs[key], str):
+            return f"inputs.{key} is not text"
+    modules = inputs.get("modules")
+    if not isinstance(modules, dict) or not all(isinstance(v, str) for v in modules.values()):
+        return "inputs.modules is not an object of gs:// URIs"
+    versions = data.get("versions", {})
+    if not isinstance(versions, dict):
+        return "versions is not an object"
+    for package, version in versions.items():
+        if package not in naming.PACKAGES or not isinstance(version, str) or not _VERSION.match(version):
+            return f"versions names {clip(repr(package))}={clip(repr(version))}, not a package's version"
+    run = data.get("run", {})
+    if not isinstance(run, dict) or not isinstance(run.get("resource_name", ""), str):
+        return "run is not an object with a resource_name"
+    for key in ("parameters", "outcome"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            return f"{key} is not an object"
+    for key in ("released_at", "trigger"):
+        if not isinstance(data.get(key, ""), str):
+            return f"{key} is not text"
+    if not isinstance(data.get("dirty", False), bool):
+        return "dirty is not true or false"
+    return None
+
+
+def code_problems(
+    settings: Settings,
+    client,
+    *,
+    spec: str,
+    image: str | None,
+    modules: Mapping[str, str],
+    hyperparameters: str,
+    specs: dict[str, dict] | None = None,
+) -> list[tuple[str, str]]:
+    """What is wrong with released code before a run uses it: the spec and modules where this bucket keeps
+    them and holding the bytes their names hash, the image in the configured repository (`image` None: the
+    spec's own images, each in the repository), the hyperparameters by the one rule. The spec read, when it
+    was fine, goes into `specs` by its URI."""
+    problems = []
+    spec_digest = _spec_name_digest(settings, spec)
+    if spec_digest is None:
+        problems.append(
+            (
+                f"spec {clip(spec)}",
+                f"is not a spec of this pipeline in {settings.specs_prefix}/ "
+                f"({settings.pipeline_name}-VERSION-DIGEST.json)",
+            )
+        )
+    if image is not None and not _in_repository(settings, image):
+        problems.append((f"image {clip(image)}", f"is not an image of the repository {settings.image_repo}"))
+    if set(modules) != set(MODULE_FILES):
+        problems.append(("modules", f"name {sorted(modules)}, not {sorted(MODULE_FILES)}"))
+    else:
+        for parameter, uri in sorted(modules.items()):
+            if _module_digest(settings, parameter, uri) is None:
+                problems.append(
+                    (
+                        f"module {clip(uri)}",
+                        f"is not {settings.modules_prefix}/<sha256>/{MODULE_FILES[parameter]}",
+                    )
+                )
+    try:
+        parse_hyperparameters(hyperparameters, HYPERPARAMETER_TYPES)
+    except HyperparametersError as err:
+        problems.append(("hyperparameters", f"break the rule ({err})"))
+    if problems:
+        return problems  # nothing is read from a place the record should not name
+    deadline = _deadline(settings)
+    body = _read_object(client, spec, SPEC_MAX_BYTES, deadline)
+    if isinstance(body, str):
+        problems.append((f"spec {spec}", body))
+    elif body is not None:
+        problems += _spec_content_problems(settings, spec, spec_digest, body, image, specs)
+    for parameter, uri in sorted(modules.items()):
+        data = _read_object(client, uri, MODULE_MAX_BYTES, deadline)
+        if data is None:
+            problems.append(
+                (
+                    f"module {uri}",
+                    "is not in the bucket (upload it again from the released commit: `invoke modules.upload`)",
+                )
+            )
+        elif isinstance(data, str):
+            problems.append((f"module {uri}", data))
+        elif hashlib.sha256(data).hexdigest() != _module_digest(settings, parameter, uri):
+            problems.append((f"module {uri}", "holds bytes whose sha256 is not the one its name carries"))
+    return problems
+
+
+def _spec_name_digest(settings: Settings, uri: str) -> str | None:
+    """The 16-hex digest a spec URI carries, when it names a spec of this pipeline in this bucket's specs/."""
+    name = uri.removeprefix(f"{settings.specs_prefix}/")
+    pattern = rf"{re.escape(settings.pipeline_name)}-[0-9A-Za-z.+_-]+-(?P<d>[0-9a-f]{{16}})\.json"
+    match = re.fullmatch(pattern, name) if name != uri else None
+    return match["d"] if match else None
+
+
+def _module_digest(settings: Settings, parameter: str, uri: str) -> str | None:
+    """The sha256 a module URI carries, when it is `<modules prefix>/<sha256>/<the parameter's file name>`."""
+    rest = uri.removeprefix(f"{settings.modules_prefix}/")
+    digest, _, name = rest.partition("/")
+    if rest == uri or name != MODULE_FILES.get(parameter) or not _SHA256.match(digest):
+        return None
+    return digest
+
+
+def _in_repository(settings: Settings, image: str) -> bool:
+    """`<cicd.image_repo>/<name>:<tag>`: an image of the configured repository, and nothing after the tag."""
+    pattern = rf"{re.escape(settings.image_repo)}/[a-z0-9](?:[a-z0-9-]*[a-z0-9])?:[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}"
+    return re.fullmatch(pattern, image) is not None
+
+
+def _spec_content_problems(
+    settings: Settings, uri: str, digest: str | None, body: bytes, image: str | None, specs: dict | None
+) -> list[tuple[str, str]]:
+    what = f"spec {uri}"
+    try:
+        job = bounded_loads(body, max_bytes=SPEC_MAX_BYTES)
+    except (TooLarge, UnicodeDecodeError, json.JSONDecodeError) as err:
+        return [(what, f"is not a compiled spec ({clip(str(err))})")]
+    if not isinstance(job, dict) or not isinstance(job.get("pipelineSpec"), dict):
+        return [(what, "is not a compiled spec (no pipelineSpec)")]
+    if naming.spec_digest(job)[:16] != digest:
+        return [(what, "holds a spec whose digest is not the one its name carries")]
+    images = spec_images(job)
+    if not images:
+        return [(what, "runs no container image")]
+    foreign = sorted(
+        i for i in images if (i != image if image is not None else not _in_repository(settings, i))
+    )
+    if foreign:
+        expected = (
+            f"the release's image {image}" if image is not None else f"the repository {settings.image_repo}"
+        )
+        return [(what, f"runs {clip(foreign[0])}, not {expected}")]
+    if specs is not None:
+        specs[uri] = job
+    return []
+
+
+def spec_images(job: dict) -> set[str]:
+    """Every container image a compiled spec runs (its executors')."""
+    executors = job.get("pipelineSpec", {}).get("deploymentSpec", {}).get("executors", {})
+    if not isinstance(executors, dict):
+        return {""}
+    found = set()
+    for executor in executors.values():
+        container = executor.get("container") if isinstance(executor, dict) else None
+        if isinstance(container, dict):
+            found.add(str(container.get("image", "")))
+    return found
+
+
+def _read_object(client, uri: str, limit: int, deadline: float) -> bytes | str | None:
+    """The bytes of `uri`; None when it is not there; a few words (str) when it is larger than `limit`."""
+    bucket, name = storage_lib.parse_gs_uri(uri)
+    with storage_lib.reporting_faults(client, deadline, "Run it again once storage answers.") as progress:
+        progress.now("read", uri)
+        blob = client.bucket(bucket).get_blob(name, **storage_lib.request_options(deadline))
+        if blob is None:
+            return None
+        if blob.size is not None and blob.size > limit:
+            return f"is {blob.size} bytes, more than the {limit} allowed"
+        try:
+            return blob.download_as_bytes(
+                if_generation_match=blob.generation, **storage_lib.request_options(deadline)
+            )
+        except (gexc.PreconditionFailed, gexc.NotFound):  # replaced or deleted since its metadata was read
+            return "changed while it was read: run again"
 
 
 # ------------------------------------------------------------------------------------------- interpret
@@ -207,13 +467,23 @@ def _newest_in_bucket(settings: Settings, client) -> Released:
             f"No uploaded {', '.join(missing)} under {settings.modules_prefix}/ to run the spec {spec_uri} with: "
             "run `invoke modules.upload` (or release once)."
         )
-    job = json.loads(client.bucket(bucket).blob(f"specs/{spec_name}").download_as_bytes())
-    executors = job.get("pipelineSpec", {}).get("deploymentSpec", {}).get("executors", {})
-    images = sorted({e.get("container", {}).get("image", "") for e in executors.values()} - {""})
+    uris = {p: f"gs://{bucket}/{modules[f][1]}" for p, f in MODULE_FILES.items()}
+    # Read back like the record: the newest objects are whatever last landed in the bucket.
+    read: dict[str, dict] = {}
+    problems = code_problems(
+        settings, client, spec=spec_uri, image=None, modules=uris, hyperparameters="{}", specs=read
+    )
+    if problems or spec_uri not in read:
+        what, why = problems[0] if problems else (f"spec {spec_uri}", "is gone")
+        raise RecordRefused(
+            f"The newest release in the bucket (no release record yet) is refused: {what} {why}. Nothing was "
+            "submitted or written. Release from a clean checkout (`invoke ci --base ''`) to write a record."
+        )
+    images = sorted(spec_images(read[spec_uri]))
     return Released(
         spec=spec_uri,
-        image=images[0] if images else "",
-        modules={p: f"gs://{bucket}/{modules[f][1]}" for p, f in MODULE_FILES.items()},
+        image=images[0],
+        modules=uris,
         hyperparameters="{}",
         commit="unreleased",
         versions={},
@@ -310,7 +580,7 @@ def skip_unchanged(settings: Settings, client, last: ReleaseRecord, commit: str,
     moves to `commit` (released by that same run) and the build's summary says why nothing ran."""
     reason = (
         f"pipeline.submit: skipped, nothing the run consumes changed since release "
-        f"{last.commit[:12]} (run {last.run['resource_name']}): same spec, image, modules, data "
+        f"{last.commit[:12]} (run {last.run.get('resource_name', 'unknown')}): same spec, image, modules, data "
         "and hyperparameters. `invoke pipeline.submit --force` starts one anyway."
     )
     ws.write_json(ws.job_file, {"skipped": reason, "release": last.to_json()})

@@ -314,8 +314,9 @@ def move_schedules(ctx: StepContext) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------- the table
 
-# Where a run of the released spec starts, and as whom: what submit, a moved schedule and a retrain all need.
-RUN_SETTINGS = ("project", "region", "bucket", "service_account")
+# Where a run of the released spec starts, and as whom: what submit, a moved schedule and a retrain all need;
+# and the repository the released image must come from (release_state checks the record against it).
+RUN_SETTINGS = ("project", "region", "bucket", "service_account", "image_repo")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -353,7 +354,7 @@ STEPS: dict[str, Step] = {
         Step(
             "pipeline.submit",
             submit_run,
-            (*RUN_SETTINGS, "image_repo"),
+            RUN_SETTINGS,
             after=("build.image", "pipeline.compile", "modules.upload", "data.upload"),
         ),
         Step("schedule.move", move_schedules, RUN_SETTINGS, after=("pipeline.submit",)),
