@@ -35,7 +35,8 @@ from google.auth import exceptions as auth_exceptions
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY, ConditionalRetryPolicy, is_generation_specified
 
-from cicd_release.errors import MissingResourceError, ReleaseError
+from cicd_components import untrusted
+from cicd_release.errors import MissingResourceError, RecordRefused, ReleaseError
 
 T = TypeVar("T")
 _SCHEME = "gs://"
@@ -466,7 +467,16 @@ def read_json_object(
                 )
             except (gexc.PreconditionFailed, gexc.NotFound):
                 continue  # replaced or deleted after we read its metadata: read what is there now
-            return json.loads(data), int(blob.generation)
+            try:  # bounded first: anyone who can write the bucket can write this object
+                return untrusted.loads(data), int(blob.generation)
+            except (untrusted.TooLarge, UnicodeDecodeError, json.JSONDecodeError) as err:
+                wrong = (
+                    f"it {err}" if isinstance(err, untrusted.TooLarge) else f"not JSON ({type(err).__name__})"
+                )
+                raise RecordRefused(
+                    f"{gs_uri} is refused: {wrong}. Nothing was submitted or written. Only the chain writes it: "
+                    "find out who changed it, then delete it or put back a good copy."
+                ) from None
     raise RecordConflict(
         f"{gs_uri} changed {_READ_ATTEMPTS} times while being read: another release is writing it right "
         "now. Nothing was written; run again when it is done."
