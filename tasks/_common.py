@@ -14,6 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 LOCAL_ROOT = ROOT / ".cicd" / "local"
 DATA_ROOT = ROOT / "data" / "penguins"
 PLANNED_HELP = "Skip unless .cicd/plan.json lists this step (used by cloudbuild.yaml)."
+ALLOW_DIRTY_HELP = (
+    "Run on a working tree with uncommitted changes (a local experiment): the run's commit label and the "
+    "release record then say dirty. Without it, uncommitted changes stop the task."
+)
 # What invoke's config declares, so that invoke.yaml and every INVOKE_CICD_<NAME> / INVOKE_TRAINING_<NAME>
 # variable can set it (invoke maps a variable only onto a key it already has). Switches and numbers are declared
 # as None: invoke then hands a variable's text over as it is, and the settings model or the training config
@@ -127,7 +131,8 @@ def step_context(c, settings_: Settings | None = None, step: str | None = None, 
     """The `StepContext` a step works from: this checkout, validated settings and config, the options given.
 
     With `step`, the settings the step table says it needs are checked here, at the task's entry, before it
-    does anything: exit 2 naming the first that is missing.
+    does anything: exit 2 naming the first that is missing; and a step that releases what the checkout holds
+    refuses uncommitted changes (exit 2) unless `allow_dirty` is among the options (a dry run only says).
     """
     import threading
 
@@ -146,9 +151,12 @@ def step_context(c, settings_: Settings | None = None, step: str | None = None, 
             local.client = storage_client(settings_)
         return local.client
 
-    return StepContext(
+    ctx = StepContext(
         ws=workspace(), settings=settings_, config=config, storage_client=lazy_client, **options
     )
+    if step is not None and not c.config.run.dry:
+        guard(ctx.check_clean, [step])
+    return ctx
 
 
 def run_step(name: str, ctx) -> None:

@@ -218,3 +218,29 @@ def test_a_corrupt_hand_off_file_is_named_with_the_command_that_remakes_it(
     result = invoke(checkout, *args, **BASE_IMAGE, **SERVING)
     assert_one_line_naming(result, f".cicd/{name}", remade_by)
     assert result.returncode == 1
+
+
+# ------------------------------------------------------------------------------ uncommitted changes
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["modules.upload"],
+        ["pipeline.submit"],
+        ["data.upload"],
+        ["build.wheels"],
+        ["pipeline.compile", "--upload"],
+        ["ci", "--skip-tests", "--base", "0" * 40],
+    ],
+    ids=["modules.upload", "pipeline.submit", "data.upload", "build.wheels", "pipeline.compile", "ci"],
+)
+def test_uncommitted_changes_stop_a_task_that_would_release_them(checkout, args):
+    commit_all(checkout)
+    (checkout / "tasks" / "__init__.py").write_text(
+        (checkout / "tasks" / "__init__.py").read_text() + "\n# x\n"
+    )
+    result = invoke(checkout, *args, **SERVING, **BASE_IMAGE)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert_one_line_naming(result, "uncommitted changes (tasks/__init__.py)", "--allow-dirty")
+    assert not (checkout / "dist").exists() and not (checkout / ".cicd" / "modules.json").exists()

@@ -43,11 +43,15 @@ class RunRequest:
     commit: str
     versions: dict[str, str]
     trigger: str
+    dirty: bool = (
+        False  # made from uncommitted changes (--allow-dirty): the commit label says `<sha12>-dirty`
+    )
 
     def labels(self) -> dict[str, str]:
-        """The run's labels: commit, package versions, the data's digest and name, and what started it."""
+        """The run's labels: commit (`-dirty` when the tree had uncommitted changes), package versions, the
+        data's digest and name, and what started it."""
         return {
-            "commit": self.commit[:12],
+            "commit": self.commit[:12] + ("-dirty" if self.dirty else ""),
             **{f"{p}_version": v for p, v in self.versions.items()},
             **self.data.labels(),
             "trigger": self.trigger,
@@ -147,6 +151,7 @@ def launch(
         run=dataclasses.asdict(job),
         parameters=request.parameters(),
         trigger=request.trigger,
+        dirty=request.dirty,
     )
     if ws is not None:
         ws.write_json(ws.job_file, record.to_json())  # the build log's audit line, before the wait

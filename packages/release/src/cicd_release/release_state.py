@@ -92,7 +92,9 @@ class ReleaseRecord:
     is none yet, and the first write creates it), and what it says.
 
     `inputs` is what the release's run consumed (RunRequest.inputs); `run` the Vertex job it started;
-    `run_commit` the commit of that run when a later commit was released by it (nothing the run consumes changed).
+    `run_commit` the commit of that run when a later commit was released by it (nothing the run consumes changed);
+    `dirty` that the run was made from a working tree with uncommitted changes (`--allow-dirty`): its commit is
+    then not what ran, and the next plan builds everything instead of diffing from it.
     """
 
     uri: str
@@ -106,6 +108,7 @@ class ReleaseRecord:
     trigger: str = ""
     outcome: dict[str, Any] | None = None
     run_commit: str | None = None
+    dirty: bool = False
 
     @property
     def exists(self) -> bool:
@@ -126,17 +129,19 @@ class ReleaseRecord:
         for name in ("outcome", "run_commit"):
             if body[name] is None:
                 body.pop(name)
+        if not body["dirty"]:
+            body.pop("dirty")
         return body
 
     def ran(self, request: RunRequest) -> bool:
         """Whether the release's run consumed exactly what `request` would: then a submit starts nothing."""
         return self.exists and self.inputs == request.inputs()
 
-    def released_by_same_run(self, commit: str) -> ReleaseRecord:
+    def released_by_same_run(self, commit: str, dirty: bool = False) -> ReleaseRecord:
         """The record moved to `commit`, which the same run releases (nothing the run consumes changed), so
-        later plans diff from `commit` and not from before it."""
+        later plans diff from `commit` and not from before it (unless `commit` is itself a dirty tree's)."""
         return dataclasses.replace(
-            self, commit=commit, released_at=now(), run_commit=self.run_commit or self.commit
+            self, commit=commit, released_at=now(), run_commit=self.run_commit or self.commit, dirty=dirty
         )
 
 
@@ -412,6 +417,7 @@ class Released:
     commit: str
     versions: dict[str, str]
     source: str  # how it was found, said to the user
+    dirty: bool = False  # released from uncommitted changes: its runs are labelled so too
 
     def request(self, data: RunData, hyperparameters: str | None, trigger: str) -> RunRequest:
         # launch.py builds on this module (it records runs here): its request type is imported when used.
@@ -426,6 +432,7 @@ class Released:
             commit=self.commit,
             versions=dict(self.versions),
             trigger=trigger,
+            dirty=self.dirty,
         )
 
 
@@ -444,6 +451,7 @@ def released(settings: Settings, client, record: ReleaseRecord | None = None) ->
             commit=record.commit,
             versions=dict(record.versions),
             source=f"release {record.commit[:12]} (the release record)",
+            dirty=record.dirty,
         )
     return _newest_in_bucket(settings, client)
 
@@ -528,8 +536,15 @@ def plan(
     why_missing = None
     if base == RELEASE_BASE:
         last = read_record(cloud.settings, cloud.storage_client())
-        base = last.commit
-        why_missing = None if last.exists else f"there is no release record at {last.uri} (the first release)"
+        base = None if last.dirty else last.commit
+        if not last.exists:
+            why_missing = f"there is no release record at {last.uri} (the first release)"
+        elif last.dirty:
+            # What ran was not the commit: a diff from it could miss the very edits that ran (or never ran).
+            why_missing = (
+                f"the last release ({last.commit[:12]}) was made from uncommitted changes (--allow-dirty), so "
+                "its commit is not what ran"
+            )
     planned = plan_lib.make_plan(str(root), base, head, why_missing=why_missing)
     cloud.check_settings(planned.steps)  # before the bucket and the registry are asked anything
     completed = complete_plan(cloud, planned, last)
@@ -575,7 +590,9 @@ def complete_plan(ctx: StepContext, plan: plan_lib.Plan, last: ReleaseRecord | N
 # ----------------------------------------------------------------------------------------------- write
 
 
-def skip_unchanged(settings: Settings, client, last: ReleaseRecord, commit: str, ws: Workspace) -> list[str]:
+def skip_unchanged(
+    settings: Settings, client, last: ReleaseRecord, commit: str, ws: Workspace, dirty: bool = False
+) -> list[str]:
     """`pipeline.submit` when the last release's run consumed exactly what this one would: no run; the record
     moves to `commit` (released by that same run) and the build's summary says why nothing ran."""
     reason = (
@@ -588,11 +605,11 @@ def skip_unchanged(settings: Settings, client, last: ReleaseRecord, commit: str,
         settings,
         client,
         last,
-        last.released_by_same_run(commit),
+        last.released_by_same_run(commit, dirty),
         summary=f"### No training run for {commit[:12]}\n\n{reason}\n",
         summary_name=f"skipped-{now()}",
         ws=ws,
-        move=commit != last.commit,
+        move=commit != last.commit or dirty != last.dirty,
     )
     return [reason]
 

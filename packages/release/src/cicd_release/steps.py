@@ -34,6 +34,7 @@ from cicd_release import plan as plan_lib
 from cicd_release import storage as storage_lib
 from cicd_release import wheels as wheels_lib
 from cicd_release import workspace as workspace_lib
+from cicd_release.errors import InputError
 from cicd_release.launch import RunRequest, launch
 from cicd_release.naming import image_reference, versions
 from cicd_release.settings import Settings
@@ -92,14 +93,38 @@ class StepContext:
     data_source: Path | None = None
     dataset: str | None = None
     data_date: str | None = None
+    # Upload, build and submit from a working tree with uncommitted changes (a local experiment): the run's
+    # labels and the release record then say `dirty`.
+    allow_dirty: bool = False
 
     @property
     def root(self) -> Path:
         return self.ws.root
 
+    @property
+    def dirty(self) -> bool:
+        """Whether the working tree differs from HEAD (asked only when dirty trees are allowed at all)."""
+        return self.allow_dirty and bool(git_lib.changed_paths(self.root))
+
     def check_settings(self, steps: Iterable[str]) -> None:
         """Every setting these steps need is set (SettingsError, exit 2, naming the first that is not)."""
         check_settings(self.settings, steps)
+
+    def check_clean(self, steps: Iterable[str], table: Mapping[str, Step] | None = None) -> None:
+        """No step of these that releases what the checkout holds runs on uncommitted changes (InputError,
+        exit 2, naming them), unless `allow_dirty`: an edit released under HEAD's commit id and label is
+        never traced to code, and once reverted the plan from that commit never trains the committed file."""
+        table = STEPS if table is None else table
+        if self.allow_dirty or not any(table[step].checkout for step in steps):
+            return
+        changed = git_lib.changed_paths(self.root)
+        if changed:
+            shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+            raise InputError(
+                f"The working tree has uncommitted changes ({shown}): commit or stash them, so what is "
+                "uploaded, built and run is the commit it is labelled with; or pass --allow-dirty for a local "
+                "experiment (its labels and the release record then say dirty)."
+            )
 
 
 def local_version(root: Path, package: str) -> str:
@@ -170,7 +195,7 @@ def build_image(ctx: StepContext) -> list[str]:
         build_args={
             "BASE_IMAGE": settings.base_image,
             "COMPONENTS_VERSION": versions(ws.root)["components"],
-            "GIT_COMMIT": git_lib.head_commit(ws.root),
+            "GIT_COMMIT": git_lib.head_commit(ws.root) + ("-dirty" if ctx.dirty else ""),
         },
     )
     ws.write_json(
@@ -289,6 +314,7 @@ def submit_run(ctx: StepContext) -> list[str]:
         if ws.modules_file.exists()
         else workspace_lib.released_modules(ws, TRAINER_FILES, released and released.get("modules"))
     )
+    dirty = ctx.dirty
     request = RunRequest(
         spec=spec["uri"],
         image=spec["image"],
@@ -298,9 +324,10 @@ def submit_run(ctx: StepContext) -> list[str]:
         commit=commit,
         versions=versions(ws.root),
         trigger="release",
+        dirty=dirty,
     )
     if last.ran(request) and not ctx.force:
-        return release_state.skip_unchanged(settings, client, last, commit, ws)
+        return release_state.skip_unchanged(settings, client, last, commit, ws, dirty)
     return launch(settings, client, request, last=last, wait=ctx.wait, poll_seconds=ctx.poll_seconds, ws=ws)
 
 
@@ -329,6 +356,7 @@ class Step:
     run: Callable[[StepContext], list[str]]
     requires: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
+    checkout: bool = False  # releases what the working tree holds: refused on uncommitted changes
 
 
 # The chain, keyed by plan.STEPS (the plan is pure and imports nothing of this). Every step after the tests
@@ -337,9 +365,15 @@ STEPS: dict[str, Step] = {
     step.name: step
     for step in (
         Step("test", run_tests),
-        Step("build.wheels", build_wheels, after=("test",)),
+        Step("build.wheels", build_wheels, after=("test",), checkout=True),
         # The image is built from the components wheel.
-        Step("build.image", build_image, ("image_repo", "image_name", "base_image"), after=("build.wheels",)),
+        Step(
+            "build.image",
+            build_image,
+            ("image_repo", "image_name", "base_image"),
+            after=("build.wheels",),
+            checkout=True,
+        ),
         # The spec names the image by content and the serving container Model Registry records: without
         # that every blessed run would end FAILED in ModelRegistryUploader, an hour in.
         Step(
@@ -347,15 +381,17 @@ STEPS: dict[str, Step] = {
             compile_spec,
             ("project", "region", "bucket", "image_repo", "image_name", "serving_image"),
             after=("test",),
+            checkout=True,
         ),
-        Step("modules.upload", upload_modules, ("bucket",), after=("test",)),
-        Step("data.upload", upload_data, ("bucket",), after=("test",)),
+        Step("modules.upload", upload_modules, ("bucket",), after=("test",), checkout=True),
+        Step("data.upload", upload_data, ("bucket",), after=("test",), checkout=True),
         # A run needs its image pushed, its spec and modules uploaded, and its data in the bucket.
         Step(
             "pipeline.submit",
             submit_run,
             RUN_SETTINGS,
             after=("build.image", "pipeline.compile", "modules.upload", "data.upload"),
+            checkout=True,
         ),
         Step("schedule.move", move_schedules, RUN_SETTINGS, after=("pipeline.submit",)),
     )
@@ -390,6 +426,7 @@ def run_chain(ctx: StepContext, plan: plan_lib.Plan, table: Mapping[str, Step] =
     time. The first failure stops the chain: no other step starts, those running finish, and it is raised.
     """
     check_settings(ctx.settings, plan.steps, table)
+    ctx.check_clean(plan.steps, table)
     pending = [name for name in plan_lib.STEPS if plan_lib.needs(plan, name)]
     waits = {name: waits_for(name, pending, table) for name in pending}
     lock = threading.Lock()
