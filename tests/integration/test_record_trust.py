@@ -160,3 +160,34 @@ def test_the_chains_submit_refuses_a_tampered_record_and_writes_no_new_one(
     assert_refused(invoke(env, "pipeline.submit", "--force", cwd=clone), says)
 
     assert vertex_standin.created_bodies == [] and objects(bucket) == before, "no run, no new record"
+
+
+def test_a_run_that_lost_the_record_race_is_recorded_as_such_and_says_what_was_written(
+    bucket, gcs_client, vertex_standin
+):
+    from cicd_release import release_state
+    from cicd_release.launch import launch
+    from cicd_release.snapshots import resolve
+    from cicd_release.storage import RecordConflict
+
+    setting = released.settings_for(bucket.name, vertex_standin.endpoint)
+    last = release_state.read_record(setting, gcs_client)  # both submits read the same generation
+    code = release_state.released(setting, gcs_client, last)
+    data = resolve(gcs_client, setting.resolved_data_root)
+    launch(setting, gcs_client, code.request(data, '{"seed": 1}', "retrain"), last=last)
+    with pytest.raises(RecordConflict) as caught:
+        launch(setting, gcs_client, code.request(data, '{"seed": 2}', "retrain"), last=last)
+
+    first, second = (b["_jobId"] for b in vertex_standin.created_bodies)
+    assert first != second, "two runs of one commit in one second: two job ids"
+    message = str(caught.value)
+    assert message.startswith(f"The run {second} started, but gs://{bucket.name}/{RECORD} changed since")
+    assert f"releases/penguin-cicd/runs/{second}.json (the run recorded as not released)" in message
+    assert "\n" not in message
+    runs = {
+        name: json.loads(bucket.blob(f"releases/penguin-cicd/runs/{name}.json").download_as_bytes())
+        for name in (first, second)
+    }
+    assert runs[first]["release_record"] == "moved to this run"
+    assert runs[second]["release_record"] == "lost: another release moved it first"
+    assert record(bucket)["inputs"]["hyperparameters"] == '{"seed": 1}', "the record stays the winner's"

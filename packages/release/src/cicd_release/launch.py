@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import secrets
 import time
 from typing import Any
 
@@ -92,8 +93,11 @@ class RunRequest:
 
 
 def job_id(pipeline_name: str, commit: str) -> str:
-    """`<pipeline>-<commit12>-<UTC time>`: Vertex's rule for job ids (lowercase letters, digits, '-')."""
-    return f"{pipeline_name}-{commit[:12]}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
+    """`<pipeline>-<commit12>-<UTC time>-<8 random hex>`: two runs of one commit in one second (a retrain and
+    a schedule move, two builds) get two ids. Vertex's rule for job ids: lowercase letters, digits and '-', at
+    most 128 characters (a pipeline name of at most 50 leaves 87)."""
+    stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
+    return f"{pipeline_name}-{commit[:12]}-{stamp}-{secrets.token_hex(4)}"
 
 
 def credentials(settings: Settings):

@@ -630,31 +630,57 @@ def record_run(
 
     1. the summary (Markdown, when there is one) as `.cicd/outcome.md` and, never replaced, as
        `releases/<pipeline>/summaries/<commit>/<summary_name>.md`, where the GitHub job finds it;
-    2. for a run started, its own immutable record `releases/<pipeline>/runs/<run_name>.json`;
-    3. with `move`, the release record, moved to `record` from the generation `last` was read at (of two
-       builds, one wins; the other fails in one line).
+    2. with `move`, the release record, moved to `record` from the generation `last` was read at (of two
+       builds, one wins);
+    3. for a run started, its own immutable record `releases/<pipeline>/runs/<run_name>.json`, saying what
+       became of the release record (`release_record`: moved, not moved, or lost to another release). Written
+       after the move so it can say so; a build stopped between the two leaves the run named in the release
+       record it moved.
+
+    A submit that lost the race (another release moved the record since it was read) still records its run,
+    as not released, and then fails in one line saying what was written.
     """
     deadline = _deadline(settings)
     body = record.to_json()
+    written = []
     if summary is not None:
         local = atomic_write(ws.outcome_file, summary) if ws is not None else _temporary(summary)
-        storage_lib.upload_immutable(
-            client,
-            local,
-            f"{settings.releases_prefix}/summaries/{record.commit}/{summary_name}.md",
-            deadline=deadline,
+        written.append(
+            storage_lib.upload_immutable(
+                client,
+                local,
+                f"{settings.releases_prefix}/summaries/{record.commit}/{summary_name}.md",
+                deadline=deadline,
+            )
         )
-    if run_name is not None:
-        storage_lib.write_json_object(
-            client,
-            f"{settings.releases_prefix}/runs/{run_name}.json",
-            body,
-            if_generation_match=0,
-            deadline=deadline,
-        )
+    lost = False
     if move:
+        try:
+            storage_lib.write_json_object(
+                client, last.uri, body, if_generation_match=last.generation, deadline=deadline
+            )
+        except storage_lib.RecordConflict:
+            lost = True
+    if run_name is not None:
+        became = (
+            "lost: another release moved it first"
+            if lost
+            else "moved to this run"
+            if move
+            else "not moved (the run did not succeed)"
+        )
+        runs_uri = f"{settings.releases_prefix}/runs/{run_name}.json"
         storage_lib.write_json_object(
-            client, last.uri, body, if_generation_match=last.generation, deadline=deadline
+            client, runs_uri, {**body, "release_record": became}, if_generation_match=0, deadline=deadline
+        )
+        written.append(runs_uri)
+    if lost:
+        started = f"The run {run_name} started, but " if run_name else "Nothing ran, and "
+        raise storage_lib.RecordConflict(
+            f"{started}{last.uri} changed since it was read (generation {last.generation}): another release "
+            f"moved it meanwhile, and it stays theirs. Written: {', '.join(written) or 'nothing'}"
+            f"{' (the run recorded as not released)' if run_name else ''}. Run the release again to build on "
+            "theirs."
         )
 
 

@@ -353,7 +353,7 @@ class Settings(BaseModel):
     service_account: Annotated[str, _rule(_service_account)] = Field(
         "", description="a service account e-mail NAME@PROJECT.iam.gserviceaccount.com"
     )
-    # The name of the pipeline, its runs (job id: <name>-<sha12>-<YYYYmmddHHMMSS>) and its bucket folders.
+    # The name of the pipeline, its runs (job id: <name>-<sha12>-<YYYYmmddHHMMSS>-<8 hex>) and its bucket folders.
     pipeline_name: Annotated[str, _rule(check_pipeline_name)] = Field(
         "penguin-cicd", description=PIPELINE_NAME_EXPECTED
     )

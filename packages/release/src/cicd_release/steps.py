@@ -15,6 +15,7 @@ Content decides what runs: the spec is named by its compiled bytes, modules and 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import shutil
@@ -34,7 +35,7 @@ from cicd_release import plan as plan_lib
 from cicd_release import storage as storage_lib
 from cicd_release import wheels as wheels_lib
 from cicd_release import workspace as workspace_lib
-from cicd_release.errors import InputError
+from cicd_release.errors import InputError, ReleaseError
 from cicd_release.launch import RunRequest, launch
 from cicd_release.naming import image_reference, versions
 from cicd_release.settings import Settings
@@ -269,7 +270,19 @@ def upload_data(ctx: StepContext) -> list[str]:
     uploaded = snapshots.upload_snapshot(
         ctx.storage_client(), dataset, source, schema, date=ctx.data_date, deadline=_deadline(ctx)
     )
-    return uploaded.lines() + follow_data(ctx)
+    try:
+        followed = follow_data(ctx)
+    except ReleaseError as err:
+        # The upload stands: say so, or a re-run looks needed for data that is in the bucket already.
+        moved = "LATEST moved to it" if uploaded.latest_moved else "LATEST already pointed at it"
+        said = copy.copy(err)  # the same class, so the same exit code and name
+        said.args = (
+            f"The snapshot {uploaded.snapshot.uri} was uploaded and {moved}; then moving the schedules that "
+            f"follow LATEST failed: {err} Once that is fixed, `invoke schedule.move` moves them (uploading "
+            "again is not needed).",
+        )
+        raise said from err
+    return uploaded.lines() + followed
 
 
 def follow_data(ctx: StepContext) -> list[str]:
