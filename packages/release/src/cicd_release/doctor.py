@@ -88,7 +88,7 @@ def _checks(cloud: Cloud, settings: Settings, deployment: Deployment) -> Iterato
             lambda email=email, key=identity.key: _account_check(cloud, deployment, email, key, exists),
         )
 
-    if settings.github_repo:
+    if deployment.github:
         try:
             deployment = dataclasses.replace(deployment, project_number=cloud.project_number())
         except ReleaseError as err:
@@ -98,9 +98,15 @@ def _checks(cloud: Cloud, settings: Settings, deployment: Deployment) -> Iterato
                 deployment.fix_api("cloudresourcemanager.googleapis.com"),
             )
     else:
+        unset = [
+            f"cicd.{name}"
+            for name in ("github_repo", "github_repo_id", "github_owner_id")
+            if not getattr(settings, name)
+        ]
         yield Check(
             SKIP,
-            "roles/iam.workloadIdentityUser for GitHub on the submitter: cicd.github_repo is not set",
+            f"roles/iam.workloadIdentityUser for GitHub on the submitter: {' and '.join(unset)} "
+            f"{'is' if len(unset) == 1 else 'are'} not set",
         )
     yield from _grant_checks(cloud, deployment, exists)
     yield from _guarded("release", lambda: _release_checks(cloud, settings))

@@ -51,6 +51,8 @@ FLAGS = {
     "image_repo": "invoke build.image --image-repo",
     "base_image": "invoke build.image --base-image",
     "github_repo": "invoke setup --github-repo",
+    "github_repo_id": "invoke setup --github-repo-id",
+    "github_owner_id": "invoke setup --github-owner-id",
 }
 
 
@@ -173,6 +175,10 @@ def _image_repo(value: str) -> str | None:
 _GITHUB_REPO = re.compile(
     r"^(?P<owner>[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38})/(?P<repo>[A-Za-z0-9._-]{1,100})$"
 )
+
+
+# GitHub's ids of users, organizations and repositories: positive integers, never reused.
+_GITHUB_ID = re.compile(r"^[1-9][0-9]{0,19}$")
 
 
 def _github_repo(value: str) -> str | None:
@@ -369,6 +375,19 @@ class Settings(BaseModel):
     # alone (an attribute condition), and `invoke doctor` checks that binding.
     github_repo: Annotated[str, _rule(_github_repo)] = Field(
         "", description="a GitHub repository OWNER/REPOSITORY, e.g. my-org/penguin-training"
+    )
+    # Its numeric ids, which the Workload Identity condition and binding use: a deleted repository's or
+    # organization's name can be claimed again by anyone, an id is never reused (google-github-actions/auth's
+    # security considerations).
+    github_repo_id: Annotated[str, _rule(_matches(_GITHUB_ID, "is not a GitHub id (a number)"))] = Field(
+        "",
+        description="GitHub's numeric id of cicd.github_repo, e.g. 260064828 "
+        "(`gh api repos/OWNER/REPOSITORY --jq .id` prints it)",
+    )
+    github_owner_id: Annotated[str, _rule(_matches(_GITHUB_ID, "is not a GitHub id (a number)"))] = Field(
+        "",
+        description="GitHub's numeric id of cicd.github_repo's owner, e.g. 1342004 "
+        "(`gh api repos/OWNER/REPOSITORY --jq .owner.id` prints it)",
     )
     # Only for local stand-ins: every Google API `invoke setup` and `invoke doctor` call (Service Usage, Resource
     # Manager, IAM, Artifact Registry, Cloud Storage) at one address. Empty: each API's own Google endpoint.
