@@ -12,7 +12,14 @@ from cicd_release.gcp_admin import Cloud
 from cicd_release.release_state import MODULE_FILES
 from cicd_release.settings import Settings
 from cicd_release.setup import apply
-from tests.support.gcp_admin_fixtures import GITHUB_REPO, PROJECT, cloud_env, invoke
+from tests.support.gcp_admin_fixtures import (
+    GITHUB_OWNER_ID,
+    GITHUB_REPO,
+    GITHUB_REPO_ID,
+    PROJECT,
+    cloud_env,
+    invoke,
+)
 from tests.support.gcs_emulator import free_port, make_storage_client
 
 BUCKET = f"{PROJECT}-ml"
@@ -24,7 +31,13 @@ BUILDER = f"cicd-builder@{PROJECT}.iam.gserviceaccount.com"
 def applied(admin_standin, owner_key, monkeypatch, _gcs_emulator_process):
     """A project `invoke setup --apply` made, with the training data uploaded (as docs/deploy.md says)."""
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(owner_key))
-    settings = Settings(project=PROJECT, github_repo=GITHUB_REPO, cloud_api_endpoint=admin_standin.endpoint)
+    settings = Settings(
+        project=PROJECT,
+        github_repo=GITHUB_REPO,
+        github_repo_id=GITHUB_REPO_ID,
+        github_owner_id=GITHUB_OWNER_ID,
+        cloud_api_endpoint=admin_standin.endpoint,
+    )
     deployment = Deployment.from_settings(settings)
     apply(Cloud(desired.cloud_defaults(settings), PROJECT), deployment, say=lambda line: None)
     gcs = make_storage_client(_gcs_emulator_process.endpoint)
