@@ -151,3 +151,36 @@ def test_an_unreachable_endpoint_fails_fast_in_one_line(admin_standin, tmp_path)
     [message] = result.stderr.strip().splitlines()
     assert f"cannot reach {closed}" in message and "Service Usage" in message
     assert result.stdout == ""
+
+
+def test_a_tampered_release_record_is_reported_problem_by_problem(applied, owner_key):
+    standin, gcs = applied
+    modules = {p: f"gs://{BUCKET}/modules/{'2' * 64}/{f}" for p, f in MODULE_FILES.items()}
+    modules["model_module"] = "https://attacker.example/model.py"
+    record = {
+        "commit": "a" * 40,
+        "inputs": {
+            "spec": "gs://attacker-bucket/specs/penguin-cicd-0.1.0-0000000000000000.json",
+            "image": "attacker.example/evil:1",
+            "modules": modules,
+            "hyperparameters": "{}",
+        },
+    }
+    blob = gcs.bucket(BUCKET).blob("releases/penguin-cicd/latest.json")
+    blob.upload_from_string(json.dumps(record))
+
+    result = invoke(cloud_env(standin, owner_key, github_repo=GITHUB_REPO), "doctor")
+
+    assert result.returncode == 3 and "Traceback" not in result.stderr
+    refused = [line for line in checks(result)["FAIL"] if "(the record is refused)" in line]
+    assert len(refused) == 3, refused
+    spec, module, image = refused
+    assert "spec gs://attacker-bucket/" in spec and "is not a spec of this pipeline" in spec
+    assert "module https://attacker.example/model.py is not" in module
+    assert "release image attacker.example/evil:1 is not an image of the repository" in image
+    assert "gcloud storage rm gs://" in image
+
+    blob.upload_from_string(json.dumps({**record, "commit": "main"}))
+    result = invoke(cloud_env(standin, owner_key, github_repo=GITHUB_REPO), "doctor")
+    [line] = [line for line in checks(result)["FAIL"] if "release record" in line]
+    assert "refused: its commit 'main' is not a 40-hex commit" in line
