@@ -2,6 +2,7 @@
 
 from invoke import Collection, Exit, task
 
+from cicd_components.untrusted import clip
 from tasks._common import (
     ALLOW_DIRTY_HELP,
     PLANNED_HELP,
@@ -29,7 +30,7 @@ def wheels(c, package=None, release_=False, planned=False, allow_dirty=False):
     if skip_unless_planned(planned, "build.wheels"):
         return
     if package and package not in steps.PACKAGES:
-        raise Exit(f"--package {package!r} is not one of {', '.join(steps.PACKAGES)}.", code=2)
+        raise Exit(f"--package {clip(repr(package))} is not one of {', '.join(steps.PACKAGES)}.", code=2)
     packages = (package,) if package else steps.PACKAGES
     if c.config.run.dry:
         print(f"would build wheels of {', '.join(packages)} into {workspace().dist}")

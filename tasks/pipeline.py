@@ -3,6 +3,7 @@ the local run)."""
 
 from invoke import Collection, Exit, task
 
+from cicd_components.untrusted import clip
 from tasks import local
 from tasks._common import (
     ALLOW_DIRTY_HELP,
@@ -95,7 +96,7 @@ def parsed(hyperparameters: str | None, window) -> tuple[str | None, int | None]
     except ValueError:
         days = 0
     if days < 1:
-        raise Exit(f"--window {window!r} must be a whole number of snapshots, 1 or more.", code=2)
+        raise Exit(f"--window {clip(repr(window))} must be a whole number of snapshots, 1 or more.", code=2)
     return hyperparameters, days
 
 

@@ -100,6 +100,24 @@ CASES = [
 ]
 
 
+DEEP = "[" * 20_000 + "]" * 20_000
+HUGE_INTEGER = '{"seed": ' + "9" * 5_000 + "}"
+LONG_VALUE = '{"hidden_units": "' + "x" * 120_000 + '"}'
+# The outside probe's inputs: each was a traceback (RecursionError, int()'s digit limit) or echoed whole.
+CASES += [
+    (f"{task}-{kind}", [task, *extra, "--hyperparameters", value], {}, "--hyperparameters")
+    for task, extra in (
+        ("pipeline.submit", []),
+        ("pipeline.retrain", []),
+        ("schedule.create", ["--cron", "0 3 * * 1"]),
+    )
+    for kind, value in (("deep", DEEP), ("huge-integer", HUGE_INTEGER), ("long-value", LONG_VALUE))
+] + [
+    ("window-long", ["pipeline.retrain", "--window", "x" * 120_000], {}, "--window"),
+    ("base-long", ["settings.check", "--base", "x" * 120_000], {}, "--base"),
+]
+
+
 @pytest.mark.parametrize(("args", "env", "names"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_a_bad_value_exits_2_in_one_line_before_any_side_effect(checkout, args, env, names):
     result = invoke(checkout, *args, **env)
@@ -107,7 +125,19 @@ def test_a_bad_value_exits_2_in_one_line_before_any_side_effect(checkout, args, 
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert names in lines[0]
+    assert len(lines[0]) < 1000, "a long value is clipped, never echoed whole"
     assert not (checkout / ".cicd").exists() and not (checkout / "dist").exists(), "nothing was written"
+
+
+@pytest.mark.parametrize(
+    "value", [DEEP, HUGE_INTEGER, LONG_VALUE], ids=["deep", "huge-integer", "long-value"]
+)
+def test_hyperparameters_in_invoke_yaml_past_a_bound_are_one_line(checkout, value):
+    (checkout / "invoke.yaml").write_text(json.dumps({"training": {"hyperparameters": value}}))
+    result = invoke(checkout, "pipeline.compile", "--upload", **SERVING)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    [line] = result.stderr.strip().splitlines()
+    assert "training.hyperparameters" in line and len(line) < 1000
 
 
 def test_an_unknown_setting_in_invoke_yaml_is_named(checkout):

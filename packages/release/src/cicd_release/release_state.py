@@ -72,7 +72,7 @@ def check_build_base(base: str) -> str:
     """A release build's base, as `invoke plan --base` takes it; InputError (exit 2) naming it when it is not."""
     if not _BUILD_BASE.match(base):
         raise InputError(
-            f"--base {base!r} is not a release build's base: give {RELEASE_BASE} (the last release), a full "
+            f"--base {clip(repr(base))} is not a release build's base: give {RELEASE_BASE} (the last release), a full "
             "40-hex commit sha, or nothing (build everything)."
         )
     return base

@@ -30,6 +30,7 @@ import hashlib
 import re
 from pathlib import Path
 
+from cicd_components.untrusted import clip
 from cicd_release.errors import DataError, InputError, MissingResourceError
 from cicd_release.storage import (
     DEFAULT_DEADLINE,
@@ -158,7 +159,7 @@ def dataset_uri(bucket_uri: str, name: str) -> str:
     """``gs://BUCKET/data/NAME`` for ``--name NAME``; InputError (exit 2) for a name that is not one folder."""
     if not _NAME.match(name or ""):
         raise InputError(
-            f"--name {name!r} is not a data set name: 1-63 lowercase letters, digits, '-' or '_', a letter "
+            f"--name {clip(repr(name))} is not a data set name: 1-63 lowercase letters, digits, '-' or '_', a letter "
             "or digit first (it is a folder in the bucket and a label value), e.g. penguins."
         )
     return f"{bucket_uri}/data/{name}"
@@ -171,7 +172,9 @@ def parse_date(text: str, today: datetime.date | None = None) -> str:
     try:
         return datetime.date.fromisoformat(text).isoformat()
     except (TypeError, ValueError):
-        raise InputError(f"--date {text!r} is not a date: write it as YYYY-MM-DD (or today).") from None
+        raise InputError(
+            f"--date {clip(repr(text))} is not a date: write it as YYYY-MM-DD (or today)."
+        ) from None
 
 
 def snapshot_digest(files: list[dict] | tuple[dict, ...]) -> str:
@@ -272,7 +275,7 @@ def read_snapshot(
     """The snapshot named by its sha256 (or a prefix of 8 or more hex digits that names one)."""
     if not _SHA_PREFIX.match(sha_or_prefix):
         raise InputError(
-            f"--data {sha_or_prefix!r} names no snapshot: give `latest`, a snapshot's sha256 (or its first 8+ "
+            f"--data {clip(repr(sha_or_prefix))} names no snapshot: give `latest`, a snapshot's sha256 (or its first 8+ "
             "hex digits), or its gs:// URI."
         )
     sha = sha_or_prefix
