@@ -47,3 +47,30 @@ def test_a_data_upload_whose_schedule_move_failed_says_the_snapshot_was_made(tmp
         f"The snapshot gs://my-bucket/data/penguins/{'e' * 64} was uploaded and LATEST moved to it"
     )
     assert "Vertex AI could not list schedules" in message and "`invoke schedule.move`" in message
+
+
+@pytest.mark.parametrize(
+    ("cron", "times"),
+    [("* * * * *", 60), ("*/30 * * * *", 2), ("TZ=Europe/Amsterdam 5-10 * * * *", 6), ("0,20,40 3 * * *", 3)],
+)
+def test_a_cron_firing_more_than_once_an_hour_is_said_not_accepted_silently(cron, times):
+    from cicd_release.schedules import check_cron, cron_note
+
+    note = cron_note(check_cron(cron))
+    assert note.startswith(f"note: {cron!r} fires {times} times an hour") and "skipped" in note
+
+
+@pytest.mark.parametrize("cron", ["0 3 * * 1", "15 * * * *", "0 */2 * * *"])
+def test_a_cron_firing_at_most_hourly_needs_no_note(cron):
+    from cicd_release.schedules import check_cron, cron_note
+
+    assert cron_note(check_cron(cron)) is None
+
+
+def test_a_long_cron_is_clipped_in_its_message():
+    from cicd_release.errors import InputError
+    from cicd_release.schedules import check_cron
+
+    with pytest.raises(InputError) as caught:
+        check_cron("0 " * 60_000)
+    assert len(str(caught.value)) < 600
