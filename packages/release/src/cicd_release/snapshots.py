@@ -237,8 +237,12 @@ def upload_snapshot(
     ``date`` if given, and moves LATEST to it. Running it again with the same files writes nothing new."""
     snapshot = local_snapshot(dataset, source, schema_file)
     _refuse_a_plain_folder(client, dataset, deadline)
+    done: list[str] = []
     for entry in snapshot.files:
-        upload_immutable(client, source / entry["name"], f"{snapshot.uri}/{entry['name']}", deadline=deadline)
+        uri = f"{snapshot.uri}/{entry['name']}"
+        # Each file is its own upload: a fault names the earlier ones as written, not "nothing was written".
+        upload_immutable(client, source / entry["name"], uri, deadline=deadline, written=tuple(done))
+        done.append(uri)
     new = _write_manifest(client, snapshot, deadline)
     if date:
         _file_under_date(client, snapshot, date, deadline)

@@ -183,7 +183,9 @@ class _Progress:
     def what_was_written(self) -> str:
         if not self.written and not self.pending:
             return "Nothing was written."
-        parts = [f"Written: {', '.join(self.written)}." if self.written else "Nothing was written yet."]
+        # With a write in flight nothing is "not written yet" for sure: it may have landed before the fault.
+        none = "Nothing was written yet." if self.in_flight is None else "Nothing was confirmed written."
+        parts = [f"Written: {', '.join(self.written)}." if self.written else none]
         if self.pending:
             # A write cut off in flight may have landed before the fault: whole, since GCS objects never
             # are partial. Which one it was is unknown until storage answers again.
@@ -381,18 +383,25 @@ def _put_bounded(
 
 
 def upload_immutable(
-    client: storage.Client, local_path: str | Path, gs_uri: str, *, deadline: float = DEFAULT_DEADLINE
+    client: storage.Client,
+    local_path: str | Path,
+    gs_uri: str,
+    *,
+    deadline: float = DEFAULT_DEADLINE,
+    written: tuple[str, ...] = (),
 ) -> str:
     """Upload one file to exactly ``gs_uri``, never overwriting; return ``gs_uri``.
 
     An existing object with the same bytes is a successful no-op; with other bytes it raises
     ImmutableObjectConflict. Used for objects whose name is chosen by the caller, e.g. a compiled spec named
-    by version and commit. Faults: StorageUnavailable or MissingBucket after ``deadline`` seconds of retries.
+    by version and commit. Faults: StorageUnavailable or MissingBucket after ``deadline`` seconds of retries;
+    ``written`` (what the caller's earlier calls wrote, one file of a set) is named there as written.
     """
     bucket, name = _object_uri(gs_uri)
     local = _LocalFile.read(Path(local_path))
     rerun = "Running it again is safe: an identical object already there is accepted."
     with reporting_faults(client, deadline, rerun, pending=(gs_uri,)) as progress:
+        progress.written.extend(written)
         return _put_bounded(client, local, bucket, name, progress, deadline)
 
 
