@@ -287,3 +287,10 @@ def test_a_copy_of_the_record_is_not_changed_by_reading_it(storage, record):
     before = copy.deepcopy(record)
     read_record(SETTINGS, storage)
     assert json.loads(storage.objects[RECORD]) == before
+
+
+def test_a_record_from_before_the_repository_moved_says_how_to_move_on(storage, record):
+    moved = SETTINGS.model_copy(update={"image_repo": "europe-west4-docker.pkg.dev/my-project/moved"})
+    with pytest.raises(RecordRefused) as caught:
+        read_record(moved, storage)
+    assert "If cicd.image_repo was moved on purpose, delete the record" in str(caught.value)

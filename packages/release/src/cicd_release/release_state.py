@@ -165,11 +165,17 @@ def read_record(settings: Settings, client) -> ReleaseRecord:
     problems = record_problems(settings, client, data)
     if problems:
         what, why = problems[0]
+        moved = (
+            f"If cicd.image_repo was moved on purpose, delete the record (`gcloud storage rm {uri}`): the next "
+            "build releases everything into the new repository. Otherwise someone"
+            if len(problems) == 1 and what.startswith("image ")
+            else "If nobody released this, someone"
+        )
         raise RecordRefused(
-            f"The release record {uri} is refused: {what} {why}. Nothing was submitted or written. If nobody "
-            "released this, someone who can write the bucket changed the record: find out who, then delete "
-            f"it (`gcloud storage rm {uri}`: the next build releases everything anew) or put back the last "
-            f"good one from {settings.releases_prefix}/runs/."
+            f"The release record {uri} is refused: {what} {why}. Nothing was submitted or written. {moved} "
+            "who can write the bucket changed the record: find out who, then delete it "
+            f"(`gcloud storage rm {uri}`: the next build releases everything anew) or put back the last good "
+            f"one from {settings.releases_prefix}/runs/."
         )
     return ReleaseRecord.from_json(data, generation, uri)
 
