@@ -36,7 +36,7 @@ from tasks import (  # noqa: E402
     schedule,
     settings,
 )
-from tasks._common import SETTINGS_DEFAULTS  # noqa: E402
+from tasks._common import SETTINGS_DEFAULTS, training_defaults  # noqa: E402
 
 ns = Collection(
     local.run,
@@ -57,5 +57,6 @@ ns.add_task(cloud.doctor)
 ns.add_task(report.report)
 ns.add_task(compare.compare)
 ns.add_task(scaffold.init)
-# Every setting is declared here so that invoke.yaml and INVOKE_CICD_<NAME> variables can set it.
-ns.configure({"cicd": SETTINGS_DEFAULTS, "training": {}})
+# Every setting is declared here so that invoke.yaml and INVOKE_CICD_<NAME> / INVOKE_TRAINING_<NAME> variables
+# can set it: invoke maps a variable only onto a key its config already has.
+ns.configure({"cicd": SETTINGS_DEFAULTS, "training": training_defaults()})

@@ -16,7 +16,24 @@ LOCAL_ROOT = ROOT / ".cicd" / "local"
 DATA_DIR = ROOT / "data"
 DATA_ROOT_HELP = "data/<cicd.dataset>: data/penguins as shipped"
 PLANNED_HELP = "Skip unless .cicd/plan.json lists this step (used by cloudbuild.yaml)."
-SETTINGS_DEFAULTS = {name: field.default for name, field in Settings.model_fields.items()}
+ALLOW_DIRTY_HELP = (
+    "Run on a working tree with uncommitted changes (a local experiment): the run's commit label and the "
+    "release record then say dirty. Without it, uncommitted changes stop the task."
+)
+# What invoke's config declares, so that invoke.yaml and every INVOKE_CICD_<NAME> / INVOKE_TRAINING_<NAME>
+# variable can set it (invoke maps a variable only onto a key it already has). Switches and numbers are declared
+# as None: invoke then hands a variable's text over as it is, and the settings model or the training config
+# reads it (invoke's own casting by the default's type turned "false" into True and "abc" into a traceback).
+SETTINGS_DEFAULTS = Settings.defaults()
+
+
+def training_defaults() -> dict[str, None]:
+    """Every training setting but the pipeline name (that one is cicd.pipeline_name), declared as None."""
+    import dataclasses
+
+    from cicd_pipeline.config import TrainingConfig
+
+    return {f.name: None for f in dataclasses.fields(TrainingConfig) if f.name != "pipeline_name"}
 
 
 def trainer_files() -> dict[str, Path]:
@@ -49,8 +66,36 @@ def settings(c, **flags) -> Settings:
         raise Exit(str(err), code=err.exit_code) from None
 
 
+def training_values(values: dict) -> dict:
+    """invoke's `training:` values as TrainingConfig takes them: None (not set) left out, so the field's default
+    holds, and an INVOKE_TRAINING_* variable's text read as the field's number ("300" -> 300, "none" -> None for
+    an optional one). Text that is no number stays text, and the config's rule names the setting and its fix."""
+    import typing
+
+    from cicd_pipeline.config import TrainingConfig
+
+    types = typing.get_type_hints(TrainingConfig)
+    read = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        kinds = typing.get_args(types.get(name)) or (types.get(name),)
+        if isinstance(value, str) and (int in kinds or float in kinds):
+            text = value.strip()
+            if type(None) in kinds and text.lower() in ("", "none", "null"):
+                value = None
+            else:
+                try:
+                    value = int(text) if int in kinds else float(text)
+                except ValueError:
+                    pass  # the config's rule names it: "training.X='abc' is str; expected int; set ..."
+        read[name] = value
+    return read
+
+
 def training_config(c, hyperparameters=None, train_steps=None, require_label=True):
-    """The training config (training: in invoke.yaml, the pipeline name from cicd.pipeline_name, flags).
+    """The training config (training: in invoke.yaml or INVOKE_TRAINING_*, the pipeline name from
+    cicd.pipeline_name, flags).
 
     Without a label column nothing can be trained: exit 2 saying how to set one, unless `require_label` is
     False (the release steps check their settings first, in their own order; the compile names it then).
@@ -63,7 +108,9 @@ def training_config(c, hyperparameters=None, train_steps=None, require_label=Tru
     # One name for the spec, the runs and the bucket paths: the setting cicd.pipeline_name.
     name = {"pipeline_name": c.config.cicd.pipeline_name}
     try:
-        config = TrainingConfig(**{**dict(c.config.get("training", {})), **name, **overrides})
+        config = TrainingConfig(
+            **{**training_values(dict(c.config.get("training", {}))), **name, **overrides}
+        )
     except ConfigError as err:
         raise Exit(str(err), code=2) from None
     except TypeError as err:  # an unknown key under training: in invoke.yaml
@@ -108,7 +155,8 @@ def step_context(c, settings_: Settings | None = None, step: str | None = None, 
     """The `StepContext` a step works from: this checkout, validated settings and config, the options given.
 
     With `step`, the settings the step table says it needs are checked here, at the task's entry, before it
-    does anything: exit 2 naming the first that is missing.
+    does anything: exit 2 naming the first that is missing; and a step that releases what the checkout holds
+    refuses uncommitted changes (exit 2) unless `allow_dirty` is among the options (a dry run only says).
     """
     import threading
 
@@ -127,9 +175,12 @@ def step_context(c, settings_: Settings | None = None, step: str | None = None, 
             local.client = storage_client(settings_)
         return local.client
 
-    return StepContext(
+    ctx = StepContext(
         ws=workspace(), settings=settings_, config=config, storage_client=lazy_client, **options
     )
+    if step is not None and not c.config.run.dry:
+        guard(ctx.check_clean, [step])
+    return ctx
 
 
 def run_step(name: str, ctx) -> None:

@@ -2,7 +2,9 @@
 
 from invoke import Collection, Exit, task
 
+from cicd_components.untrusted import clip
 from tasks._common import (
+    ALLOW_DIRTY_HELP,
     PLANNED_HELP,
     guard,
     run_step,
@@ -18,21 +20,23 @@ from tasks._common import (
         "package": "Only this package (components, pipeline, release or trainer); default all.",
         "release_": "Plain release version (no +g<commit> local part): only for tagged releases.",
         "planned": PLANNED_HELP,
+        "allow_dirty": ALLOW_DIRTY_HELP,
     }
 )
-def wheels(c, package=None, release_=False, planned=False):
+def wheels(c, package=None, release_=False, planned=False, allow_dirty=False):
     """Build wheels into dist/, named by package version (+ the commit for non-release builds)."""
     from cicd_release import steps
 
     if skip_unless_planned(planned, "build.wheels"):
         return
     if package and package not in steps.PACKAGES:
-        raise Exit(f"--package {package!r} is not one of {', '.join(steps.PACKAGES)}.", code=2)
+        raise Exit(f"--package {clip(repr(package))} is not one of {', '.join(steps.PACKAGES)}.", code=2)
     packages = (package,) if package else steps.PACKAGES
     if c.config.run.dry:
         print(f"would build wheels of {', '.join(packages)} into {workspace().dist}")
         return
-    for wheel in guard(steps.build_wheels, step_context(c, step="build.wheels"), packages, release_):
+    ctx = step_context(c, step="build.wheels", allow_dirty=allow_dirty)
+    for wheel in guard(steps.build_wheels, ctx, packages, release_):
         print(wheel)
 
 
@@ -43,17 +47,20 @@ def wheels(c, package=None, release_=False, planned=False):
         "image_repo": "Artifact Registry path REGION-docker.pkg.dev/PROJECT/REPOSITORY.",
         "base_image": "Base image (default the pinned TFX image).",
         "planned": PLANNED_HELP,
+        "allow_dirty": ALLOW_DIRTY_HELP,
     },
     iterable=["tag"],
 )
-def image(c, push=False, tag=None, image_repo=None, base_image=None, planned=False):
+def image(c, push=False, tag=None, image_repo=None, base_image=None, planned=False, allow_dirty=False):
     """Build the components image through the docker SDK (Docker or podman's API), tagged <version>-<digest>."""
     if skip_unless_planned(planned, "build.image"):
         return
     from cicd_release import steps
 
     settings_ = settings(c, image_repo=image_repo, base_image=base_image)
-    ctx = step_context(c, settings_, "build.image", push=push, extra_tags=tuple(tag or ()))
+    ctx = step_context(
+        c, settings_, "build.image", push=push, extra_tags=tuple(tag or ()), allow_dirty=allow_dirty
+    )
     if c.config.run.dry:
         reference = guard(steps.image_reference, settings_, workspace().root)
         print(

@@ -12,19 +12,33 @@ from tasks._common import guard, settings
     help={
         "project": "The Google Cloud project id (or cicd.project).",
         "github_repo": "OWNER/REPOSITORY whose GitHub Actions may release (or cicd.github_repo).",
+        "github_repo_id": "GitHub's numeric id of that repository (or cicd.github_repo_id): "
+        "`gh api repos/OWNER/REPOSITORY --jq .id`.",
+        "github_owner_id": "GitHub's numeric id of its owner (or cicd.github_owner_id): "
+        "`gh api repos/OWNER/REPOSITORY --jq .owner.id`.",
         "region": "Region of the bucket, repository and runs (or cicd.region; default europe-west4, as "
         "cloudbuild.yaml).",
         "apply": "Make the changes. Without it, print what would be created or changed, and change nothing.",
     }
 )
-def setup(c, project="", github_repo="", region="", apply=False):
-    """Create or check the APIs, buckets, repository, service accounts, roles and GitHub sign-in a release needs."""
-    settings_ = settings(c, project=project, github_repo=github_repo, region=region)
+def setup(c, project="", github_repo="", region="", apply=False, github_repo_id="", github_owner_id=""):
+    """Create or check the APIs, buckets, repository, service accounts, roles and GitHub sign-in a release needs.
+
+    GitHub's sign-in is bound to the repository and its owner by their numeric ids (a name can be claimed again
+    once deleted) and to the main branch alone."""
+    settings_ = settings(
+        c,
+        project=project,
+        github_repo=github_repo,
+        region=region,
+        github_repo_id=github_repo_id,
+        github_owner_id=github_owner_id,
+    )
     from cicd_release import setup as setup_lib
     from cicd_release.desired import Deployment, cloud_defaults
     from cicd_release.gcp_admin import Cloud
 
-    guard(settings_.require, ["project", "github_repo"])
+    guard(settings_.require, ["project", "github_repo", "github_repo_id", "github_owner_id"])
     settings_ = guard(cloud_defaults, settings_)
     deployment = guard(Deployment.from_settings, settings_)
     cloud = Cloud(settings_, deployment.project)

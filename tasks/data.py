@@ -6,6 +6,7 @@ from pathlib import Path
 from invoke import Collection, Exit, task
 
 from tasks._common import (
+    ALLOW_DIRTY_HELP,
     DATA_ROOT_HELP,
     PLANNED_HELP,
     dataset_folder,
@@ -39,9 +40,10 @@ def check_(c, data_root=None):
         "name": "Data set name: upload to gs://BUCKET/data/NAME/ (default: cicd.data_root, gs://BUCKET/data/<cicd.dataset>).",
         "date": "File the snapshot under this day, YYYY-MM-DD or today (UTC): what `--window N` trains on.",
         "planned": PLANNED_HELP,
+        "allow_dirty": ALLOW_DIRTY_HELP,
     }
 )
-def upload(c, source=None, name=None, date=None, planned=False):
+def upload(c, source=None, name=None, date=None, planned=False, allow_dirty=False):
     """Check a folder of CSV files, upload it as a snapshot gs://BUCKET/data/NAME/<sha256>/ and move LATEST to it.
 
     Exit codes: 0 uploaded (or already there: the same files are one snapshot); 2 a bad flag or setting;
@@ -59,7 +61,15 @@ def upload(c, source=None, name=None, date=None, planned=False):
     if skip_unless_planned(planned, "data.upload"):
         return
     folder = Path(source) if source else None
-    ctx = step_context(c, settings_, "data.upload", data_source=folder, dataset=dataset, data_date=day)
+    ctx = step_context(
+        c,
+        settings_,
+        "data.upload",
+        data_source=folder,
+        dataset=dataset,
+        data_date=day,
+        allow_dirty=allow_dirty,
+    )
     if c.config.run.dry:
         shown = folder or f"data/{snapshots.dataset_name(dataset)}"
         print(f"would check {shown} and upload it under {dataset}/<sha256>/, then move {dataset}/LATEST")

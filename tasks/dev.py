@@ -18,5 +18,10 @@ def test(c, sessions=None):
 
 @task
 def lock(c):
-    """Re-resolve requirements/lock.txt from requirements/lock.in (Python 3.10), with uv."""
-    c.run(f"uv pip compile --python-version 3.10 {ROOT}/requirements/lock.in -o {ROOT}/requirements/lock.txt")
+    """Re-resolve requirements/lock.txt from requirements/lock.in (Python 3.10), with uv, and lock.hashes.txt,
+    the same pins with every file's sha256, from it (the build installs that one with --require-hashes)."""
+    folder = ROOT / "requirements"
+    c.run(f"uv pip compile --python-version 3.10 {folder}/lock.in -o {folder}/lock.txt")
+    c.run(
+        f"uv pip compile --python-version 3.10 --generate-hashes {folder}/lock.txt -o {folder}/lock.hashes.txt"
+    )

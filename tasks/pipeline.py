@@ -3,7 +3,9 @@
 
 from invoke import Collection, Exit, task
 
+from cicd_components.untrusted import clip
 from tasks._common import (
+    ALLOW_DIRTY_HELP,
     PLANNED_HELP,
     guard,
     run_step,
@@ -24,16 +26,19 @@ WINDOW_HELP = "Train on the last N dated snapshots (`data.upload --date`) instea
     help={
         "upload": "Also upload the spec to gs://BUCKET/specs/ (never overwriting), where submit finds it.",
         "planned": PLANNED_HELP,
+        "allow_dirty": ALLOW_DIRTY_HELP + " (A compile without --upload may always run on one.)",
     }
 )
-def compile_(c, upload=False, planned=False):
+def compile_(c, upload=False, planned=False, allow_dirty=False):
     """Compile the Vertex AI (KFP v2 IR) spec to .cicd/specs/<name>-<version>-<digest of its bytes>.json."""
     settings_ = settings(c)
     if skip_unless_planned(planned, "pipeline.compile"):
         return
     from cicd_release import steps
 
-    for line in guard(steps.compile_spec, step_context(c, settings_, "pipeline.compile"), upload):
+    # Only an uploaded spec is released: a local compile of an edit is what trying a change is for.
+    ctx = step_context(c, settings_, "pipeline.compile", allow_dirty=allow_dirty or not upload)
+    for line in guard(steps.compile_spec, ctx, upload):
         print(line)
 
 
@@ -47,10 +52,18 @@ def compile_(c, upload=False, planned=False):
         "hyperparameters": "JSON object overriding the hyperparameters for this run only.",
         "force": "Submit even when nothing the run consumes changed since the last release.",
         "planned": PLANNED_HELP,
+        "allow_dirty": ALLOW_DIRTY_HELP,
     }
 )
 def submit(
-    c, wait=False, hyperparameters=None, force=False, planned=False, poll_seconds=30.0, wait_seconds=None
+    c,
+    wait=False,
+    hyperparameters=None,
+    force=False,
+    planned=False,
+    poll_seconds=30.0,
+    wait_seconds=None,
+    allow_dirty=False,
 ):
     """Submit a Vertex AI run of the compiled spec with the uploaded modules, labelled; skipped when nothing changed."""
     from cicd_release.errors import ReleaseError
@@ -70,6 +83,7 @@ def submit(
         "force": force,
         "poll_seconds": float(poll_seconds),
         "follow_seconds": _seconds("--wait-seconds", wait_seconds),
+        "allow_dirty": allow_dirty,
     }
     ctx = step_context(c, settings_, "pipeline.submit", **options)
     run_step("pipeline.submit", ctx)
@@ -104,7 +118,7 @@ def parsed(hyperparameters: str | None, window) -> tuple[str | None, int | None]
     except ValueError:
         days = 0
     if days < 1:
-        raise Exit(f"--window {window!r} must be a whole number of snapshots, 1 or more.", code=2)
+        raise Exit(f"--window {clip(repr(window))} must be a whole number of snapshots, 1 or more.", code=2)
     return hyperparameters, days
 
 

@@ -4,6 +4,7 @@ submits anything to Cloud Build."""
 
 from invoke import Collection, Exit, task
 
+from cicd_components.untrusted import clip
 from tasks._common import guard, settings, workspace
 
 
@@ -41,7 +42,9 @@ def check(
     settings_ = settings(c)  # each value by its rule: exit 2 naming the first bad one
     unknown = sorted(set(step or ()) - set(plan_lib.STEPS))
     if unknown:
-        raise Exit(f"--step {unknown[0]!r} is not a step: use one of {', '.join(plan_lib.STEPS)}.", code=2)
+        raise Exit(
+            f"--step {clip(repr(unknown[0]))} is not a step: use one of {', '.join(plan_lib.STEPS)}.", code=2
+        )
     steps = [*(step or ()), *(plan_lib.STEPS if all_ else ())]
     if planned:
         steps += guard(workspace().read_json, workspace().plan_file, "plan --base REF")["steps"]

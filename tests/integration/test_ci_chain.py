@@ -131,7 +131,7 @@ def test_first_release_then_unchanged_spec_then_a_cancelled_push_is_built_by_the
     from cicd_release import schedules
     from tests.support.released import settings_for
 
-    schedule_settings = settings_for(bucket, vertex_standin.endpoint)
+    schedule_settings = settings_for(bucket, vertex_standin.endpoint, env["INVOKE_CICD_IMAGE_REPO"])
     schedules.create_schedule(schedule_settings, gcs_client, cron="0 3 * * 1", display_name="weekly")
 
     # A docstring edit in the report: a pipeline-package change that cannot change the compiled spec.
@@ -186,10 +186,11 @@ def test_first_release_then_unchanged_spec_then_a_cancelled_push_is_built_by_the
     uploaded = gcs_client.bucket(bucket).blob(second_modules["model_module"].split(f"gs://{bucket}/", 1)[1])
     assert uploaded.download_as_bytes() == model.read_bytes()
 
-    # A pipeline-only push whose spec names an image tag that was never pushed (here: a repository the
-    # image never went to): the plan says "recompile", and the chain builds the missing image first instead
-    # of submitting a run that would die pulling it.
-    moved = {**env, "INVOKE_CICD_IMAGE_REPO": f"{REGISTRY}/test-project/{bucket}-moved"}
+    # A pipeline-only push whose spec names an image tag that was never pushed (here: an image name the
+    # image never went to, in the same repository: a record whose image is outside cicd.image_repo is
+    # refused), the plan says "recompile", and the chain builds the missing image first instead of submitting
+    # a run that would die pulling it.
+    moved = {**env, "INVOKE_CICD_IMAGE_NAME": "cicd-moved"}
     report.write_text(report.read_text() + "\n# D: a pipeline-package edit.\n")
     git(clone, "commit", "--quiet", "-am", "D: pipeline edit")
     out, _ = invoke(clone, moved, "ci", "--skip-tests", "--base", ":release")
@@ -197,7 +198,9 @@ def test_first_release_then_unchanged_spec_then_a_cancelled_push_is_built_by_the
     assert plan["workflow"] == "pipeline" and "build.image" in plan["steps"], plan
     assert any(r.startswith("build.image added") for r in plan["reasons"])
     built = json.loads((clone / ".cicd" / "image.json").read_text())["image"]
-    assert built.startswith(f"{REGISTRY}/test-project/{bucket}-moved/") and docker_client.images.get(built)
+    assert built.startswith(f"{REGISTRY}/test-project/{bucket}/cicd-moved:") and docker_client.images.get(
+        built
+    )
     assert built in json.dumps(vertex_standin.created_bodies[-1]["pipelineSpec"]["deploymentSpec"])
     # The release landed a new spec: the schedule now runs it (and the modules of B).
     new_spec = json.loads((clone / ".cicd" / "spec.json").read_text())

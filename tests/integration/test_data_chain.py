@@ -25,7 +25,7 @@ from cicd_release.snapshots import read_latest, upload_snapshot
 from cicd_release.storage import upload_content_addressed, upload_immutable, write_json_object
 from tests.support.checkout import git
 from tests.support.checkout import invoke as invoke_timed
-from tests.support.released import SCHEMA, VERSIONS, settings_for, spec
+from tests.support.released import REPO, SCHEMA, VERSIONS, settings_for, spec, spec_name
 
 ROOT = Path(__file__).resolve().parents[2]
 CSV = Path("data") / "penguins" / "penguins.csv"
@@ -37,9 +37,7 @@ def chain(clone, tmp_path, gcs_emulator, gcs_client, gcs_bucket, vertex_standin)
     settings = settings_for(gcs_bucket.name, vertex_standin.endpoint)
     job = tmp_path / "spec.json"
     job.write_text(json.dumps(spec()))
-    spec_uri = upload_immutable(
-        gcs_client, job, f"{settings.specs_prefix}/penguin-cicd-0.1.0-{'1' * 16}.json"
-    )
+    spec_uri = upload_immutable(gcs_client, job, f"{settings.specs_prefix}/{spec_name(spec())}")
     modules = upload_content_addressed(
         gcs_client, settings.modules_prefix, {name: clone / path for name, path in TRAINER_FILES.items()}
     )
@@ -64,7 +62,7 @@ def chain(clone, tmp_path, gcs_emulator, gcs_client, gcs_bucket, vertex_standin)
         "INVOKE_CICD_PROJECT": settings.project,
         "INVOKE_CICD_REGION": settings.region,
         "INVOKE_CICD_BUCKET": settings.bucket,
-        "INVOKE_CICD_IMAGE_REPO": "127.0.0.1:5000/test-project/unused",
+        "INVOKE_CICD_IMAGE_REPO": REPO,  # the released image's: no image is built for data
         "INVOKE_CICD_SERVICE_ACCOUNT": settings.service_account,
         "INVOKE_CICD_API_ENDPOINT": vertex_standin.endpoint,
         "INVOKE_CICD_ANONYMOUS_CREDENTIALS": "true",

@@ -9,9 +9,17 @@ import pytest
 from cicd_release import desired
 from cicd_release.desired import Deployment
 from cicd_release.gcp_admin import Cloud
+from cicd_release.release_state import MODULE_FILES
 from cicd_release.settings import Settings
 from cicd_release.setup import apply
-from tests.support.gcp_admin_fixtures import GITHUB_REPO, PROJECT, cloud_env, invoke
+from tests.support.gcp_admin_fixtures import (
+    GITHUB_OWNER_ID,
+    GITHUB_REPO,
+    GITHUB_REPO_ID,
+    PROJECT,
+    cloud_env,
+    invoke,
+)
 from tests.support.gcs_emulator import free_port, make_storage_client
 
 BUCKET = f"{PROJECT}-ml"
@@ -23,7 +31,13 @@ BUILDER = f"cicd-builder@{PROJECT}.iam.gserviceaccount.com"
 def applied(admin_standin, owner_key, monkeypatch, _gcs_emulator_process):
     """A project `invoke setup --apply` made, with the training data uploaded (as docs/deploy.md says)."""
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(owner_key))
-    settings = Settings(project=PROJECT, github_repo=GITHUB_REPO, cloud_api_endpoint=admin_standin.endpoint)
+    settings = Settings(
+        project=PROJECT,
+        github_repo=GITHUB_REPO,
+        github_repo_id=GITHUB_REPO_ID,
+        github_owner_id=GITHUB_OWNER_ID,
+        cloud_api_endpoint=admin_standin.endpoint,
+    )
     deployment = Deployment.from_settings(settings)
     apply(Cloud(desired.cloud_defaults(settings), PROJECT), deployment, say=lambda line: None)
     gcs = make_storage_client(_gcs_emulator_process.endpoint)
@@ -102,7 +116,10 @@ def test_a_disabled_api_a_missing_release_spec_and_no_data_are_each_a_line(appli
         "commit": "a" * 40,
         "inputs": {
             "spec": f"gs://{BUCKET}/specs/penguin-cicd-0.1.0-{'0' * 16}.json",
+            # Not in the configured repository: the record is refused, and that registry is never asked.
             "image": f"127.0.0.1:{free_port()}/p/r/cicd-components:0.1.0-{'1' * 12}",
+            "modules": {p: f"gs://{BUCKET}/modules/{'2' * 64}/{f}" for p, f in MODULE_FILES.items()},
+            "hyperparameters": "{}",
         },
     }
     gcs.bucket(BUCKET).blob("releases/penguin-cicd/latest.json").upload_from_string(json.dumps(record))
@@ -134,3 +151,36 @@ def test_an_unreachable_endpoint_fails_fast_in_one_line(admin_standin, tmp_path)
     [message] = result.stderr.strip().splitlines()
     assert f"cannot reach {closed}" in message and "Service Usage" in message
     assert result.stdout == ""
+
+
+def test_a_tampered_release_record_is_reported_problem_by_problem(applied, owner_key):
+    standin, gcs = applied
+    modules = {p: f"gs://{BUCKET}/modules/{'2' * 64}/{f}" for p, f in MODULE_FILES.items()}
+    modules["model_module"] = "https://attacker.example/model.py"
+    record = {
+        "commit": "a" * 40,
+        "inputs": {
+            "spec": "gs://attacker-bucket/specs/penguin-cicd-0.1.0-0000000000000000.json",
+            "image": "attacker.example/evil:1",
+            "modules": modules,
+            "hyperparameters": "{}",
+        },
+    }
+    blob = gcs.bucket(BUCKET).blob("releases/penguin-cicd/latest.json")
+    blob.upload_from_string(json.dumps(record))
+
+    result = invoke(cloud_env(standin, owner_key, github_repo=GITHUB_REPO), "doctor")
+
+    assert result.returncode == 3 and "Traceback" not in result.stderr
+    refused = [line for line in checks(result)["FAIL"] if "(the record is refused)" in line]
+    assert len(refused) == 3, refused
+    spec, module, image = refused
+    assert "spec gs://attacker-bucket/" in spec and "is not a spec of this pipeline" in spec
+    assert "module https://attacker.example/model.py is not" in module
+    assert "release image attacker.example/evil:1 is not an image of the repository" in image
+    assert "gcloud storage rm gs://" in image
+
+    blob.upload_from_string(json.dumps({**record, "commit": "main"}))
+    result = invoke(cloud_env(standin, owner_key, github_repo=GITHUB_REPO), "doctor")
+    [line] = [line for line in checks(result)["FAIL"] if "release record" in line]
+    assert "refused: its commit 'main' is not a 40-hex commit" in line

@@ -148,7 +148,8 @@ def test_a_window_schedule_trains_on_the_last_n_dated_snapshots(gcs_client, sett
 
 
 def test_pause_stops_runs_and_resume_never_catches_up(gcs_client, setting, release_a, vertex_standin):
-    schedules.create_schedule(setting, gcs_client, cron="*/30 * * * *", display_name="half-hourly")
+    said = schedules.create_schedule(setting, gcs_client, cron="*/30 * * * *", display_name="half-hourly")
+    assert said[-1].startswith("note: '*/30 * * * *' fires 2 times an hour"), "not accepted without a word"
     name = only_schedule(vertex_standin)["name"]
     assert "paused" in schedules.pause_schedule(setting, "half-hourly")[0]
     assert vertex_standin.schedules.fire(name) is None

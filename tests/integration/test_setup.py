@@ -7,7 +7,15 @@ import re
 import pytest
 
 from cicd_release import desired
-from tests.support.gcp_admin_fixtures import GITHUB_REPO, NUMBER, PROJECT, cloud_env, invoke
+from tests.support.gcp_admin_fixtures import (
+    GITHUB_OWNER_ID,
+    GITHUB_REPO,
+    GITHUB_REPO_ID,
+    NUMBER,
+    PROJECT,
+    cloud_env,
+    invoke,
+)
 from tests.support.gcp_admin_iam import ROLES, role_grants
 
 EMAILS = {i.key: f"{i.account_id}@{PROJECT}.iam.gserviceaccount.com" for i in desired.IDENTITIES}
@@ -15,7 +23,12 @@ BUCKET, STAGING = f"{PROJECT}-ml", f"{PROJECT}_cloudbuild"
 REPOSITORY = f"projects/{PROJECT}/locations/europe-west4/repositories/training"
 PRINCIPAL = (
     f"principalSet://iam.googleapis.com/projects/{NUMBER}/locations/global/workloadIdentityPools/github/"
-    f"attribute.repository/{GITHUB_REPO}"
+    f"attribute.repository_id/{GITHUB_REPO_ID}"
+)
+# The repository and its owner by their ids, and only the main branch.
+CONDITION = (
+    f"assertion.repository_owner_id == '{GITHUB_OWNER_ID}' && assertion.repository_id == '{GITHUB_REPO_ID}' "
+    "&& assertion.ref == 'refs/heads/main'"
 )
 
 
@@ -77,7 +90,8 @@ def test_apply_makes_the_project_and_a_second_apply_changes_nothing(admin_standi
     provider = admin_standin.providers[
         f"projects/{PROJECT}/locations/global/workloadIdentityPools/github/providers/github-actions"
     ]
-    assert provider["attributeCondition"] == f"assertion.repository == '{GITHUB_REPO}'"
+    assert provider["attributeCondition"] == CONDITION
+    assert provider["attributeMapping"]["attribute.repository_id"] == "assertion.repository_id"
     kinds = {
         desired.BUCKET: ("bucket", BUCKET),
         desired.STAGING: ("bucket", STAGING),
@@ -117,7 +131,7 @@ def test_apply_puts_back_a_provider_whose_condition_was_widened(admin_standin, o
     [change] = lines(plan, "change")
     assert "attributeCondition differ" in change
     assert invoke(env, "setup", "--github-repo", GITHUB_REPO, "--apply").returncode == 0
-    assert admin_standin.providers[name]["attributeCondition"] == f"assertion.repository == '{GITHUB_REPO}'"
+    assert admin_standin.providers[name]["attributeCondition"] == CONDITION
 
 
 def test_a_bucket_in_another_region_stops_setup_with_the_way_out(admin_standin, owner_key):
@@ -150,6 +164,76 @@ def test_a_missing_github_repo_is_a_setting_error_before_any_call(admin_standin,
     assert result.returncode == 2
     assert "cicd.github_repo is missing" in result.stderr and "--github-repo" in result.stderr
     assert admin_standin.requests == []
+
+
+def test_setup_needs_the_repositorys_numeric_ids_and_says_how_to_find_them(admin_standin, owner_key):
+    env = cloud_env(admin_standin, owner_key)
+    env.pop("INVOKE_CICD_GITHUB_REPO_ID")
+
+    result = invoke(env, "setup", "--github-repo", GITHUB_REPO)
+
+    assert result.returncode == 2 and admin_standin.requests == []
+    [message] = result.stderr.strip().splitlines()
+    assert "cicd.github_repo_id is missing" in message and "--github-repo-id" in message
+    assert "gh api repos/OWNER/REPOSITORY --jq .id" in message
+    flags = invoke(env, "setup", "--github-repo", GITHUB_REPO, "--github-repo-id", GITHUB_REPO_ID)
+    assert flags.returncode == 0, flags.stderr
+
+
+def test_a_name_based_or_any_branch_condition_is_put_back(admin_standin, owner_key):
+    """A provider bound by the repository's name only (what setup made before) lets a deleted repository's
+    name, claimed again, and every branch act as the submitter: setup narrows it to the ids and main."""
+    env = cloud_env(admin_standin, owner_key)
+    assert invoke(env, "setup", "--github-repo", GITHUB_REPO, "--apply").returncode == 0
+    name = f"projects/{PROJECT}/locations/global/workloadIdentityPools/github/providers/github-actions"
+    admin_standin.providers[name]["attributeCondition"] = f"assertion.repository == '{GITHUB_REPO}'"
+
+    [change] = lines(invoke(env, "setup", "--github-repo", GITHUB_REPO), "change")
+    assert "attributeCondition differ" in change and "refs/heads/main" in change
+    assert invoke(env, "setup", "--github-repo", GITHUB_REPO, "--apply").returncode == 0
+    assert admin_standin.providers[name]["attributeCondition"] == CONDITION
+
+
+@pytest.mark.parametrize(
+    ("mapping", "refused"),
+    [
+        ({"google.subject": "assertion.sub", "attribute.Repository-Id": "assertion.repository_id"}, "key"),
+        ({"google.subject": "assertion.sub", "attribute.x": "a" * 2049}, "1-2048 characters"),
+        (
+            {"google.subject": "assertion.sub", **{f"attribute.a{i}": "assertion.sub" for i in range(51)}},
+            "50",
+        ),
+        ({"attribute.repository_id": "assertion.repository_id"}, "google.subject"),
+    ],
+    ids=["key", "expression-length", "51-attributes", "no-subject"],
+)
+def test_the_stand_in_refuses_what_google_refuses_in_a_provider(
+    admin_standin, owner_key, monkeypatch, mapping, refused
+):
+    from cicd_release.gcp_admin import Cloud, Refused
+    from cicd_release.settings import Settings
+
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(owner_key))
+    admin_standin.services["iam.googleapis.com"] = True
+    cloud = Cloud(Settings(project=PROJECT, cloud_api_endpoint=admin_standin.endpoint), PROJECT)
+    pool = f"projects/{PROJECT}/locations/global/workloadIdentityPools/github"
+    cloud.create_pool(pool, "GitHub", "test")
+    body = {
+        "attributeMapping": mapping,
+        "attributeCondition": desired.attribute_condition(GITHUB_REPO_ID, GITHUB_OWNER_ID),
+        "oidc": {"issuerUri": desired.GITHUB_ISSUER},
+    }
+    with pytest.raises(Refused, match=refused):
+        cloud.create_provider(f"{pool}/providers/github-actions", body)
+    with pytest.raises(Refused, match="4096"):
+        cloud.create_provider(
+            f"{pool}/providers/github-actions",
+            {
+                **body,
+                "attributeMapping": desired.ATTRIBUTE_MAPPING,
+                "attributeCondition": "assertion.x" * 400,
+            },
+        )
 
 
 def test_a_policy_changed_between_read_and_write_is_read_again(admin_standin, owner_key, monkeypatch):

@@ -19,6 +19,8 @@ from tests.support.gcs_emulator import GcsEmulator
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT, NUMBER, GITHUB_REPO = "penguin-prod-42", "738612950412", "penguin-org/penguin-training"
+# GitHub's numeric ids of that repository and its owner (`gh api repos/OWNER/REPO --jq .id,.owner.id`).
+GITHUB_REPO_ID, GITHUB_OWNER_ID = "260064828", "1342004"
 
 
 @pytest.fixture
@@ -43,6 +45,9 @@ def cloud_env(standin: AdminStandIn, key: Path, **settings: str) -> dict[str, st
         "INVOKE_CICD_PROJECT": PROJECT,
         "INVOKE_CICD_CLOUD_API_ENDPOINT": standin.endpoint,
         "INVOKE_CICD_REQUEST_DEADLINE_SECONDS": "10",
+        # The repository's ids come with it (setup needs them with --github-repo); a test drops them to see why.
+        "INVOKE_CICD_GITHUB_REPO_ID": GITHUB_REPO_ID,
+        "INVOKE_CICD_GITHUB_OWNER_ID": GITHUB_OWNER_ID,
     }
     env.pop("STORAGE_EMULATOR_HOST", None)
     env.update({f"INVOKE_CICD_{k.upper()}": v for k, v in settings.items()})

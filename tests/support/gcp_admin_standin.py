@@ -14,7 +14,8 @@ Served, and what each refuses as Google does:
   GET/POST /v1/projects/P/serviceAccounts[/EMAIL]          account id 6-30 [a-z][a-z0-9-]*[a-z0-9]; 409 if taken
   POST /v1/projects/P/serviceAccounts/EMAIL:{get,set}IamPolicy, :testIamPermissions
   GET/POST /v1/projects/P/locations/global/workloadIdentityPools[/POOL[/providers[/PROVIDER]]], PATCH provider
-       ids 4-32 [a-z0-9-], not gcp-; creates are Operations; a GitHub provider needs an attribute condition
+       ids 4-32 [a-z0-9-], not gcp-; creates are Operations; a GitHub provider needs an attribute condition;
+       attribute mappings and conditions by Google's key, count and length rules
   GET/POST /v1/projects/P/locations/L/repositories[/R]     id rule; 409 if taken; the create is an Operation
   GET  /v1/projects/P/locations/L/repositories/R:getIamPolicy ; POST :setIamPolicy, :testIamPermissions
   GET  /v1/projects/P/locations/L/operations/ID
@@ -472,10 +473,27 @@ def _federation_id(value: str, field: str) -> None:
         raise ApiError(400, f"{field} must be 4-32 lowercase letters, digits or '-', not starting with gcp-.")
 
 
+# Google's rules for a provider's attribute mapping and condition (the IAM v1 reference of
+# WorkloadIdentityPoolProvider): keys google.subject, google.groups or attribute.<[a-z0-9_], at most 100>, at
+# most 50 custom attributes, each expression at most 2048 characters; a condition of at most 4096 characters.
+_MAPPED_KEY = re.compile(r"^(?:google\.subject|google\.groups|attribute\.[a-z0-9_]{1,100})$")
+
+
 def _provider(name: str, body: dict) -> dict:
     mapping = body.get("attributeMapping") or {}
     if "google.subject" not in mapping:
         raise ApiError(400, "attributeMapping must map google.subject.")
+    for key, expression in mapping.items():
+        if not _MAPPED_KEY.match(key):
+            raise ApiError(
+                400,
+                f"Invalid attribute mapping key {key!r}: use google.subject, google.groups or "
+                "attribute.<name> with a name of at most 100 of [a-z0-9_].",
+            )
+        if not isinstance(expression, str) or not expression or len(expression) > 2048:
+            raise ApiError(400, f"The attribute mapping expression of {key} must be 1-2048 characters.")
+    if sum(key.startswith("attribute.") for key in mapping) > 50:
+        raise ApiError(400, "At most 50 custom attributes can be mapped.")
     issuer = (body.get("oidc") or {}).get("issuerUri", "")
     if not issuer.startswith("https://"):
         raise ApiError(400, "oidc.issuerUri must be an https URL.")
@@ -488,6 +506,8 @@ def _provider(name: str, body: dict) -> dict:
         )
     if condition and not re.search(r"\b(assertion|attribute)\.", condition):
         raise ApiError(400, "The attribute condition must reference one of the provider's claims.")
+    if len(condition) > 4096:
+        raise ApiError(400, "The attribute condition must be at most 4096 characters.")
     return {
         "name": name,
         "state": "ACTIVE",

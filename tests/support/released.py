@@ -8,12 +8,12 @@ the minutes of compiling and building it (tests/integration/test_ci_chain.py cov
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from cicd_pipeline.run_inputs import RUNTIME_PARAMETERS
+from cicd_release.naming import spec_digest
 from cicd_release.release_state import MODULE_FILES
 from cicd_release.settings import Settings
 from cicd_release.snapshots import upload_snapshot
@@ -23,12 +23,13 @@ ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "packages" / "trainer" / "src" / "cicd_trainer" / "schema" / "schema.pbtxt"
 SHIPPED_CSV = ROOT / "data" / "penguins" / "penguins.csv"
 SERVICE_ACCOUNT = "vertex-pipelines@test-project.iam.gserviceaccount.com"
+# The repository a release's image comes from: release_state refuses a record whose image is elsewhere.
+REPO = "127.0.0.1:5000/test-project/training"
+IMAGE = f"{REPO}/cicd-components:0.1.0-abc"
 VERSIONS = {"components": "0.1.0", "pipeline": "0.1.0", "release": "0.1.0", "trainer": "0.1.0"}
 
 
-def spec(
-    name: str = "penguin-cicd", image: str = "127.0.0.1:5000/p/r/cicd-components:0.1.0-abc"
-) -> dict[str, Any]:
+def spec(name: str = "penguin-cicd", image: str = IMAGE) -> dict[str, Any]:
     """A compiled-job-shaped document: one task, the pipeline's STRING parameters, schema 2.1."""
     return {
         "displayName": name,
@@ -67,11 +68,17 @@ def spec(
     }
 
 
-def settings_for(bucket: str, endpoint: str) -> Settings:
+def spec_name(job: dict[str, Any]) -> str:
+    """The name the compile gives a spec: release_state checks that its bytes hash to it."""
+    return f"penguin-cicd-0.1.0-{spec_digest(job)[:16]}.json"
+
+
+def settings_for(bucket: str, endpoint: str, image_repo: str = REPO) -> Settings:
     return Settings(
         project="test-project",
         region="us-central1",
         bucket=bucket,
+        image_repo=image_repo,
         service_account=SERVICE_ACCOUNT,
         api_endpoint=endpoint,
         anonymous_credentials=True,
@@ -107,10 +114,7 @@ def release(
     job["pipelineSpec"]["pipelineInfo"]["description"] = f"variant {variant}"
     spec_file = folder / "spec.json"
     spec_file.write_text(json.dumps(job))
-    digest = hashlib.sha256(spec_file.read_bytes()).hexdigest()[:16]
-    spec_uri = upload_immutable(
-        client, spec_file, f"{settings.specs_prefix}/penguin-cicd-0.1.0-{digest}.json"
-    )
+    spec_uri = upload_immutable(client, spec_file, f"{settings.specs_prefix}/{spec_name(job)}")
     files = {}
     for parameter, name in MODULE_FILES.items():
         path = folder / name

@@ -50,8 +50,9 @@ def test_each_step_waits_for_what_it_needs_as_the_step_table_says():
     """Not a chain: after the tests, the image (after its wheels), the compile, the module and data uploads run
     side by side, and the submit waits for all four (the run needs each)."""
     waits = {step["id"]: set(step["waitFor"]) for step in BUILD["steps"]}
-    assert (waits["install"], waits["doctor"], waits["plan"], waits["test"]) == (
+    assert (waits["install.lock"], waits["install"], waits["doctor"], waits["plan"], waits["test"]) == (
         {"-"},
+        {"install.lock"},
         {"install"},
         {"doctor"},
         {"plan"},
@@ -124,3 +125,31 @@ def test_the_build_ends_before_the_job_that_waits_for_it():
     assert max(finish.values()) <= seconds(build["timeout"])
     job_minutes = workflow["jobs"]["cloud-build"]["timeout-minutes"]
     assert seconds(build["queueTtl"]) + seconds(build["timeout"]) + 300 <= job_minutes * 60
+
+
+def test_the_build_installs_the_lock_with_hashes():
+    [lock] = [s for s in BUILD["steps"] if s["id"] == "install.lock"]
+    assert lock["args"] == [
+        "-m",
+        "pip",
+        "install",
+        "--no-deps",
+        "--require-hashes",
+        "-r",
+        "requirements/lock.hashes.txt",
+    ]
+
+
+def test_the_hashed_lock_pins_what_the_lock_pins_each_with_its_hashes():
+    """lock.txt is the constraints file of nox and the release workflow (pip refuses a hashed constraints file
+    with unpinned requirements: it turns hash-checking on for them); lock.hashes.txt is the same set, hashed,
+    for the build. `invoke lock` writes both."""
+
+    def pins(name: str) -> dict[str, str]:
+        text = (ROOT / "requirements" / name).read_text()
+        return dict(re.findall(r"^([a-z0-9_.-]+)(?:\[[a-z0-9,_-]+\])?==(\S+)", text, re.MULTILINE))
+
+    assert pins("lock.hashes.txt") == pins("lock.txt") and len(pins("lock.txt")) > 200
+    text = (ROOT / "requirements" / "lock.hashes.txt").read_text()
+    entries = re.split(r"\n(?=[a-z0-9])", text.split("\n", 2)[2])
+    assert all("--hash=sha256:" in entry for entry in entries if "==" in entry)

@@ -20,7 +20,14 @@ DEPLOY = (ROOT / "docs" / "deploy.md").read_text()
 
 def deployment(**values) -> Deployment:
     return Deployment.from_settings(
-        Settings(project="my-project-1", github_repo="my-org/penguins", **values), project_number="1234"
+        Settings(
+            project="my-project-1",
+            github_repo="my-org/penguins",
+            github_repo_id="260064828",
+            github_owner_id="1342004",
+            **values,
+        ),
+        project_number="1234",
     )
 
 
@@ -81,11 +88,35 @@ def test_the_github_member_and_provider_are_by_project_number():
     d = deployment()
     assert d.member(desired.GITHUB) == (
         "principalSet://iam.googleapis.com/projects/1234/locations/global/workloadIdentityPools/github/"
-        "attribute.repository/my-org/penguins"
+        "attribute.repository_id/260064828"
     )
     assert d.github_variables()["GCP_WORKLOAD_IDENTITY_PROVIDER"] == (
         "projects/1234/locations/global/workloadIdentityPools/github/providers/github-actions"
     )
+
+
+def test_the_provider_takes_only_this_repository_and_owner_by_id_on_main():
+    body = provider_body(deployment())
+    assert body["attributeCondition"] == (
+        "assertion.repository_owner_id == '1342004' && assertion.repository_id == '260064828' "
+        "&& assertion.ref == 'refs/heads/main'"
+    )
+    mapped = body["attributeMapping"]
+    assert mapped["attribute.repository_id"] == "assertion.repository_id"
+    assert mapped["attribute.repository_owner_id"] == "assertion.repository_owner_id"
+    assert all(re.fullmatch(r"google\.subject|attribute\.[a-z0-9_]{1,100}", key) for key in mapped)
+
+
+def test_without_the_repositorys_ids_the_github_binding_is_left_out():
+    d = Deployment.from_settings(Settings(project="my-project-1", github_repo="my-org/p"), project_number="1")
+    assert all(g.member != desired.GITHUB for g in d.grants())
+    assert "--github-repo-id=ID --github-owner-id=ID" in d.setup_command()
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "12a", "1e5", "my-org"])
+def test_a_github_id_that_is_not_a_number_is_refused(value):
+    with pytest.raises(SettingsError, match="cicd.github_repo_id"):
+        Settings(github_repo_id=value)
 
 
 def test_without_a_github_repo_the_github_binding_is_left_out():
@@ -158,7 +189,8 @@ def test_a_conditional_binding_does_not_count_as_held():
 def test_a_provider_is_changed_only_where_it_differs():
     d = deployment()
     body = provider_body(d)
-    assert body["attributeCondition"] == "assertion.repository == 'my-org/penguins'"
+    # By the ids and the main branch (it was "assertion.repository == 'my-org/penguins'": any branch, by name).
+    assert body["attributeCondition"] == desired.attribute_condition("260064828", "1342004")
     assert provider_differences(dict(body), body) == []
     widened = {**body, "attributeCondition": "assertion.repository_owner == 'my-org'", "disabled": True}
     assert provider_differences(widened, body) == ["attributeCondition", "disabled"]

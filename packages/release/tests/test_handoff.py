@@ -5,7 +5,7 @@ import hashlib
 import pytest
 
 from cicd_pipeline.run_inputs import TRAINER_FILES
-from cicd_release.errors import MissingRelease, ReleaseError
+from cicd_release.errors import HandOffMissing, MissingRelease, ReleaseError
 from cicd_release.workspace import (
     Workspace,
     atomic_write,
@@ -99,3 +99,67 @@ def test_concurrent_writers_never_share_a_temporary_file(tmp_path):
         thread.join()
     assert not errors and target.read_text().startswith('{"writer": ')
     assert not list(tmp_path.glob(".plan.json.*")), "no temporary file is left behind"
+
+
+DAMAGE = {
+    "not-json": b"{",
+    "not-an-object": b"[]",
+    "cut-short": b'{"head": "',
+    "deep": b"[" * 20_000 + b"]" * 20_000,
+    "huge-integer": b'{"n": ' + b"9" * 5_000 + b"}",
+    "not-utf-8": b'{"a": "\xff"}',
+    "too-large": b'{"a": "' + b"x" * (9 << 20) + b'"}',
+}
+WRONG_SHAPES = {
+    "plan.json": [
+        {"head": "abc", "steps": [], "workflow": "full"},
+        {"head": "a" * 40, "steps": "modules.upload", "workflow": "full"},
+        {"head": "a" * 40, "steps": ["deploy"], "workflow": "full"},
+        {"head": "a" * 40, "steps": [], "workflow": "everything"},
+        {"head": "a" * 40, "steps": [], "workflow": "full", "reasons": [1]},
+    ],
+    "modules.json": [{"model_module": 5}, {"model_module": "https://evil.example/model.py"}],
+    "spec.json": [
+        {"name": "s.json", "image": "i", "local": "l", "made_from": {}, "uri": "https://x"},
+        {"name": "s.json", "image": "i", "local": "l", "made_from": "x"},
+        {"name": "s.json", "image": 3, "local": "l", "made_from": {}},
+    ],
+    "wheels.json": [{"components": ["a.whl"]}],
+}
+
+
+@pytest.mark.parametrize("name", ["plan.json", "modules.json", "spec.json", "wheels.json"])
+@pytest.mark.parametrize("damage", DAMAGE, ids=list(DAMAGE))
+def test_a_damaged_hand_off_file_is_one_line_naming_it_and_its_maker(ws, name, damage):
+    path = ws.out / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(DAMAGE[damage])
+    with pytest.raises(HandOffMissing) as caught:
+        ws.read_json(path, "make it")
+    message = str(caught.value)
+    assert message.startswith(f"{path} is not what `invoke make it` writes (") and "\n" not in message
+    assert len(message) < 400 and message.endswith("run `invoke make it` again to remake it.")
+
+
+@pytest.mark.parametrize(
+    ("name", "data"), [(name, data) for name, shapes in WRONG_SHAPES.items() for data in shapes]
+)
+def test_a_hand_off_file_of_the_wrong_shape_is_refused_before_a_step_indexes_into_it(ws, name, data):
+    path = ws.write_json(ws.out / name, data)
+    with pytest.raises(HandOffMissing, match="run `invoke x` again"):
+        ws.read_json(path, "x")
+
+
+def test_what_the_steps_write_is_what_they_read(ws):
+    plan = {
+        "base": None,
+        "head": "a" * 40,
+        "workflow": "full",
+        "steps": ["test"],
+        "changed_files": [],
+        "changed_packages": [],
+        "reasons": ["r"],
+    }
+    assert ws.read_json(ws.write_json(ws.plan_file, plan), "plan") == plan
+    spec = {"name": "s.json", "uri": None, "image": "i", "local": "l", "made_from": {}}
+    assert ws.read_json(ws.write_json(ws.spec_file, spec), "pipeline.compile") == spec

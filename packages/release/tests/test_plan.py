@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -363,3 +364,33 @@ def test_a_file_name_cannot_forge_a_line_of_the_plan(repo):
     table = format_table(make_plan(repo, base, head))
     assert "docs/x\\nworkflow  none.md" in table
     assert not any(line.startswith("workflow  none") for line in table.splitlines()[5:])
+
+
+@pytest.mark.parametrize("target", ["/proc/self/environ", "../../outside.csv"])
+def test_a_symlink_under_data_is_refused(repo, target):
+    base = git(repo, "rev-parse", "HEAD")
+    (repo / "data" / "penguins" / "more.csv").symlink_to(target)
+    head = commit(repo, message="link data")
+    with pytest.raises(PlanError, match=r"data/penguins/more.csv is a symlink: data/ may hold only regular"):
+        make_plan(repo, base, head)
+    with pytest.raises(PlanError, match="is a symlink"):
+        make_plan(repo, None, head)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "docs/![x](https:__attacker.example_t.png).md",
+        "docs/<img src=x onerror=alert(1)>.md",
+        "docs/[click](javascript:alert(1)).md",
+        "docs/a|b`c*d*_e_.md",
+        "docs/www.attacker.example.md",
+    ],
+)
+def test_a_file_name_reaches_the_markdown_summary_as_text(repo, name):
+    base = git(repo, "rev-parse", "HEAD")
+    head = commit(repo, write=[name])
+    text = planmod.format_markdown(make_plan(repo, base, head))
+    [why] = [line for line in text.splitlines() if line.startswith("- ") and "docs" in line]
+    assert not re.search(r"(?<!\\)[\[\]()<>!|`*_.]", why[2:]), why  # every such character escaped
+    assert re.sub(r"\\(.)", r"\1", why[2:]).count(name) == 1, "unescaped, it reads as the file name"

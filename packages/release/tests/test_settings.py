@@ -69,6 +69,8 @@ def test_the_settings_are_frozen():
         ("pipeline_name", "p" * 50),
         ("data_root", "gs://my-project-ml/data/penguins"),
         ("api_endpoint", "http://127.0.0.1:8080"),
+        ("api_endpoint", "europe-west4-aiplatform.googleapis.com"),
+        ("api_endpoint", "https://europe-west4-aiplatform.googleapis.com"),
         ("request_deadline_seconds", 30),
         ("request_deadline_seconds", 2.5),
         ("request_deadline_seconds", 600),
@@ -131,6 +133,11 @@ def test_a_rule_accepts_good_values(name, value):
         ("pipeline_name", "p" * 51, "is 51 characters long"),
         ("data_root", "/data/penguins", "is not a gs:// folder"),
         ("data_root", "gs://My_Bucket/data", "names the bucket 'My_Bucket'"),
+        # The client sends a signed token with every request: never in clear over a network.
+        ("api_endpoint", "http://vertex.example.com:8080", "is plain http to another machine"),
+        ("api_endpoint", "http://10.0.0.5", "is plain http to another machine"),
+        ("api_endpoint", "europe-west4-aiplatform.googleapis.com/v1", "is not HOST[:PORT]"),
+        ("cloud_api_endpoint", "http://admin.example.com", "is plain http to another machine"),
         ("request_deadline_seconds", "0", "is not more than 0 seconds"),
         ("request_deadline_seconds", "-5", "is not more than 0 seconds"),
         ("request_deadline_seconds", "601", "is more than 600 seconds"),
@@ -198,6 +205,10 @@ def test_config_values_are_text_except_the_switch():
         ("false", False),
         ("FALSE", False),
         ("0", False),
+        ("no", False),
+        ("off", False),
+        ("yes", True),
+        ("on", True),
         ("", False),
         (None, False),
         (1, True),
@@ -296,3 +307,32 @@ def test_a_pasted_key_is_never_echoed():
     with pytest.raises(SettingsError) as raised:
         Settings.from_config({"bucket": "x" * 500})
     assert "(500 characters)" in str(raised.value) and "x" * 100 not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "ghp_" + "a1" * 18,
+        "ghs_" + "B2" * 18,
+        "gho_" + "c3" * 18,
+        "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz",
+        "glpat-" + "x" * 20,
+        "AIza" + "S" * 35,
+        "ya29.a0AfB_byC",
+        "Bearer ghp_" + "d4" * 18,
+    ],
+    ids=[
+        "github-classic",
+        "github-actions",
+        "github-oauth",
+        "github-fine-grained",
+        "gitlab",
+        "google-api-key",
+        "google-oauth",
+        "inside-a-value",
+    ],
+)
+def test_a_pasted_token_of_github_gitlab_or_google_is_never_echoed(token):
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_config({"region": token})
+    assert token not in str(raised.value) and "(value not shown)" in str(raised.value)

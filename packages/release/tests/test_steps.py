@@ -133,4 +133,11 @@ def test_each_step_declares_the_settings_it_needs():
     assert required_settings(["modules.upload", "data.upload"]) == ("bucket",)
     assert required_settings(["build.image"]) == ("base_image", "image_name", "image_repo")
     assert "serving_image" in required_settings(["pipeline.compile"])
-    assert required_settings(["schedule.move"]) == ("bucket", "project", "region", "service_account")
+    # image_repo: the release record's image is checked against it before a schedule moves to it.
+    assert required_settings(["schedule.move"]) == (
+        "bucket",
+        "image_repo",
+        "project",
+        "region",
+        "service_account",
+    )

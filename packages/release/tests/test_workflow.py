@@ -238,3 +238,20 @@ def test_the_step_image_comes_from_a_variable_never_from_a_manual_run(tmp_path):
     substitutions = option(submitted(tmp_path, **SUBMIT_ENV), "--substitutions").split(",")
     assert f"_PYTHON_IMAGE={SUBMIT_ENV['PYTHON_IMAGE']}" in substitutions
     assert set(WORKFLOW[True]["workflow_dispatch"]["inputs"]) == {"base"}
+
+
+def test_only_main_releases_and_any_other_branch_is_told_why(tmp_path):
+    jobs = WORKFLOW["jobs"]
+    assert jobs["cloud-build"]["if"] == "github.ref == 'refs/heads/main'"
+    assert jobs["cloud-build"]["environment"] == "release", "a protected environment gates each release"
+    refuse = jobs["refuse-other-branches"]
+    assert refuse["if"] == "github.ref != 'refs/heads/main'"
+    [step] = refuse["steps"]
+    result = subprocess.run(
+        ["bash", "-e", "-c", step["run"]],
+        env={**os.environ, "REF": "refs/heads/feature"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert "::error::release.yml runs only on refs/heads/main, not on refs/heads/feature" in result.stdout

@@ -49,8 +49,8 @@ HYPERPARAMETER_TYPES: dict[str, str] = {
 }
 
 # A pipeline name becomes a Vertex AI label value and the start of each run's job id,
-# `<name>-<commit sha12>-<YYYYmmddHHMMSS>`, which must match ^[a-z][-a-z0-9]{0,127}$ (google-cloud-aiplatform's
-# PipelineJob check). 50 characters leave room for the 28-character suffix and fit a label value (<= 63).
+# `<name>-<commit sha12>-<YYYYmmddHHMMSS>-<8 hex>`, which must match ^[a-z][-a-z0-9]{0,127}$ (google-cloud-aiplatform's
+# PipelineJob check). 50 characters leave room for the 37-character suffix and fit a label value (<= 63).
 PIPELINE_NAME_RULE = re.compile(r"^[a-z][-a-z0-9]{0,49}$")
 PIPELINE_NAME_EXPECTED = "1-50 lowercase letters, digits or '-', starting with a letter, e.g. penguin-cicd"
 

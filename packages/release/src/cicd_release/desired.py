@@ -12,7 +12,9 @@ service account needs Vertex AI User and object access to the pipeline root); Mo
 (the artifacts must be in a bucket in the model's region); google-github-actions/auth (Workload Identity
 Federation with service account impersonation: roles/iam.workloadIdentityUser for the repository's
 principalSet, the IAM Credentials and STS APIs, and an attribute condition so no other repository can use the
-provider). Role contents: Google's "IAM basic and predefined roles reference".
+provider; its security considerations: the numeric, never reused `repository_id` and `repository_owner_id`
+rather than names, and only the protected main branch's ref). Role contents: Google's "IAM basic and predefined
+roles reference".
 """
 
 from __future__ import annotations
@@ -111,7 +113,7 @@ GRANTS = (
         GITHUB,
         "roles/iam.workloadIdentityUser",
         ON_ACCOUNT + "submitter",
-        "GitHub Actions runs of this repository, and of no other, act as the submitter",
+        "GitHub Actions runs of this repository (by its id) on main, and of no other, act as the submitter",
         ("iam.serviceAccounts.getAccessToken",),
     ),
     Grant(
@@ -252,15 +254,28 @@ GRANTS = (
 # Workload Identity Federation for GitHub Actions (google-github-actions/auth).
 POOL_ID, PROVIDER_ID = "github", "github-actions"
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
-ATTRIBUTE_MAPPING = {"google.subject": "assertion.sub", "attribute.repository": "assertion.repository"}
+# The branch whose workflows may release: no other ref (a pushed branch with a workflow of its own, a dispatch
+# of release.yml on a feature branch) gets a token for the submitter.
+RELEASE_REF = "refs/heads/main"
+ATTRIBUTE_MAPPING = {
+    "google.subject": "assertion.sub",
+    "attribute.repository": "assertion.repository",  # by name, for people reading the audit logs only
+    "attribute.repository_id": "assertion.repository_id",
+    "attribute.repository_owner_id": "assertion.repository_owner_id",
+    "attribute.ref": "assertion.ref",
+}
 DEFAULT_REGION = "europe-west4"  # cloudbuild.yaml's _REGION default
 DEFAULT_REPOSITORY = "training"  # cloudbuild.yaml's _IMAGE_REPO default names this repository
 _AR_HOST = re.compile(r"^(?P<location>[a-z0-9-]+)-docker\.pkg\.dev$")
 
 
-def attribute_condition(github_repo: str) -> str:
-    """Only tokens GitHub issued for this repository pass: no other repository can use the provider."""
-    return f"assertion.repository == '{github_repo}'"
+def attribute_condition(repository_id: str, owner_id: str) -> str:
+    """Only tokens GitHub issued for this repository of this owner (by their ids, which are never reused), for
+    a workflow running on the release branch, pass: no other repository, owner or branch can use the provider."""
+    return (
+        f"assertion.repository_owner_id == '{owner_id}' && assertion.repository_id == '{repository_id}' "
+        f"&& assertion.ref == '{RELEASE_REF}'"
+    )
 
 
 def cloud_defaults(settings: Settings) -> Settings:
@@ -292,6 +307,8 @@ class Deployment:
     accounts: dict[str, str]  # identity key -> e-mail
     github_repo: str = ""  # empty: the GitHub binding is not part of this deployment (doctor says so)
     project_number: str = ""  # needed for the principalSet and the provider's name; "" until known
+    github_repo_id: str = ""  # GitHub's numeric ids: the condition and the binding use them, not names
+    github_owner_id: str = ""
 
     @classmethod
     def from_settings(cls, settings: Settings, project_number: str = "") -> Deployment:
@@ -329,6 +346,8 @@ class Deployment:
             accounts=accounts,
             github_repo=settings.github_repo,
             project_number=project_number,
+            github_repo_id=settings.github_repo_id,
+            github_owner_id=settings.github_owner_id,
         )
 
     # --- names
@@ -360,17 +379,25 @@ class Deployment:
             f"/providers/{PROVIDER_ID}"
         )
 
+    @property
+    def github(self) -> bool:
+        """Whether the GitHub sign-in is part of this deployment: a repository and both of its ids."""
+        return bool(self.github_repo and self.github_repo_id and self.github_owner_id)
+
     def account_id(self, key: str) -> str:
         return self.accounts[key].partition("@")[0]
 
     def member(self, key: str) -> str:
         """The IAM member of an identity key: a service account, or the repository's GitHub principalSet."""
         if key == GITHUB:
-            if not self.project_number or not self.github_repo:
-                raise ValueError("the GitHub member needs the project number and cicd.github_repo")
+            if not self.project_number or not self.github:
+                raise ValueError(
+                    "the GitHub member needs the project number and cicd.github_repo and its ids"
+                )
+            # By the repository's id: a name can be claimed again once deleted, an id never.
             return (
                 f"principalSet://iam.googleapis.com/projects/{self.project_number}/locations/global/"
-                f"workloadIdentityPools/{POOL_ID}/attribute.repository/{self.github_repo}"
+                f"workloadIdentityPools/{POOL_ID}/attribute.repository_id/{self.github_repo_id}"
             )
         return f"serviceAccount:{self.accounts[key]}"
 
@@ -400,7 +427,7 @@ class Deployment:
     def grants(self) -> Iterator[Grant]:
         """The table's grants that apply here (the GitHub binding only with a repository and the number)."""
         for grant in GRANTS:
-            if grant.member == GITHUB and not (self.github_repo and self.project_number):
+            if grant.member == GITHUB and not (self.github and self.project_number):
                 continue
             yield grant
 
@@ -443,7 +470,8 @@ class Deployment:
 
     def setup_command(self) -> str:
         repo = f" --github-repo={self.github_repo}" if self.github_repo else " --github-repo=OWNER/REPO"
-        return f"invoke setup --project={self.project}{repo} --apply"
+        ids = f" --github-repo-id={self.github_repo_id or 'ID'} --github-owner-id={self.github_owner_id or 'ID'}"
+        return f"invoke setup --project={self.project}{repo}{ids} --apply"
 
     def github_variables(self) -> dict[str, str]:
         """The repository variables .github/workflows/release.yml reads, as this deployment needs them."""

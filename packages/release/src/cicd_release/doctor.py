@@ -4,7 +4,8 @@ fails a build in seconds, not after a 20-minute image build.
 
 What it checks is the desired state of cicd_release/desired.py (the same table `invoke setup` creates):
 the APIs, the buckets (the artifact bucket in the region: Model Registry needs the model's artifacts there),
-the repository, the service accounts, every role of the table, the last release's spec and image, and the data.
+the repository, the service accounts, every role of the table, the last release's record (every problem that
+makes a release refuse it), spec and image, and the data.
 
 Roles are checked two ways, because Google's testIamPermissions answers for the *caller* only:
 - the identity doctor runs as (on Cloud Build, the build's service account) asks testIamPermissions for the
@@ -81,7 +82,7 @@ def _checks(cloud: Cloud, settings: Settings, deployment: Deployment) -> Iterato
             lambda email=email, key=identity.key: _account_check(cloud, deployment, email, key, exists),
         )
 
-    if settings.github_repo:
+    if deployment.github:
         try:
             deployment = dataclasses.replace(deployment, project_number=cloud.project_number())
         except ReleaseError as err:
@@ -91,9 +92,15 @@ def _checks(cloud: Cloud, settings: Settings, deployment: Deployment) -> Iterato
                 deployment.fix_api("cloudresourcemanager.googleapis.com"),
             )
     else:
+        unset = [
+            f"cicd.{name}"
+            for name in ("github_repo", "github_repo_id", "github_owner_id")
+            if not getattr(settings, name)
+        ]
         yield Check(
             SKIP,
-            "roles/iam.workloadIdentityUser for GitHub on the submitter: cicd.github_repo is not set",
+            f"roles/iam.workloadIdentityUser for GitHub on the submitter: {' and '.join(unset)} "
+            f"{'is' if len(unset) == 1 else 'are'} not set",
         )
     yield from _grant_checks(cloud, deployment, exists)
     yield from _guarded("release", lambda: _release_checks(cloud, settings))
@@ -247,32 +254,57 @@ def _tested(
 
 
 def _release_checks(cloud: Cloud, settings: Settings) -> list[Check]:
-    """The last release's spec and image are where the record says (a trainer-only build reuses them)."""
+    """The last release's record can be trusted (release_state.record_problems: each problem its own line), and
+    its spec and image are where it says (a trainer-only build reuses them)."""
     from cicd_release import image as image_lib
+    from cicd_release import release_state
     from cicd_release import storage as storage_lib
-    from cicd_release.release_state import read_record
 
-    # The storage functions report their own faults (cicd_release.faults).
-    record = read_record(settings, cloud.storage)
-    if not record.exists:
-        return [Check(OK, f"release: no release yet ({record.uri} absent; the first build makes everything)")]
-    inputs = record.inputs
-    checks = []
-    spec = inputs.get("spec", "")
+    uri = release_state.record_uri(settings)
     deadline = float(settings.request_deadline_seconds)
-    spec_found = bool(spec) and storage_lib.blob_exists(cloud.storage, spec, deadline=deadline)
-    if spec_found:
-        checks.append(Check(OK, f"release {record.commit[:12]}: spec {spec}"))
+    with cloud.reporting("Cloud Storage", "storage.googleapis.com"):
+        data, _ = storage_lib.read_json_object(cloud.storage, uri, deadline=deadline)
+        problems = release_state.record_problems(settings, cloud.storage, data) if data is not None else []
+    if data is None:
+        return [Check(OK, f"release: no release yet ({uri} absent; the first build makes everything)")]
+    refused = (
+        "find out who changed it (only a release writes it), then delete it "
+        f"(`gcloud storage rm {uri}`: the next build releases everything) or put back a good one from "
+        f"{settings.releases_prefix}/runs/"
+    )
+    if problems and problems[0][0] == "content":
+        return [Check(FAIL, f"release record {uri} refused: its {problems[0][1]}", refused)]
+    release = f"release {data['commit'][:12]}"
+    inputs = data["inputs"]
+    spec, image = inputs["spec"], inputs["image"]
+    spec_wrong = [why for what, why in problems if what.startswith("spec ")]
+    image_wrong = [why for what, why in problems if what.startswith("image ")]
+    checks = []
+    if spec_wrong:
+        checks.append(Check(FAIL, f"{release}: spec {spec} {spec_wrong[0]} (the record is refused)", refused))
     else:
-        checks.append(
-            Check(
-                FAIL,
-                f"release {record.commit[:12]}: spec {spec or '(none in the record)'} missing",
-                "run the full chain once: `gcloud builds submit` with _BASE='' (or the release workflow's "
-                "base input left empty)",
+        with cloud.reporting("Cloud Storage", "storage.googleapis.com"):
+            spec_found = storage_lib.blob_exists(cloud.storage, spec, deadline=deadline)
+        if spec_found:
+            checks.append(Check(OK, f"{release}: spec {spec}"))
+        else:
+            checks.append(
+                Check(
+                    FAIL,
+                    f"{release}: spec {spec or '(none in the record)'} missing",
+                    "run the full chain once: `gcloud builds submit` with _BASE='' (or the release workflow's "
+                    "base input left empty)",
+                )
             )
-        )
-    image = inputs.get("image", "")
+    checks += [
+        Check(FAIL, f"{release}: {what} {why} (the record is refused)", refused)
+        for what, why in problems
+        if not what.startswith(("spec ", "image "))
+    ]
+    if image_wrong:
+        # Never asked: a registry outside the configured repository gets no request (and no token) from us.
+        checks.append(Check(FAIL, f"release image {image} {image_wrong[0]} (the record is refused)", refused))
+        return checks
     try:
         # A Google token only for Artifact Registry hosts (registry_auth's rule): never to another registry.
         present = bool(image) and image_lib.image_exists(

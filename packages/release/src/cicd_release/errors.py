@@ -61,6 +61,11 @@ class HandOffMissing(ReleaseError):
     """A step needs a file an earlier step writes (.cicd/): the message names the step to run."""
 
 
+class RecordRefused(ReleaseError):
+    """What was read back from the bucket to run (the release record, or before one the newest release there)
+    failed a check: its problem in one line; nothing was submitted or written."""
+
+
 # ------------------------------------------------------------------------ exit 2: a bad setting or input
 
 
@@ -154,7 +159,7 @@ EXIT_CODES: tuple[ExitCode, ...] = (
     ExitCode(
         1,
         "a step failed: a build, a refused request, a cloud API that did not answer, a run that ended FAILED, "
-        "a local component that failed (its name and the log's last traceback)",
+        "a release record that fails its checks, a local component that failed (its name and the log's last traceback)",
         "every task",
         (
             ReleaseError,
@@ -166,6 +171,7 @@ EXIT_CODES: tuple[ExitCode, ...] = (
             GitError,
             PlanError,
             HandOffMissing,
+            RecordRefused,
         ),
     ),
     ExitCode(

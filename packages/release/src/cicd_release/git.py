@@ -40,3 +40,21 @@ def is_dirty(repo: str | Path, paths: list[str]) -> bool:
     """Whether files under `paths` differ from HEAD (tracked edits or untracked files); a failure is an error."""
     out = git(repo, "status", "--porcelain", "--", *paths, what=f"Cannot read the state of {repo}")
     return bool(out.strip())
+
+
+def changed_paths(repo: str | Path) -> list[str]:
+    """Every path of the working tree that differs from HEAD (edited, staged, added, deleted or untracked and
+    not ignored), as `git status` names them; a failure is an error."""
+    out = git(
+        repo, "status", "--porcelain", "-z", "--untracked-files=all", what=f"Cannot read the state of {repo}"
+    )
+    entries = out.split("\0")
+    paths, skip = [], False
+    for entry in entries:
+        if skip or not entry:
+            skip = False
+            continue
+        status, path = entry[:2], entry[3:]
+        paths.append(path)
+        skip = "R" in status or "C" in status  # a rename's or copy's source follows as its own entry
+    return paths

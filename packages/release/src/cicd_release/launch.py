@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import secrets
 import time
 from typing import Any
 
@@ -40,11 +41,15 @@ class RunRequest:
     commit: str
     versions: dict[str, str]
     trigger: str
+    dirty: bool = (
+        False  # made from uncommitted changes (--allow-dirty): the commit label says `<sha12>-dirty`
+    )
 
     def labels(self) -> dict[str, str]:
-        """The run's labels: commit, package versions, the data's digest and name, and what started it."""
+        """The run's labels: commit (`-dirty` when the tree had uncommitted changes), package versions, the
+        data's digest and name, and what started it."""
         return {
-            "commit": self.commit[:12],
+            "commit": self.commit[:12] + ("-dirty" if self.dirty else ""),
             **{f"{p}_version": v for p, v in self.versions.items()},
             **self.data.labels(),
             "trigger": self.trigger,
@@ -76,8 +81,11 @@ class RunRequest:
 
 
 def job_id(pipeline_name: str, commit: str) -> str:
-    """`<pipeline>-<commit12>-<UTC time>`: Vertex's rule for job ids (lowercase letters, digits, '-')."""
-    return f"{pipeline_name}-{commit[:12]}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
+    """`<pipeline>-<commit12>-<UTC time>-<8 random hex>`: two runs of one commit in one second (a retrain and
+    a schedule move, two builds) get two ids. Vertex's rule for job ids: lowercase letters, digits and '-', at
+    most 128 characters (a pipeline name of at most 50 leaves 87)."""
+    stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
+    return f"{pipeline_name}-{commit[:12]}-{stamp}-{secrets.token_hex(4)}"
 
 
 def credentials(settings: Settings):
@@ -135,6 +143,7 @@ def launch(
         run=dataclasses.asdict(job),
         parameters=request.parameters(),
         trigger=request.trigger,
+        dirty=request.dirty,
     )
     if ws is not None:
         ws.write_json(ws.job_file, record.to_json())  # the build log's audit line, before the wait

@@ -48,6 +48,7 @@ of a package counts as a change of that package.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
 
@@ -193,7 +194,7 @@ def make_plan(repo_dir: str, base: str | None, head: str = "HEAD", why_missing: 
         raise PlanError(
             f"Head {head!r} is not a commit in {repo_dir}: pass a branch, tag or sha that exists."
         )
-    _refuse_links_in_packages(repo_dir, head_sha)
+    _refuse_links(repo_dir, head_sha)
     base_sha = _resolve(repo_dir, base) if base and base != _ZERO_SHA else None
     if base_sha is None:
         return _missing_base_plan(repo_dir, base, head_sha, why_missing)
@@ -266,9 +267,21 @@ def format_markdown(plan: Plan) -> str:
         *[f"| {step} | {'runs' if step in plan.steps else 'skipped'} |" for step in STEPS],
         "",
         "Why:",
-        *[f"- {reason}" for reason in plan.reasons],
+        *[f"- {markdown_text(reason)}" for reason in plan.reasons],
     ]
     return "\n".join(lines) + "\n"
+
+
+# CommonMark lets a backslash escape any ASCII punctuation. Escaped, these cannot open a link or an image
+# ([ ] ( ) !), an HTML tag or entity (< > &), emphasis or code (* _ ~ `), a table cell (|), a heading (#) or
+# one of GitHub's autolinks (www.x, http://x, a@b.c: . : @).
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_~\[\]()<>!|&#.:@])")
+
+
+def markdown_text(text: str) -> str:
+    """`text` (a reason naming changed files) as Markdown that shows it as it is: a file name such as
+    `![x](https://attacker.example/t.png)` or `<img src=...>.md` reaches the pull request's summary as text."""
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", _shown(text))
 
 
 def _plan(base, head, files, packages, workflow, reasons, extra=()) -> Plan:
@@ -294,18 +307,29 @@ def _missing_base_plan(
     return _plan(None, head_sha, (), sorted(PACKAGES), "full", (reason,))
 
 
-def _refuse_links_in_packages(repo_dir: str, head_sha: str) -> None:
-    """No symlink, submodule or other non-file under packages/: a link's target (possibly outside the
-    repository) would be packed into a wheel, the image or the bucket as if it were the package's own file."""
-    listing = _git(repo_dir, "ls-tree", "-r", "-z", head_sha, "--", "packages", what="Cannot list packages/")
+# The folders whose files are released as they are, and what a link there would release.
+_FILES_ONLY = {
+    "packages": "would be released as part of the package",
+    DATA: "would be checked, uploaded and trained on as if it were the data",
+}
+
+
+def _refuse_links(repo_dir: str, head_sha: str) -> None:
+    """No symlink, submodule or other non-file under packages/ or data/: a link's target (possibly outside the
+    repository: /proc/self/environ, a key) would be packed into a wheel or the image, or uploaded to the bucket
+    as a data snapshot, as if it were the repository's own file."""
+    listing = _git(
+        repo_dir, "ls-tree", "-r", "-z", head_sha, "--", *_FILES_ONLY, what="Cannot list packages/ and data/"
+    )
     for entry in filter(None, listing.split("\0")):
         meta, _, path = entry.partition("\t")
         mode = meta.split(" ", 1)[0]
         if mode not in ("100644", "100755"):
             kind = {"120000": "a symlink", "160000": "a submodule"}.get(mode, f"mode {mode}")
+            top = path.split("/", 1)[0]
             raise PlanError(
-                f"{_shown(path)} is {kind}: packages/ may hold only regular files (whatever it points at "
-                "would be released as part of the package). Replace it with the file itself."
+                f"{_shown(path)} is {kind}: {top}/ may hold only regular files (whatever it points at "
+                f"{_FILES_ONLY[top]}). Replace it with the file itself."
             )
 
 

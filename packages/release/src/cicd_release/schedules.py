@@ -40,7 +40,12 @@ import zoneinfo
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from cicd_release.errors import InputError, MissingRelease, MissingSchedule
+from cicd_components.untrusted import clip
+from cicd_release.errors import (
+    InputError,
+    MissingRelease,
+    MissingSchedule,
+)
 from cicd_release.faults import Calls, OnFault, reporting
 from cicd_release.launch import RunRequest, credentials
 from cicd_release.release_state import released
@@ -71,6 +76,7 @@ def check_cron(cron: str) -> str:
     InputError (exit 2) naming the field that is wrong. Without a zone, Vertex reads the cron in UTC."""
     text = " ".join(str(cron or "").split())
     body = text
+    cron = clip(text)  # as it is shown in a message
     if match := _TZ.match(text):
         zone, body = match[2], match[3]
         try:
@@ -93,6 +99,25 @@ def check_cron(cron: str) -> str:
                     f"*/n, lists with ','{', or names like ' + names[0] if names else ''})."
                 )
     return text
+
+
+def cron_note(cron: str) -> str | None:
+    """A line for a cron that fires more than once an hour (a checked one, `check_cron`): a training run takes
+    far longer than a minute, runs go one at a time, and a run due while one is going is skipped."""
+    body = _TZ.match(cron)[3] if _TZ.match(cron) else cron
+    minutes = set()
+    for item in body.split(" ")[0].split(","):
+        base, _, step = item.partition("/")
+        start, _, end = base.partition("-")
+        first = 0 if base == "*" else int(start)
+        last = 59 if base == "*" or (step and not end) else int(end or start)
+        minutes.update(range(first, last + 1, int(step or 1)))
+    if len(minutes) <= 1:
+        return None
+    return (
+        f"note: {cron!r} fires {len(minutes)} times an hour; runs go one at a time and a run due while one is "
+        'going is skipped, so most of these will not run (one minute, e.g. "0 * * * *", is hourly).'
+    )
 
 
 def _cron_item_ok(item: str, low: int, high: int, names: tuple[str, ...]) -> bool:
@@ -190,7 +215,8 @@ def create_schedule(
         ),
     )
     info = _info(schedule.gca_resource)
-    return [f"created {info.name}", info.line(), f"code: {code.source}"]
+    note = cron_note(cron)
+    return [f"created {info.name}", info.line(), f"code: {code.source}", *([note] if note else [])]
 
 
 def list_schedules(settings: Settings) -> list[ScheduleInfo]:

@@ -45,6 +45,8 @@ FLAGS = {
     "image_repo": "invoke build.image --image-repo",
     "base_image": "invoke build.image --base-image",
     "github_repo": "invoke setup --github-repo",
+    "github_repo_id": "invoke setup --github-repo-id",
+    "github_owner_id": "invoke setup --github-owner-id",
 }
 
 
@@ -59,15 +61,20 @@ def setting_message(name: str, value: Any, wrong: str, expected: str) -> str:
     return f"cicd.{name}{shown} {wrong}; expected {expected}; {_how(name)}."
 
 
+# The published prefixes of tokens and keys people paste: Google OAuth access tokens (ya29.), refresh tokens
+# (1//) and API keys (AIza); GitHub's personal, OAuth, user-to-server, server-to-server (Actions' own
+# GITHUB_TOKEN), refresh and fine-grained tokens (ghp_, gho_, ghu_, ghs_, ghr_, github_pat_); GitLab's personal,
+# deploy, OAuth, runner, trigger and feed tokens (glpat-, gldt-, gloas-, glrt-, glptt-, glft-); AWS access key ids.
+_SECRET_PREFIXES = re.compile(
+    r"(?:ya29\.|1//|AIza[0-9A-Za-z_-]|gh[pousr]_[0-9A-Za-z]|github_pat_|gl(?:pat|dt|oas|rt|ptt|ft)-|A[KS]IA[0-9A-Z])"
+)
+
+
 def _looks_secret(value: Any) -> bool:
-    """A pasted key or token must not reach a build log, whatever setting it was pasted into."""
+    """A pasted key or token must not reach a build log, whatever setting it was pasted into (anywhere in the
+    value: `Bearer ghp_...` is still a token)."""
     text = str(value)
-    return (
-        "\n" in text
-        or "PRIVATE KEY" in text
-        or "BEGIN " in text
-        or text.startswith(("ya29.", "ghp_", "AKIA"))
-    )
+    return "\n" in text or "PRIVATE KEY" in text or "BEGIN " in text or bool(_SECRET_PREFIXES.search(text))
 
 
 def _clip(value: Any, limit: int = 80) -> Any:
@@ -166,6 +173,10 @@ _GITHUB_REPO = re.compile(
 )
 
 
+# GitHub's ids of users, organizations and repositories: positive integers, never reused.
+_GITHUB_ID = re.compile(r"^[1-9][0-9]{0,19}$")
+
+
 def _github_repo(value: str) -> str | None:
     match = _GITHUB_REPO.match(value)
     if match is None:
@@ -184,6 +195,16 @@ def _api_endpoint_url(value: str) -> str | None:
         return "is not http(s)://HOST[:PORT] (no path)"
     if match["scheme"] == "http" and match["host"] not in ("127.0.0.1", "localhost", "[::1]"):
         return "is plain http to another machine (credentials would travel unencrypted)"
+    return None
+
+
+def _api_host(value: str) -> str | None:
+    """An API endpoint as the Google clients take it: HOST[:PORT] (https), or a URL by the endpoint rule above,
+    so plain http goes only to this machine (a stand-in), never with a token over a network."""
+    if "://" in value:
+        return _api_endpoint_url(value)
+    if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?", value):
+        return "is not HOST[:PORT] or http(s)://HOST[:PORT]"
     return None
 
 
@@ -246,11 +267,13 @@ def _rule(check: Callable[[str], str | None]) -> AfterValidator:
     return AfterValidator(validate)
 
 
-_TRUE, _FALSE = frozenset({"true", "1"}), frozenset({"false", "0", ""})
+_TRUE, _FALSE = frozenset({"true", "1", "yes", "on"}), frozenset({"false", "0", "no", "off", ""})
 
 
 def _switch(value: Any) -> bool:
-    """A bool from YAML (true), a flag, or an environment variable's text ("true", "false", "1", "0")."""
+    """A bool from YAML (true), a flag, or an environment variable's text ("true", "false", "yes", "no", "on",
+    "off", "1", "0"): read here from the text, never cast by invoke (which takes any text but "0" and "" as
+    true, so INVOKE_CICD_ANONYMOUS_CREDENTIALS=false would turn the switch on)."""
     if isinstance(value, bool):
         return value
     if value is None or (isinstance(value, int) and value in (0, 1)):
@@ -332,7 +355,7 @@ class Settings(BaseModel):
     service_account: Annotated[str, _rule(_service_account)] = Field(
         "", description="a service account e-mail NAME@PROJECT.iam.gserviceaccount.com"
     )
-    # The name of the pipeline, its runs (job id: <name>-<sha12>-<YYYYmmddHHMMSS>) and its bucket folders.
+    # The name of the pipeline, its runs (job id: <name>-<sha12>-<YYYYmmddHHMMSS>-<8 hex>) and its bucket folders.
     pipeline_name: Annotated[str, _rule(check_pipeline_name)] = Field(
         "penguin-cicd", description=PIPELINE_NAME_EXPECTED
     )
@@ -354,14 +377,30 @@ class Settings(BaseModel):
     github_repo: Annotated[str, _rule(_github_repo)] = Field(
         "", description="a GitHub repository OWNER/REPOSITORY, e.g. my-org/penguin-training"
     )
+    # Its numeric ids, which the Workload Identity condition and binding use: a deleted repository's or
+    # organization's name can be claimed again by anyone, an id is never reused (google-github-actions/auth's
+    # security considerations).
+    github_repo_id: Annotated[str, _rule(_matches(_GITHUB_ID, "is not a GitHub id (a number)"))] = Field(
+        "",
+        description="GitHub's numeric id of cicd.github_repo, e.g. 260064828 "
+        "(`gh api repos/OWNER/REPOSITORY --jq .id` prints it)",
+    )
+    github_owner_id: Annotated[str, _rule(_matches(_GITHUB_ID, "is not a GitHub id (a number)"))] = Field(
+        "",
+        description="GitHub's numeric id of cicd.github_repo's owner, e.g. 1342004 "
+        "(`gh api repos/OWNER/REPOSITORY --jq .owner.id` prints it)",
+    )
     # Only for local stand-ins: every Google API `invoke setup` and `invoke doctor` call (Service Usage, Resource
     # Manager, IAM, Artifact Registry, Cloud Storage) at one address. Empty: each API's own Google endpoint.
     cloud_api_endpoint: Annotated[str, _rule(_api_endpoint_url)] = Field(
         "", description="http://127.0.0.1:PORT of a local stand-in (or https://HOST), with no path"
     )
-    # Only to point the Vertex client elsewhere (a regional endpoint, a stand-in).
-    api_endpoint: str = Field(
-        "", description="a Vertex AI API endpoint, e.g. europe-west4-aiplatform.googleapis.com"
+    # Only to point the Vertex client elsewhere (a regional endpoint, a stand-in). Plain http only to this
+    # machine: the client sends the caller's token with every request.
+    api_endpoint: Annotated[str, _rule(_api_host)] = Field(
+        "",
+        description="a Vertex AI API endpoint HOST[:PORT], e.g. europe-west4-aiplatform.googleapis.com (or "
+        "http://127.0.0.1:PORT of a local stand-in)",
     )
     # How long each storage or Vertex call retries 429/5xx answers and lost connections, and the longest one
     # request may wait; then the step fails in one line naming the endpoint and what was written.
@@ -398,8 +437,16 @@ class Settings(BaseModel):
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
-        """Every setting and its default: what tasks declare so invoke.yaml and INVOKE_CICD_* can set them."""
-        return {name: field.default for name, field in cls.model_fields.items()}
+        """Every setting and its default: what tasks declare so invoke.yaml and INVOKE_CICD_* can set them.
+
+        Text settings declare their text default; the others (a switch, a number) declare None. invoke casts an
+        INVOKE_* variable by the type of the value declared for it: a bool default would make "false" true and a
+        float default would make "abc" a ValueError traceback. Declared as None, the variable's text reaches the
+        field's rule here, which says what is wrong in one line; the field's own default fills in "not set"."""
+        return {
+            name: field.default if isinstance(field.default, str) else None
+            for name, field in cls.model_fields.items()
+        }
 
     def require(self, names: Iterable[str]) -> "Settings":
         """Checks that each named setting is set (non-empty); returns self for chaining. SettingsError if not."""

@@ -82,7 +82,7 @@ def make_plan(cloud: Cloud, deployment: Deployment) -> Plan:
 
     if not deployment.project_number and readable("project"):
         deployment = dataclasses.replace(deployment, project_number=cloud.project_number())
-    if deployment.github_repo and not deployment.project_number:
+    if deployment.github and not deployment.project_number:
         # Plan only (Resource Manager still disabled): the member is shown with a placeholder.
         deployment = dataclasses.replace(deployment, project_number=UNKNOWN_NUMBER)
 
@@ -127,7 +127,7 @@ def make_plan(cloud: Cloud, deployment: Deployment) -> Plan:
         )
     )
     exists[("project", deployment.project)] = True
-    if deployment.github_repo:
+    if deployment.github:
         actions += _federation_actions(cloud, deployment, readable("pool"))
     actions += _grant_actions(cloud, deployment, exists, readable)
     return Plan(deployment, actions)
@@ -190,9 +190,11 @@ def _uniform_access(cloud: Cloud, name: str) -> None:
 def provider_body(deployment: Deployment) -> dict[str, Any]:
     return {
         "displayName": "GitHub Actions",
-        "description": f"GitHub Actions of {deployment.github_repo}",
+        "description": f"GitHub Actions of {deployment.github_repo} on {desired.RELEASE_REF}",
         "attributeMapping": dict(desired.ATTRIBUTE_MAPPING),
-        "attributeCondition": desired.attribute_condition(deployment.github_repo),
+        "attributeCondition": desired.attribute_condition(
+            deployment.github_repo_id, deployment.github_owner_id
+        ),
         "oidc": {"issuerUri": desired.GITHUB_ISSUER},
     }
 
@@ -235,7 +237,7 @@ def _federation_actions(cloud: Cloud, deployment: Deployment, readable: bool) ->
         f"Workload Identity provider {desired.PROVIDER_ID}: issuer {desired.GITHUB_ISSUER}, "
         f'condition "{body["attributeCondition"]}"'
     )
-    why = f"only {deployment.github_repo}'s GitHub Actions may sign in"
+    why = f"only {deployment.github_repo}'s GitHub Actions on {desired.RELEASE_REF} may sign in"
     if found is None:
         actions.append(Action("create", what, why, lambda: cloud.create_provider(deployment.provider, body)))
     else:

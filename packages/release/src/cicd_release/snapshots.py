@@ -30,6 +30,8 @@ import hashlib
 import re
 from pathlib import Path
 
+from cicd_components.untrusted import clip
+
 # A snapshot's digest, and the label digest's length: the run's contract, shared with the local run's labels.
 from cicd_pipeline.run_inputs import LABEL_DIGEST, folder_digest, snapshot_digest  # noqa: F401 (re-exported)
 from cicd_release.errors import DataError, InputError, MissingData, WriteConflict
@@ -149,7 +151,7 @@ def dataset_uri(bucket_uri: str, name: str) -> str:
     """``gs://BUCKET/data/NAME`` for ``--name NAME``; InputError (exit 2) for a name that is not one folder."""
     if not _NAME.match(name or ""):
         raise InputError(
-            f"--name {name!r} is not a data set name: 1-63 lowercase letters, digits, '-' or '_', a letter "
+            f"--name {clip(repr(name))} is not a data set name: 1-63 lowercase letters, digits, '-' or '_', a letter "
             "or digit first (it is a folder in the bucket and a label value), e.g. penguins."
         )
     return f"{bucket_uri}/data/{name}"
@@ -162,7 +164,9 @@ def parse_date(text: str, today: datetime.date | None = None) -> str:
     try:
         return datetime.date.fromisoformat(text).isoformat()
     except (TypeError, ValueError):
-        raise InputError(f"--date {text!r} is not a date: write it as YYYY-MM-DD (or today).") from None
+        raise InputError(
+            f"--date {clip(repr(text))} is not a date: write it as YYYY-MM-DD (or today)."
+        ) from None
 
 
 def local_snapshot(dataset: str, source: Path, schema_file: Path) -> Snapshot:
@@ -206,8 +210,12 @@ def upload_snapshot(
     ``date`` if given, and moves LATEST to it. Running it again with the same files writes nothing new."""
     snapshot = local_snapshot(dataset, source, schema_file)
     _refuse_a_plain_folder(client, dataset, deadline)
+    done: list[str] = []
     for entry in snapshot.files:
-        upload_immutable(client, source / entry["name"], f"{snapshot.uri}/{entry['name']}", deadline=deadline)
+        uri = f"{snapshot.uri}/{entry['name']}"
+        # Each file is its own upload: a fault names the earlier ones as written, not "nothing was written".
+        upload_immutable(client, source / entry["name"], uri, deadline=deadline, written=tuple(done))
+        done.append(uri)
     new = _write_manifest(client, snapshot, deadline)
     if date:
         _file_under_date(client, snapshot, date, deadline)
@@ -244,7 +252,7 @@ def read_snapshot(
     """The snapshot named by its sha256 (or a prefix of 8 or more hex digits that names one)."""
     if not _SHA_PREFIX.match(sha_or_prefix):
         raise InputError(
-            f"--data {sha_or_prefix!r} names no snapshot: give `latest`, a snapshot's sha256 (or its first 8+ "
+            f"--data {clip(repr(sha_or_prefix))} names no snapshot: give `latest`, a snapshot's sha256 (or its first 8+ "
             "hex digits), or its gs:// URI."
         )
     sha = sha_or_prefix

@@ -15,6 +15,7 @@ Content decides what runs: the spec is named by its compiled bytes, modules and 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import shutil
@@ -36,7 +37,7 @@ from cicd_release import plan as plan_lib
 from cicd_release import storage as storage_lib
 from cicd_release import wheels as wheels_lib
 from cicd_release import workspace as workspace_lib
-from cicd_release.errors import MissingRelease, ReleaseError
+from cicd_release.errors import InputError, MissingRelease, ReleaseError
 from cicd_release.launch import RunRequest, launch
 from cicd_release.naming import image_reference, versions
 from cicd_release.settings import Settings
@@ -84,14 +85,38 @@ class StepContext:
     data_source: Path | None = None
     dataset: str | None = None
     data_date: str | None = None
+    # Upload, build and submit from a working tree with uncommitted changes (a local experiment): the run's
+    # labels and the release record then say `dirty`.
+    allow_dirty: bool = False
 
     @property
     def root(self) -> Path:
         return self.ws.root
 
+    @property
+    def dirty(self) -> bool:
+        """Whether the working tree differs from HEAD (asked only when dirty trees are allowed at all)."""
+        return self.allow_dirty and bool(git_lib.changed_paths(self.root))
+
     def check_settings(self, steps: Iterable[str]) -> None:
         """Every setting these steps need is set (SettingsError, exit 2, naming the first that is not)."""
         check_settings(self.settings, steps)
+
+    def check_clean(self, steps: Iterable[str], table: Mapping[str, Step] | None = None) -> None:
+        """No step of these that releases what the checkout holds runs on uncommitted changes (InputError,
+        exit 2, naming them), unless `allow_dirty`: an edit released under HEAD's commit id and label is
+        never traced to code, and once reverted the plan from that commit never trains the committed file."""
+        table = STEPS if table is None else table
+        if self.allow_dirty or not any(table[step].checkout for step in steps):
+            return
+        changed = git_lib.changed_paths(self.root)
+        if changed:
+            shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+            raise InputError(
+                f"The working tree has uncommitted changes ({shown}): commit or stash them, so what is "
+                "uploaded, built and run is the commit it is labelled with; or pass --allow-dirty for a local "
+                "experiment (its labels and the release record then say dirty)."
+            )
 
 
 def local_version(root: Path, package: str) -> str:
@@ -121,14 +146,15 @@ def run_tests(ctx: StepContext) -> list[str]:
 def build_wheels(ctx: StepContext, packages: tuple[str, ...] = PACKAGES, final: bool = False) -> list[str]:
     """One wheel per package in dist/; a non-release build carries the commit in its local version."""
     root = ctx.root
+    # Later steps take the wheel's path from here instead of rebuilding its file name (read first: a corrupt
+    # one stops the step before it builds anything).
+    known = ctx.ws.read_json(ctx.ws.wheels_file, "build.wheels") if ctx.ws.wheels_file.exists() else {}
     built = {
         p: wheels_lib.build_wheel(
             root / "packages" / p, ctx.ws.dist, None if final else local_version(root, p)
         )
         for p in packages
     }
-    # Later steps take the wheel's path from here instead of rebuilding its file name.
-    known = ctx.ws.read_json(ctx.ws.wheels_file, "build.wheels") if ctx.ws.wheels_file.exists() else {}
     ctx.ws.write_json(ctx.ws.wheels_file, {**known, **{p: str(w) for p, w in built.items()}})
     return [str(w) for w in built.values()]
 
@@ -136,8 +162,8 @@ def build_wheels(ctx: StepContext, packages: tuple[str, ...] = PACKAGES, final: 
 def build_image(ctx: StepContext) -> list[str]:
     """Builds (and pushes) the components image from a context of the Dockerfile and the components wheel."""
     ws, settings = ctx.ws, ctx.settings
-    reference = image_reference(settings, ws.root)
     wheels = ws.read_json(ws.wheels_file, "build.wheels")
+    reference = image_reference(settings, ws.root)
     if "components" not in wheels or not Path(wheels["components"]).is_file():
         raise ReleaseError(
             f"No components wheel recorded in {ws.wheels_file}: run `invoke build.wheels` first."
@@ -161,7 +187,7 @@ def build_image(ctx: StepContext) -> list[str]:
         build_args={
             "BASE_IMAGE": settings.base_image,
             "COMPONENTS_VERSION": versions(ws.root)["components"],
-            "GIT_COMMIT": git_lib.head_commit(ws.root),
+            "GIT_COMMIT": git_lib.head_commit(ws.root) + ("-dirty" if ctx.dirty else ""),
         },
     )
     ws.write_json(
@@ -235,7 +261,19 @@ def upload_data(ctx: StepContext) -> list[str]:
     uploaded = snapshots.upload_snapshot(
         ctx.storage_client(), dataset, source, schema, date=ctx.data_date, deadline=_deadline(ctx)
     )
-    return uploaded.lines() + follow_data(ctx)
+    try:
+        followed = follow_data(ctx)
+    except ReleaseError as err:
+        # The upload stands: say so, or a re-run looks needed for data that is in the bucket already.
+        moved = "LATEST moved to it" if uploaded.latest_moved else "LATEST already pointed at it"
+        said = copy.copy(err)  # the same class, so the same exit code and name
+        said.args = (
+            f"The snapshot {uploaded.snapshot.uri} was uploaded and {moved}; then moving the schedules that "
+            f"follow LATEST failed: {err} Once that is fixed, `invoke schedule.move` moves them (uploading "
+            "again is not needed).",
+        )
+        raise said from err
+    return uploaded.lines() + followed
 
 
 def follow_data(ctx: StepContext) -> list[str]:
@@ -260,6 +298,10 @@ def submit_run(ctx: StepContext) -> list[str]:
     submit, the release record moves to this run.
     """
     ws, settings, config = ctx.ws, ctx.settings, ctx.config
+    # The hand-off files first: a corrupt one stops the step before any request.
+    for path, made_by in ((ws.spec_file, "pipeline.compile --upload"), (ws.modules_file, "modules.upload")):
+        if path.exists():
+            ws.read_json(path, made_by)
     client = ctx.storage_client()
     last = release_state.read_record(settings, client)
     released = last.inputs if last.exists else None
@@ -276,6 +318,7 @@ def submit_run(ctx: StepContext) -> list[str]:
         if ws.modules_file.exists()
         else workspace_lib.released_modules(ws, TRAINER_FILES, released and released.get("modules"))
     )
+    dirty = ctx.dirty
     request = RunRequest(
         spec=spec["uri"],
         image=spec["image"],
@@ -285,9 +328,10 @@ def submit_run(ctx: StepContext) -> list[str]:
         commit=commit,
         versions=versions(ws.root),
         trigger="release",
+        dirty=dirty,
     )
     if last.ran(request) and not ctx.force:
-        return release_state.skip_unchanged(settings, client, last, commit, ws)
+        return release_state.skip_unchanged(settings, client, last, commit, ws, dirty)
     return launch(
         settings,
         client,
@@ -310,8 +354,9 @@ def move_schedules(ctx: StepContext) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------- the table
 
-# Where a run of the released spec starts, and as whom: what submit, a moved schedule and a retrain all need.
-RUN_SETTINGS = ("project", "region", "bucket", "service_account")
+# Where a run of the released spec starts, and as whom: what submit, a moved schedule and a retrain all need;
+# and the repository the released image must come from (release_state checks the record against it).
+RUN_SETTINGS = ("project", "region", "bucket", "service_account", "image_repo")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -324,6 +369,7 @@ class Step:
     run: Callable[[StepContext], list[str]]
     requires: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
+    checkout: bool = False  # releases what the working tree holds: refused on uncommitted changes
 
 
 # The chain, keyed by plan.STEPS (the plan is pure and imports nothing of this). Every step after the tests
@@ -332,9 +378,15 @@ STEPS: dict[str, Step] = {
     step.name: step
     for step in (
         Step("test", run_tests),
-        Step("build.wheels", build_wheels, after=("test",)),
+        Step("build.wheels", build_wheels, after=("test",), checkout=True),
         # The image is built from the components wheel.
-        Step("build.image", build_image, ("image_repo", "image_name", "base_image"), after=("build.wheels",)),
+        Step(
+            "build.image",
+            build_image,
+            ("image_repo", "image_name", "base_image"),
+            after=("build.wheels",),
+            checkout=True,
+        ),
         # The spec names the image by content and the serving container Model Registry records: without
         # that every blessed run would end FAILED in ModelRegistryUploader, an hour in.
         Step(
@@ -342,15 +394,17 @@ STEPS: dict[str, Step] = {
             compile_spec,
             ("project", "region", "bucket", "image_repo", "image_name", "serving_image"),
             after=("test",),
+            checkout=True,
         ),
-        Step("modules.upload", upload_modules, ("bucket",), after=("test",)),
-        Step("data.upload", upload_data, ("bucket",), after=("test",)),
+        Step("modules.upload", upload_modules, ("bucket",), after=("test",), checkout=True),
+        Step("data.upload", upload_data, ("bucket",), after=("test",), checkout=True),
         # A run needs its image pushed, its spec and modules uploaded, and its data in the bucket.
         Step(
             "pipeline.submit",
             submit_run,
-            (*RUN_SETTINGS, "image_repo"),
+            RUN_SETTINGS,
             after=("build.image", "pipeline.compile", "modules.upload", "data.upload"),
+            checkout=True,
         ),
         Step("schedule.move", move_schedules, RUN_SETTINGS, after=("pipeline.submit",)),
     )
@@ -385,6 +439,7 @@ def run_chain(ctx: StepContext, plan: plan_lib.Plan, table: Mapping[str, Step] =
     time. The first failure stops the chain: no other step starts, those running finish, and it is raised.
     """
     check_settings(ctx.settings, plan.steps, table)
+    ctx.check_clean(plan.steps, table)
     pending = [name for name in plan_lib.STEPS if plan_lib.needs(plan, name)]
     waits = {name: waits_for(name, pending, table) for name in pending}
     lock = threading.Lock()

@@ -29,7 +29,8 @@ from pathlib import Path, PurePosixPath
 from google.api_core import exceptions as gexc
 from google.cloud import storage
 
-from cicd_release.errors import InputError, WriteConflict
+from cicd_components import untrusted
+from cicd_release.errors import InputError, RecordRefused, WriteConflict
 from cicd_release.faults import (
     DEFAULT_DEADLINE,
     Calls,
@@ -163,18 +164,25 @@ def _put_bounded(
 
 
 def upload_immutable(
-    client: storage.Client, local_path: str | Path, gs_uri: str, *, deadline: float = DEFAULT_DEADLINE
+    client: storage.Client,
+    local_path: str | Path,
+    gs_uri: str,
+    *,
+    deadline: float = DEFAULT_DEADLINE,
+    written: tuple[str, ...] = (),
 ) -> str:
     """Upload one file to exactly ``gs_uri``, never overwriting; return ``gs_uri``.
 
     An existing object with the same bytes is a successful no-op; with other bytes it raises
     WriteConflict. Used for objects whose name is chosen by the caller, e.g. a compiled spec named
-    by version and commit. Faults: CloudUnavailable or MissingBucket after ``deadline`` seconds of retries.
+    by version and commit. Faults: CloudUnavailable or MissingBucket after ``deadline`` seconds of retries;
+    ``written`` (what the caller's earlier calls wrote, one file of a set) is named there as written.
     """
     bucket, name = _object_uri(gs_uri)
     local = _LocalFile.read(Path(local_path))
     rerun = "Running it again is safe: an identical object already there is accepted."
     with storage_reporting(client, deadline, rerun, pending=(gs_uri,)) as calls:
+        calls.written.extend(written)
         return _put_bounded(client, local, bucket, name, calls, deadline)
 
 
@@ -249,7 +257,16 @@ def read_json_object(
                 )
             except (gexc.PreconditionFailed, gexc.NotFound):
                 continue  # replaced or deleted after we read its metadata: read what is there now
-            return json.loads(data), int(blob.generation)
+            try:  # bounded first: anyone who can write the bucket can write this object
+                return untrusted.loads(data), int(blob.generation)
+            except (untrusted.TooLarge, UnicodeDecodeError, json.JSONDecodeError) as err:
+                wrong = (
+                    f"it {err}" if isinstance(err, untrusted.TooLarge) else f"not JSON ({type(err).__name__})"
+                )
+                raise RecordRefused(
+                    f"{gs_uri} is refused: {wrong}. Nothing was submitted or written. Only the chain writes it: "
+                    "find out who changed it, then delete it or put back a good copy."
+                ) from None
     raise WriteConflict(
         f"{gs_uri} changed {_READ_ATTEMPTS} times while being read: another release is writing it right "
         "now. Nothing was written; run again when it is done."

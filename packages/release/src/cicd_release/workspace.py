@@ -11,11 +11,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 # The one atomic write (mkstemp, then replace), which steps and runs import from here.
 from cicd_components.files import atomic_write
+from cicd_components.untrusted import TooLarge, loads
 from cicd_release.errors import HandOffMissing, MissingRelease, ReleaseError
 
 __all__ = ["Workspace", "atomic_write"]
@@ -73,9 +76,96 @@ class Workspace:
         return atomic_write(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
     def read_json(self, path: Path, made_by: str) -> dict:
+        """A hand-off file as the step `made_by` writes it: bounded, parsed and checked against its shape
+        (`SHAPES`), or one line naming the file and the command that makes it again (never a traceback)."""
         if not path.exists():
             raise HandOffMissing(f"{path} does not exist: run `invoke {made_by}` first.")
-        return json.loads(path.read_text())
+        try:
+            data = loads(path.read_bytes())
+        except TooLarge as err:
+            wrong = f"it {err}"
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            wrong = f"not JSON: {type(err).__name__}"
+        else:
+            shape = SHAPES.get(path.name, _object)
+            wrong = shape(data)
+            if wrong is None:
+                return data
+        raise HandOffMissing(
+            f"{path} is not what `invoke {made_by}` writes ({wrong}): run `invoke {made_by}` again to remake it."
+        )
+
+
+# ---------------------------------------------------------------------------------- hand-off file shapes
+# Each says what is wrong with a parsed hand-off file, or None. A file edited by hand, cut short by a killed
+# step or written by another version of the chain is refused before a step indexes into it.
+
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+
+
+def _object(data: Any) -> str | None:
+    return None if isinstance(data, dict) else f"a JSON {type(data).__name__}, not an object"
+
+
+def _texts(data: Any, key: str, *, optional: bool = False) -> str | None:
+    value = data.get(key)
+    if optional and value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        return f"{key!r} is not a list of text"
+    return None
+
+
+def _text_map(data: Any, *, prefix: str = "") -> str | None:
+    """An object of text values (each starting with `prefix`): modules.json, wheels.json."""
+    wrong = _object(data)
+    if wrong:
+        return wrong
+    for key, value in data.items():
+        if not isinstance(value, str) or not value.startswith(prefix):
+            return f"{key!r} is not {'a ' + prefix + ' URI' if prefix else 'text'}"
+    return None
+
+
+def _plan_shape(data: Any) -> str | None:
+    from cicd_release.plan import STEPS, WORKFLOW_STEPS
+
+    wrong = _object(data)
+    if wrong:
+        return wrong
+    if not isinstance(data.get("head"), str) or not _SHA.match(data["head"]):
+        return "'head' is not a 40-hex commit"
+    if data.get("base") is not None and not isinstance(data["base"], str):
+        return "'base' is not a commit"
+    if data.get("workflow") not in WORKFLOW_STEPS:
+        return f"'workflow' is not one of {', '.join(WORKFLOW_STEPS)}"
+    for key in ("steps", "changed_files", "changed_packages", "reasons"):
+        wrong = _texts(data, key, optional=key != "steps")
+        if wrong:
+            return wrong
+    unknown = sorted(set(data["steps"]) - set(STEPS))
+    return f"'steps' names {unknown[0]!r}, which is no step" if unknown else None
+
+
+def _spec_shape(data: Any) -> str | None:
+    wrong = _object(data)
+    if wrong:
+        return wrong
+    if not isinstance(data.get("image"), str) or not data["image"]:
+        return "'image' is not text"
+    if data.get("uri") is not None and not (isinstance(data["uri"], str) and data["uri"].startswith("gs://")):
+        return "'uri' is not a gs:// URI"
+    if not isinstance(data.get("made_from"), dict):
+        return "'made_from' is not an object"
+    return None
+
+
+SHAPES: dict[str, Callable[[Any], str | None]] = {
+    "plan.json": _plan_shape,
+    "modules.json": lambda data: _text_map(data, prefix="gs://"),
+    "spec.json": _spec_shape,
+    "wheels.json": _text_map,
+}
 
 
 # ------------------------------------------------------------------------------------- hand-off checks

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cicd_components.canonical import canonical_json
+from cicd_components.untrusted import TooLarge, clip, loads
 
 
 class HyperparametersError(ValueError):
@@ -29,6 +30,8 @@ _ACCEPTS = {
 TYPE_NAMES = tuple(_ACCEPTS)
 _EXAMPLES = {"int": "8", "float": "0.01", "str": '"adam"', "bool": "true"}
 _JSON_KINDS = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+# A run's hyperparameters are a handful of scalars: a few KB at most, one level of nesting.
+MAX_BYTES, MAX_DEPTH = 64 << 10, 8
 
 
 def _kind(value: Any) -> str:
@@ -61,7 +64,9 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for key, value in pairs:
         if key in values:
-            raise HyperparametersError(f"hyperparameter {key!r} is given twice; give each key once.")
+            raise HyperparametersError(
+                f"hyperparameter {clip(repr(key))} is given twice; give each key once."
+            )
         values[key] = value
     return values
 
@@ -80,33 +85,40 @@ def parse_hyperparameters(text: str, known: Mapping[str, str] | None) -> dict[st
         if known
         else '{"learning_rate": 0.01}'
     )
+    shown = clip(repr(text))
     try:
-        values = json.loads(text, object_pairs_hook=_no_duplicates)
+        values = loads(text, max_bytes=MAX_BYTES, max_depth=MAX_DEPTH, object_pairs_hook=_no_duplicates)
+    except TooLarge as err:
+        raise HyperparametersError(
+            f"hyperparameters {shown} {err}; write a JSON object such as {example}; {expected}."
+        ) from None
     except (TypeError, json.JSONDecodeError) as err:
         raise HyperparametersError(
-            f"hyperparameters {text!r} are not valid JSON ({err}); write a JSON object such as {example}; "
+            f"hyperparameters {shown} are not valid JSON ({err}); write a JSON object such as {example}; "
             f"{expected}."
         ) from None
     if not isinstance(values, dict):
         raise HyperparametersError(
-            f"hyperparameters {text!r} must be a JSON object, not {_kind(values)}; write one such as {example}; "
+            f"hyperparameters {shown} must be a JSON object, not {_kind(values)}; write one such as {example}; "
             f"{expected}."
         )
     for key, value in values.items():
         if known is None:
             if isinstance(value, (dict, list)) or value is None:
                 raise HyperparametersError(
-                    f"hyperparameter {key!r}={value!r} must be a number, string or boolean, not {_kind(value)}."
+                    f"hyperparameter {clip(repr(key))}={clip(repr(value))} must be a number, string or boolean, "
+                    f"not {_kind(value)}."
                 )
             continue
         if key not in known:
             raise HyperparametersError(
-                f"hyperparameter {key!r}={json.dumps(value)} is not one the model takes; {expected}."
+                f"hyperparameter {clip(repr(key))}={clip(json.dumps(value))} is not one the model takes; "
+                f"{expected}."
             )
         kind = known[key]
         if not _ACCEPTS[kind](value):
             raise HyperparametersError(
-                f"hyperparameter {key!r}={json.dumps(value)} must be {kind} (e.g. {_EXAMPLES[kind]}), "
+                f"hyperparameter {key!r}={clip(json.dumps(value))} must be {kind} (e.g. {_EXAMPLES[kind]}), "
                 f"not {_kind(value)}; {expected}."
             )
     return values
