@@ -190,6 +190,7 @@ def test_the_policy_reader_is_a_custom_role_of_the_project_with_the_four_reads()
             "iam.serviceAccounts.getIamPolicy",
             "storage.buckets.getIamPolicy",
             "artifactregistry.repositories.getIamPolicy",
+            "iam.serviceAccounts.get",
         }
     )
     assert re.fullmatch(r"[a-zA-Z0-9_.]{3,64}", desired.POLICY_READER.role_id)

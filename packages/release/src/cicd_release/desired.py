@@ -120,17 +120,21 @@ class CustomRole:
 
 
 # doctor reads IAM policies (never data): roles/iam.securityReviewer would let every build step read every
-# policy and role definition in the project. These four permissions are all doctor's policy reads use; each is
-# SUPPORTED in custom roles (Google's "Custom roles support levels" table).
+# policy and role definition in the project. These are all doctor's reads use: the four getIamPolicy reads,
+# and iam.serviceAccounts.get, with which it finds the submitter and the builder accounts (securityReviewer
+# held it too; the vertex account it could read through roles/iam.serviceAccountUser). Each is SUPPORTED in
+# custom roles (Google's "Custom roles support levels" table).
 POLICY_READER = CustomRole(
     "cicdPolicyReader",
     "CI/CD policy reader",
-    "invoke doctor reads the IAM policies of the project, the buckets, the repository and the service accounts",
+    "invoke doctor reads the IAM policies of the project, the buckets, the repository and the service accounts, "
+    "and finds the accounts",
     (
         "resourcemanager.projects.getIamPolicy",
         "iam.serviceAccounts.getIamPolicy",
         "storage.buckets.getIamPolicy",
         "artifactregistry.repositories.getIamPolicy",
+        "iam.serviceAccounts.get",
     ),
 )
 CUSTOM_ROLES = (POLICY_READER,)
@@ -260,8 +264,8 @@ GRANTS = (
         "builder",
         CUSTOM_ROLE_PREFIX + POLICY_READER.role_id,
         PROJECT,
-        "invoke doctor reads who holds which role: the four getIamPolicy permissions, no data, no role "
-        "definitions (a custom role, not roles/iam.securityReviewer)",
+        "invoke doctor reads who holds which role and finds the service accounts: four getIamPolicy permissions "
+        "and iam.serviceAccounts.get, no data, no role definitions (a custom role, not roles/iam.securityReviewer)",
         POLICY_READER.permissions,
     ),
     # --- the Vertex AI pipelines' service account
