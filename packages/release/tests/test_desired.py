@@ -178,7 +178,7 @@ def test_a_cloud_api_endpoint_must_be_local_http_or_https_with_no_path(value):
         Settings(cloud_api_endpoint=value)
 
 
-def test_the_policy_reader_is_a_custom_role_of_the_project_with_the_four_reads():
+def test_the_policy_reader_is_a_custom_role_with_only_the_reads_doctor_makes():
     d = deployment()
     [grant] = [g for g in desired.GRANTS if g.role.endswith("/roles/cicdPolicyReader")]
     assert d.role(grant) == "projects/my-project-1/roles/cicdPolicyReader"
