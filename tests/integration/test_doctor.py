@@ -25,6 +25,8 @@ from tests.support.gcs_emulator import free_port, make_storage_client
 BUCKET = f"{PROJECT}-ml"
 VERTEX = f"vertex-pipelines@{PROJECT}.iam.gserviceaccount.com"
 BUILDER = f"cicd-builder@{PROJECT}.iam.gserviceaccount.com"
+SUBMITTER = f"cicd-submitter@{PROJECT}.iam.gserviceaccount.com"
+POLICY_READER = f"projects/{PROJECT}/roles/cicdPolicyReader"
 
 
 @pytest.fixture
@@ -62,8 +64,11 @@ def test_doctor_passes_on_a_project_setup_made(applied, owner_key):
     assert result.returncode == 0, result.stdout + result.stderr
     lines = checks(result)
     assert lines["FAIL"] == [] and lines["skip"] == []
-    # APIs, two buckets, the repository, three accounts, every role, the release, the data.
-    assert len(lines["ok"]) == len(desired.APIS) + 2 + 1 + 3 + len(desired.GRANTS) + 1 + 1
+    # APIs, two buckets, the repository, three accounts, the custom role, every grant, the release, the data.
+    assert len(lines["ok"]) == (
+        len(desired.APIS) + 2 + 1 + 3 + len(desired.CUSTOM_ROLES) + len(desired.GRANTS) + 1 + 1
+    )
+    assert any(f"custom role {POLICY_READER}: " in line for line in lines["ok"])
     assert any("release: no release yet" in line for line in lines["ok"])
     assert len(standin.writes()) == writes
 
@@ -106,6 +111,60 @@ def test_as_the_build_account_it_tests_its_own_permissions(applied, tmp_path):
     assert f"{BUILDER} (this caller) lacks iam.serviceAccounts.actAs on service account {VERTEX}" in failed
     assert f"gcloud iam service-accounts add-iam-policy-binding {VERTEX}" in failed
     assert "--role=roles/iam.serviceAccountUser" in failed
+
+
+def test_as_the_build_account_a_custom_role_short_of_a_permission_is_named(applied, tmp_path):
+    """The build's account holds cicdPolicyReader and nothing that reads role definitions: doctor reads its
+    policies with the role, and when the role lacks one, both the role and the grant fail, naming it."""
+    standin, _ = applied
+    key = standin.key_file(tmp_path / "builder.json", BUILDER)
+    env = cloud_env(standin, key)
+    passing = invoke(env, "doctor")
+    assert passing.returncode == 0, passing.stdout + passing.stderr
+    assert any(
+        f"custom role {POLICY_READER}: {BUILDER} (this caller) holds its 5 permissions" in line
+        for line in checks(passing)["ok"]
+    )
+
+    standin.roles[POLICY_READER]["includedPermissions"].remove("storage.buckets.getIamPolicy")
+    failing = invoke(env, "doctor")
+
+    assert failing.returncode == 3
+    failed = checks(failing)["FAIL"]
+    assert any(
+        f"custom role {POLICY_READER}: {BUILDER} (this caller) lacks storage.buckets.getIamPolicy" in line
+        for line in failed
+    ), failed
+    assert any(
+        f"lacks storage.buckets.getIamPolicy on project {PROJECT}, from {POLICY_READER}" in line
+        for line in failed
+    ), failed
+    # Without it, the bucket policies cannot be read to check the others' grants there: each says so.
+    assert all(POLICY_READER in line or "cannot read the IAM policy" in line for line in failed), failed
+
+
+def test_as_the_owner_a_changed_custom_role_and_a_widened_summary_grant_are_named(applied, owner_key):
+    standin, _ = applied
+    standin.roles[POLICY_READER]["includedPermissions"] += ["iam.roles.get"]
+    policy = standin.policies.get("bucket", BUCKET)
+    [summaries] = [b for b in policy["bindings"] if b.get("condition")]
+    summaries["members"].remove(f"serviceAccount:{SUBMITTER}")
+    policy["bindings"] = [b for b in policy["bindings"] if b["members"]]
+    policy["bindings"].append(
+        {"role": "roles/storage.objectViewer", "members": [f"serviceAccount:{SUBMITTER}"]}
+    )
+    standin.policies.set("bucket", BUCKET, policy)
+
+    result = invoke(cloud_env(standin, owner_key, github_repo=GITHUB_REPO), "doctor")
+
+    assert result.returncode == 3
+    role, grant = checks(result)["FAIL"]
+    assert f"custom role {POLICY_READER} has more than it needs: iam.roles.get" in role
+    assert (
+        f"serviceAccount:{SUBMITTER} lacks roles/storage.objectViewer on gs://{BUCKET} if run summaries"
+        in grant
+    )
+    assert "--condition='^;^title=run summaries only;expression=" in grant
 
 
 def test_a_disabled_api_a_missing_release_spec_and_no_data_are_each_a_line(applied, owner_key):

@@ -303,3 +303,77 @@ def test_the_pipelines_account_as_set_up_can_push_a_first_model(
     }
     # The walk reached the bucket itself (nothing under serving_model/ yet): that is the call that needs it.
     assert ("GET", f"/storage/v1/b/{gcs_bucket.name}", 200) in tf.sent
+
+
+def _summaries_reader(gcs_iam_proxy: GcsIamProxy, bucket: str, monkeypatch: pytest.MonkeyPatch):
+    """A client acting as the GitHub submitter: roles/storage.objectViewer under setup's own condition."""
+    from google.oauth2.credentials import Credentials
+
+    from cicd_release import desired
+
+    [grant] = [
+        g for g in desired.GRANTS if g.member == "submitter" and g.role == "roles/storage.objectViewer"
+    ]
+    deployment = desired.Deployment(
+        project=PROJECT,
+        region="europe-west4",
+        bucket=bucket,
+        repository_location="europe-west4",
+        repository_id="training",
+        accounts={},
+        pipeline="penguin-cicd",
+    )
+    condition = deployment.condition(grant)
+    token = f"submitter-{uuid.uuid4().hex}"
+    principal = f"cicd-submitter@{PROJECT}.iam.gserviceaccount.com"
+    gcs_iam_proxy.grant(token, principal, [grant.role], bucket=bucket, condition=condition["expression"])
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_iam_proxy.endpoint)
+    return storage.Client(project=PROJECT, credentials=Credentials(token=token))
+
+
+def test_the_submitter_lists_and_reads_run_summaries_and_nothing_else(
+    gcs_bucket: storage.Bucket, gcs_iam_proxy: GcsIamProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What release.yml does (`gcloud storage ls` of the commit's summaries folder, then `cat` the newest) works
+    under the condition; data, specs and any other list are refused, as Google evaluates the condition."""
+    commit = "c" * 40
+    folder = f"releases/penguin-cicd/summaries/{commit}/"
+    gcs_bucket.blob(folder + "penguin-cicd-1.md").upload_from_string(b"# run 1")
+    gcs_bucket.blob("data/penguins/penguins.csv").upload_from_string(b"species\n")
+    gcs_bucket.blob("releases/penguin-cicd/latest.json").upload_from_string(b"{}")
+    client = _summaries_reader(gcs_iam_proxy, gcs_bucket.name, monkeypatch)
+
+    listed = [b.name for b in client.list_blobs(gcs_bucket.name, prefix=folder, delimiter="/")]
+    assert listed == [folder + "penguin-cicd-1.md"]
+    assert client.bucket(gcs_bucket.name).blob(listed[-1]).download_as_bytes() == b"# run 1"
+
+    for name in ("data/penguins/penguins.csv", "releases/penguin-cicd/latest.json"):
+        with pytest.raises(gexc.Forbidden, match=r"storage\.objects\.get"):
+            client.bucket(gcs_bucket.name).blob(name).download_as_bytes()
+    for prefix in ("", "data/", "releases/penguin-cicd/"):
+        with pytest.raises(gexc.Forbidden, match=r"storage\.objects\.list"):
+            list(client.list_blobs(gcs_bucket.name, prefix=prefix or None))
+
+
+def test_a_condition_on_object_names_alone_refuses_every_list(
+    gcs_bucket: storage.Bucket, gcs_iam_proxy: GcsIamProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A list is checked on the bucket (projects/_/buckets/B), which no object-name prefix matches: the reason
+    the summaries condition has its objectListPrefix half."""
+    from google.oauth2.credentials import Credentials
+
+    gcs_bucket.blob("releases/s/a.md").upload_from_string(b"a")
+    expression = f'resource.name.startsWith("projects/_/buckets/{gcs_bucket.name}/objects/releases/s/")'
+    gcs_iam_proxy.grant(
+        "names-only",
+        "names-only@x.iam.gserviceaccount.com",
+        ["roles/storage.objectViewer"],
+        bucket=gcs_bucket.name,
+        condition=expression,
+    )
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_iam_proxy.endpoint)
+    client = storage.Client(project=PROJECT, credentials=Credentials(token="names-only"))
+
+    assert client.bucket(gcs_bucket.name).blob("releases/s/a.md").download_as_bytes() == b"a"
+    with pytest.raises(gexc.Forbidden, match=r"storage\.objects\.list"):
+        list(client.list_blobs(gcs_bucket.name, prefix="releases/s/"))

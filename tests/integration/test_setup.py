@@ -16,7 +16,7 @@ from tests.support.gcp_admin_fixtures import (
     cloud_env,
     invoke,
 )
-from tests.support.gcp_admin_iam import ROLES, role_grants
+from tests.support.gcp_admin_iam import ROLES, known_permission, role_grants
 
 EMAILS = {i.key: f"{i.account_id}@{PROJECT}.iam.gserviceaccount.com" for i in desired.IDENTITIES}
 BUCKET, STAGING = f"{PROJECT}-ml", f"{PROJECT}_cloudbuild"
@@ -32,16 +32,26 @@ CONDITION = (
 )
 
 
+POLICY_READER = f"projects/{PROJECT}/roles/{desired.POLICY_READER.role_id}"
+
+
+def role_of(grant: desired.Grant) -> str:
+    return grant.role.replace(desired.CUSTOM_ROLE_PREFIX, f"projects/{PROJECT}/roles/")
+
+
 def lines(result, verb: str) -> list[str]:
     return [line for line in result.stdout.splitlines() if line.startswith(f"{verb} ")]
 
 
 def test_every_permission_the_table_names_is_in_its_role():
     """desired.GRANTS lists what the chain uses from each role; the stand-in's role table holds Google's."""
+    custom = {f"projects/PROJECT/roles/{r.role_id}": frozenset(r.permissions) for r in desired.CUSTOM_ROLES}
     for grant in desired.GRANTS:
-        assert grant.role in ROLES, grant.role
+        assert grant.role in ROLES or grant.role in custom, grant.role
         for permission in grant.permissions:
-            assert role_grants(grant.role, permission), f"{grant.role} lacks {permission}"
+            assert role_grants(grant.role, permission, custom), f"{grant.role} lacks {permission}"
+    for role in desired.CUSTOM_ROLES:
+        assert all(known_permission(p) for p in role.permissions), role
 
 
 def test_the_plan_lists_every_action_with_its_reason_and_changes_nothing(admin_standin, owner_key):
@@ -52,13 +62,13 @@ def test_the_plan_lists_every_action_with_its_reason_and_changes_nothing(admin_s
     disabled = [
         a for a in desired.APIS if a.name not in ("serviceusage.googleapis.com", "storage.googleapis.com")
     ]
-    # APIs, three accounts, two buckets, the repository, pool and provider, and every role of the table.
-    assert len(created) == len(disabled) + 3 + 2 + 1 + 2 + len(desired.GRANTS)
+    # APIs, three accounts, two buckets, the repository, pool and provider, the custom role, every grant.
+    assert len(created) == len(disabled) + 3 + 2 + 1 + 2 + len(desired.CUSTOM_ROLES) + len(desired.GRANTS)
     for grant in desired.GRANTS:
         [line] = [
             c
             for c in created
-            if f"role {grant.role} for " in c
+            if f"role {role_of(grant)} for " in c
             and grant.reason in c
             and (grant.member == desired.GITHUB or EMAILS[grant.member] in c)
             and (
@@ -105,7 +115,17 @@ def test_apply_makes_the_project_and_a_second_apply_changes_nothing(admin_standi
         )
         member = PRINCIPAL if grant.member == desired.GITHUB else f"serviceAccount:{EMAILS[grant.member]}"
         policy = admin_standin.policies.get(kind, name)
-        assert any(b["role"] == grant.role and member in b["members"] for b in policy["bindings"]), grant
+        assert any(b["role"] == role_of(grant) and member in b["members"] for b in policy["bindings"]), grant
+    role = admin_standin.roles[POLICY_READER]
+    assert role["includedPermissions"] == sorted(desired.POLICY_READER.permissions) and role["stage"] == "GA"
+    bucket_policy = admin_standin.policies.get("bucket", BUCKET)
+    assert bucket_policy["version"] == 3
+    [summaries] = [b for b in bucket_policy["bindings"] if b.get("condition")]
+    assert summaries["role"] == "roles/storage.objectViewer"
+    assert summaries["members"] == [f"serviceAccount:{EMAILS['submitter']}"]
+    assert summaries["condition"]["expression"].startswith(
+        f'resource.name.startsWith("projects/_/buckets/{BUCKET}/objects/releases/penguin-cicd/summaries/")'
+    )
     assert (
         f"GCP_WORKLOAD_IDENTITY_PROVIDER=projects/{NUMBER}/locations/global/workloadIdentityPools/github/"
         "providers/github-actions" in first.stdout
@@ -331,3 +351,59 @@ def test_a_service_account_policy_is_read_with_an_empty_body_as_google_requires(
         cloud._iam("POST", path, json={"options": {"requestedPolicyVersion": 3}})
     with pytest.raises(Refused, match="valid values are 0, 1 and 3"):
         cloud._iam("POST", path, params={"options.requestedPolicyVersion": 2})
+
+
+def test_setup_puts_back_the_custom_roles_permissions_and_undeletes_it(admin_standin, owner_key):
+    env = cloud_env(admin_standin, owner_key)
+    assert invoke(env, "setup", "--github-repo", GITHUB_REPO, "--apply").returncode == 0
+    role = admin_standin.roles[POLICY_READER]
+    role["includedPermissions"] = ["resourcemanager.projects.getIamPolicy", "iam.roles.get"]
+
+    plan = invoke(env, "setup", "--github-repo", GITHUB_REPO)
+    [change] = lines(plan, "change")
+    assert f"custom role {POLICY_READER}: " in change and "(was: iam.roles.get, " in change
+    assert invoke(env, "setup", "--github-repo", GITHUB_REPO, "--apply").returncode == 0
+    assert admin_standin.roles[POLICY_READER]["includedPermissions"] == sorted(
+        desired.POLICY_READER.permissions
+    )
+
+    admin_standin.roles[POLICY_READER]["deleted"] = True
+    plan = invoke(env, "setup", "--github-repo", GITHUB_REPO)
+    [change] = lines(plan, "change")
+    assert "(was deleted: undelete)" in change
+    applied = invoke(env, "setup", "--github-repo", GITHUB_REPO, "--apply")
+    assert applied.returncode == 0, applied.stderr
+    assert not admin_standin.roles[POLICY_READER].get("deleted")
+    again = invoke(env, "setup", "--github-repo", GITHUB_REPO)
+    assert lines(again, "create") == [] and lines(again, "change") == []
+
+
+def test_the_stand_in_refuses_custom_roles_google_refuses(admin_standin, owner_key):
+    """A role id outside [a-zA-Z0-9_.]{3,64}, a second create of an id (also a deleted one), an unknown
+    permission, and a binding to a role that does not exist are refused as IAM refuses them."""
+    from cicd_release.errors import ReleaseError
+    from cicd_release.gcp_admin import Cloud
+    from cicd_release.settings import Settings
+
+    settings = Settings(project=PROJECT, cloud_api_endpoint=admin_standin.endpoint)
+    admin_standin.services["iam.googleapis.com"] = True
+    admin_standin.services["cloudresourcemanager.googleapis.com"] = True
+    import google.auth
+
+    creds, _ = google.auth.load_credentials_from_file(
+        str(owner_key), scopes=["https://www.googleapis.com/auth/cloud-platform"]
+    )
+    cloud = Cloud(settings, PROJECT, creds)
+    for bad_id in ("ab", "has-dash", "x" * 65):
+        with pytest.raises(ReleaseError, match="role id"):
+            cloud.create_custom_role(bad_id, "t", "d", ["storage.buckets.getIamPolicy"])
+    with pytest.raises(ReleaseError, match="not valid"):
+        cloud.create_custom_role("ok_id", "t", "d", ["notaservice.things.get"])
+    cloud.create_custom_role("ok_id", "t", "d", ["storage.buckets.getIamPolicy"])
+    admin_standin.roles[f"projects/{PROJECT}/roles/ok_id"]["deleted"] = True
+    with pytest.raises(ReleaseError, match="already exists"):
+        cloud.create_custom_role("ok_id", "t", "d", ["storage.buckets.getIamPolicy"])
+    policy = cloud.policy("project", PROJECT)
+    policy["bindings"].append({"role": f"projects/{PROJECT}/roles/ok_id", "members": ["user:a@example.com"]})
+    with pytest.raises(ReleaseError, match="does not exist"):
+        cloud.set_policy("project", PROJECT, policy)

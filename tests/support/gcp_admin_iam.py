@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from tests.support.gcs_iam_proxy import ROLES as STORAGE_ROLES
+from tests.support.gcs_iam_proxy import Need, condition_applies, condition_terms
 
 _READER = frozenset(
     {
@@ -122,6 +123,22 @@ GRANTABLE_ON = {
     "project": lambda role: True,
 }
 
+# Custom roles (IAM REST projects.roles): the id rule of Google's reference, and which permissions a custom role
+# may hold: any permission of the predefined roles above, by name (Google's "Custom roles support levels" table
+# marks a few NOT_SUPPORTED; none the stand-in serves is, so every one of these is allowed).
+CUSTOM_ROLE_ID = re.compile(r"^[a-zA-Z0-9_.]{3,64}$")
+CUSTOM_ROLE_NAME = re.compile(r"^projects/(?P<project>[^/]+)/roles/(?P<id>[^/]+)$")
+
+
+def known_permission(permission: str) -> bool:
+    return any(
+        held == permission or (held.endswith(".*") and permission.startswith(held[:-1]))
+        for role, held_set in ROLES.items()
+        if role != "roles/owner"
+        for held in held_set
+    )
+
+
 _PERMISSION = re.compile(r"^[a-z0-9]+\.[a-zA-Z0-9]+\.[a-zA-Z0-9]+$")
 _SA_MEMBER = re.compile(
     r"^serviceAccount:(?P<email>[a-z][a-z0-9-]{4,28}[a-z0-9]@(?P<project>[a-z0-9-]+)\.iam\.gserviceaccount\.com)$"
@@ -160,10 +177,12 @@ class ApiError(Exception):
         return {"error": error}
 
 
-def role_grants(role: str, permission: str) -> bool:
+def role_grants(role: str, permission: str, custom: dict[str, frozenset[str]] | None = None) -> bool:
+    """Whether `role` (predefined, or a custom one of `custom`: name -> permissions) holds `permission`."""
+    permissions = ROLES.get(role) or (custom or {}).get(role, ())
     return any(
         held == "*" or held == permission or (held.endswith(".*") and permission.startswith(held[:-1]))
-        for held in ROLES.get(role, ())
+        for held in permissions
     )
 
 
@@ -177,9 +196,10 @@ def check_permissions_list(permissions: list[str]) -> None:
 class Policies:
     """Allow policies by (kind, name), each with its etag; a write with a stale etag is refused."""
 
-    def __init__(self, accounts, project_number: str) -> None:
+    def __init__(self, accounts, project_number: str, custom_roles=lambda: {}) -> None:
         self._policies: dict[tuple[str, str], dict] = {}
         self._accounts = accounts  # callable: email -> bool (does the service account exist)
+        self._custom_roles = custom_roles  # callable: -> {name: permissions} of the custom roles not deleted
         self.project_number = project_number
         self._counter = 0
         self._lock = threading.Lock()
@@ -204,10 +224,26 @@ class Policies:
     def set(self, kind: str, name: str, policy: dict, *, stale_code: int = 409) -> dict:
         """Google's setIamPolicy: etag must match when given; members and roles valid for the resource."""
         bindings = []
+        custom = self._custom_roles()
         for binding in policy.get("bindings", []):
             role = binding.get("role", "")
-            if role not in ROLES or not GRANTABLE_ON[kind](role):
+            if CUSTOM_ROLE_NAME.match(role):
+                if role not in custom:
+                    raise ApiError(400, f"Role ({role}) does not exist in the resource's hierarchy.")
+            elif role not in ROLES or not GRANTABLE_ON[kind](role):
                 raise ApiError(400, f"Role {role} is not supported for this resource.")
+            condition = binding.get("condition")
+            if condition:
+                # Conditions need policy version 3 in the request (Google: "... must be set to 3").
+                if int(policy.get("version") or 1) < 3:
+                    raise ApiError(
+                        400,
+                        "Conditions are only supported in policy version 3: set the policy's version to 3.",
+                    )
+                try:
+                    condition_terms(condition.get("expression", ""))
+                except ValueError as err:
+                    raise ApiError(400, f"Invalid condition expression: {err}") from None
             members = [m for m in binding.get("members", [])]
             for member in members:
                 self._check_member(member, kind)
@@ -250,15 +286,22 @@ class Policies:
         elif not member.startswith(("user:", "group:", "domain:", "principal://")):
             raise ApiError(400, f"Invalid member {member}.")
 
-    def roles_of(self, member: str, kind: str, name: str, project: str) -> set[str]:
-        """The roles `member` holds on the resource or on the project (unconditional bindings)."""
+    def roles_of(self, member: str, kind: str, name: str, project: str, need: Need | None = None) -> set[str]:
+        """The roles `member` holds on the resource or on the project: unconditional bindings, and conditional
+        ones whose condition holds for `need` (a Cloud Storage request; without one, none applies)."""
         with self._lock:
             roles = set()
             for key in {(kind, name), ("project", project)}:
                 for binding in self._policies.get(key, {}).get("bindings", []):
-                    if member in binding.get("members", []) and not binding.get("condition"):
+                    if member not in binding.get("members", []):
+                        continue
+                    condition = (binding.get("condition") or {}).get("expression")
+                    if not condition or (need is not None and condition_applies(condition, need)):
                         roles.add(binding["role"])
             return roles
+
+    def permissions_of(self, role: str, permission: str) -> bool:
+        return role_grants(role, permission, self._custom_roles())
 
     def remove(self, kind: str, name: str, role: str, member: str) -> None:
         """For tests: take one binding away, as `gcloud ... remove-iam-policy-binding` would."""

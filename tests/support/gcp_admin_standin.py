@@ -13,6 +13,8 @@ Served, and what each refuses as Google does:
   GET  /v3/projects/P ; POST /v3/projects/P:{get,set}IamPolicy, :testIamPermissions
   GET/POST /v1/projects/P/serviceAccounts[/EMAIL]          account id 6-30 [a-z][a-z0-9-]*[a-z0-9]; 409 if taken
   POST /v1/projects/P/serviceAccounts/EMAIL:{get,set}IamPolicy, :testIamPermissions
+  GET/POST/PATCH /v1/projects/P/roles[/ID], POST :undelete  custom roles: id [a-zA-Z0-9_.]{3,64}; 409 if it
+       exists (deleted too: undelete it); permissions must be known; PATCH needs updateMask; stage GA etc.
   GET/POST /v1/projects/P/locations/global/workloadIdentityPools[/POOL[/providers[/PROVIDER]]], PATCH provider
        ids 4-32 [a-z0-9-], not gcp-; creates are Operations; a GitHub provider needs an attribute condition;
        attribute mappings and conditions by Google's key, count and length rules
@@ -41,14 +43,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tests.support.gcp_admin_iam import (
+    CUSTOM_ROLE_ID,
     ROLES,
     ApiError,
     Identities,
     Policies,
     check_permissions_list,
-    role_grants,
+    known_permission,
 )
-from tests.support.gcs_iam_proxy import GcsError, route
+from tests.support.gcs_iam_proxy import GcsError, Need, route
 from tests.support.http_forward import (
     ForwardingHandler,
     RequestBody,
@@ -103,7 +106,16 @@ class AdminStandIn:
         self.pools: dict[str, dict] = {}
         self.providers: dict[str, dict] = {}
         self.operations: dict[str, dict] = {}
-        self.policies = Policies(lambda email: email in self.accounts, project_number)
+        self.roles: dict[str, dict] = {}  # custom roles by name projects/P/roles/ID
+        self.policies = Policies(
+            lambda email: email in self.accounts,
+            project_number,
+            lambda: {
+                name: frozenset(role.get("includedPermissions", []))
+                for name, role in list(self.roles.items())
+                if not role.get("deleted")
+            },
+        )
         self.policies.create("project", project)
         self.requests: list[tuple[str, str, str, int]] = []  # caller, method, path, status
         self.storage = Upstream(storage_upstream)
@@ -162,15 +174,17 @@ class AdminStandIn:
 
     # --- permissions
 
-    def require(self, caller: str, permission: str, kind: str, name: str, resource: str) -> None:
-        roles = self.policies.roles_of(caller, kind, name, self.project)
-        if not any(role_grants(role, permission) for role in roles):
+    def require(
+        self, caller: str, permission: str, kind: str, name: str, resource: str, need: Need | None = None
+    ) -> None:
+        roles = self.policies.roles_of(caller, kind, name, self.project, need)
+        if not any(self.policies.permissions_of(role, permission) for role in roles):
             raise _denied(permission, resource)
 
     def held(self, caller: str, kind: str, name: str, permissions: list[str]) -> list[str]:
         check_permissions_list(permissions)
         roles = self.policies.roles_of(caller, kind, name, self.project)
-        return [p for p in permissions if any(role_grants(r, p) for r in roles)]
+        return [p for p in permissions if any(self.policies.permissions_of(r, p) for r in roles)]
 
     def require_quota_project(self, caller: str, path: str, quota_project: str | None) -> None:
         """A person's credentials (not a service account's) must name a quota project for Service Usage.
@@ -313,6 +327,10 @@ def resource_manager(s: AdminStandIn, caller: str, method: str, path: str, query
 
 def iam(s: AdminStandIn, caller: str, method: str, path: str, query: dict, body: dict) -> dict:
     s.require_service("iam.googleapis.com")
+    if match := re.fullmatch(
+        r"/v1/projects/(?P<p>[^/]+)/roles(?:/(?P<id>[^/:]+)(?P<verb>:undelete)?)?", path
+    ):
+        return _custom_roles(s, caller, method, match, query, body)
     if match := re.fullmatch(r"/v1/projects/(?P<p>[^/]+)/serviceAccounts", path):
         project = s.project_of(match["p"])
         if method != "POST":
@@ -384,6 +402,85 @@ def iam(s: AdminStandIn, caller: str, method: str, path: str, query: dict, body:
     ):
         return _federation(s, caller, method, match, query, body)
     raise ApiError(501, f"IAM stand-in: {method} {path} is not served.")
+
+
+def _custom_roles(
+    s: AdminStandIn, caller: str, method: str, match: re.Match, query: dict, body: dict
+) -> dict:
+    """IAM projects.roles: create, get, patch (updateMask), undelete; iam.roles.{create,get,update,undelete}."""
+    project = s.project_of(match["p"])
+    parent = f"projects/{project}"
+    if match["id"] is None:
+        if method != "POST":
+            raise ApiError(501, "IAM stand-in: only roles.create is served on the collection.")
+        s.require(caller, "iam.roles.create", "project", project, parent)
+        role_id = body.get("roleId", "")
+        if not CUSTOM_ROLE_ID.match(role_id):
+            raise ApiError(400, f"The role id {role_id!r} is invalid: it must match [a-zA-Z0-9_.]{{3,64}}.")
+        name = f"{parent}/roles/{role_id}"
+        if name in s.roles:
+            # A deleted role keeps its id (37 days): it is undeleted, not made again.
+            raise ApiError(409, f"A role named {role_id} in {parent} already exists.")
+        role = body.get("role") or {}
+        permissions = _role_permissions(role.get("includedPermissions"))
+        with s.lock:
+            s.roles[name] = {
+                "name": name,
+                "title": role.get("title", ""),
+                "description": role.get("description", ""),
+                "includedPermissions": permissions,
+                "stage": role.get("stage", "ALPHA"),
+                "etag": _role_etag(),
+            }
+            return copy.deepcopy(s.roles[name])
+    name = f"{parent}/roles/{match['id']}"
+    if method == "GET" and not match["verb"]:
+        s.require(caller, "iam.roles.get", "project", project, name)
+        if name not in s.roles:
+            raise ApiError(404, f"The role named {name} was not found.")
+        return copy.deepcopy(s.roles[name])
+    if match["verb"] == ":undelete" and method == "POST":
+        s.require(caller, "iam.roles.undelete", "project", project, name)
+        if name not in s.roles:
+            raise ApiError(404, f"The role named {name} was not found.")
+        if not s.roles[name].get("deleted"):
+            raise ApiError(400, f"The role {name} is not deleted.", "FAILED_PRECONDITION")
+        with s.lock:
+            s.roles[name].pop("deleted")
+            s.roles[name]["etag"] = _role_etag()
+            return copy.deepcopy(s.roles[name])
+    if method == "PATCH" and not match["verb"]:
+        s.require(caller, "iam.roles.update", "project", project, name)
+        if name not in s.roles:
+            raise ApiError(404, f"The role named {name} was not found.")
+        if s.roles[name].get("deleted"):
+            raise ApiError(400, f"The role {name} is deleted: undelete it first.", "FAILED_PRECONDITION")
+        mask = [f for f in (query.get("updateMask") or [""])[0].split(",") if f]
+        allowed = {"title", "description", "includedPermissions", "stage"}
+        if not mask or set(mask) - allowed:
+            raise ApiError(400, f"updateMask must name some of {sorted(allowed)}.")
+        if body.get("etag") and body["etag"] != s.roles[name]["etag"]:
+            raise ApiError(409, "There were concurrent policy changes.", "ABORTED")
+        update = {f: body.get(f) for f in mask}
+        if "includedPermissions" in update:
+            update["includedPermissions"] = _role_permissions(update["includedPermissions"])
+        with s.lock:
+            s.roles[name].update(update, etag=_role_etag())
+            return copy.deepcopy(s.roles[name])
+    raise ApiError(501, f"IAM stand-in: {method} on {name} is not served.")
+
+
+def _role_permissions(permissions) -> list[str]:
+    if not isinstance(permissions, list) or not permissions:
+        raise ApiError(400, "A custom role needs includedPermissions.")
+    for permission in permissions:
+        if not isinstance(permission, str) or "*" in permission or not known_permission(permission):
+            raise ApiError(400, f"Permission {permission} is not valid.")
+    return sorted(set(permissions))
+
+
+def _role_etag() -> str:
+    return "BwY" + uuid.uuid4().hex[:8] + "="
 
 
 def _federation(s: AdminStandIn, caller: str, method: str, match: re.Match, query: dict, body: dict) -> dict:
@@ -702,7 +799,7 @@ def _upstream_bucket(s: AdminStandIn, name: str) -> None:
 ROUTES = (
     (re.compile(r"^/v1/(projects/[^/]+/services|operations/)"), service_usage),
     (re.compile(r"^/v3/projects/"), resource_manager),
-    (re.compile(r"^/v1/projects/[^/]+/(serviceAccounts|locations/global/workloadIdentityPools)"), iam),
+    (re.compile(r"^/v1/projects/[^/]+/(serviceAccounts|roles|locations/global/workloadIdentityPools)"), iam),
     (re.compile(r"^/v1/projects/[^/]+/locations/[^/]+/(repositories|operations)"), artifact_registry),
     (re.compile(r"^/storage/v1/b(/[^/]+(/iam(/testPermissions)?)?)?/?$"), storage_buckets),
 )
@@ -766,6 +863,7 @@ def _make_handler(s: AdminStandIn) -> type[ForwardingHandler]:
                         "bucket",
                         need.bucket or "",
                         f"projects/_/buckets/{need.bucket}",
+                        need,
                     )
                 except ApiError:
                     raise ApiError(

@@ -18,7 +18,9 @@ proxy rewrites those to its own address (the way real GCS names storage.googleap
 follows a ``mediaLink`` would walk around the gate. A resumable upload is checked when it is opened; later
 requests carrying its ``upload_id`` pass unchecked, since GCS treats the session URI as the credential.
 
-Not modelled: ACLs (buckets are taken to use uniform bucket-level access), conditions, deny policies,
+IAM conditions are modelled as far as the release uses them (``condition_applies``: prefix tests on the
+resource name and on a list's prefix). Not modelled: ACLs (buckets are taken to use uniform bucket-level access),
+other conditions, deny policies,
 managed folders, requester pays, and the XML API. A route the table does not know is refused with 501 so that
 a new call shows up here instead of being waved through.
 """
@@ -106,10 +108,60 @@ ADMIN_PRINCIPAL = "gcs-iam-proxy-admin@test-project.iam.gserviceaccount.com"
 
 
 class Need(NamedTuple):
-    """One permission a request needs, and the bucket it is checked on (None: the project)."""
+    """One permission a request needs, and the bucket it is checked on (None: the project).
+
+    ``obj`` is the object's name when the request names one (its IAM resource is then the object:
+    ``projects/_/buckets/B/objects/NAME``; otherwise the bucket); ``list_prefix`` is a list request's
+    ``prefix`` ("" without one), the value of IAM's API attribute storage.googleapis.com/objectListPrefix.
+    """
 
     permission: str
     bucket: str | None
+    obj: str | None = None
+    list_prefix: str | None = None
+
+    @property
+    def resource(self) -> str:
+        bucket = f"projects/_/buckets/{self.bucket}"
+        return bucket if self.obj is None else f"{bucket}/objects/{self.obj}"
+
+
+# IAM Conditions, as far as the release uses them: terms joined by ||, each a prefix test on the resource's
+# name or on the list request's prefix (Google's "Resource attributes for IAM Conditions": an object is
+# projects/_/buckets/B/objects/NAME, and a list is checked on the bucket, projects/_/buckets/B, so a name
+# condition alone refuses every list; API attribute storage.googleapis.com/objectListPrefix is the list's
+# prefix, "" (the default given) for any other request). Any other expression is refused where it is set.
+_TERM = re.compile(
+    r"""^\s*(?:resource\.name|api\.getAttribute\((?P<q1>["'])storage\.googleapis\.com/objectListPrefix(?P=q1),\s*"""
+    r"""(?P<q2>["'])(?P=q2)\))\.startsWith\((?P<q3>["'])(?P<prefix>[^"']*)(?P=q3)\)\s*$"""
+)
+
+
+def condition_terms(expression: str) -> list[tuple[str, str]]:
+    """(attribute, prefix) of each term: attribute "name" or "list"; ValueError for what is not modelled."""
+    terms = []
+    for text in expression.split("||"):
+        match = _TERM.match(text)
+        if match is None:
+            raise ValueError(
+                f"the stand-in evaluates only resource.name.startsWith(...) and "
+                f"api.getAttribute('storage.googleapis.com/objectListPrefix', '').startsWith(...) joined by ||, "
+                f"not {text.strip()!r}"
+            )
+        terms.append(("list" if match["q1"] else "name", match["prefix"]))
+    return terms
+
+
+def condition_applies(expression: str | None, need: Need) -> bool:
+    """Whether a binding's condition holds for the request's resource (no condition: always)."""
+    if not expression:
+        return True
+    for attribute, prefix in condition_terms(expression):
+        if attribute == "name" and need.resource.startswith(prefix):
+            return True
+        if attribute == "list" and (need.list_prefix or "").startswith(prefix):
+            return True
+    return False
 
 
 class RequestRecord(NamedTuple):
@@ -202,18 +254,19 @@ def route(method: str, path: str, query: dict[str, str]) -> Route:
         elif rest[1:] == ["iam", "testPermissions"]:
             return Route([])  # iam-json: Buckets testIamPermissions -> none
         elif rest[1:] == ["o"] and method == "GET":
-            return Route([Need("storage.objects.list", bucket)])  # iam-json: Objects list -> .objects.list
+            # iam-json: Objects list -> .objects.list, checked on the bucket (with the list's prefix).
+            return Route([Need("storage.objects.list", bucket, None, query.get("prefix", ""))])
         elif rest[1:] == ["o"] and method == "POST":
             # iam-json: Objects insert -> storage.objects.create (+ storage.objects.delete to replace one).
             return Route([Need("storage.objects.create", bucket)], (bucket, query.get("name")))
         elif len(rest) == 3 and rest[1] == "o":
             if method in ("GET", "HEAD"):
                 # iam-json: Objects get -> storage.objects.get (metadata and ?alt=media alike).
-                return Route([Need("storage.objects.get", bucket)])
+                return Route([Need("storage.objects.get", bucket, rest[2])])
             if method == "DELETE":
-                return Route([Need("storage.objects.delete", bucket)])  # iam-json: Objects delete
+                return Route([Need("storage.objects.delete", bucket, rest[2])])  # iam-json: Objects delete
             if method in ("PATCH", "PUT"):
-                return Route([Need("storage.objects.update", bucket)])  # iam-json: Objects patch/update
+                return Route([Need("storage.objects.update", bucket, rest[2])])  # iam-json: Objects patch
         elif len(rest) == 4 and rest[1] == "o" and rest[3] == "compose" and method == "POST":
             # iam-json: Objects compose -> storage.objects.get (sources) + .create (+ .delete to replace).
             return Route(
@@ -237,7 +290,7 @@ def route(method: str, path: str, query: dict[str, str]) -> Route:
     elif path.startswith(_DOWNLOAD + "/"):
         rest = seg[5:]
         if len(rest) == 3 and rest[1] == "o" and method in ("GET", "HEAD"):
-            return Route([Need("storage.objects.get", rest[0])])  # iam-json: Objects get (media download)
+            return Route([Need("storage.objects.get", rest[0], rest[2])])  # iam-json: Objects get (media)
     raise GcsError(
         501,
         f"The GCS IAM stand-in does not know which permission {method} {path} needs; add it to "
@@ -279,24 +332,34 @@ class GcsIamProxy:
         """Forget every grant (except the admin token's), the request log and open upload sessions."""
         with self._lock:
             self._principals: dict[str, str] = {}
-            self._bindings: dict[str, set[tuple[str | None, str]]] = {}
+            self._bindings: dict[str, set[tuple[str | None, str, str | None]]] = {}
             self._upload_sessions: dict[str, str] = {}  # upload_id -> principal who opened it
             self.requests: list[RequestRecord] = []
         self.grant(self.admin_token, ADMIN_PRINCIPAL, ["roles/storage.admin"])
 
-    def grant(self, token: str, principal: str, roles: Iterable[str], bucket: str | None = None) -> None:
-        """Let ``token`` act as ``principal`` and bind ``roles`` to it on ``bucket`` (None: the project)."""
+    def grant(
+        self,
+        token: str,
+        principal: str,
+        roles: Iterable[str],
+        bucket: str | None = None,
+        condition: str | None = None,
+    ) -> None:
+        """Let ``token`` act as ``principal`` and bind ``roles`` to it on ``bucket`` (None: the project), under
+        the IAM condition ``condition`` (an expression; None: none)."""
         roles = list(roles)
         unknown = sorted(set(roles) - set(ROLES))
         if unknown:
             raise ValueError(f"unknown role(s) {unknown}; the stand-in knows {sorted(ROLES)}")
+        if condition:
+            condition_terms(condition)
         with self._lock:
             known = self._principals.setdefault(token, principal)
             if known != principal:
                 raise ValueError(
                     f"this token already belongs to {known!r}; use a new token for {principal!r}"
                 )
-            self._bindings.setdefault(principal, set()).update((bucket, role) for role in roles)
+            self._bindings.setdefault(principal, set()).update((bucket, role, condition) for role in roles)
 
     def principal_of(self, authorization: str | None, needs: list[Need]) -> str:
         """The principal behind an ``Authorization`` header, or GcsError(401) as GCS answers."""
@@ -324,8 +387,10 @@ class GcsIamProxy:
             bindings = set(self._bindings.get(principal, ()))
         for need in needs:
             if not any(
-                (on is None or on == need.bucket) and _role_grants(role, need.permission)
-                for on, role in bindings
+                (on is None or on == need.bucket)
+                and _role_grants(role, need.permission)
+                and condition_applies(condition, need)
+                for on, role, condition in bindings
             ):
                 return need
         return None

@@ -47,7 +47,9 @@ def test_the_defaults_are_cloudbuilds():
 def test_deploy_md_lists_every_api_and_every_role_with_its_reason():
     for api in desired.APIS:
         assert f"`{api.name}`" in DEPLOY, api.name
-    rows = [line.strip() for line in DEPLOY.splitlines() if line.strip().startswith("| `roles/")]
+    rows = [
+        line.strip() for line in DEPLOY.splitlines() if line.strip().startswith(("| `roles/", "| `projects/"))
+    ]
     for grant in desired.GRANTS:
         member = "GitHub" if grant.member == desired.GITHUB else desired.IDENTITY[grant.member].account_id
         on = grant.on
@@ -206,3 +208,57 @@ def test_a_github_repo_that_is_not_owner_slash_repo_is_refused(value):
 def test_a_cloud_api_endpoint_must_be_local_http_or_https_with_no_path(value):
     with pytest.raises(SettingsError, match="cicd.cloud_api_endpoint"):
         Settings(cloud_api_endpoint=value)
+
+
+def test_the_policy_reader_is_a_custom_role_with_only_the_reads_doctor_makes():
+    d = deployment()
+    [grant] = [g for g in desired.GRANTS if g.role.endswith("/roles/cicdPolicyReader")]
+    assert d.role(grant) == "projects/my-project-1/roles/cicdPolicyReader"
+    assert (
+        set(grant.permissions)
+        == set(desired.POLICY_READER.permissions)
+        == {
+            "resourcemanager.projects.getIamPolicy",
+            "iam.serviceAccounts.getIamPolicy",
+            "storage.buckets.getIamPolicy",
+            "artifactregistry.repositories.getIamPolicy",
+            "iam.serviceAccounts.get",
+        }
+    )
+    assert re.fullmatch(r"[a-zA-Z0-9_.]{3,64}", desired.POLICY_READER.role_id)
+    assert all(g.role != "roles/iam.securityReviewer" for g in desired.GRANTS)
+    assert "--role=projects/my-project-1/roles/cicdPolicyReader" in d.fix_grant(grant)
+
+
+def test_the_submitter_reads_and_lists_run_summaries_only():
+    d = deployment(pipeline_name="penguin-cicd")
+    [grant] = [
+        g for g in desired.GRANTS if g.member == "submitter" and g.role == "roles/storage.objectViewer"
+    ]
+    condition = d.condition(grant)
+    assert condition["expression"] == (
+        'resource.name.startsWith("projects/_/buckets/my-project-1-ml/objects/releases/penguin-cicd/summaries/")'
+        ' || api.getAttribute("storage.googleapis.com/objectListPrefix", "")'
+        '.startsWith("releases/penguin-cicd/summaries/")'
+    )
+    assert all(d.condition(g) is None for g in desired.GRANTS if g is not grant)
+    assert "--condition='^;^title=run summaries only;expression=resource.name.startsWith(" in d.fix_grant(
+        grant
+    )
+
+
+def test_a_conditional_binding_is_its_own_and_makes_the_policy_version_3():
+    condition = {"title": "t", "expression": 'resource.name.startsWith("x")'}
+    policy = {
+        "etag": "e",
+        "version": 1,
+        "bindings": [{"role": "roles/storage.objectViewer", "members": ["user:a"]}],
+    }
+    updated = with_bindings(policy, [("roles/storage.objectViewer", "user:b", condition)])
+
+    assert updated["version"] == 3
+    assert holds(updated, "roles/storage.objectViewer", "user:b", condition)
+    assert not holds(updated, "roles/storage.objectViewer", "user:b")
+    assert not holds(updated, "roles/storage.objectViewer", "user:a", condition)
+    assert updated["bindings"][0] == policy["bindings"][0]
+    assert with_bindings(updated, [("roles/storage.objectViewer", "user:b", condition)]) == updated

@@ -105,6 +105,47 @@ class Grant:
     # The permissions of the role the chain uses: what `invoke doctor` asks testIamPermissions for when it runs
     # as this member. Each is in the role (Google's roles reference; a test checks against the stand-in's table).
     permissions: tuple[str, ...]
+    # An IAM condition narrowing the binding (its title; the expression is Deployment.condition's), or "".
+    condition: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class CustomRole:
+    """A role of the project's own (projects/PROJECT/roles/ID): exactly the permissions a predefined role would
+    give too many of. IAM's rules: the id is [a-zA-Z0-9_.]{3,64}; each permission must be one Google supports in
+    custom roles ("Custom roles support levels"); a deleted role keeps its id for 37 days and is undeleted."""
+
+    role_id: str
+    title: str
+    description: str
+    permissions: tuple[str, ...]
+
+
+# doctor reads IAM policies (never data): roles/iam.securityReviewer would let every build step read every
+# policy and role definition in the project. These are all doctor's reads use: the four getIamPolicy reads,
+# and iam.serviceAccounts.get, with which it finds the submitter and the builder accounts (securityReviewer
+# held it too; the vertex account it could read through roles/iam.serviceAccountUser). Each is SUPPORTED in
+# custom roles (Google's "Custom roles support levels" table).
+POLICY_READER = CustomRole(
+    "cicdPolicyReader",
+    "CI/CD policy reader",
+    "invoke doctor reads the IAM policies of the project, the buckets, the repository and the service accounts, "
+    "and finds the accounts",
+    (
+        "resourcemanager.projects.getIamPolicy",
+        "iam.serviceAccounts.getIamPolicy",
+        "storage.buckets.getIamPolicy",
+        "artifactregistry.repositories.getIamPolicy",
+        "iam.serviceAccounts.get",
+    ),
+)
+CUSTOM_ROLES = (POLICY_READER,)
+CUSTOM_ROLE_PREFIX = (
+    "projects/PROJECT/roles/"  # as the table writes a custom role; Deployment.role resolves it
+)
+
+# The one conditional binding: the GitHub job reads its run's summary, and nothing else in the bucket.
+SUMMARIES_ONLY = "run summaries only"
 
 
 GRANTS = (
@@ -155,8 +196,10 @@ GRANTS = (
         "submitter",
         "roles/storage.objectViewer",
         BUCKET,
-        "the GitHub job reads the run's summary for its job summary",
+        "the GitHub job lists and reads its run's summary under releases/PIPELINE/summaries/, and nothing else "
+        "in the bucket (an IAM condition)",
         ("storage.objects.get", "storage.objects.list"),
+        condition=SUMMARIES_ONLY,
     ),
     # --- the Cloud Build service account
     Grant(
@@ -221,10 +264,11 @@ GRANTS = (
     ),
     Grant(
         "builder",
-        "roles/iam.securityReviewer",
+        CUSTOM_ROLE_PREFIX + POLICY_READER.role_id,
         PROJECT,
-        "invoke doctor reads who holds which role (IAM policies only, no data)",
-        ("resourcemanager.projects.getIamPolicy", "iam.serviceAccounts.getIamPolicy"),
+        "invoke doctor reads who holds which role and finds the service accounts: four getIamPolicy permissions "
+        "and iam.serviceAccounts.get, no data, no role definitions (a custom role, not roles/iam.securityReviewer)",
+        POLICY_READER.permissions,
     ),
     # --- the Vertex AI pipelines' service account
     Grant(
@@ -309,6 +353,7 @@ class Deployment:
     project_number: str = ""  # needed for the principalSet and the provider's name; "" until known
     github_repo_id: str = ""  # GitHub's numeric ids: the condition and the binding use them, not names
     github_owner_id: str = ""
+    pipeline: str = "penguin-cicd"  # cicd.pipeline_name: its folder under releases/ holds the run summaries
 
     @classmethod
     def from_settings(cls, settings: Settings, project_number: str = "") -> Deployment:
@@ -348,6 +393,7 @@ class Deployment:
             project_number=project_number,
             github_repo_id=settings.github_repo_id,
             github_owner_id=settings.github_owner_id,
+            pipeline=settings.pipeline_name,
         )
 
     # --- names
@@ -383,6 +429,43 @@ class Deployment:
     def github(self) -> bool:
         """Whether the GitHub sign-in is part of this deployment: a repository and both of its ids."""
         return bool(self.github_repo and self.github_repo_id and self.github_owner_id)
+
+    def role(self, grant_or_role: Grant | str) -> str:
+        """The role's name as IAM takes it: a predefined role as is, a custom one as projects/ID/roles/ROLE."""
+        role = grant_or_role.role if isinstance(grant_or_role, Grant) else grant_or_role
+        if role.startswith(CUSTOM_ROLE_PREFIX):
+            return f"projects/{self.project}/roles/{role.removeprefix(CUSTOM_ROLE_PREFIX)}"
+        return role
+
+    def custom_role(self, role: CustomRole) -> str:
+        return f"projects/{self.project}/roles/{role.role_id}"
+
+    @property
+    def summaries_prefix(self) -> str:
+        """Where the build leaves each run's summary (release_state.record_outcome) for the GitHub job."""
+        return f"releases/{self.pipeline}/summaries/"
+
+    def condition(self, grant: Grant) -> dict[str, str] | None:
+        """The IAM condition of a conditional grant ({title, description, expression}), else None.
+
+        Reading an object is checked on the object (resource.name projects/_/buckets/B/objects/NAME); listing is
+        checked on the bucket, whose name no object prefix matches, so a name condition alone refuses every list.
+        Google's API attribute storage.googleapis.com/objectListPrefix (the list request's prefix) lets a list
+        through only when it asks for names under the same folder.
+        """
+        if not grant.condition:
+            return None
+        if grant.condition != SUMMARIES_ONLY:
+            raise ValueError(f"unknown condition {grant.condition!r}")
+        prefix = self.summaries_prefix
+        return {
+            "title": SUMMARIES_ONLY,
+            "description": f"objects under gs://{self.bucket}/{prefix}, and lists of them",
+            "expression": (
+                f'resource.name.startsWith("projects/_/buckets/{self.bucket}/objects/{prefix}") || '
+                f'api.getAttribute("storage.googleapis.com/objectListPrefix", "").startsWith("{prefix}")'
+            ),
+        }
 
     def account_id(self, key: str) -> str:
         return self.accounts[key].partition("@")[0]
@@ -456,10 +539,16 @@ class Deployment:
 
     def fix_grant(self, grant: Grant) -> str:
         kind, name = self.target(grant.on)
-        binding = f"--member={self.member(grant.member)} --role={grant.role}"
+        binding = f"--member={self.member(grant.member)} --role={self.role(grant)}"
+        condition = self.condition(grant)
         if kind == PROJECT:
             return f"gcloud projects add-iam-policy-binding {name} {binding} --condition=None"
         if kind == BUCKET:
+            if condition:
+                # The expression holds commas: gcloud's ^;^ prefix makes ';' the separator (`gcloud topic escaping`).
+                binding += (
+                    f" --condition='^;^title={condition['title']};expression={condition['expression']}'"
+                )
             return f"gcloud storage buckets add-iam-policy-binding gs://{name} {binding}"
         if kind == REPOSITORY:
             return (
@@ -467,6 +556,12 @@ class Deployment:
                 f"--location={self.repository_location} --project={self.project} {binding}"
             )
         return f"gcloud iam service-accounts add-iam-policy-binding {name} --project={self.project} {binding}"
+
+    def fix_custom_role(self, role: CustomRole) -> str:
+        return (
+            f"gcloud iam roles update {role.role_id} --project={self.project} "
+            f"--permissions={','.join(role.permissions)} (or create, or undelete, as the check says)"
+        )
 
     def setup_command(self) -> str:
         repo = f" --github-repo={self.github_repo}" if self.github_repo else " --github-repo=OWNER/REPO"

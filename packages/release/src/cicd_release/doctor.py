@@ -12,8 +12,11 @@ Roles are checked two ways, because Google's testIamPermissions answers for the 
   permissions the chain uses, on each resource: Google's own answer, counting every way a permission can be
   held (a role on the project, a group, a custom role);
 - every other identity is checked in the resources' IAM policies: the table's role bound to it, on the
-  resource or on the project (from where resources inherit it). Reading policies needs
-  resourcemanager.projects.getIamPolicy and the like (roles/iam.securityReviewer, which setup grants the build).
+  resource or on the project (from where resources inherit it), under the table's condition where it has one.
+  Reading policies needs resourcemanager.projects.getIamPolicy and the like: the custom role cicdPolicyReader,
+  which setup makes and grants the build, holds the four getIamPolicy permissions and nothing else.
+The custom role itself is read (iam.roles.get) and its permissions compared with the table's; a caller that may
+not read role definitions (the build's account) asks testIamPermissions for them on the project instead.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from collections.abc import Callable, Iterator
 
 from cicd_release import desired
 from cicd_release.desired import Deployment
-from cicd_release.errors import CloudUnavailable, MissingBucket, ProjectNotReady, ReleaseError
+from cicd_release.errors import CloudUnavailable, MissingBucket, ProjectNotReady, Refused, ReleaseError
 from cicd_release.gcp_admin import Cloud, holds
 from cicd_release.settings import Settings
 
@@ -101,6 +104,11 @@ def _checks(cloud: Cloud, settings: Settings, deployment: Deployment) -> Iterato
             SKIP,
             f"roles/iam.workloadIdentityUser for GitHub on the submitter: {' and '.join(unset)} "
             f"{'is' if len(unset) == 1 else 'are'} not set",
+        )
+    for role in desired.CUSTOM_ROLES:
+        yield from _guarded(
+            f"custom role {deployment.custom_role(role)}",
+            lambda role=role: _custom_role_check(cloud, deployment, role),
         )
     yield from _grant_checks(cloud, deployment, exists)
     yield from _guarded("release", lambda: _release_checks(cloud, settings))
@@ -190,19 +198,59 @@ def _account_check(cloud: Cloud, deployment: Deployment, email: str, key: str, e
     )
 
 
+def _custom_role_check(cloud: Cloud, deployment: Deployment, role: desired.CustomRole) -> Check:
+    name = deployment.custom_role(role)
+    fix = deployment.setup_command()
+    try:
+        found = cloud.custom_role(name)
+    except Refused:
+        caller = cloud.caller()
+        if not caller:
+            raise
+        # The build's account may not read role definitions (no iam.roles.get, on purpose): what it holds of
+        # the role's permissions, Google's own answer, says whether the role (granted to it) is whole.
+        held = cloud.test_permissions("project", deployment.project, list(role.permissions))
+        missing = [p for p in role.permissions if p not in held]
+        if missing:
+            return Check(
+                FAIL, f"custom role {name}: {caller} (this caller) lacks {', '.join(missing)} from it", fix
+            )
+        return Check(
+            OK, f"custom role {name}: {caller} (this caller) holds its {len(role.permissions)} permissions"
+        )
+    if found is None:
+        return Check(FAIL, f"custom role {name} missing ({role.description})", fix)
+    if found.get("deleted"):
+        return Check(FAIL, f"custom role {name} is deleted (setup undeletes it)", fix)
+    missing = sorted(set(role.permissions) - set(found.get("includedPermissions", [])))
+    extra = sorted(set(found.get("includedPermissions", [])) - set(role.permissions))
+    if missing or extra:
+        said = ", ".join(
+            part
+            for part in (
+                missing and f"lacks {', '.join(missing)}",
+                extra and f"has more than it needs: {', '.join(extra)}",
+            )
+            if part
+        )
+        return Check(FAIL, f"custom role {name} {said}", fix)
+    return Check(OK, f"custom role {name}: {', '.join(sorted(role.permissions))}")
+
+
 def _grant_checks(cloud: Cloud, deployment: Deployment, exists: dict) -> Iterator[Check]:
     caller = cloud.caller()
     policies: dict[tuple[str, str], dict | str] = {}
     for grant in deployment.grants():
         kind, name = deployment.target(grant.on)
-        member = deployment.member(grant.member)
-        where = deployment.shown(grant.on)
+        member, role = deployment.member(grant.member), deployment.role(grant)
+        condition = deployment.condition(grant)
+        where = deployment.shown(grant.on) + (f" if {condition['title']}" if condition else "")
         if not exists.get((kind, name), False):
-            yield Check(SKIP, f"{grant.role} for {member} on {where}: the resource is missing (above)")
+            yield Check(SKIP, f"{role} for {member} on {where}: the resource is missing (above)")
             continue
         if caller and member == f"serviceAccount:{caller}":
             yield from _guarded(
-                f"{grant.role} on {where}",
+                f"{role} on {where}",
                 functools.partial(_tested, cloud, deployment, grant, kind, name, caller),
             )
             continue
@@ -215,8 +263,9 @@ def _grant_checks(cloud: Cloud, deployment: Deployment, exists: dict) -> Iterato
         if isinstance(policy, str):
             yield Check(
                 FAIL,
-                f"{grant.role} for {member} on {where}: cannot read the IAM policy ({policy})",
-                "run `invoke doctor` as a project owner, or grant roles/iam.securityReviewer to this caller",
+                f"{role} for {member} on {where}: cannot read the IAM policy ({policy})",
+                f"run `invoke doctor` as a project owner, or grant "
+                f"{deployment.custom_role(desired.POLICY_READER)} to this caller",
             )
             continue
         project_policy = policies.get(("project", deployment.project))
@@ -227,13 +276,14 @@ def _grant_checks(cloud: Cloud, deployment: Deployment, exists: dict) -> Iterato
                 )
             except ReleaseError as err:
                 project_policy = policies[("project", deployment.project)] = str(err)
-        inherited = isinstance(project_policy, dict) and holds(project_policy, grant.role, member)
-        if holds(policy, grant.role, member) or inherited:
-            yield Check(OK, f"{grant.role} for {member} on {where}")
+        # A conditional grant is the table's only on the resource itself: the project's policy knows no buckets.
+        inherited = not condition and isinstance(project_policy, dict) and holds(project_policy, role, member)
+        if holds(policy, role, member, condition) or inherited:
+            yield Check(OK, f"{role} for {member} on {where}")
         else:
             yield Check(
                 FAIL,
-                f"{member} lacks {grant.role} on {where} ({grant.reason})",
+                f"{member} lacks {role} on {where} ({grant.reason})",
                 deployment.fix_grant(grant),
             )
 
@@ -243,14 +293,14 @@ def _tested(
 ) -> Check:
     held = cloud.test_permissions(kind, name, list(grant.permissions))
     missing = [p for p in grant.permissions if p not in held]
-    where = deployment.shown(grant.on)
+    where, role = deployment.shown(grant.on), deployment.role(grant)
     if missing:
         return Check(
             FAIL,
-            f"{caller} (this caller) lacks {', '.join(missing)} on {where}, from {grant.role} ({grant.reason})",
+            f"{caller} (this caller) lacks {', '.join(missing)} on {where}, from {role} ({grant.reason})",
             deployment.fix_grant(grant),
         )
-    return Check(OK, f"{grant.role} on {where}: {caller} (this caller) holds {', '.join(grant.permissions)}")
+    return Check(OK, f"{role} on {where}: {caller} (this caller) holds {', '.join(grant.permissions)}")
 
 
 def _release_checks(cloud: Cloud, settings: Settings) -> list[Check]:

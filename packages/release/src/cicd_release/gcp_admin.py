@@ -24,8 +24,8 @@ from cicd_release.settings import Settings
 
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 IAM_ENDPOINT = "https://iam.googleapis.com"
-# Policy version 3 is what a reader must ask for to see conditional bindings (none are made here, but a
-# policy that has them must not be rewritten as version 1, which would drop the conditions).
+# Policy version 3 is what a reader must ask for to see conditional bindings (setup makes one, on the bucket,
+# and a policy that has them must not be rewritten as version 1, which would drop the conditions).
 POLICY_VERSION = 3
 OPERATION_POLL_SECONDS = 0.5
 
@@ -313,6 +313,40 @@ class Cloud:
         operation = self._iam("PATCH", name, params={"updateMask": ",".join(fields)}, json=body)
         self._wait(operation or {})
 
+    # --- custom roles (IAM REST projects.roles)
+
+    def custom_role(self, name: str) -> dict[str, Any] | None:
+        """projects/P/roles/ID as IAM has it ({name, includedPermissions, deleted, etag, ...}), or None.
+
+        A deleted role is still returned, with "deleted": true (view=FULL is the default for a get)."""
+        return self._iam("GET", name)
+
+    def create_custom_role(self, role_id: str, title: str, description: str, permissions: list[str]) -> None:
+        self._iam(
+            "POST",
+            f"projects/{self.project}/roles",
+            json={
+                "roleId": role_id,
+                "role": {
+                    "title": title,
+                    "description": description,
+                    "includedPermissions": permissions,
+                    "stage": "GA",
+                },
+            },
+        )
+
+    def update_custom_role(self, name: str, permissions: list[str], etag: str = "") -> None:
+        """PATCH with updateMask=includedPermissions: only the permission list changes."""
+        body: dict[str, Any] = {"includedPermissions": permissions}
+        if etag:
+            body["etag"] = etag
+        self._iam("PATCH", name, params={"updateMask": "includedPermissions"}, json=body)
+
+    def undelete_custom_role(self, name: str, etag: str = "") -> None:
+        """A deleted custom role keeps its id for 37 days and cannot be made anew: it is undeleted."""
+        self._iam("POST", f"{name}:undelete", json={"etag": etag} if etag else {})
+
     # --- IAM policies of the four kinds of resource, in one JSON shape
 
     def policy(self, kind: str, name: str) -> dict[str, Any]:
@@ -412,26 +446,41 @@ class Cloud:
 # --- policies as data ------------------------------------------------------------------------------------
 
 
-def holds(policy: dict[str, Any], role: str, member: str) -> bool:
-    """Whether `member` holds `role` without a condition (a conditional binding may not apply: not counted)."""
+def _same_condition(binding: dict[str, Any], condition: dict[str, str] | None) -> bool:
+    found = binding.get("condition")
+    if not condition:
+        return not found
+    return bool(found) and found.get("expression") == condition["expression"]
+
+
+def holds(policy: dict[str, Any], role: str, member: str, condition: dict[str, str] | None = None) -> bool:
+    """Whether `member` holds `role` under exactly `condition` (None: without one). A conditional binding does
+    not count as an unconditional one (it may not apply), nor one with another expression."""
     return any(
-        b.get("role") == role and member in b.get("members", ()) and not b.get("condition")
+        b.get("role") == role and member in b.get("members", ()) and _same_condition(b, condition)
         for b in policy.get("bindings", ())
     )
 
 
-def with_bindings(policy: dict[str, Any], wanted: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    """A copy of `policy` in which each (role, member) of `wanted` is bound: added to the role's unconditional
-    binding (or a new one), every other binding, the etag and the version kept as read."""
+def with_bindings(policy: dict[str, Any], wanted: Iterable[tuple]) -> dict[str, Any]:
+    """A copy of `policy` in which each (role, member) or (role, member, condition) of `wanted` is bound: added
+    to the role's binding with the same condition (or a new one), every other binding, the etag and the
+    version kept as read."""
     bindings = [{**b, "members": list(b.get("members", ()))} for b in policy.get("bindings", ())]
-    for role, member in wanted:
-        if holds({"bindings": bindings}, role, member):
+    for role, member, *rest in wanted:
+        condition = rest[0] if rest else None
+        if holds({"bindings": bindings}, role, member, condition):
             continue
-        plain = next((b for b in bindings if b.get("role") == role and not b.get("condition")), None)
-        if plain is None:
-            bindings.append({"role": role, "members": [member]})
+        same = next(
+            (b for b in bindings if b.get("role") == role and _same_condition(b, condition)),
+            None,
+        )
+        if same is None:
+            bindings.append(
+                {"role": role, "members": [member], **({"condition": dict(condition)} if condition else {})}
+            )
         else:
-            plain["members"] = sorted({*plain["members"], member})
+            same["members"] = sorted({*same["members"], member})
     updated = {**policy, "bindings": bindings}
     # A policy with a conditional binding must be written as version 3; any other may stay what it was.
     if any(b.get("condition") for b in bindings):

@@ -26,6 +26,7 @@ from cicd_release.gcp_admin import Cloud, holds, with_bindings
 API_OF = {
     "service account": "iam.googleapis.com",
     "pool": "iam.googleapis.com",
+    "custom role": "iam.googleapis.com",
     "bucket": "storage.googleapis.com",
     "repository": "artifactregistry.googleapis.com",
     "project": "cloudresourcemanager.googleapis.com",
@@ -129,6 +130,8 @@ def make_plan(cloud: Cloud, deployment: Deployment) -> Plan:
     exists[("project", deployment.project)] = True
     if deployment.github:
         actions += _federation_actions(cloud, deployment, readable("pool"))
+    readable_roles = readable("custom role")
+    actions += [_custom_role_action(cloud, deployment, r, readable_roles) for r in desired.CUSTOM_ROLES]
     actions += _grant_actions(cloud, deployment, exists, readable)
     return Plan(deployment, actions)
 
@@ -257,6 +260,42 @@ def _federation_actions(cloud: Cloud, deployment: Deployment, readable: bool) ->
     return actions
 
 
+def _custom_role_action(
+    cloud: Cloud, deployment: Deployment, role: desired.CustomRole, readable: bool
+) -> Action:
+    """The project's custom role: created; its permission list put back when it differs (PATCH
+    updateMask=includedPermissions); undeleted when deleted (IAM keeps a deleted role's id 37 days, so a create
+    with it fails; the undeleted role's permissions are then set as well)."""
+    name = deployment.custom_role(role)
+    found = cloud.custom_role(name) if readable else None
+    wanted = sorted(role.permissions)
+    what = f"custom role {name}: {', '.join(wanted)}"
+    if found is None:
+        return Action(
+            "create",
+            what,
+            role.description,
+            lambda: cloud.create_custom_role(role.role_id, role.title, role.description, wanted),
+        )
+    have = sorted(found.get("includedPermissions", []))
+    if found.get("deleted"):
+
+        def undelete() -> None:
+            cloud.undelete_custom_role(name, found.get("etag", ""))
+            if have != wanted:
+                cloud.update_custom_role(name, wanted)
+
+        return Action("change", f"{what} (was deleted: undelete)", role.description, undelete)
+    if have != wanted:
+        return Action(
+            "change",
+            f"{what} (was: {', '.join(have) or 'no permissions'})",
+            role.description,
+            lambda: cloud.update_custom_role(name, wanted, found.get("etag", "")),
+        )
+    return Action("ok", what)
+
+
 def _grant_actions(
     cloud: Cloud, deployment: Deployment, exists: dict[tuple[str, str], bool], readable: Callable[[str], bool]
 ) -> list[Action]:
@@ -268,11 +307,14 @@ def _grant_actions(
     for (kind, name), grants in by_target.items():
         present = exists.get((kind, name), False) and readable(kind)
         policy = cloud.policy(kind, name) if present else {}
-        missing: list[tuple[str, str]] = []
+        missing: list[tuple] = []
         for grant in grants:
-            member = deployment.member(grant.member)
-            what = f"role {grant.role} for {member} on {deployment.shown(grant.on)}"
-            if holds(policy, grant.role, member):
+            member, role = deployment.member(grant.member), deployment.role(grant)
+            condition = deployment.condition(grant)
+            what = f"role {role} for {member} on {deployment.shown(grant.on)}"
+            if condition:
+                what += f' if "{condition["expression"]}"'
+            if holds(policy, role, member, condition):
                 actions.append(Action("ok", what, grant.reason))
                 continue
             if not missing:
@@ -280,7 +322,7 @@ def _grant_actions(
                 action_run = functools.partial(grant_roles, cloud, kind, name, missing)
             else:
                 action_run = _nothing
-            missing.append((grant.role, member))
+            missing.append((role, member, condition))
             actions.append(Action("create", what, grant.reason, action_run))
     return actions
 
@@ -289,8 +331,8 @@ def _nothing() -> None:
     """A grant written by the first missing grant of the same resource."""
 
 
-def grant_roles(cloud: Cloud, kind: str, name: str, wanted: list[tuple[str, str]]) -> None:
-    """Adds (role, member) bindings by read-modify-write with the etag read; retried on a concurrent change.
+def grant_roles(cloud: Cloud, kind: str, name: str, wanted: list[tuple]) -> None:
+    """Adds (role, member, condition) bindings by read-modify-write with the etag read; retried on a concurrent change.
 
     A service account made a moment ago can be refused as a member ("does not exist") until IAM has spread
     it: Google documents this eventual consistency, so that refusal is waited out for up to a minute.
@@ -298,7 +340,7 @@ def grant_roles(cloud: Cloud, kind: str, name: str, wanted: list[tuple[str, str]
     attempts, waited = 0, 0.0
     while attempts < POLICY_ATTEMPTS:
         policy = cloud.policy(kind, name)
-        if all(holds(policy, role, member) for role, member in wanted):
+        if all(holds(policy, *binding) for binding in wanted):
             return
         try:
             cloud.set_policy(kind, name, with_bindings(policy, wanted))
