@@ -31,6 +31,7 @@ from tasks import (  # noqa: E402
     modules,
     pipeline,
     plan,
+    rehearse,
     report,
     scaffold,
     schedule,
@@ -38,6 +39,7 @@ from tasks import (  # noqa: E402
 )
 from tasks._common import SETTINGS_DEFAULTS, training_defaults  # noqa: E402
 
+pipeline.ns.add_task(rehearse.rehearse)  # pipeline.rehearse: the compiled spec run here first
 ns = Collection(
     local.run,
     plan.plan,

@@ -48,7 +48,7 @@ def test_every_waitfor_names_a_step_before_it():
 
 def test_each_step_waits_for_what_it_needs_as_the_step_table_says():
     """Not a chain: after the tests, the image (after its wheels), the compile, the module and data uploads run
-    side by side, and the submit waits for all four (the run needs each)."""
+    side by side; the rehearsal waits for the image and the spec, the submit for all five (the run needs each)."""
     waits = {step["id"]: set(step["waitFor"]) for step in BUILD["steps"]}
     assert (waits["install.lock"], waits["install"], waits["doctor"], waits["plan"], waits["test"]) == (
         {"-"},
@@ -63,7 +63,15 @@ def test_each_step_waits_for_what_it_needs_as_the_step_table_says():
     assert waits["build.image"] == {"build.wheels"}
     for name in ("build.wheels", "pipeline.compile", "modules.upload", "data.upload"):
         assert waits[name] == {"test"}, f"{name} starts as soon as the tests passed"
-    assert waits["pipeline.submit"] == {"build.image", "pipeline.compile", "modules.upload", "data.upload"}
+    # The rehearsal runs the compiled spec's tasks in the image it names: it needs both.
+    assert waits["pipeline.rehearse"] == {"build.image", "pipeline.compile"}
+    assert waits["pipeline.submit"] == {
+        "build.image",
+        "pipeline.compile",
+        "pipeline.rehearse",
+        "modules.upload",
+        "data.upload",
+    }
     assert waits["schedule.move"] == {"pipeline.submit"}
 
 

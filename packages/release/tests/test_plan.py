@@ -20,11 +20,19 @@ FULL = (
     "build.wheels",
     "build.image",
     "pipeline.compile",
+    "pipeline.rehearse",
     "modules.upload",
     "pipeline.submit",
     "schedule.move",
 )
-PIPELINE = ("test", "pipeline.compile", "modules.upload", "pipeline.submit", "schedule.move")
+PIPELINE = (
+    "test",
+    "pipeline.compile",
+    "pipeline.rehearse",
+    "modules.upload",
+    "pipeline.submit",
+    "schedule.move",
+)
 MODULES = ("test", "modules.upload", "pipeline.submit", "schedule.move")
 DATA = ("test", "data.upload", "pipeline.submit", "schedule.move")
 NONE = ("test",)

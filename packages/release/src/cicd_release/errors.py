@@ -61,6 +61,11 @@ class HandOffMissing(ReleaseError):
     """A step needs a file an earlier step writes (.cicd/): the message names the step to run."""
 
 
+class RehearsalError(ReleaseError):
+    """The rehearsal of the compiled spec failed (a task, or a spec that cannot run): one line naming the task
+    and the cause; nothing is submitted."""
+
+
 class RecordRefused(ReleaseError):
     """What was read back from the bucket to run (the release record, or before one the newest release there)
     failed a check: its problem in one line; nothing was submitted or written."""
@@ -159,7 +164,8 @@ EXIT_CODES: tuple[ExitCode, ...] = (
     ExitCode(
         1,
         "a step failed: a build, a refused request, a cloud API that did not answer, a run that ended FAILED, "
-        "a release record that fails its checks, a local component that failed (its name and the log's last traceback)",
+        "a release record that fails its checks, a local component that failed (its name and the log's last traceback), "
+        "a rehearsed task that failed (its name and cause)",
         "every task",
         (
             ReleaseError,
@@ -171,6 +177,7 @@ EXIT_CODES: tuple[ExitCode, ...] = (
             GitError,
             PlanError,
             HandOffMissing,
+            RehearsalError,
             RecordRefused,
         ),
     ),

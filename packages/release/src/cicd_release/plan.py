@@ -61,19 +61,29 @@ STEPS = (
     "build.wheels",
     "build.image",
     "pipeline.compile",
+    "pipeline.rehearse",
     "modules.upload",
     "data.upload",
     "pipeline.submit",
     "schedule.move",
 )
 
+# pipeline.rehearse follows every compile: a new spec (or image, or components) runs end to end here, in the
+# image it names, before Vertex runs it (docs/rehearsal.md).
 # modules.upload is idempotent (content-addressed, never overwritten), so every run includes it.
 # schedule.move follows every submit: a release that lands new code moves the pipeline's schedules to it.
 # data.upload is planned only when data/ changed (or, in the cloud completion, when no snapshot exists):
 # a code change must not replace the snapshot a team uploaded from elsewhere with the repository's sample.
 WORKFLOW_STEPS = {
     "full": tuple(s for s in STEPS if s != "data.upload"),
-    "pipeline": ("test", "pipeline.compile", "modules.upload", "pipeline.submit", "schedule.move"),
+    "pipeline": (
+        "test",
+        "pipeline.compile",
+        "pipeline.rehearse",
+        "modules.upload",
+        "pipeline.submit",
+        "schedule.move",
+    ),
     "modules": ("test", "modules.upload", "pipeline.submit", "schedule.move"),
     "data": ("test", "data.upload", "pipeline.submit", "schedule.move"),
     "none": ("test",),

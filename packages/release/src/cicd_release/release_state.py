@@ -565,9 +565,9 @@ def complete_plan(ctx: StepContext, plan: plan_lib.Plan, last: ReleaseRecord | N
             last = read_record(settings, ctx.storage_client())
         spec = last.inputs.get("spec") if last.exists else None
         if not spec or not storage_lib.blob_exists(ctx.storage_client(), spec, deadline=deadline):
-            steps.add("pipeline.compile")
+            steps.update({"pipeline.compile", "pipeline.rehearse"})
             reasons.append(
-                "pipeline.compile added: no released spec to reuse "
+                "pipeline.compile and pipeline.rehearse added: no released spec to reuse "
                 f"({spec or 'no release record'}), so this build compiles one."
             )
     if "pipeline.compile" in steps and "build.image" not in steps:

@@ -40,6 +40,7 @@ from cicd_release import workspace as workspace_lib
 from cicd_release.errors import InputError, MissingRelease, ReleaseError
 from cicd_release.launch import RunRequest, launch
 from cicd_release.naming import image_reference, versions
+from cicd_release.rehearsal import rehearse_step
 from cicd_release.settings import Settings
 from cicd_release.workspace import Workspace, atomic_write
 
@@ -396,14 +397,24 @@ STEPS: dict[str, Step] = {
             after=("test",),
             checkout=True,
         ),
+        # The compiled spec run end to end here, in the image it names, before Vertex pays for it; under
+        # gs://BUCKET/rehearsals/ its tasks' reads and writes exercise the bucket's permissions.
+        Step(
+            "pipeline.rehearse",
+            rehearse_step,
+            ("bucket",),
+            after=("build.image", "pipeline.compile"),
+            checkout=True,
+        ),
         Step("modules.upload", upload_modules, ("bucket",), after=("test",), checkout=True),
         Step("data.upload", upload_data, ("bucket",), after=("test",), checkout=True),
-        # A run needs its image pushed, its spec and modules uploaded, and its data in the bucket.
+        # A run needs its image pushed, its spec rehearsed and uploaded, its modules uploaded, and its data in
+        # the bucket.
         Step(
             "pipeline.submit",
             submit_run,
             RUN_SETTINGS,
-            after=("build.image", "pipeline.compile", "modules.upload", "data.upload"),
+            after=("build.image", "pipeline.compile", "pipeline.rehearse", "modules.upload", "data.upload"),
             checkout=True,
         ),
         Step("schedule.move", move_schedules, RUN_SETTINGS, after=("pipeline.submit",)),
