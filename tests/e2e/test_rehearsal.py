@@ -28,7 +28,7 @@ REGISTRY = "vertex:projects/p/locations/europe-west4"
 IMAGE = "europe-west4-docker.pkg.dev/p/training/cicd-components:0.3.0-0123456789ab"
 SERVING_IMAGE = f"europe-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15@sha256:{'0' * 64}"
 # Few steps: the model still passes the judge's threshold on the shipped data, in seconds.
-CONFIG = TrainingConfig(train_steps=30, eval_steps=10)
+CONFIG = TrainingConfig(train_steps=30, eval_steps=10, label="species")  # the shipped penguins
 
 
 @pytest.fixture(scope="module")
