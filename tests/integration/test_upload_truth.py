@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from cicd_release.snapshots import upload_snapshot
-from cicd_release.storage import StorageUnavailable, upload_immutable
+from cicd_release.errors import CloudUnavailable
+from cicd_release.storage import upload_immutable
 from tests.support.gcs_emulator import make_storage_client
 from tests.support.released import SCHEMA, SHIPPED_CSV
 
@@ -30,7 +31,7 @@ def test_a_snapshot_upload_cut_at_its_second_file_names_the_file_it_wrote(
         shutil.copy(SHIPPED_CSV, folder / name)
     gcs_faults.fail(503, times=None, on="b.csv")  # every request naming the second file
 
-    with pytest.raises(StorageUnavailable) as caught:
+    with pytest.raises(CloudUnavailable) as caught:
         upload_snapshot(faulty, f"gs://{gcs_bucket.name}/data/penguins", folder, SCHEMA, deadline=FAST)
 
     message = str(caught.value)
@@ -48,7 +49,7 @@ def test_an_upload_given_up_on_in_flight_does_not_say_nothing_was_written(
     local.write_text("{}")
     gcs_faults.slow(20, on="/upload/")  # the host takes the upload and never answers in time
 
-    with pytest.raises(StorageUnavailable) as caught:
+    with pytest.raises(CloudUnavailable) as caught:
         upload_immutable(faulty, local, f"gs://{gcs_bucket.name}/specs/s.json", deadline=FAST)
 
     message = str(caught.value)
