@@ -403,7 +403,8 @@ class Settings(BaseModel):
         "http://127.0.0.1:PORT of a local stand-in)",
     )
     # How long each storage or Vertex call retries 429/5xx answers and lost connections, and the longest one
-    # request may wait; then the step fails in one line naming the endpoint and what was written.
+    # request may wait; then the step fails in one line naming the endpoint and what was written. An upload
+    # may take longer as long as each of its chunks gets through within it (a stall, not a slow line, fails).
     request_deadline_seconds: Annotated[float, BeforeValidator(_deadline_seconds)] = Field(
         DEADLINE_DEFAULT,
         description=f"a number of seconds more than 0 and at most {DEADLINE_MAX:g}, e.g. 30 (the default)",
