@@ -25,6 +25,7 @@ from pydantic_core import PydanticCustomError
 
 from cicd_components.canonical import canonical_json
 from cicd_components.hyperparameters.rule import HyperparametersError, parse_hyperparameters
+from cicd_pipeline import beam_mode
 from cicd_pipeline.config import HYPERPARAMETER_TYPES, PIPELINE_NAME_EXPECTED, check_pipeline_name
 from cicd_release.errors import InputError, SettingsError
 
@@ -110,6 +111,14 @@ _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 def _matches(pattern: re.Pattern, wrong: str) -> Callable[[str], str | None]:
     return lambda value: None if pattern.match(value) else wrong
+
+
+def _beam_mode(value: str) -> str | None:
+    try:
+        beam_mode.parse(value)
+    except beam_mode.BeamModeError:
+        return "is not a Beam mode"
+    return None
 
 
 def _project(value: str) -> str | None:
@@ -364,6 +373,8 @@ class Settings(BaseModel):
         "penguins",
         description="1-63 lowercase letters, digits, '-' or '_', a letter or digit first, e.g. penguins",
     )
+    # The local run's Beam DirectRunner mode (`invoke run --beam` wins); empty or auto: by the data's size.
+    local_beam: Annotated[str, _rule(_beam_mode)] = Field("", description=beam_mode.HELP)
     data_root: Annotated[str, _rule(_data_root)] = Field(
         "",
         description="a gs://BUCKET/FOLDER holding the data set's snapshots and LATEST "
