@@ -11,6 +11,7 @@ every half second. `--write` replaces the sizes table in docs/performance.md and
 
 import argparse
 import csv
+import json
 import os
 import random
 import subprocess
@@ -107,7 +108,7 @@ def _rss(process: psutil.Process) -> int:
         return 0
 
 
-def run_sizes(sizes: list[int], beam: str, work: Path) -> list[dict]:
+def run_sizes(sizes: list[int], beam: str, work: Path, keep: Path | None = None) -> list[dict]:
     copy = checkout_copy(work)
     env = environment(copy)
     results = []
@@ -133,6 +134,8 @@ def run_sizes(sizes: list[int], beam: str, work: Path) -> list[dict]:
             figures[name] = measured(command, copy, env)
             print(f"   {rows:>9} {name:<5} {figures[name]}", flush=True)
         results.append(figures)
+        if keep:  # each size as it is measured: a long run stopped half-way keeps what it measured
+            keep.write_text(json.dumps(results, indent=2))
     return results
 
 
@@ -206,10 +209,17 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--write", action="store_true", help=f"replace the sizes table in {DOC.name}, redraw the plot"
     )
+    parser.add_argument("--json", type=Path, help="write the figures here, after each size")
+    parser.add_argument(
+        "--from-json", type=Path, help="measure nothing: the table (and plot) of these figures"
+    )
     args = parser.parse_args(argv)
     sizes = sorted(int(r.replace("_", "")) for r in args.rows.split(",") if r)
-    with tempfile.TemporaryDirectory(prefix="cicd-bench-sizes-") as work:
-        results = run_sizes(sizes, args.beam, Path(work))
+    if args.from_json:
+        results = json.loads(args.from_json.read_text())
+    else:
+        with tempfile.TemporaryDirectory(prefix="cicd-bench-sizes-") as work:
+            results = run_sizes(sizes, args.beam, Path(work), args.json)
     text = table(results)
     print(text)
     if args.write:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 # CSV bytes from which `auto` runs Beam with one worker per core. Estimated from issue 18's figures (2 cores):
 # in memory ~0.21 ms a row past a fixed 16 s, multi-processing ~0.13 ms a row past a fixed cost about 75 s
-# higher; the lines cross near 0.9 million penguin rows, ~45 MB of CSV. docs/performance.md says what was
-# measured and what is an estimate.
-MULTI_PROCESSING_FROM_BYTES = 45_000_000
+# higher; the lines cross near 0.9 million penguin rows, about 26 MB of CSV (277,000 rows are 7.9 MB).
+# docs/performance.md says what was measured and what is an estimate.
+MULTI_PROCESSING_FROM_BYTES = 25_000_000
 
 MODES = ("auto", "in_memory", "multi_processing")
 _SPELLING = re.compile(r"(auto|in_memory|multi_processing)(?::([1-9][0-9]{0,2}))?")
