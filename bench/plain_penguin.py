@@ -20,6 +20,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINER = Path("packages/trainer/src/cicd_trainer")
+# What the module files are handed (their custom_config), as ours hands them: the penguins' label.
+CUSTOM_CONFIG = {
+    "label": "species",
+    "task": "classification",
+    "transformed_label": "species_xf",
+    "prediction_key": "probabilities",
+}
 # The TFX penguin example's DirectRunner settings.
 BEAM_ARGS = ["--direct_running_mode=multi_processing", "--direct_num_workers=0"]
 
@@ -40,6 +47,7 @@ def create_pipeline(root: Path, checkout: Path, data_root: Path):
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         module_file=str(checkout / TRAINER / "preprocessing.py"),
+        custom_config=CUSTOM_CONFIG,
     )
     trainer = tfx.components.Trainer(
         module_file=str(checkout / TRAINER / "model.py"),
@@ -48,6 +56,7 @@ def create_pipeline(root: Path, checkout: Path, data_root: Path):
         schema=schema_gen.outputs["schema"],
         train_args=tfx.proto.TrainArgs(num_steps=200),
         eval_args=tfx.proto.EvalArgs(num_steps=50),
+        custom_config=CUSTOM_CONFIG,
     )
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,

@@ -39,11 +39,13 @@ PIPELINE_WALL = re.compile(r"(?:wall time of the pipeline|pipeline wall): ([0-9.
 
 
 def checkout_copy(work: Path) -> Path:
-    """The tasks, packages and data of this checkout in `work`: the edits of the benchmark go there."""
+    """The tasks, packages, data and settings of this checkout in `work`: the benchmark's edits go there."""
     copy = work / "checkout"
     skip = shutil.ignore_patterns("__pycache__", "*.egg-info", "build", ".cicd")
     for folder in ("tasks", "packages", "data", "bench"):
         shutil.copytree(ROOT / folder, copy / folder, ignore=skip)
+    # The settings: training.label above all (a run without one stops: nothing says what to predict).
+    shutil.copy2(ROOT / "invoke.yaml", copy / "invoke.yaml")
     return copy
 
 

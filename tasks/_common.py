@@ -56,6 +56,17 @@ def dataset_folder(c) -> Path:
         raise Exit(str(err), code=err.exit_code) from None
 
 
+def local_beam(c, flag: str | None = None) -> str:
+    """The local run's Beam mode: the flag, else cicd.local_beam (checked by its rule), else "" (auto)."""
+    if flag:
+        return flag  # checked where it is used, in one line naming it (cicd_pipeline.beam_mode)
+    value = dict(c.config.get("cicd", {})).get("local_beam") or ""
+    try:
+        return Settings.from_config({"local_beam": value}).local_beam
+    except SettingsError as err:
+        raise Exit(str(err), code=err.exit_code) from None
+
+
 def settings(c, **flags) -> Settings:
     """The typed settings from invoke's config, explicit flags winning; a bad one exits 2 naming it."""
     values = dict(c.config.get("cicd", {}))

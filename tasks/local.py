@@ -9,7 +9,7 @@ from pathlib import Path
 
 from invoke import Collection, Exit, task
 
-from tasks._common import DATA_ROOT_HELP, LOCAL_ROOT, ROOT, dataset_folder, training_config
+from tasks._common import DATA_ROOT_HELP, LOCAL_ROOT, ROOT, dataset_folder, local_beam, training_config
 
 
 @task(
@@ -19,11 +19,15 @@ from tasks._common import DATA_ROOT_HELP, LOCAL_ROOT, ROOT, dataset_folder, trai
         "fresh": "Delete the root first, so nothing is reused from earlier runs.",
         "train_steps": "Training steps (default from the training config).",
         "hyperparameters": "JSON object overriding hyperparameters, e.g. '{\"learning_rate\": 0.02}'.",
+        "beam": "Beam's DirectRunner mode: auto (the default: by the data's size), in_memory, "
+        "multi_processing or multi_processing:N (N workers; one per core if not given). Also cicd.local_beam.",
         "watch": "Stay running: on every save under packages/trainer, run its unit tests, then the pipeline "
         "from the first changed component, and print the verdict (Ctrl-C ends).",
     }
 )
-def run(c, root=None, data_root=None, fresh=False, train_steps=None, hyperparameters=None, watch=False):
+def run(
+    c, root=None, data_root=None, fresh=False, train_steps=None, hyperparameters=None, watch=False, beam=None
+):
     """Run the whole pipeline locally (LocalDagRunner) and print where the model went, its metrics, its blessing.
 
     The trainer's files are read from this working tree, never from an installed copy. With nothing changed
@@ -43,6 +47,7 @@ def run(c, root=None, data_root=None, fresh=False, train_steps=None, hyperparame
         config,
         fresh=fresh,
         watch=watch,
+        beam=local_beam(c, beam),
     )
     if result.exit_code:
         raise Exit(result.message, code=result.exit_code)

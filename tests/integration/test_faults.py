@@ -285,6 +285,50 @@ def test_an_upload_to_a_host_that_never_answers_is_given_up_on_after_one_bounded
     gcs.assert_rerun_completes()
 
 
+# A file of ten chunks of 256 KiB (GCS's smallest chunk): uploaded resumably, chunk by chunk.
+CHUNK = 256 << 10
+
+
+def _big_file(tmp_path: Path) -> Path:
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom(10 * CHUNK))
+    return path
+
+
+def test_a_slow_upload_that_keeps_moving_finishes_however_long_it_takes(gcs: Storage, tmp_path: Path) -> None:
+    """The deadline bounds a stalled line, not a slow healthy one: at 512 KiB/s each chunk takes 0.5 s, well
+    inside the 2 s deadline, and the ten of them 5 s and more, past the 4 s that once cut every upload."""
+    big = _big_file(tmp_path)
+    uri = f"gs://{gcs.bucket}/releases/big.bin"
+    gcs.faults.throttle(2 * CHUNK, on="/upload/")
+
+    assert upload_immutable(gcs.client, big, uri, deadline=FAST, chunk=CHUNK) == uri
+
+    assert _stored(gcs.admin, uri) == big.read_bytes()
+    # Ten chunks and the request that opened the session, each read at the throttled rate.
+    assert _whats(gcs.faults, "/upload/").count("throttled") >= 11
+
+
+def test_a_stalled_upload_fails_in_one_line_that_says_the_connection_stalled(
+    gcs: Storage, tmp_path: Path
+) -> None:
+    big = _big_file(tmp_path)
+    uri = f"gs://{gcs.bucket}/releases/big.bin"
+    gcs.faults.stall(after=4, on="/upload/")  # the session's start and three chunks go through, then nothing
+
+    _, line = _fails_fast(
+        lambda: upload_immutable(gcs.client, big, uri, deadline=FAST, chunk=CHUNK), CloudUnavailable
+    )
+
+    assert "the connection stalled" in line and "no answer" not in line, line
+    assert "stalled" in _whats(gcs.faults, "/upload/")
+    gcs.faults.heal()
+    gcs.faults.drop_held()
+    assert _stored(gcs.admin, uri) is None  # an unfinished resumable upload is no object
+    assert upload_immutable(gcs.client, big, uri, deadline=FAST, chunk=CHUNK) == uri
+    assert _stored(gcs.admin, uri) == big.read_bytes()
+
+
 # ----------------------------------------------------------------------------- (d) generation-checked writes
 
 

@@ -13,6 +13,10 @@ while healthy, and on command:
   and half of the answer's body, and resets the client's connection (the reply is lost, the write is not);
 * ``slow(seconds)``: holds every request that long before forwarding it (it is still forwarded if the client
   has given up meanwhile: a slow server finishes what it got), unless ``drop_held()`` lets go of it first;
+* ``throttle(rate)``: reads every request body at ``rate`` bytes a second (a slow but healthy line: each body
+  arrives whole, late), then forwards it;
+* ``stall(after=N)``: forwards the next N requests, then holds every later one without reading its body (a
+  connection that stopped moving mid-upload), until ``drop_held()``;
 * ``down()``: stops listening and cuts every open connection, so connecting is refused (ECONNREFUSED), the way
   an unreachable endpoint answers;
 * ``heal()``: back to a plain, listening proxy on the same port.
@@ -20,7 +24,8 @@ while healthy, and on command:
 Each fault can be narrowed to requests whose path contains ``on`` (e.g. ``"/upload/"``); ``times=None`` lasts
 until ``heal()``. The upstream's own address in JSON bodies (``selfLink``, ``mediaLink``) and in ``Location``
 headers is rewritten to the proxy's, or a client following a ``mediaLink`` would walk around the faults.
-``requests`` logs what happened to every request: ``forwarded``, a status, ``reset``, ``slow``.
+``requests`` logs what happened to every request: ``forwarded``, a status, ``reset``, ``slow``, ``throttled``,
+``stalled``.
 
 Standard library only, in the style of ``gcs_iam_proxy.py`` and ``vertex_standin.py``.
 """
@@ -32,6 +37,7 @@ import http.client
 import socket
 import struct
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -97,13 +103,15 @@ class ProxyRecord(NamedTuple):
 
 @dataclass
 class _Fault:
-    kind: str  # "fail", "reset" or "slow"
+    kind: str  # "fail", "reset", "slow", "throttle" or "stall"
     on: str | None
     times: int | None  # None: until heal()
     status: int = 0
     retry_after: int = 1
     side: str = "request"
     seconds: float = 0.0
+    rate: float = 0.0  # bytes a second, for "throttle"
+    after: int = 0  # requests still let through, for "stall"
 
     def applies(self, path: str) -> bool:
         return (self.on is None or self.on in path) and (self.times is None or self.times > 0)
@@ -143,6 +151,14 @@ class FaultProxy:
     def slow(self, seconds: float, *, on: str | None = None) -> None:
         """Hold every request (whose path contains ``on``) ``seconds`` before forwarding it, until heal()."""
         self._add(_Fault("slow", on, None, seconds=seconds))
+
+    def throttle(self, rate: float, *, on: str | None = None) -> None:
+        """Read each request body (whose path contains ``on``) at ``rate`` bytes a second, until heal()."""
+        self._add(_Fault("throttle", on, None, rate=rate))
+
+    def stall(self, *, after: int = 0, on: str | None = None) -> None:
+        """Forward ``after`` requests (whose path contains ``on``), then hold each later one unread."""
+        self._add(_Fault("stall", on, None, after=after))
 
     def down(self) -> None:
         """Refuse connections: stop listening and cut the open ones (keep-alive sockets would still work)."""
@@ -283,6 +299,17 @@ def _make_handler(proxy: FaultProxy) -> type[ForwardingHandler]:
                     self.close_connection = True  # the test is over: dropped, never forwarded
                     return
                 self._relay(self._forward(body))
+            elif fault.kind == "throttle":
+                proxy._record(method, path, "throttled")
+                self._relay(self._forward(self._read_slowly(fault.rate)))
+            elif fault.kind == "stall":
+                if self._let_through(fault):
+                    proxy._record(method, path, "forwarded")
+                    self._relay(self._forward(self._read_body()))
+                    return
+                proxy._record(method, path, "stalled")
+                proxy._drop.wait()  # the body stays unread: the client's sending stops once buffers fill
+                self.close_connection = True
             elif fault.side == "request":
                 proxy._record(method, path, "reset")
                 self._reset_mid_request()
@@ -292,6 +319,27 @@ def _make_handler(proxy: FaultProxy) -> type[ForwardingHandler]:
 
         def _read_body(self) -> bytes:
             return RequestBody(self.rfile, self.headers).buffered()
+
+        def _read_slowly(self, rate: float) -> bytes:
+            """The body, read at about ``rate`` bytes a second (in pieces of a tenth of a second's worth)."""
+            pieces, started, got = [], time.monotonic(), 0
+            length = int(self.headers.get("Content-Length") or 0)
+            step = max(1, int(rate / 10))
+            while got < length:
+                piece = self.rfile.read(min(step, length - got))
+                if not piece:
+                    break
+                pieces.append(piece)
+                got += len(piece)
+                time.sleep(max(0.0, started + got / rate - time.monotonic()))
+            return b"".join(pieces)
+
+        def _let_through(self, fault: _Fault) -> bool:
+            with proxy._lock:
+                if fault.after > 0:
+                    fault.after -= 1
+                    return True
+                return False
 
         def _upstream_request(self, content_length: int) -> http.client.HTTPConnection:
             """This request's line and headers sent to the upstream; the caller sends the body."""

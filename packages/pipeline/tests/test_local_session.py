@@ -45,6 +45,19 @@ def test_a_missing_input_is_exit_2_and_bad_data_exit_4_before_anything_runs(tmp_
     assert lines == [] and not layout.root.exists()
 
 
+def test_a_beam_mode_that_is_no_mode_is_exit_2_in_one_line_before_anything_runs(tmp_path):
+    layout = LocalLayout(tmp_path / "state")
+    lines = []
+    inputs = LocalInputs.in_checkout(ROOT, ROOT / "data" / "penguins")
+
+    result = local_session.run(ROOT, layout, inputs, TrainingConfig(), beam="threads", say=lines.append)
+
+    assert result.exit_code == 2 and result.message.startswith(
+        "Cannot run: Beam mode 'threads' is not one of"
+    )
+    assert "\n" not in result.message and lines == [] and not layout.root.exists()
+
+
 def test_with_nothing_changed_the_last_result_stands_with_its_exit_code(tmp_path):
     data = tmp_path / "data"
     shutil.copytree(ROOT / "data" / "penguins", data)

@@ -74,6 +74,9 @@ def test_the_settings_are_frozen():
         ("request_deadline_seconds", 30),
         ("request_deadline_seconds", 2.5),
         ("request_deadline_seconds", 600),
+        ("local_beam", "auto"),
+        ("local_beam", "in_memory"),
+        ("local_beam", "multi_processing:4"),
     ],
 )
 def test_a_rule_accepts_good_values(name, value):
@@ -92,6 +95,8 @@ def test_a_rule_accepts_good_values(name, value):
         ("bucket", "gs://my-bucket", "starts with gs://"),
         ("bucket", "a/b", "has a '/'"),
         ("bucket", "My-Bucket", "has a character other than"),
+        ("local_beam", "threads", "is not a Beam mode"),
+        ("local_beam", "in_memory:2", "is not a Beam mode"),
         ("bucket", "ab", "is 2 characters long"),
         ("bucket", "a" * 64, "is 64 characters long"),
         ("bucket", "-bucket", "does not start and end with a letter or digit"),

@@ -28,7 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from cicd_pipeline import run_inputs, runstamp
+from cicd_pipeline import beam_mode, run_inputs, runstamp
+from cicd_pipeline.beam_mode import BeamMode
 from cicd_pipeline.config import TrainingConfig
 from cicd_pipeline.runners.local import LocalInputs, LocalLayout
 
@@ -153,6 +154,7 @@ def run_once(
     *,
     labels: dict[str, str] | None = None,
     out: TextIO | None = None,
+    beam: BeamMode | None = None,
 ) -> Ran:
     """One pipeline run: its progress lines on `out`, everything else in `log`, its HTML report written.
 
@@ -175,7 +177,7 @@ def run_once(
     started = time.monotonic()
     try:
         with output_to(log):
-            run_local(layout, inputs, config, labels=labels, progress=progress)
+            run_local(layout, inputs, config, labels=labels, progress=progress, beam=beam)
     except DataGateError as stop:
         report = report_line(_write_report(layout, config, progress, log))
         raise RunStopped(
@@ -216,17 +218,20 @@ def run(
     *,
     fresh: bool = False,
     watch: bool = False,
+    beam: str | None = None,
     say: Callable[[str], None] = _say,
 ) -> LocalResult:
     """The local run of `invoke run`: `checkout` is the working tree whose package versions label the model.
 
     `say` prints the run's own lines as they come. With `watch`, the edit loop instead (`watch_trainer`).
+    `beam` is the Beam mode's setting (cicd_pipeline.beam_mode; None: auto, by the data's size).
     """
     from cicd_pipeline.datacheck import check_data_root
     from cicd_pipeline.report import format_summary
 
     try:
         inputs.check()
+        mode = beam_mode.choose(beam, inputs.data_root)
     except ValueError as err:
         return LocalResult(BAD_INPUT, f"Cannot run: {err}")
     # Seconds, without TFX: a malformed file is named before a minute of start-up.
@@ -237,7 +242,7 @@ def run(
     if fresh and layout.root.exists():
         shutil.rmtree(layout.root)
     if watch:
-        watch_trainer(checkout, layout, inputs, config, say=say)
+        watch_trainer(checkout, layout, inputs, config, say=say, beam=mode)
         return LocalResult(OK)
     labels = model_labels(inputs, checkout)
     fingerprint = runstamp.fingerprint(layout.root, inputs.files(), inputs.data_root, config, labels)
@@ -249,8 +254,9 @@ def run(
     runstamp.forget(layout.root)  # a run that stops half-way must not leave the last one's stamp standing
     log = log_to_file(layout.root / "logs")
     say(f"running the pipeline (its log: {log}) ...")
+    say(f"  {mode.line()}")
     try:
-        ran = run_once(layout, inputs, config, log, labels=labels)
+        ran = run_once(layout, inputs, config, log, labels=labels, beam=mode)
     except RunStopped as stop:
         return LocalResult(stop.exit_code, stop.message)
     summary = ran.summary
@@ -259,6 +265,7 @@ def run(
             format_summary(summary, config.threshold, config.regression_tolerance),
             f"\n  executed: {', '.join(summary.executed) or '(none)'}",
             f"  cached:   {', '.join(summary.cached) or '(none)'}",
+            f"  {mode.line()}",
         ]
     )
     where = report_line(ran.report).strip()
@@ -279,6 +286,7 @@ def watch_trainer(
     config: TrainingConfig,
     *,
     say: Callable[[str], None] = _say,
+    beam: BeamMode | None = None,
 ) -> None:
     """`invoke run --watch`: the loop of cicd_pipeline.watch over the checkout's trainer, TFX imported once;
     Ctrl-C ends it."""
@@ -294,7 +302,9 @@ def watch_trainer(
 
     def pipeline():
         try:
-            return run_once(layout, inputs, config, log, labels=model_labels(inputs, checkout)).summary
+            return run_once(
+                layout, inputs, config, log, labels=model_labels(inputs, checkout), beam=beam
+            ).summary
         except RunStopped as stop:
             raise watch.Stopped(stop.message) from None
 

@@ -110,7 +110,23 @@ def storage_endpoint(client) -> str:
     return getattr(client, "api_endpoint", None) or client._connection.API_BASE_URL
 
 
-def bounded(seconds: float, call: Callable[[], T]) -> T:
+class Progress:
+    """When a long call last moved forward (a chunk of an upload accepted), for ``bounded``'s stall clock."""
+
+    def __init__(self) -> None:
+        self.at: float | None = None  # time.monotonic() of the last step forward; None: none yet
+
+    def advanced(self) -> None:
+        self.at = time.monotonic()
+
+
+def bounded(
+    seconds: float,
+    call: Callable[[], T],
+    *,
+    progress: Progress | None = None,
+    stall: float | None = None,
+) -> T:
     """``call()``, waited on for at most ``seconds`` of wall-clock time, then DeadlineExceeded.
 
     The upload library counts only its sleeps against a retry deadline, not the time spent in requests: a
@@ -119,6 +135,10 @@ def bounded(seconds: float, call: Callable[[], T]) -> T:
     finish in its (daemon) thread; every write made this way is content-addressed or names its bytes and
     carries a generation precondition, so a late write is the same bytes or nothing, never a wrong or partial
     object.
+
+    With ``progress``, a call that keeps moving forward is not cut: it may go on past ``seconds`` as long as
+    its last step forward is less than ``stall`` seconds old. A big upload on a slow but healthy line then
+    finishes, and one whose connection stalled ends ``stall`` seconds after its last step, saying so.
     """
     outcome: dict[str, Any] = {}
 
@@ -128,10 +148,26 @@ def bounded(seconds: float, call: Callable[[], T]) -> T:
         except BaseException as exc:  # handed to the caller's thread as it is
             outcome["error"] = exc
 
+    moving = progress is not None and stall is not None
+
+    def limit() -> float:
+        """Until when the call may still run: ``seconds`` from the start, or ``stall`` from its last step."""
+        if moving and progress.at is not None:
+            return max(started + seconds, progress.at + stall)
+        return started + seconds
+
     worker = threading.Thread(target=run, name="cloud-call", daemon=True)
+    started = time.monotonic()
     worker.start()
-    worker.join(seconds)
+    while worker.is_alive() and (left := limit() - time.monotonic()) > 0:
+        worker.join(left)  # a step forward meanwhile moves limit(): wait again from there
     if worker.is_alive():
+        if moving and progress.at is not None:
+            idle = time.monotonic() - progress.at
+            raise gexc.DeadlineExceeded(
+                f"the connection stalled: nothing more of the upload got through in {idle:.0f} s (an upload "
+                f"is waited for while its chunks keep getting through, each within {stall:g} s)"
+            )
         raise gexc.DeadlineExceeded(f"no answer within {seconds:g} s")
     if "error" in outcome:
         raise outcome["error"]

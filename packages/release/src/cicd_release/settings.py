@@ -25,6 +25,7 @@ from pydantic_core import PydanticCustomError
 
 from cicd_components.canonical import canonical_json
 from cicd_components.hyperparameters.rule import HyperparametersError, parse_hyperparameters
+from cicd_pipeline import beam_mode
 from cicd_pipeline.config import HYPERPARAMETER_TYPES, PIPELINE_NAME_EXPECTED, check_pipeline_name
 from cicd_release.errors import InputError, SettingsError
 
@@ -110,6 +111,14 @@ _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 def _matches(pattern: re.Pattern, wrong: str) -> Callable[[str], str | None]:
     return lambda value: None if pattern.match(value) else wrong
+
+
+def _beam_mode(value: str) -> str | None:
+    try:
+        beam_mode.parse(value)
+    except beam_mode.BeamModeError:
+        return "is not a Beam mode"
+    return None
 
 
 def _project(value: str) -> str | None:
@@ -364,6 +373,8 @@ class Settings(BaseModel):
         "penguins",
         description="1-63 lowercase letters, digits, '-' or '_', a letter or digit first, e.g. penguins",
     )
+    # The local run's Beam DirectRunner mode (`invoke run --beam` wins); empty or auto: by the data's size.
+    local_beam: Annotated[str, _rule(_beam_mode)] = Field("", description=beam_mode.HELP)
     data_root: Annotated[str, _rule(_data_root)] = Field(
         "",
         description="a gs://BUCKET/FOLDER holding the data set's snapshots and LATEST "
@@ -403,7 +414,8 @@ class Settings(BaseModel):
         "http://127.0.0.1:PORT of a local stand-in)",
     )
     # How long each storage or Vertex call retries 429/5xx answers and lost connections, and the longest one
-    # request may wait; then the step fails in one line naming the endpoint and what was written.
+    # request may wait; then the step fails in one line naming the endpoint and what was written. An upload
+    # may take longer as long as each of its chunks gets through within it (a stall, not a slow line, fails).
     request_deadline_seconds: Annotated[float, BeforeValidator(_deadline_seconds)] = Field(
         DEADLINE_DEFAULT,
         description=f"a number of seconds more than 0 and at most {DEADLINE_MAX:g}, e.g. 30 (the default)",

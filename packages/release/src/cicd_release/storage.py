@@ -25,6 +25,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
 
 from google.api_core import exceptions as gexc
 from google.cloud import storage
@@ -34,6 +35,7 @@ from cicd_release.errors import InputError, RecordRefused, WriteConflict
 from cicd_release.faults import (
     DEFAULT_DEADLINE,
     Calls,
+    Progress,
     bounded,
     missing_bucket,
     request_options,
@@ -42,6 +44,11 @@ from cicd_release.faults import (
 
 _SCHEME = "gs://"
 _READ_CHUNK = 1 << 20
+# A file bigger than this goes up in chunks of this size (a resumable upload), each one a step forward for the
+# stall clock (faults.bounded): an upload is given up when no chunk got through for the deadline, so a line
+# slower than UPLOAD_CHUNK / deadline (2 MiB in 30 s: 70 KB/s) counts as stalled; a faster one, however big
+# the file, finishes. GCS wants a multiple of 256 KiB; 2 MiB keeps a 200 MB file to 100 requests.
+UPLOAD_CHUNK = 8 * (256 << 10)
 
 
 def parse_gs_uri(uri: str) -> tuple[str, str]:
@@ -110,8 +117,55 @@ def _matches(blob: storage.Blob, local: _LocalFile, deadline: float) -> bool:
 _CREATE_ATTEMPTS = 2
 
 
+class _Watched:
+    """A file being uploaded in chunks: the library reads the next chunk only once the server took the one
+    before, so reading further than ever before is a step forward (a retried chunk is read again: no step)."""
+
+    def __init__(self, handle: BinaryIO, progress: Progress) -> None:
+        self._handle, self._progress, self._furthest = handle, progress, 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._handle.read(size)
+        end = self._handle.tell()
+        if end > self._furthest:
+            if self._furthest:  # the first chunk's read says nothing about the line yet
+                self._progress.advanced()
+            self._furthest = end
+        return data
+
+    def __getattr__(self, name: str) -> Any:  # tell, seek, ...: the file's own
+        return getattr(self._handle, name)
+
+
+def _send(
+    bucket_ref: storage.Bucket, name: str, local: _LocalFile, deadline: float, chunk: int, progress: Progress
+) -> None:
+    """One create-only write of ``local``: in one request up to ``chunk`` bytes, else resumable in chunks.
+
+    ``size=None`` makes the library upload in chunks whatever the size (it sends a file of up to 8 MB in one
+    request when told its size); the last chunk tells GCS the total.
+    """
+    with open(local.path, "rb") as handle:
+        size = local.path.stat().st_size
+        blob = bucket_ref.blob(name, chunk_size=chunk if size > chunk else None)
+        blob.upload_from_file(
+            _Watched(handle, progress) if size > chunk else handle,
+            size=None if size > chunk else size,
+            if_generation_match=0,
+            checksum="md5",
+            **request_options(deadline, write=True),
+        )
+
+
 def _put_once(
-    client: storage.Client, local: _LocalFile, bucket: str, name: str, calls: Calls, deadline: float
+    client: storage.Client,
+    local: _LocalFile,
+    bucket: str,
+    name: str,
+    calls: Calls,
+    deadline: float,
+    chunk: int,
+    progress: Progress,
 ) -> str:
     """Create ``gs://bucket/name`` from ``local`` unless it exists; accept an identical existing object."""
     uri = f"{_SCHEME}{bucket}/{name}"
@@ -131,12 +185,7 @@ def _put_once(
         creates += 1
         calls.now("upload", uri, on_404=missing_bucket, writing=True)
         try:
-            bucket_ref.blob(name).upload_from_filename(
-                str(local.path),
-                if_generation_match=0,
-                checksum="md5",
-                **request_options(deadline, write=True),
-            )
+            _send(bucket_ref, name, local, deadline, chunk, progress)
             calls.wrote(uri)
             return uri
         except gexc.PreconditionFailed:
@@ -157,10 +206,23 @@ def _put_once(
 
 
 def _put_bounded(
-    client: storage.Client, local: _LocalFile, bucket: str, name: str, calls: Calls, deadline: float
+    client: storage.Client,
+    local: _LocalFile,
+    bucket: str,
+    name: str,
+    calls: Calls,
+    deadline: float,
+    chunk: int,
 ) -> str:
-    # Twice the deadline: the retries' own deadline, and the requests around the upload (look-up, re-read).
-    return bounded(2 * deadline, lambda: _put_once(client, local, bucket, name, calls, deadline))
+    # Twice the deadline: the retries' own deadline, and the requests around the upload (look-up, re-read);
+    # past that only while the upload keeps moving, each chunk within ``deadline`` of the one before.
+    progress = Progress()
+    return bounded(
+        2 * deadline,
+        lambda: _put_once(client, local, bucket, name, calls, deadline, chunk, progress),
+        progress=progress,
+        stall=deadline,
+    )
 
 
 def upload_immutable(
@@ -170,12 +232,14 @@ def upload_immutable(
     *,
     deadline: float = DEFAULT_DEADLINE,
     written: tuple[str, ...] = (),
+    chunk: int = UPLOAD_CHUNK,
 ) -> str:
     """Upload one file to exactly ``gs_uri``, never overwriting; return ``gs_uri``.
 
     An existing object with the same bytes is a successful no-op; with other bytes it raises
     WriteConflict. Used for objects whose name is chosen by the caller, e.g. a compiled spec named
-    by version and commit. Faults: CloudUnavailable or MissingBucket after ``deadline`` seconds of retries;
+    by version and commit. Faults: CloudUnavailable or MissingBucket after ``deadline`` seconds of retries, or
+    of an upload that stopped moving (a file over ``chunk`` bytes goes up in chunks of that size);
     ``written`` (what the caller's earlier calls wrote, one file of a set) is named there as written.
     """
     bucket, name = _object_uri(gs_uri)
@@ -183,7 +247,7 @@ def upload_immutable(
     rerun = "Running it again is safe: an identical object already there is accepted."
     with storage_reporting(client, deadline, rerun, pending=(gs_uri,)) as calls:
         calls.written.extend(written)
-        return _put_bounded(client, local, bucket, name, calls, deadline)
+        return _put_bounded(client, local, bucket, name, calls, deadline, chunk)
 
 
 def content_addressed_name(prefix: str, sha256: str, path: Path) -> str:
@@ -198,6 +262,7 @@ def upload_content_addressed(
     files: Mapping[str, Path],
     *,
     deadline: float = DEFAULT_DEADLINE,
+    chunk: int = UPLOAD_CHUNK,
 ) -> dict[str, str]:
     """Upload each file to ``<bucket_uri_prefix>/<sha256 of its bytes>/<basename>``; return name -> gs:// URI.
 
@@ -217,7 +282,7 @@ def upload_content_addressed(
     targets = tuple(f"{_SCHEME}{bucket}/{name}" for name in names.values())
     with storage_reporting(client, deadline, rerun, pending=targets) as calls:
         return {
-            logical: _put_bounded(client, locals_by_name[logical], bucket, name, calls, deadline)
+            logical: _put_bounded(client, locals_by_name[logical], bucket, name, calls, deadline, chunk)
             for logical, name in names.items()
         }
 

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from cicd_components.files import atomic_write
+from cicd_pipeline.beam_mode import BeamMode
 from cicd_pipeline.config import TrainingConfig
 from cicd_pipeline.run_inputs import TRAINER_FILES
 from cicd_pipeline.runners import IN_MEMORY_BEAM_ARGS, training_arguments
@@ -90,8 +91,9 @@ class LocalInputs:
                 raise ValueError(f"{name} {path} does not exist: pass an existing file.")
 
 
-# Beam's DirectRunner in memory, plus switches for what only costs time here, where the graphs are rebuilt on
-# every run and never leave this process (docs/performance.md has the profile):
+# Beam's DirectRunner in memory (or multi-processing: cicd_pipeline.beam_mode), plus switches for what only
+# costs time here, where the graphs are rebuilt on every run and never leave this machine
+# (docs/performance.md has the profile):
 # - the construction-time type check of every transform (Beam's `get_signature` led the profile), and dill
 #   as pickler (cloudpickle does the same job faster): together about 7 % of a cold run's CPU;
 # - a named SDK container image. Given any Beam argument and none of extra_packages, setup_file,
@@ -101,12 +103,12 @@ class LocalInputs:
 #   tells TFX that dependencies are taken care of.
 # The Vertex runner keeps Beam's and TFX's defaults: there the graph may go to Dataflow workers.
 BEAM_SDK_IMAGE = "apache/beam_python3.10_sdk:2.59.0"
-LOCAL_BEAM_ARGS = (
-    *IN_MEMORY_BEAM_ARGS,
+LOCAL_SWITCHES = (
     "--no_pipeline_type_check",
     "--pickle_library=cloudpickle",
     f"--sdk_container_image={BEAM_SDK_IMAGE}",
 )
+LOCAL_BEAM_ARGS = (*IN_MEMORY_BEAM_ARGS, *LOCAL_SWITCHES)
 
 # TFX packs each module file's folder into a wheel at pipeline construction (a `setup.py bdist_wheel` per
 # module) and `pip install`s it in each executor: four subprocesses and a few seconds per run, for a copy of a
@@ -136,15 +138,23 @@ def load() -> None:
 
 
 def build_local_pipeline(
-    layout: LocalLayout, inputs: LocalInputs, config: TrainingConfig, labels: dict[str, str] | None = None
+    layout: LocalLayout,
+    inputs: LocalInputs,
+    config: TrainingConfig,
+    labels: dict[str, str] | None = None,
+    beam: BeamMode | None = None,
 ):
-    """The pipeline over local files; `labels` go with the registered model (e.g. module digests)."""
+    """The pipeline over local files; `labels` go with the registered model (e.g. module digests); `beam`:
+    the DirectRunner's mode (None: in memory)."""
     from tfx import v1 as tfx
 
     from cicd_pipeline.pipeline import create_pipeline
 
     inputs.check()
-    with _modules_loaded_from_source():
+    # Beam's worker processes cannot import a module file loaded by path in this one (TFX names it
+    # user_module_N here only): with multi-processing, the modules go as wheels, as TFX does by default.
+    in_one_process = beam is None or beam.mode == "in_memory"
+    with _modules_loaded_from_source() if in_one_process else contextlib.nullcontext():
         return create_pipeline(
             **training_arguments(config),
             pipeline_root=str(layout.pipeline_root),
@@ -167,7 +177,7 @@ def build_local_pipeline(
             metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
                 str(layout.metadata_path)
             ),
-            beam_pipeline_args=list(LOCAL_BEAM_ARGS),
+            beam_pipeline_args=[*beam.args, *LOCAL_SWITCHES] if beam else list(LOCAL_BEAM_ARGS),
         )
 
 
@@ -177,6 +187,7 @@ def run_local(
     config: TrainingConfig,
     labels: dict[str, str] | None = None,
     progress=None,
+    beam: BeamMode | None = None,
 ) -> None:
     """Runs the whole pipeline; earlier runs' outputs in `layout` are reused through TFX's cache.
 
@@ -186,6 +197,6 @@ def run_local(
 
     layout = LocalLayout(layout.root.resolve())
     os.makedirs(layout.root, exist_ok=True)
-    pipeline = build_local_pipeline(layout, inputs, config, labels)
+    pipeline = build_local_pipeline(layout, inputs, config, labels, beam)
     with progress(pipeline) if progress else contextlib.nullcontext():
         tfx.orchestration.LocalDagRunner().run(pipeline)
