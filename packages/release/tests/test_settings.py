@@ -179,7 +179,9 @@ def test_unknown_settings_are_named_with_the_known_ones():
     assert "known settings: " in message and "project, region, bucket" in message
     assert "'x'" not in message  # an unknown key might hold anything: its value is not printed
     # The scale-out switches (scale.py) come first: Settings builds on them.
-    with pytest.raises(SettingsError, match="Unknown setting cicd.projcet; known settings: beam_runner,.* project"):
+    with pytest.raises(
+        SettingsError, match="Unknown setting cicd.projcet; known settings: beam_runner,.* project"
+    ):
         Settings(projcet="x")
 
 

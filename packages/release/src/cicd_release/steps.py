@@ -32,7 +32,7 @@ from cicd_pipeline.run_inputs import TRAINER_FILES
 from cicd_release import compile as compile_lib
 from cicd_release import git as git_lib
 from cicd_release import image as image_lib
-from cicd_release import naming, release_state, snapshots
+from cicd_release import naming, release_state, scale, snapshots
 from cicd_release import plan as plan_lib
 from cicd_release import storage as storage_lib
 from cicd_release import wheels as wheels_lib
@@ -213,6 +213,8 @@ def compile_spec(ctx: StepContext, upload: bool = True) -> list[str]:
             "registry": settings.registry,
             "image": reference,
             "serving_image": settings.serving_image or None,
+            # None unless cicd.beam_runner=dataflow: then every Beam component runs as a Dataflow job.
+            "dataflow": scale.dataflow_options(settings),
         },
     )
     name = naming.spec_name(ctx.config.pipeline_name, versions(ws.root)["pipeline"], job)
