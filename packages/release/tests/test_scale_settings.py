@@ -131,3 +131,21 @@ def test_dataflow_needs_where_and_as_whom_it_runs(missing):
     settings = Settings.from_config({**CLOUD, missing: "", "beam_runner": "dataflow"})
     with pytest.raises(SettingsError, match=f"cicd.{missing} is missing"):
         dataflow_options(settings)
+
+
+def test_the_chain_s_settings_check_asks_for_what_the_dataflow_compile_needs_before_any_step():
+    from cicd_release.steps import check_settings, required_settings
+
+    # The compile alone does not need the pipelines' account; on Dataflow it names the workers' identity.
+    assert "service_account" not in required_settings(["pipeline.compile"])
+    config = {
+        **CLOUD,
+        "image_repo": "europe-west4-docker.pkg.dev/my-project-123/training",
+        "serving_image": "europe-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:2025",
+        "service_account": "",
+    }
+    check_settings(Settings.from_config(config), ["pipeline.compile"])  # switch off: enough
+    on = Settings.from_config({**config, "beam_runner": "dataflow"})
+    check_settings(on, ["test"])  # no compile planned: nothing of Dataflow's is needed
+    with pytest.raises(SettingsError, match="cicd.service_account is missing"):
+        check_settings(on, ["pipeline.compile"])

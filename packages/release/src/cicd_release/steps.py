@@ -420,7 +420,11 @@ def required_settings(steps: Iterable[str], table: Mapping[str, Step] = STEPS) -
 
 def check_settings(settings: Settings, steps: Iterable[str], table: Mapping[str, Step] = STEPS) -> None:
     """Every setting these steps need is present (their format was checked when they were read)."""
+    steps = list(steps)
     settings.require(required_settings(steps, table))
+    # With Beam on Dataflow the compile names the job's project, region, bucket and workers' account.
+    if settings.on_dataflow and "pipeline.compile" in steps:
+        settings.require(scale.DATAFLOW_NEEDS)
 
 
 def waits_for(step: str, planned: Iterable[str], table: Mapping[str, Step] = STEPS) -> set[str]:
