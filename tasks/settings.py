@@ -37,7 +37,7 @@ def check(
     from cicd_release import plan as plan_lib
     from cicd_release import release_state
     from cicd_release.settings import check_as
-    from cicd_release.steps import required_settings
+    from cicd_release.steps import check_settings, required_settings
 
     settings_ = settings(c)  # each value by its rule: exit 2 naming the first bad one
     unknown = sorted(set(step or ()) - set(plan_lib.STEPS))
@@ -57,7 +57,7 @@ def check(
         values = {"image_repo": derived.image_repo, "service_account": derived.service_account}
         settings_ = guard(Settings, **{**settings_.model_dump(), **values})
     needed = required_settings(steps)
-    guard(settings_.require, needed)
+    guard(check_settings, settings_, steps)  # with the switches' needs (Dataflow: the workers' account)
     if base is not None:
         guard(release_state.check_build_base, base)
     if build_account is not None:

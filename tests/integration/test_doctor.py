@@ -243,3 +243,62 @@ def test_a_tampered_release_record_is_reported_problem_by_problem(applied, owner
     result = invoke(cloud_env(standin, owner_key, github_repo=GITHUB_REPO), "doctor")
     [line] = [line for line in checks(result)["FAIL"] if "release record" in line]
     assert "refused: its commit 'main' is not a 40-hex commit" in line
+
+
+# --- the scale-out switches: checked only while on, and set up by `invoke setup --apply` when on
+
+
+def setup_failures(result) -> list[str]:
+    """The FAIL lines about the project's set-up: the release check reads the bucket of the emulator that every
+    test of the session shares, where another test may have left a release record."""
+    return [line for line in checks(result)["FAIL"] if not line.startswith("FAIL  release record")]
+
+
+def test_dataflow_on_makes_doctor_check_its_api_and_roles_and_setup_makes_them(applied, owner_key):
+    standin, _ = applied
+    off = invoke(cloud_env(standin, owner_key, github_repo=GITHUB_REPO), "doctor")
+    assert (
+        setup_failures(off) == [] and "dataflow" not in off.stdout
+    )  # off: nothing of the switch is asked for
+
+    env = cloud_env(standin, owner_key, github_repo=GITHUB_REPO, beam_runner="dataflow")
+    on = invoke(env, "doctor")
+
+    assert on.returncode == 3
+    failed = setup_failures(on)
+    assert any("API dataflow.googleapis.com disabled" in line for line in failed), failed
+    for role in ("roles/dataflow.developer", "roles/dataflow.worker", "roles/artifactregistry.reader"):
+        assert any(f"serviceAccount:{VERTEX} lacks {role}" in line for line in failed), role
+    assert any(
+        f"serviceAccount:{VERTEX} lacks roles/iam.serviceAccountUser on service account {VERTEX}" in line
+        for line in failed
+    )
+    assert len(failed) == 1 + len(desired.SWITCHED_GRANTS)
+
+    made = invoke(env, "setup", "--github-repo", GITHUB_REPO, "--apply")
+    assert made.returncode == 0, made.stdout + made.stderr
+    again = invoke(env, "doctor")
+    assert setup_failures(again) == [], again.stdout + again.stderr
+    assert any("API dataflow.googleapis.com enabled" in line for line in checks(again)["ok"])
+
+
+def test_vertex_training_on_asks_only_for_the_pipelines_account_acting_as_itself(applied, owner_key):
+    standin, _ = applied
+    env = cloud_env(standin, owner_key, github_repo=GITHUB_REPO, trainer_backend="vertex")
+    on = invoke(env, "doctor")
+
+    assert on.returncode == 3
+    [failed] = setup_failures(on)
+    assert f"serviceAccount:{VERTEX} lacks roles/iam.serviceAccountUser on service account {VERTEX}" in failed
+
+
+def test_a_malformed_switch_setting_stops_doctor_in_one_line_before_any_call(applied, owner_key):
+    standin, _ = applied
+    requests = len(standin.requests)
+    env = cloud_env(standin, owner_key, beam_runner="dataflow", region="us-west9")
+    result = invoke(env, "doctor")
+
+    assert result.returncode != 0 and result.stdout == ""
+    [line] = result.stderr.strip().splitlines()
+    assert "cicd.region='us-west9' is not a region Dataflow serves" in line
+    assert len(standin.requests) == requests

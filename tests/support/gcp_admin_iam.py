@@ -42,6 +42,10 @@ ROLES: dict[str, frozenset[str]] = {
     **STORAGE_ROLES,
     "roles/aiplatform.user": frozenset(
         {
+            "aiplatform.customJobs.cancel",
+            "aiplatform.customJobs.create",
+            "aiplatform.customJobs.get",
+            "aiplatform.customJobs.list",
             "aiplatform.metadataStores.get",
             "aiplatform.models.get",
             "aiplatform.models.list",
@@ -67,6 +71,34 @@ ROLES: dict[str, frozenset[str]] = {
             "cloudbuild.builds.list",
             "cloudbuild.builds.update",
             "resourcemanager.projects.get",
+        }
+    ),
+    # Dataflow's roles, as far as the chain's switch uses them (the stand-in serves no Dataflow API: these are
+    # only granted and read back, never exercised).
+    "roles/dataflow.developer": frozenset(
+        {
+            "dataflow.jobs.cancel",
+            "dataflow.jobs.create",
+            "dataflow.jobs.get",
+            "dataflow.jobs.list",
+            "dataflow.jobs.updateContents",
+            "dataflow.messages.list",
+            "dataflow.metrics.get",
+            "resourcemanager.projects.get",
+        }
+    ),
+    "roles/dataflow.worker": frozenset(
+        {
+            "dataflow.jobs.get",
+            "dataflow.shuffle.read",
+            "dataflow.shuffle.write",
+            "dataflow.workItems.lease",
+            "dataflow.workItems.sendMessage",
+            "dataflow.workItems.update",
+            "logging.logEntries.create",
+            "storage.buckets.get",
+            "storage.objects.create",
+            "storage.objects.get",
         }
     ),
     "roles/iam.securityReviewer": frozenset(

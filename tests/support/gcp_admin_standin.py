@@ -77,6 +77,7 @@ KNOWN_SERVICES = frozenset(
         "storage.googleapis.com",
         "sts.googleapis.com",
         "compute.googleapis.com",
+        "dataflow.googleapis.com",
     }
 )
 _ACCOUNT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")

@@ -262,3 +262,50 @@ def test_a_conditional_binding_is_its_own_and_makes_the_policy_version_3():
     assert not holds(updated, "roles/storage.objectViewer", "user:a", condition)
     assert updated["bindings"][0] == policy["bindings"][0]
     assert with_bindings(updated, [("roles/storage.objectViewer", "user:b", condition)]) == updated
+
+
+# --- the scale-out switches (cicd_release/scale.py): their APIs and roles only while they are on
+
+
+def test_with_the_switches_off_nothing_of_theirs_is_asked_for():
+    d = deployment()
+    assert d.apis() == desired.APIS
+    assert "dataflow.googleapis.com" not in {api.name for api in d.apis()}
+    assert list(d.grants()) == list(desired.GRANTS)
+
+
+def test_dataflow_on_adds_its_api_and_the_pipelines_account_s_roles():
+    d = deployment(beam_runner="dataflow")
+    assert [api.name for api in d.apis()] == [*(a.name for a in desired.APIS), "dataflow.googleapis.com"]
+    added = [g for g in d.grants() if g not in desired.GRANTS]
+    assert {(g.member, g.role, g.on) for g in added} == {
+        ("vertex", "roles/dataflow.developer", desired.PROJECT),
+        ("vertex", "roles/dataflow.worker", desired.PROJECT),
+        ("vertex", "roles/artifactregistry.reader", desired.REPOSITORY),
+        ("vertex", "roles/iam.serviceAccountUser", desired.ON_ACCOUNT + "vertex"),
+    }
+    assert all(g.reason and g.permissions for g in added)  # least privilege, each with why
+    fixes = [d.fix_grant(g) for g in added]
+    assert any("--role=roles/dataflow.worker" in fix for fix in fixes)
+
+
+def test_vertex_training_on_needs_the_pipelines_account_to_act_as_itself_and_no_new_api():
+    d = deployment(trainer_backend="vertex")
+    assert d.apis() == desired.APIS  # aiplatform.googleapis.com is there already
+    [added] = [g for g in d.grants() if g not in desired.GRANTS]
+    assert (added.member, added.role, added.on) == (
+        "vertex",
+        "roles/iam.serviceAccountUser",
+        desired.ON_ACCOUNT + "vertex",
+    )
+    assert d.fix_grant(added) == (
+        "gcloud iam service-accounts add-iam-policy-binding "
+        "vertex-pipelines@my-project-1.iam.gserviceaccount.com --project=my-project-1 "
+        "--member=serviceAccount:vertex-pipelines@my-project-1.iam.gserviceaccount.com "
+        "--role=roles/iam.serviceAccountUser"
+    )
+
+
+def test_both_switches_on_grant_the_shared_role_once():
+    grants = list(deployment(beam_runner="dataflow", trainer_backend="vertex").grants())
+    assert len(grants) == len(set(grants)) == len(desired.GRANTS) + len(desired.SWITCHED_GRANTS)

@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterator
 
 from cicd_release.errors import InputError
+from cicd_release.scale import DATAFLOW, VERTEX
 from cicd_release.settings import Settings
 
 
@@ -31,6 +32,8 @@ from cicd_release.settings import Settings
 class Api:
     name: str
     reason: str
+    # The switches (cicd_release.scale: DATAFLOW, VERTEX) any of which needs it; () for always.
+    when: tuple[str, ...] = ()
 
 
 # Every API a release touches. serviceusage and storage are on in a new project; the others are not.
@@ -107,6 +110,8 @@ class Grant:
     permissions: tuple[str, ...]
     # An IAM condition narrowing the binding (its title; the expression is Deployment.condition's), or "".
     condition: str = ""
+    # The switches (cicd_release.scale: DATAFLOW, VERTEX) any of which needs it; () for always.
+    when: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -295,6 +300,57 @@ GRANTS = (
     ),
 )
 
+# --- What a scale-out switch adds (docs/scale.md), only while it is on: setup creates and doctor checks these then.
+# Sources: Dataflow's "Dataflow security and permissions" (the worker service account needs roles/dataflow.worker;
+# whoever creates the job needs roles/dataflow.developer and iam.serviceAccounts.actAs on the worker account;
+# workers pull a custom SDK container as the worker account) and Vertex AI's "Use a custom service account" (the
+# caller of a CustomJob with a service account needs iam.serviceAccounts.actAs on it). The pipelines' account
+# creates both kinds of job from inside its tasks and is also the identity they run as: it acts as itself.
+SWITCHED_APIS = (
+    Api(
+        "dataflow.googleapis.com",
+        "the Beam components run as Dataflow jobs (cicd.beam_runner=dataflow)",
+        when=(DATAFLOW,),
+    ),
+)
+
+SWITCHED_GRANTS = (
+    Grant(
+        "vertex",
+        "roles/dataflow.developer",
+        PROJECT,
+        "the Beam components, running as the pipelines' account, create their Dataflow jobs and follow them",
+        ("dataflow.jobs.create", "dataflow.jobs.get"),
+        when=(DATAFLOW,),
+    ),
+    Grant(
+        "vertex",
+        "roles/dataflow.worker",
+        PROJECT,
+        "Dataflow's workers run as the pipelines' account (--service_account_email) and lease and report "
+        "their work items",
+        ("dataflow.workItems.lease", "dataflow.workItems.update", "dataflow.workItems.sendMessage"),
+        when=(DATAFLOW,),
+    ),
+    Grant(
+        "vertex",
+        "roles/artifactregistry.reader",
+        REPOSITORY,
+        "Dataflow's workers pull the components image, their SDK container, as the pipelines' account",
+        ("artifactregistry.repositories.downloadArtifacts",),
+        when=(DATAFLOW,),
+    ),
+    Grant(
+        "vertex",
+        "roles/iam.serviceAccountUser",
+        ON_ACCOUNT + "vertex",
+        "the pipelines' account starts Dataflow jobs and Vertex AI Training custom jobs that run as itself "
+        "(iam.serviceAccounts.actAs on itself); creating the custom job is in roles/aiplatform.user, held already",
+        ("iam.serviceAccounts.actAs",),
+        when=(DATAFLOW, VERTEX),
+    ),
+)
+
 # Workload Identity Federation for GitHub Actions (google-github-actions/auth).
 POOL_ID, PROVIDER_ID = "github", "github-actions"
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
@@ -354,6 +410,7 @@ class Deployment:
     github_repo_id: str = ""  # GitHub's numeric ids: the condition and the binding use them, not names
     github_owner_id: str = ""
     pipeline: str = "penguin-cicd"  # cicd.pipeline_name: its folder under releases/ holds the run summaries
+    switches: frozenset[str] = frozenset()  # the scale-out switches that are on (Settings.switches)
 
     @classmethod
     def from_settings(cls, settings: Settings, project_number: str = "") -> Deployment:
@@ -394,6 +451,7 @@ class Deployment:
             github_repo_id=settings.github_repo_id,
             github_owner_id=settings.github_owner_id,
             pipeline=settings.pipeline_name,
+            switches=settings.switches,
         )
 
     # --- names
@@ -507,12 +565,22 @@ class Deployment:
             return f"repository {self.repository_id} ({self.repository_location})"
         return f"{kind} {name}"
 
+    def switched_on(self, when: tuple[str, ...]) -> bool:
+        """Whether a row that `when` names switches for applies: always for (), else when one of them is on."""
+        return not when or not self.switches.isdisjoint(when)
+
+    def apis(self) -> tuple[Api, ...]:
+        """The APIs this deployment needs: the table's, and those of the switches that are on."""
+        return APIS + tuple(api for api in SWITCHED_APIS if self.switched_on(api.when))
+
     def grants(self) -> Iterator[Grant]:
-        """The table's grants that apply here (the GitHub binding only with a repository and the number)."""
-        for grant in GRANTS:
+        """The table's grants that apply here (the GitHub binding only with a repository and the number), then
+        those of the switches that are on."""
+        for grant in (*GRANTS, *SWITCHED_GRANTS):
             if grant.member == GITHUB and not (self.github and self.project_number):
                 continue
-            yield grant
+            if self.switched_on(grant.when):
+                yield grant
 
     # --- the command that fixes each thing by hand (doctor prints it; setup --apply does all of them)
 

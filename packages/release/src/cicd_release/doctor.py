@@ -64,8 +64,8 @@ def run_checks(cloud: Cloud, settings: Settings, say: Callable[[str], None] = pr
 
 
 def _checks(cloud: Cloud, settings: Settings, deployment: Deployment) -> Iterator[Check]:
-    enabled = cloud.enabled_services(api.name for api in desired.APIS)
-    for api in desired.APIS:
+    enabled = cloud.enabled_services(api.name for api in deployment.apis())
+    for api in deployment.apis():
         if enabled.get(api.name):
             yield Check(OK, f"API {api.name} enabled")
         else:

@@ -13,8 +13,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any
 
 from pydantic import (
-    AfterValidator,
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -28,6 +26,9 @@ from cicd_components.hyperparameters.rule import HyperparametersError, parse_hyp
 from cicd_pipeline import beam_mode
 from cicd_pipeline.config import HYPERPARAMETER_TYPES, PIPELINE_NAME_EXPECTED, check_pipeline_name
 from cicd_release.errors import InputError, SettingsError
+from cicd_release.rules import rule as _rule
+from cicd_release.rules import switch as _switch
+from cicd_release.scale import TOGETHER, ScaleSettings
 
 # ---------------------------------------------------------------------------------------------- messages
 
@@ -264,34 +265,6 @@ def _digest_pinned(value: str) -> str | None:
     return None
 
 
-def _rule(check: Callable[[str], str | None]) -> AfterValidator:
-    """Runs `check` on a non-empty value (empty means "not set": `require` says when a step needs it)."""
-
-    def validate(value: str) -> str:
-        wrong = check(value) if value else None
-        if wrong:
-            raise PydanticCustomError("cicd_setting", "{wrong}", {"wrong": wrong})
-        return value
-
-    return AfterValidator(validate)
-
-
-_TRUE, _FALSE = frozenset({"true", "1", "yes", "on"}), frozenset({"false", "0", "no", "off", ""})
-
-
-def _switch(value: Any) -> bool:
-    """A bool from YAML (true), a flag, or an environment variable's text ("true", "false", "yes", "no", "on",
-    "off", "1", "0"): read here from the text, never cast by invoke (which takes any text but "0" and "" as
-    true, so INVOKE_CICD_ANONYMOUS_CREDENTIALS=false would turn the switch on)."""
-    if isinstance(value, bool):
-        return value
-    if value is None or (isinstance(value, int) and value in (0, 1)):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
-    raise PydanticCustomError("cicd_setting", "{wrong}", {"wrong": "is not true or false"})
-
-
 # Seconds a storage or Vertex call keeps retrying before the step fails: long enough to ride out a brief 503 or
 # 429 storm, short enough that an unreachable endpoint fails a build in well under a minute. At most 10 minutes,
 # google-resumable-media's own ceiling on an upload's retries (common.MAX_CUMULATIVE_RETRY).
@@ -325,7 +298,8 @@ _PINNED = (
 # ------------------------------------------------------------------------------------------------ model
 
 
-class Settings(BaseModel):
+# The switches that move work off this machine (Dataflow, Vertex AI Training) live in cicd_release/scale.py.
+class Settings(ScaleSettings):
     """Where and as what the pipeline ships. Build it with `from_config`; empty means "not set"."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
@@ -508,6 +482,8 @@ class Settings(BaseModel):
 def _settings_error(cls: type[Settings], err: ValidationError) -> SettingsError:
     """pydantic's report, as the one-line SettingsError of its first problem (the others show on the next try)."""
     first = err.errors(include_url=False)[0]
+    if first["type"] == TOGETHER:  # a rule over two fields (scale.py): its message is whole
+        return SettingsError(first["ctx"]["message"])
     name = str(first["loc"][0]) if first["loc"] else "?"
     if first["type"] == "extra_forbidden":
         return SettingsError(

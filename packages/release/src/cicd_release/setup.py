@@ -65,7 +65,7 @@ class Plan:
 
 def make_plan(cloud: Cloud, deployment: Deployment) -> Plan:
     """Every resource and grant of the desired state, each `ok` or what would make it so."""
-    enabled = cloud.enabled_services(api.name for api in desired.APIS)
+    enabled = cloud.enabled_services(api.name for api in deployment.apis())
     actions = [
         Action("ok", f"API {api.name}")
         if enabled.get(api.name)
@@ -75,7 +75,7 @@ def make_plan(cloud: Cloud, deployment: Deployment) -> Plan:
             api.reason,
             lambda api=api: cloud.enable_services([api.name]),
         )
-        for api in desired.APIS
+        for api in deployment.apis()
     ]
 
     def readable(kind: str) -> bool:

@@ -32,7 +32,7 @@ from cicd_pipeline.run_inputs import TRAINER_FILES
 from cicd_release import compile as compile_lib
 from cicd_release import git as git_lib
 from cicd_release import image as image_lib
-from cicd_release import naming, release_state, snapshots
+from cicd_release import naming, release_state, scale, snapshots
 from cicd_release import plan as plan_lib
 from cicd_release import storage as storage_lib
 from cicd_release import wheels as wheels_lib
@@ -214,6 +214,8 @@ def compile_spec(ctx: StepContext, upload: bool = True) -> list[str]:
             "registry": settings.registry,
             "image": reference,
             "serving_image": settings.serving_image or None,
+            # None unless cicd.beam_runner=dataflow: then every Beam component runs as a Dataflow job.
+            "dataflow": scale.dataflow_options(settings),
         },
     )
     name = naming.spec_name(ctx.config.pipeline_name, versions(ws.root)["pipeline"], job)
@@ -429,7 +431,11 @@ def required_settings(steps: Iterable[str], table: Mapping[str, Step] = STEPS) -
 
 def check_settings(settings: Settings, steps: Iterable[str], table: Mapping[str, Step] = STEPS) -> None:
     """Every setting these steps need is present (their format was checked when they were read)."""
+    steps = list(steps)
     settings.require(required_settings(steps, table))
+    # With Beam on Dataflow the compile names the job's project, region, bucket and workers' account.
+    if settings.on_dataflow and "pipeline.compile" in steps:
+        settings.require(scale.DATAFLOW_NEEDS)
 
 
 def waits_for(step: str, planned: Iterable[str], table: Mapping[str, Step] = STEPS) -> set[str]:

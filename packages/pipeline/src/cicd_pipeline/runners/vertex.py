@@ -20,6 +20,7 @@ from tfx import v1 as tfx
 from tfx.v1.dsl.experimental import RuntimeParameter
 
 from cicd_pipeline.config import TrainingConfig
+from cicd_pipeline.engines import beam_pipeline_args
 from cicd_pipeline.pipeline import create_pipeline
 from cicd_pipeline.run_inputs import (  # the parameter names: the interface of `invoke pipeline.submit`
     DATA_ROOT,
@@ -30,7 +31,7 @@ from cicd_pipeline.run_inputs import (  # the parameter names: the interface of 
     PREPROCESSING_MODULE,
     SCHEMA_FILE,
 )
-from cicd_pipeline.runners import IN_MEMORY_BEAM_ARGS, training_arguments
+from cicd_pipeline.runners import training_arguments
 
 
 def build_vertex_pipeline(
@@ -40,6 +41,8 @@ def build_vertex_pipeline(
     serving_model_dir: str,
     registry: str,
     serving_image: str | None = None,
+    image: str = "",
+    dataflow: dict | None = None,
 ):
     def param(name: str, default: str | None = None) -> RuntimeParameter:
         return RuntimeParameter(name=name, ptype=str, default=default)
@@ -58,7 +61,8 @@ def build_vertex_pipeline(
         serving_image=serving_image,
         registry_labels=param(MODEL_LABELS, "{}"),
         enable_cache=True,
-        beam_pipeline_args=list(IN_MEMORY_BEAM_ARGS),
+        # Beam in the task's container, or on Dataflow with the components image (cicd.beam_runner).
+        beam_pipeline_args=beam_pipeline_args(dataflow, image=image),
     )
 
 
@@ -70,8 +74,11 @@ def compile_vertex_spec(
     registry: str,
     image: str,
     serving_image: str | None = None,
+    dataflow: dict | None = None,
 ) -> dict:
-    """The compiled pipeline job (a dict holding `pipelineSpec` and `runtimeConfig`); writes nothing of ours."""
+    """The compiled pipeline job (a dict holding `pipelineSpec` and `runtimeConfig`); writes nothing of ours.
+
+    `dataflow`: cicd_release.scale.dataflow_options' dict to run the Beam components on Dataflow, else None."""
     if not image or image.endswith(":latest") or ":" not in image.rsplit("/", 1)[-1]:
         raise ValueError(f"image {image!r} must be a pinned tag (NAME:<version>-<hash>), never latest.")
     pipeline = build_vertex_pipeline(
@@ -80,6 +87,8 @@ def compile_vertex_spec(
         serving_model_dir=serving_model_dir,
         registry=registry,
         serving_image=serving_image,
+        image=image,
+        dataflow=dataflow,
     )
     with tempfile.TemporaryDirectory() as tmp:
         runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
