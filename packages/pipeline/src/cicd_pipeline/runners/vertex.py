@@ -11,6 +11,7 @@ chain runs it with the checkout's sources first on the path, so a spec is never 
 installed copy of the pipeline.
 """
 
+import dataclasses
 import json
 import sys
 import tempfile
@@ -31,6 +32,7 @@ from cicd_pipeline.run_inputs import (  # the parameter names: the interface of 
     SCHEMA_FILE,
 )
 from cicd_pipeline.runners import IN_MEMORY_BEAM_ARGS, training_arguments
+from cicd_pipeline.vertex_training import TrainerBackend
 
 
 def build_vertex_pipeline(
@@ -40,6 +42,7 @@ def build_vertex_pipeline(
     serving_model_dir: str,
     registry: str,
     serving_image: str | None = None,
+    trainer_backend: TrainerBackend | None = None,
 ):
     def param(name: str, default: str | None = None) -> RuntimeParameter:
         return RuntimeParameter(name=name, ptype=str, default=default)
@@ -57,6 +60,7 @@ def build_vertex_pipeline(
         registry=registry,
         serving_image=serving_image,
         registry_labels=param(MODEL_LABELS, "{}"),
+        trainer_backend=trainer_backend,
         enable_cache=True,
         beam_pipeline_args=list(IN_MEMORY_BEAM_ARGS),
     )
@@ -70,8 +74,13 @@ def compile_vertex_spec(
     registry: str,
     image: str,
     serving_image: str | None = None,
+    trainer_backend: TrainerBackend | None = None,
 ) -> dict:
-    """The compiled pipeline job (a dict holding `pipelineSpec` and `runtimeConfig`); writes nothing of ours."""
+    """The compiled pipeline job (a dict holding `pipelineSpec` and `runtimeConfig`); writes nothing of ours.
+
+    With `trainer_backend`, the Trainer runs as a Vertex AI custom job on the components image `image` (the
+    one every task runs: TFX's run_executor and the module files' imports are there).
+    """
     if not image or image.endswith(":latest") or ":" not in image.rsplit("/", 1)[-1]:
         raise ValueError(f"image {image!r} must be a pinned tag (NAME:<version>-<hash>), never latest.")
     pipeline = build_vertex_pipeline(
@@ -80,6 +89,7 @@ def compile_vertex_spec(
         serving_model_dir=serving_model_dir,
         registry=registry,
         serving_image=serving_image,
+        trainer_backend=dataclasses.replace(trainer_backend, image=image) if trainer_backend else None,
     )
     with tempfile.TemporaryDirectory() as tmp:
         runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
@@ -98,6 +108,8 @@ def main(argv: list[str]) -> int:
         return 2
     args = json.loads(Path(argv[0]).read_text())
     args["config"] = TrainingConfig(**args["config"])
+    if args.get("trainer_backend"):
+        args["trainer_backend"] = TrainerBackend(**args["trainer_backend"])
     job = compile_vertex_spec(**args)
     Path(argv[1]).write_text(json.dumps(job, indent=2, sort_keys=True) + "\n")
     return 0
