@@ -47,7 +47,9 @@ def finished(client: JobServiceClient, standin: VertexStandIn, name: str):
     return client.get_custom_job(name=name)
 
 
-def test_a_job_runs_its_command_and_succeeds_by_its_exit_code(client, vertex_standin: VertexStandIn, tmp_path):
+def test_a_job_runs_its_command_and_succeeds_by_its_exit_code(
+    client, vertex_standin: VertexStandIn, tmp_path
+):
     marker = tmp_path / "ran"
     created = client.create_custom_job(
         parent=PARENT, custom_job=custom_job(f"open({str(marker)!r}, 'w').write('yes')")
@@ -111,9 +113,15 @@ def _pool(**changes: Any) -> dict:
         (_without_display_name(), "display_name is required"),
         ({**custom_job(), "display_name": "x" * 129}, "at most 128"),
         ({"display_name": "t", "job_spec": {}}, "worker_pool_specs is required"),
-        ({"display_name": "t", "job_spec": {"worker_pool_specs": [{}]}}, r"worker_pool_specs\[0\].*must not be empty"),
+        (
+            {"display_name": "t", "job_spec": {"worker_pool_specs": [{}]}},
+            r"worker_pool_specs\[0\].*must not be empty",
+        ),
         (_pool(machine_spec={}), "machine_type is required"),
-        (_pool(machine_spec={"machine_type": "n1-standard-4", "accelerator_count": 1}), "accelerator_type is required"),
+        (
+            _pool(machine_spec={"machine_type": "n1-standard-4", "accelerator_count": 1}),
+            "accelerator_type is required",
+        ),
         (
             _pool(machine_spec={"machine_type": "n1-standard-4", "accelerator_type": "NVIDIA_TESLA_T4"}),
             "accelerator_count must be at least 1",
@@ -143,7 +151,9 @@ def test_vertex_refuses_what_google_refuses(client, vertex_standin: VertexStandI
     assert not vertex_standin.custom_jobs.jobs
 
 
-def test_further_replicas_go_in_a_second_pool_and_an_empty_pool_is_skipped(client, vertex_standin: VertexStandIn):
+def test_further_replicas_go_in_a_second_pool_and_an_empty_pool_is_skipped(
+    client, vertex_standin: VertexStandIn
+):
     job = custom_job()
     worker = {**job["job_spec"]["worker_pool_specs"][0], "replica_count": 3}
     job["job_spec"]["worker_pool_specs"] += [worker, {}]

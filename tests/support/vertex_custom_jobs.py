@@ -73,7 +73,9 @@ def validate_custom_job(job: Any) -> None:
         raise ApiError(400, "CustomJob.job_spec.worker_pool_specs is required.")
     empty = type(pools[0])()
     if pools[0] == empty:
-        raise ApiError(400, "CustomJob.job_spec.worker_pool_specs[0] (the primary replica) must not be empty.")
+        raise ApiError(
+            400, "CustomJob.job_spec.worker_pool_specs[0] (the primary replica) must not be empty."
+        )
     for index, pool in enumerate(pools):
         if pool == empty:  # "can be skipped by providing an empty value" (any pool but the first)
             continue
@@ -148,7 +150,9 @@ class CustomJobs:
         container = body["jobSpec"]["workerPoolSpecs"][0]["containerSpec"]
         command = [*container.get("command", []), *container.get("args", [])]
         if not command:
-            raise ApiError(400, "The stand-in needs containerSpec.command: it has no image entrypoint to run.")
+            raise ApiError(
+                400, "The stand-in needs containerSpec.command: it has no image entrypoint to run."
+            )
         if command[0] == "python":
             command[0] = sys.executable  # the image's python; here, the interpreter running the tests
         env = {**os.environ, **{item["name"]: item.get("value", "") for item in container.get("env", [])}}
@@ -161,7 +165,9 @@ class CustomJobs:
             log_dir = self.log_dir or Path(os.environ.get("TMPDIR", "/tmp"))
             log = log_dir / f"custom-job-{name.rsplit('/', 1)[-1]}.log"
             with log.open("w") as out:
-                self.processes[name] = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+                self.processes[name] = subprocess.Popen(
+                    command, env=env, stdout=out, stderr=subprocess.STDOUT
+                )
             self.logs[name] = log
             self.jobs[name] = job
             return copy.deepcopy(job)
@@ -187,7 +193,10 @@ class CustomJobs:
                 job.update(state=FAILED, endTime=now, updateTime=now)
                 job.setdefault("startTime", now)
                 # google.rpc.Status, as Vertex fills CustomJob.error when the replica's process fails.
-                job["error"] = {"code": 13, "message": f"The replica workerpool0-0 exited with a non-zero status of {code}."}
+                job["error"] = {
+                    "code": 13,
+                    "message": f"The replica workerpool0-0 exited with a non-zero status of {code}.",
+                }
             return copy.deepcopy(job)
 
     def cancel(self, name: str) -> dict[str, Any]:
@@ -196,7 +205,9 @@ class CustomJobs:
             job = self._job(name)
             if job["state"] in TERMINAL_STATES:
                 raise ApiError(
-                    400, f"CustomJob {name} is already in terminal state {job['state']}.", "FAILED_PRECONDITION"
+                    400,
+                    f"CustomJob {name} is already in terminal state {job['state']}.",
+                    "FAILED_PRECONDITION",
                 )
             job.update(state=CANCELLING, updateTime=utc_timestamp())
             self.processes[name].terminate()

@@ -458,7 +458,8 @@ def _make_handler(standin: VertexStandIn) -> type[BaseHTTPRequestHandler]:
                     return standin.get(name)
                 raise ApiError(405, f"{method} {path} is not supported by the stand-in.")
             raise ApiError(
-                404, f"The stand-in serves only v1 pipelineJobs, customJobs, models and schedules; got {method} {path}."
+                404,
+                f"The stand-in serves only v1 pipelineJobs, customJobs, models and schedules; got {method} {path}.",
             )
 
         def _reply(self, code: int, payload: dict) -> None:

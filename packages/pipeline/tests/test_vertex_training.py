@@ -32,7 +32,9 @@ def trainer(job: dict) -> tuple[dict, dict]:
     spec = job["pipelineSpec"]
     task = spec["root"]["dag"]["tasks"]["Trainer"]
     value = task["inputs"]["parameters"]["custom_config"]["runtimeValue"]["constantValue"]["stringValue"]
-    executor = spec["deploymentSpec"]["executors"][spec["components"][task["componentRef"]["name"]]["executorLabel"]]
+    executor = spec["deploymentSpec"]["executors"][
+        spec["components"][task["componentRef"]["name"]]["executorLabel"]
+    ]
     return json.loads(value), executor["container"]
 
 
@@ -72,7 +74,11 @@ def test_the_local_trainer_is_unchanged_without_a_backend():
 def test_one_replica_and_no_accelerator_is_one_pool_with_a_machine_type_alone():
     pools = TrainerBackend(project="p", region="us-central1", image=IMAGE).worker_pool_specs()
     assert pools == [
-        {"machine_spec": {"machine_type": "n1-standard-4"}, "container_spec": {"image_uri": IMAGE}, "replica_count": 1}
+        {
+            "machine_spec": {"machine_type": "n1-standard-4"},
+            "container_spec": {"image_uri": IMAGE},
+            "replica_count": 1,
+        }
     ]
 
 

@@ -59,5 +59,8 @@ class TrainerBackend:
             ENABLE_VERTEX_KEY: True,
             VERTEX_REGION_KEY: self.region,
             # TFX pops "project" out of these args and sends the rest as the CustomJob (job_spec).
-            TRAINING_ARGS_KEY: {"project": self.project, "job_spec": {"worker_pool_specs": self.worker_pool_specs()}},
+            TRAINING_ARGS_KEY: {
+                "project": self.project,
+                "job_spec": {"worker_pool_specs": self.worker_pool_specs()},
+            },
         }
