@@ -151,6 +151,21 @@ def test_vertex_refuses_what_google_refuses(client, vertex_standin: VertexStandI
     assert not vertex_standin.custom_jobs.jobs
 
 
+def test_the_job_runs_only_as_an_account_the_caller_may_act_as(client, vertex_standin: VertexStandIn):
+    mine = "cicd-pipeline@test-project.iam.gserviceaccount.com"
+    vertex_standin.service_accounts = {mine}
+    job = custom_job()
+    job["job_spec"]["service_account"] = "someone-else@test-project.iam.gserviceaccount.com"
+    with pytest.raises(exceptions.BadRequest, match="permission to act as service_account"):
+        client.create_custom_job(parent=PARENT, custom_job=job)
+    job["job_spec"]["service_account"] = "not-an-email"
+    with pytest.raises(exceptions.BadRequest, match="not a service-account e-mail"):
+        client.create_custom_job(parent=PARENT, custom_job=job)
+    job["job_spec"]["service_account"] = mine
+    created = client.create_custom_job(parent=PARENT, custom_job=job)
+    assert finished(client, vertex_standin, created.name).job_spec.service_account == mine
+
+
 def test_further_replicas_go_in_a_second_pool_and_an_empty_pool_is_skipped(
     client, vertex_standin: VertexStandIn
 ):

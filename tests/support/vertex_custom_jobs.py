@@ -15,7 +15,8 @@ given needs ``machine_spec.machine_type`` and one task, here ``container_spec`` 
 ("Required"); an accelerator count needs an accelerator type and a type a count of at least one; the first pool
 is the primary replica, exactly one (Vertex's distributed-training guide; aiplatform's
 ``utils/worker_spec_utils.py`` puts further replicas in the second pool); ``replica_count`` is at least one;
-labels follow the Cloud label rules.
+labels follow the Cloud label rules; ``job_spec.service_account`` is one the caller may act as (the same
+answer as a pipeline job's: INVALID_ARGUMENT "You do not have permission to act as service_account").
 
 A created job runs: the first pool's container ``command`` + ``args`` start as a local process in this
 environment (no container; ``python`` is this interpreter), with the container's ``env`` added. The job is
@@ -39,7 +40,14 @@ from typing import Any
 from google.cloud.aiplatform_v1.types import custom_job as custom_job_types
 from google.protobuf import json_format
 
-from tests.support.vertex_standin import ApiError, utc_timestamp, validate_display_name, validate_labels
+from tests.support.vertex_standin import (
+    ApiError,
+    act_as_denied,
+    is_service_account_email,
+    utc_timestamp,
+    validate_display_name,
+    validate_labels,
+)
 
 _PARENT = r"/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
 _COLLECTION_RE = re.compile(_PARENT + r"/customJobs$")
@@ -68,6 +76,9 @@ def validate_custom_job(job: Any) -> None:
     validate_labels(dict(job.labels), "CustomJob.labels")
     if not job.HasField("job_spec"):
         raise ApiError(400, "CustomJob.job_spec is required.")
+    service_account = job.job_spec.service_account
+    if service_account and not is_service_account_email(service_account):
+        raise act_as_denied(service_account, "(stand-in: not a service-account e-mail)")
     pools = job.job_spec.worker_pool_specs
     if not pools:
         raise ApiError(400, "CustomJob.job_spec.worker_pool_specs is required.")
@@ -111,7 +122,8 @@ def validate_custom_job(job: Any) -> None:
 class CustomJobs:
     """The custom jobs of the stand-in, each with the local process of its primary replica."""
 
-    def __init__(self) -> None:
+    def __init__(self, standin: Any) -> None:
+        self._standin = standin  # its service_accounts: those the caller may act as (None: any well-formed)
         self._lock = threading.Lock()
         self.reset()
 
@@ -147,6 +159,7 @@ class CustomJobs:
     def create(self, parent: str, body: dict[str, Any]) -> dict[str, Any]:
         """Validate the CustomJob, start its primary replica's command, answer the job in JOB_STATE_QUEUED."""
         validate_custom_job(parse_custom_job(body))
+        self._standin.check_act_as((body.get("jobSpec") or {}).get("serviceAccount"))
         container = body["jobSpec"]["workerPoolSpecs"][0]["containerSpec"]
         command = [*container.get("command", []), *container.get("args", [])]
         if not command:

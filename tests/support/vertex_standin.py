@@ -230,7 +230,7 @@ class VertexStandIn:
         self.endpoint = ""
         self.model_registry: ModelRegistry = ModelRegistry()
         self.schedules: Schedules = Schedules(self)
-        self.custom_jobs: CustomJobs = CustomJobs()
+        self.custom_jobs: CustomJobs = CustomJobs(self)
         self.reset()
 
     def reset(self) -> None:

@@ -23,6 +23,7 @@ BACKEND = TrainerBackend(
     accelerator_type="NVIDIA_TESLA_T4",
     accelerator_count=2,
     replica_count=3,
+    service_account="cicd-pipeline@my-project.iam.gserviceaccount.com",
 )
 EXTENSION_EXECUTOR = "tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor"
 
@@ -53,7 +54,10 @@ def test_the_trainer_task_carries_exactly_the_custom_job(on_vertex):
         "ai_platform_vertex_region": "europe-west4",
         "ai_platform_training_args": {
             "project": "my-project",
-            "job_spec": {"worker_pool_specs": [{**pool, "replica_count": 1}, {**pool, "replica_count": 2}]},
+            "job_spec": {
+                "worker_pool_specs": [{**pool, "replica_count": 1}, {**pool, "replica_count": 2}],
+                "service_account": "cicd-pipeline@my-project.iam.gserviceaccount.com",
+            },
         },
     }
 
@@ -72,14 +76,15 @@ def test_the_local_trainer_is_unchanged_without_a_backend():
 
 
 def test_one_replica_and_no_accelerator_is_one_pool_with_a_machine_type_alone():
-    pools = TrainerBackend(project="p", region="us-central1", image=IMAGE).worker_pool_specs()
-    assert pools == [
+    spec = TrainerBackend(project="p", region="us-central1", image=IMAGE).job_spec()
+    assert spec["worker_pool_specs"] == [
         {
             "machine_spec": {"machine_type": "n1-standard-4"},
             "container_spec": {"image_uri": IMAGE},
             "replica_count": 1,
         }
     ]
+    assert "service_account" not in spec  # Vertex's default for custom jobs
 
 
 def test_a_backend_without_an_image_is_refused():

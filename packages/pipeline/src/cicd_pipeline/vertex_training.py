@@ -28,7 +28,9 @@ class TrainerBackend:
 
     `replica_count` counts every replica: Vertex runs the first worker pool as the chief, one replica, and any
     further replicas in a second pool of the same machines (CustomJobSpec.workerPoolSpecs).
-    `accelerator_type` empty means no accelerator (and `accelerator_count` 0).
+    `accelerator_type` empty means no accelerator (and `accelerator_count` 0). `service_account` is the
+    identity the job runs as (CustomJobSpec.service_account): the pipeline's own, which reads the Trainer's
+    inputs and writes its model in the bucket; empty, Vertex's default for custom jobs.
     """
 
     project: str
@@ -38,6 +40,7 @@ class TrainerBackend:
     accelerator_type: str = ""
     accelerator_count: int = 0
     replica_count: int = 1
+    service_account: str = ""
 
     def worker_pool_specs(self) -> list[dict[str, Any]]:
         """CustomJobSpec.worker_pool_specs (proto field names, as TFX hands them to the gapic client)."""
@@ -51,6 +54,13 @@ class TrainerBackend:
         workers = self.replica_count - 1
         return [chief, *([{**pool, "replica_count": workers}] if workers else [])]
 
+    def job_spec(self) -> dict[str, Any]:
+        """CustomJob.job_spec: the worker pools, and the service account when one is given."""
+        spec: dict[str, Any] = {"worker_pool_specs": self.worker_pool_specs()}
+        if self.service_account:
+            spec["service_account"] = self.service_account
+        return spec
+
     def custom_config(self) -> dict[str, Any]:
         """The extension Trainer's `custom_config` entries: Vertex on, its region, the job's project and spec."""
         if not self.image:
@@ -61,6 +71,6 @@ class TrainerBackend:
             # TFX pops "project" out of these args and sends the rest as the CustomJob (job_spec).
             TRAINING_ARGS_KEY: {
                 "project": self.project,
-                "job_spec": {"worker_pool_specs": self.worker_pool_specs()},
+                "job_spec": self.job_spec(),
             },
         }
