@@ -176,13 +176,25 @@ def test_further_replicas_go_in_a_second_pool_and_an_empty_pool_is_skipped(
     assert finished(client, vertex_standin, created.name).state == JobState.JOB_STATE_SUCCEEDED
 
 
-def test_an_unknown_field_is_refused(vertex_standin: VertexStandIn):
-    """The client cannot send a field the proto lacks; a hand-written REST body can, and Google refuses it."""
+@pytest.mark.parametrize(
+    ("pool", "named"),
+    [
+        ({"machineType": "n1-standard-4"}, "machineType"),  # a MachineSpec field one level too high
+        (
+            {"machineSpec": {"machineType": "n1-standard-4", "acceleratorType": "NVIDIA_TESLA_X"}},
+            "NVIDIA_TESLA_X",
+        ),
+    ],
+    ids=["unknown-field", "unknown-accelerator"],
+)
+def test_a_body_the_api_does_not_define_is_refused(vertex_standin: VertexStandIn, pool, named):
+    """The client cannot send these (its proto refuses them first); a hand-written REST body can, and Google
+    answers 400 "Invalid JSON payload received"."""
     import json
     import urllib.error
     import urllib.request
 
-    body = {"displayName": "t", "jobSpec": {"workerPoolSpecs": [{"machineType": "n1-standard-4"}]}}
+    body = {"displayName": "t", "jobSpec": {"workerPoolSpecs": [pool]}}
     request = urllib.request.Request(
         f"{vertex_standin.endpoint}/v1/{PARENT}/customJobs",
         data=json.dumps(body).encode(),
@@ -192,4 +204,7 @@ def test_an_unknown_field_is_refused(vertex_standin: VertexStandIn):
     with pytest.raises(urllib.error.HTTPError) as raised:
         urllib.request.urlopen(request)
     assert raised.value.code == 400
-    assert "machineType" in json.loads(raised.value.read())["error"]["message"]
+    message = json.loads(raised.value.read())["error"]["message"]
+    assert message.startswith("Invalid JSON payload received.")
+    assert named in message
+    assert not vertex_standin.custom_jobs.jobs

@@ -33,6 +33,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -175,7 +176,7 @@ class CustomJobs:
             # Output-only fields a client sends are ignored, as the service ignores them.
             job = {k: v for k, v in copy.deepcopy(body).items() if k not in ("state", "error", "name")}
             job.update(name=name, state=QUEUED, createTime=now, updateTime=now)
-            log_dir = self.log_dir or Path(os.environ.get("TMPDIR", "/tmp"))
+            log_dir = self.log_dir or Path(tempfile.gettempdir())
             log = log_dir / f"custom-job-{name.rsplit('/', 1)[-1]}.log"
             with log.open("w") as out:
                 self.processes[name] = subprocess.Popen(
