@@ -90,3 +90,19 @@ def test_one_replica_and_no_accelerator_is_one_pool_with_a_machine_type_alone():
 def test_a_backend_without_an_image_is_refused():
     with pytest.raises(ValueError, match="components image"):
         TrainerBackend(project="p", region="us-central1").custom_config()
+
+
+def test_the_command_line_takes_the_backend_as_an_object(tmp_path, on_vertex):
+    """The release chain compiles through `python -m cicd_pipeline.runners.vertex ARGS.json OUT.json`."""
+    import dataclasses
+
+    from cicd_pipeline.runners.vertex import main
+
+    args = {
+        **ARGS,
+        "config": dataclasses.asdict(ARGS["config"]),
+        "trainer_backend": dataclasses.asdict(BACKEND),
+    }
+    (tmp_path / "args.json").write_text(json.dumps(args))
+    assert main([str(tmp_path / "args.json"), str(tmp_path / "job.json")]) == 0
+    assert json.loads((tmp_path / "job.json").read_text())["pipelineSpec"] == on_vertex["pipelineSpec"]
