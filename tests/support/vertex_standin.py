@@ -12,7 +12,9 @@ Subset served (paths as in ``aiplatform_v1/services/pipeline_service/transports/
 The Model Registry subset (``models`` list/get/upload and the upload's operation) lives in
 ``tests/support/vertex_model_registry.py``, the pipeline schedules (``schedules`` create/list/get/update/
 pause/resume/delete) in ``tests/support/vertex_schedules.py``; the same server serves both, as
-``standin.model_registry`` and ``standin.schedules``.
+``standin.model_registry`` and ``standin.schedules``; Vertex AI Training's ``customJobs`` (create/get/cancel,
+each job's primary replica run as a local process) lives in ``tests/support/vertex_custom_jobs.py``, as
+``standin.custom_jobs``.
 Errors use Google's JSON error shape, which ``google.api_core.exceptions.from_http_response`` maps to the
 matching exception class (400 -> BadRequest, 404 -> NotFound, 409 -> Conflict).
 
@@ -41,6 +43,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from tests.support.vertex_custom_jobs import CustomJobs
     from tests.support.vertex_model_registry import ModelRegistry
 
 PENDING = "PIPELINE_STATE_PENDING"
@@ -219,6 +222,7 @@ class VertexStandIn:
 
     def __init__(self) -> None:
         # Imported here, not at the top: these modules build on this module's ApiError.
+        from tests.support.vertex_custom_jobs import CustomJobs
         from tests.support.vertex_model_registry import ModelRegistry
         from tests.support.vertex_schedules import Schedules
 
@@ -226,13 +230,15 @@ class VertexStandIn:
         self.endpoint = ""
         self.model_registry: ModelRegistry = ModelRegistry()
         self.schedules: Schedules = Schedules(self)
+        self.custom_jobs: CustomJobs = CustomJobs(self)
         self.reset()
 
     def reset(self) -> None:
-        """Forget all jobs, models, schedules and requests; back to the default outcome (SUCCEEDED) and any
+        """Forget all jobs (custom jobs' processes ended), models, schedules and requests; back to the default outcome (SUCCEEDED) and any
         service account."""
         self.model_registry.reset()
         self.schedules.reset()
+        self.custom_jobs.reset()
         with self._lock:
             self.jobs: dict[str, dict[str, Any]] = {}
             self.created_bodies: list[dict[str, Any]] = []
@@ -435,6 +441,8 @@ def _make_handler(standin: VertexStandIn) -> type[BaseHTTPRequestHandler]:
             answer = standin.model_registry.route(method, urllib.parse.unquote(path), query, body)
             if answer is None:
                 answer = standin.schedules.route(method, path, query, body)
+            if answer is None:
+                answer = standin.custom_jobs.route(method, path, query, body)
             if answer is not None:
                 return answer
             if match := _COLLECTION_RE.match(path):
@@ -450,7 +458,8 @@ def _make_handler(standin: VertexStandIn) -> type[BaseHTTPRequestHandler]:
                     return standin.get(name)
                 raise ApiError(405, f"{method} {path} is not supported by the stand-in.")
             raise ApiError(
-                404, f"The stand-in serves only v1 pipelineJobs, models and schedules; got {method} {path}."
+                404,
+                f"The stand-in serves only v1 pipelineJobs, customJobs, models and schedules; got {method} {path}.",
             )
 
         def _reply(self, code: int, payload: dict) -> None:

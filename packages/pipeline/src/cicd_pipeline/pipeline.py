@@ -14,6 +14,7 @@ from tfx.v1.dsl.experimental import RuntimeParameter
 from cicd_components import AnomaliesGate, HyperparametersGen, Judge, ModelRegistryUploader
 from cicd_components.judge.verdict import METRICS, TASK_METRICS
 from cicd_pipeline.config import HYPERPARAMETER_TYPES, TASKS, module_config
+from cicd_pipeline.vertex_training import TrainerBackend
 
 T = TypeVar("T")
 Param = T | RuntimeParameter
@@ -80,6 +81,7 @@ def create_pipeline(
     min_examples_per_class: int = 0,
     serving_image: str | None = None,
     registry_labels: Param[str] | None = None,
+    trainer_backend: TrainerBackend | None = None,
     enable_cache: bool = True,
     metadata_connection_config=None,
     beam_pipeline_args: list[str] | None = None,
@@ -94,6 +96,7 @@ def create_pipeline(
     `regression_tolerance` None derives the tolerance from the size of the set (one standard error).
     `registry_labels` is a JSON object of labels the registered model version carries (commit, package
     versions, module and data digests): the trail from a model back to the code and data that made it.
+    `trainer_backend` None trains in the pipeline's own process; a backend trains in a Vertex AI custom job.
     """
     if not label:
         raise ValueError("No label column: set training.label in invoke.yaml (`invoke init` writes it).")
@@ -145,8 +148,12 @@ def create_pipeline(
     transform.add_upstream_node(anomalies_gate)
     # The hyperparameters of this run, from a pipeline parameter, checked against the model's keys and types.
     hyperparameters_gen = HyperparametersGen(values=hyperparameters, known=HYPERPARAMETER_TYPES)
-    # Trains the Keras model of the trainer's model module.
-    trainer = tfx.components.Trainer(
+    # Trains the Keras model of the trainer's model module: here, or in a Vertex AI custom job when a backend
+    # says so (TFX's extension Trainer submits the job; its worker runs TFX's own Trainer executor).
+    trainer_class = tfx.components.Trainer
+    if trainer_backend is not None:
+        trainer_class = tfx.extensions.google_cloud_ai_platform.Trainer
+    trainer = trainer_class(
         module_file=model_module,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
@@ -154,8 +161,9 @@ def create_pipeline(
         hyperparameters=hyperparameters_gen.outputs["hyperparameters"],
         train_args=tfx.proto.TrainArgs(num_steps=train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=eval_steps),
-        # run_fn reads the label, the task and its output names from fn_args.custom_config.
-        custom_config=custom_config,
+        # run_fn reads the label, the task and its output names from fn_args.custom_config; the extension
+        # Trainer reads the custom job's region, project and worker pools from the same dict.
+        custom_config={**custom_config, **(trainer_backend.custom_config() if trainer_backend else {})},
     )
     # The fixed holdout set, one split of its own: new data never replaces it, so bad data cannot corrupt
     # the judge as well as the model.

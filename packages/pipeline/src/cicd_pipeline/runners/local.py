@@ -143,9 +143,14 @@ def build_local_pipeline(
     config: TrainingConfig,
     labels: dict[str, str] | None = None,
     beam: BeamMode | None = None,
+    trainer_backend=None,
 ):
     """The pipeline over local files; `labels` go with the registered model (e.g. module digests); `beam`:
-    the DirectRunner's mode (None: in memory)."""
+    the DirectRunner's mode (None: in memory).
+
+    `trainer_backend` (a cicd_pipeline.vertex_training.TrainerBackend) sends the Trainer to Vertex AI Training
+    as a custom job; None, the default of `invoke run`, trains in this process.
+    """
     from tfx import v1 as tfx
 
     from cicd_pipeline.pipeline import create_pipeline
@@ -173,6 +178,7 @@ def build_local_pipeline(
             serving_model_dir=str(layout.serving_model_dir),
             registry=f"local:{layout.registry_dir}",
             registry_labels=json.dumps(labels or {}, sort_keys=True),
+            trainer_backend=trainer_backend,
             enable_cache=True,
             metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
                 str(layout.metadata_path)
@@ -188,6 +194,7 @@ def run_local(
     labels: dict[str, str] | None = None,
     progress=None,
     beam: BeamMode | None = None,
+    trainer_backend=None,
 ) -> None:
     """Runs the whole pipeline; earlier runs' outputs in `layout` are reused through TFX's cache.
 
@@ -197,6 +204,6 @@ def run_local(
 
     layout = LocalLayout(layout.root.resolve())
     os.makedirs(layout.root, exist_ok=True)
-    pipeline = build_local_pipeline(layout, inputs, config, labels, beam)
+    pipeline = build_local_pipeline(layout, inputs, config, labels, beam, trainer_backend)
     with progress(pipeline) if progress else contextlib.nullcontext():
         tfx.orchestration.LocalDagRunner().run(pipeline)

@@ -11,6 +11,7 @@ chain runs it with the checkout's sources first on the path, so a spec is never 
 installed copy of the pipeline.
 """
 
+import dataclasses
 import json
 import sys
 import tempfile
@@ -32,6 +33,7 @@ from cicd_pipeline.run_inputs import (  # the parameter names: the interface of 
     SCHEMA_FILE,
 )
 from cicd_pipeline.runners import training_arguments
+from cicd_pipeline.vertex_training import TrainerBackend
 
 
 def build_vertex_pipeline(
@@ -43,6 +45,7 @@ def build_vertex_pipeline(
     serving_image: str | None = None,
     image: str = "",
     dataflow: dict | None = None,
+    trainer_backend: TrainerBackend | None = None,
 ):
     def param(name: str, default: str | None = None) -> RuntimeParameter:
         return RuntimeParameter(name=name, ptype=str, default=default)
@@ -60,6 +63,7 @@ def build_vertex_pipeline(
         registry=registry,
         serving_image=serving_image,
         registry_labels=param(MODEL_LABELS, "{}"),
+        trainer_backend=trainer_backend,
         enable_cache=True,
         # Beam in the task's container, or on Dataflow with the components image (cicd.beam_runner).
         beam_pipeline_args=beam_pipeline_args(dataflow, image=image),
@@ -75,10 +79,14 @@ def compile_vertex_spec(
     image: str,
     serving_image: str | None = None,
     dataflow: dict | None = None,
+    trainer_backend: TrainerBackend | None = None,
 ) -> dict:
     """The compiled pipeline job (a dict holding `pipelineSpec` and `runtimeConfig`); writes nothing of ours.
 
-    `dataflow`: cicd_release.scale.dataflow_options' dict to run the Beam components on Dataflow, else None."""
+    `dataflow`: cicd_release.scale.dataflow_options' dict to run the Beam components on Dataflow, else None.
+    With `trainer_backend`, the Trainer runs as a Vertex AI custom job on the components image `image` (the
+    one every task runs: TFX's run_executor and the module files' imports are there).
+    """
     if not image or image.endswith(":latest") or ":" not in image.rsplit("/", 1)[-1]:
         raise ValueError(f"image {image!r} must be a pinned tag (NAME:<version>-<hash>), never latest.")
     pipeline = build_vertex_pipeline(
@@ -89,6 +97,7 @@ def compile_vertex_spec(
         serving_image=serving_image,
         image=image,
         dataflow=dataflow,
+        trainer_backend=dataclasses.replace(trainer_backend, image=image) if trainer_backend else None,
     )
     with tempfile.TemporaryDirectory() as tmp:
         runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
@@ -107,6 +116,8 @@ def main(argv: list[str]) -> int:
         return 2
     args = json.loads(Path(argv[0]).read_text())
     args["config"] = TrainingConfig(**args["config"])
+    if args.get("trainer_backend"):
+        args["trainer_backend"] = TrainerBackend(**args["trainer_backend"])
     job = compile_vertex_spec(**args)
     Path(argv[1]).write_text(json.dumps(job, indent=2, sort_keys=True) + "\n")
     return 0
