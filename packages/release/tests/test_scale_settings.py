@@ -3,7 +3,7 @@
 import pytest
 
 from cicd_release.errors import SettingsError
-from cicd_release.scale import DATAFLOW_NEEDS, dataflow_options
+from cicd_release.scale import DATAFLOW_NEEDS, TRAINER_NEEDS, dataflow_options, trainer_backend_options
 from cicd_release.settings import Settings
 
 CLOUD = {
@@ -19,6 +19,7 @@ def test_both_switches_are_off_by_default_and_nothing_is_on():
     assert settings.beam_runner == "direct" and settings.trainer_backend == "local"
     assert settings.switches == frozenset()
     assert dataflow_options(settings) is None
+    assert trainer_backend_options(settings) is None
 
 
 def test_environment_text_reaches_the_typed_fields():
@@ -149,3 +150,48 @@ def test_the_chain_s_settings_check_asks_for_what_the_dataflow_compile_needs_bef
     check_settings(on, ["test"])  # no compile planned: nothing of Dataflow's is needed
     with pytest.raises(SettingsError, match="cicd.service_account is missing"):
         check_settings(on, ["pipeline.compile"])
+
+
+def test_trainer_backend_options_are_the_custom_job_s_fields_as_the_pipelines_account():
+    from cicd_pipeline.vertex_training import TrainerBackend
+
+    settings = Settings.from_config(
+        {
+            **CLOUD,
+            "trainer_backend": "vertex",
+            "trainer_machine_type": "n1-highmem-8",
+            "trainer_accelerator_type": "NVIDIA_TESLA_T4",
+            "trainer_accelerator_count": "2",
+            "trainer_replica_count": "3",
+        }
+    )
+    options = trainer_backend_options(settings)
+    assert options == {
+        "project": "my-project-123",
+        "region": "europe-west4",
+        "machine_type": "n1-highmem-8",
+        "accelerator_type": "NVIDIA_TESLA_T4",
+        "accelerator_count": 2,
+        "replica_count": 3,
+        "service_account": "vertex-pipelines@my-project-123.iam.gserviceaccount.com",
+    }
+    # Exactly the fields the compile's TrainerBackend takes (the image is the compile's own).
+    backend = TrainerBackend(**options, image="europe-west4-docker.pkg.dev/p/r/components:1-abc")
+    pools = backend.job_spec()["worker_pool_specs"]
+    assert [p["replica_count"] for p in pools] == [1, 2]
+    assert pools[0]["machine_spec"] == {
+        "machine_type": "n1-highmem-8",
+        "accelerator_type": "NVIDIA_TESLA_T4",
+        "accelerator_count": 2,
+    }
+
+
+@pytest.mark.parametrize("missing", TRAINER_NEEDS)
+def test_the_custom_job_needs_where_and_as_whom_it_runs(missing):
+    from cicd_release.steps import check_settings
+
+    settings = Settings.from_config({**CLOUD, missing: "", "trainer_backend": "vertex"})
+    with pytest.raises(SettingsError, match=f"cicd.{missing} is missing"):
+        trainer_backend_options(settings)
+    with pytest.raises(SettingsError, match=f"cicd.{missing} is missing"):
+        check_settings(settings, ["pipeline.compile"])

@@ -279,3 +279,26 @@ def dataflow_options(settings: Any) -> dict[str, Any] | None:
         "subnetwork": settings.dataflow_subnetwork,
         "no_public_ips": settings.dataflow_no_public_ips,
     }
+
+
+# What the custom-job compile needs besides the switch: the job's project and region, and the identity it runs as.
+TRAINER_NEEDS = ("project", "region", "service_account")
+
+
+def trainer_backend_options(settings: Any) -> dict[str, Any] | None:
+    """cicd_pipeline.vertex_training.TrainerBackend's fields (without the image, which the compile sets to the
+    components image), or None when the Trainer trains in its own task.
+
+    The job runs as the pipelines' account: it reads the Trainer's inputs and writes the model in the bucket."""
+    if not settings.on_vertex_training:
+        return None
+    settings.require(TRAINER_NEEDS)
+    return {
+        "project": settings.project,
+        "region": settings.region,
+        "machine_type": settings.trainer_machine_type,
+        "accelerator_type": settings.trainer_accelerator_type,
+        "accelerator_count": settings.trainer_accelerator_count,
+        "replica_count": settings.trainer_replica_count,
+        "service_account": settings.service_account,
+    }

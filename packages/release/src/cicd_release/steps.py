@@ -216,6 +216,8 @@ def compile_spec(ctx: StepContext, upload: bool = True) -> list[str]:
             "serving_image": settings.serving_image or None,
             # None unless cicd.beam_runner=dataflow: then every Beam component runs as a Dataflow job.
             "dataflow": scale.dataflow_options(settings),
+            # None unless cicd.trainer_backend=vertex: then the Trainer runs as a Vertex AI custom job.
+            "trainer_backend": scale.trainer_backend_options(settings),
         },
     )
     name = naming.spec_name(ctx.config.pipeline_name, versions(ws.root)["pipeline"], job)
@@ -436,6 +438,9 @@ def check_settings(settings: Settings, steps: Iterable[str], table: Mapping[str,
     # With Beam on Dataflow the compile names the job's project, region, bucket and workers' account.
     if settings.on_dataflow and "pipeline.compile" in steps:
         settings.require(scale.DATAFLOW_NEEDS)
+    # With the Trainer on Vertex AI Training it names the custom job's project, region and account.
+    if settings.on_vertex_training and "pipeline.compile" in steps:
+        settings.require(scale.TRAINER_NEEDS)
 
 
 def waits_for(step: str, planned: Iterable[str], table: Mapping[str, Step] = STEPS) -> set[str]:
