@@ -3,9 +3,9 @@
 import datetime
 
 import pytest
+from test_pipeline import make
 
 from cicd_pipeline.bigquery_source import windowed_query
-from test_pipeline import make
 
 TABLE = "my-project.sales.daily"
 
@@ -27,7 +27,13 @@ def test_no_window_reads_the_whole_table():
     ("table", "column", "days", "end", "wrong"),
     [
         ("sales.daily", "day", 1, datetime.date(2026, 1, 1), "project.dataset.table"),
-        ("my-project.sales.daily`; DROP TABLE x; --", "day", 1, datetime.date(2026, 1, 1), "project.dataset.table"),
+        (
+            "my-project.sales.daily`; DROP TABLE x; --",
+            "day",
+            1,
+            datetime.date(2026, 1, 1),
+            "project.dataset.table",
+        ),
         (TABLE, "day`) FROM x --", 1, datetime.date(2026, 1, 1), "not a column name"),
         (TABLE, "", 3, datetime.date(2026, 1, 1), "needs its date column"),
         (TABLE, "day", 0, datetime.date(2026, 1, 1), "is empty"),

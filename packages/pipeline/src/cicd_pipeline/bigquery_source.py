@@ -21,7 +21,9 @@ TABLE_PATTERN = re.compile(
 COLUMN_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,299}")
 
 
-def windowed_query(table: str, date_column: str = "", *, end: datetime.date | None = None, days: int | None = None) -> str:
+def windowed_query(
+    table: str, date_column: str = "", *, end: datetime.date | None = None, days: int | None = None
+) -> str:
     """The rows of `table` that retraining reads: all of them, or (`days`) the `days` dates ending at `end`
     inclusive, by `date_column`, which is then left out of the rows. ValueError names a malformed input."""
     if not TABLE_PATTERN.fullmatch(table):
