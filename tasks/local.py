@@ -33,7 +33,7 @@ def run(
     The trainer's files are read from this working tree, never from an installed copy. With nothing changed
     since the last run, its result is printed again at once (no TFX import), with the same exit code.
 
-    Exit codes: one table for every task, docs/reliability.md (cicd_release.errors.EXIT_CODES; a model that
+    Exit codes: one table for every task, docs/reliability.md (cicd_release.core.errors.EXIT_CODES; a model that
     is not blessed is 5, nothing pushed). A traceback is a bug.
     """
     config = training_config(c, hyperparameters, int(train_steps) if train_steps else None)

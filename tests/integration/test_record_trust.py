@@ -165,10 +165,10 @@ def test_the_chains_submit_refuses_a_tampered_record_and_writes_no_new_one(
 def test_a_run_that_lost_the_record_race_is_recorded_as_such_and_says_what_was_written(
     bucket, gcs_client, vertex_standin
 ):
-    from cicd_release import release_state
-    from cicd_release.launch import launch
-    from cicd_release.snapshots import resolve
-    from cicd_release.storage import RecordConflict
+    from cicd_release.plan import release_state
+    from cicd_release.publish.snapshots import resolve
+    from cicd_release.publish.storage import RecordConflict
+    from cicd_release.run.launch import launch
 
     setting = released.settings_for(bucket.name, vertex_standin.endpoint)
     last = release_state.read_record(setting, gcs_client)  # both submits read the same generation

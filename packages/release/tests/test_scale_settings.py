@@ -1,10 +1,10 @@
-"""The scale-out switches' rules (cicd_release/scale.py), through the one settings model as tasks build it."""
+"""The scale-out switches' rules (cicd_release/core/scale.py), through the one settings model as tasks build it."""
 
 import pytest
 
-from cicd_release.errors import SettingsError
-from cicd_release.scale import DATAFLOW_NEEDS, TRAINER_NEEDS, dataflow_options, trainer_backend_options
-from cicd_release.settings import Settings
+from cicd_release.core.errors import SettingsError
+from cicd_release.core.scale import DATAFLOW_NEEDS, TRAINER_NEEDS, dataflow_options, trainer_backend_options
+from cicd_release.core.settings import Settings
 
 CLOUD = {
     "project": "my-project-123",

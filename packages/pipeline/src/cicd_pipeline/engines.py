@@ -1,5 +1,5 @@
 """Where a compiled spec's Beam components run: in the task's own container (Beam's in-memory DirectRunner), or
-as Dataflow jobs, from the release settings' Dataflow options (cicd_release.scale.dataflow_options).
+as Dataflow jobs, from the release settings' Dataflow options (cicd_release.core.scale.dataflow_options).
 
 TFX hands `beam_pipeline_args` to every Beam-based executor (BaseBeamExecutor): ExampleGen, StatisticsGen,
 SchemaGen, ExampleValidator, Transform, Evaluator. The option names are apache-beam 2.59's PipelineOptions

@@ -1,7 +1,7 @@
 """The one boundary between what a Google Cloud client raises and the errors a person reads.
 
 Every call to a Google Cloud client (Cloud Storage, Vertex AI, the admin APIs of `setup` and `doctor`) runs
-inside ``reporting(what, endpoint, ...)``, which turns its faults into cicd_release.errors, each one line
+inside ``reporting(what, endpoint, ...)``, which turns its faults into cicd_release.core.errors, each one line
 naming the API, the endpoint, the request and, for writes, what was and was not written:
 
 =====================================================================  ==========================================
@@ -44,7 +44,7 @@ import urllib3
 from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exceptions
 
-from cicd_release.errors import (
+from cicd_release.core.errors import (
     CloudUnavailable,
     MissingBucket,
     MissingResourceError,

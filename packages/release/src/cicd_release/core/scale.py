@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from cicd_release.rules import rule, switch
+from cicd_release.core.rules import rule, switch
 
 DIRECT, DATAFLOW = "direct", "dataflow"
 LOCAL, VERTEX = "local", "vertex"
@@ -195,7 +195,7 @@ class ScaleSettings(BaseModel):
     def _together(self) -> ScaleSettings:
         """The rules that read two fields; each a one-line SettingsError before any side effect."""
         # settings.py builds on this module; by the time an object is validated it is loaded.
-        from cicd_release.settings import setting_message
+        from cicd_release.core.settings import setting_message
 
         region = getattr(self, "region", "")
         if self.beam_runner == DATAFLOW and region and region not in DATAFLOW_REGIONS:

@@ -25,10 +25,10 @@ from cicd_components.canonical import canonical_json
 from cicd_components.hyperparameters.rule import HyperparametersError, parse_hyperparameters
 from cicd_pipeline import beam_mode
 from cicd_pipeline.config import HYPERPARAMETER_TYPES, PIPELINE_NAME_EXPECTED, check_pipeline_name
-from cicd_release.errors import InputError, SettingsError
-from cicd_release.rules import rule as _rule
-from cicd_release.rules import switch as _switch
-from cicd_release.scale import TOGETHER, ScaleSettings
+from cicd_release.core.errors import InputError, SettingsError
+from cicd_release.core.rules import rule as _rule
+from cicd_release.core.rules import switch as _switch
+from cicd_release.core.scale import TOGETHER, ScaleSettings
 
 # ---------------------------------------------------------------------------------------------- messages
 
@@ -298,7 +298,7 @@ _PINNED = (
 # ------------------------------------------------------------------------------------------------ model
 
 
-# The switches that move work off this machine (Dataflow, Vertex AI Training) live in cicd_release/scale.py.
+# The switches that move work off this machine (Dataflow, Vertex AI Training) live in cicd_release/core/scale.py.
 class Settings(ScaleSettings):
     """Where and as what the pipeline ships. Build it with `from_config`; empty means "not set"."""
 
