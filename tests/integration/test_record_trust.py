@@ -166,9 +166,9 @@ def test_a_run_that_lost_the_record_race_is_recorded_as_such_and_says_what_was_w
     bucket, gcs_client, vertex_standin
 ):
     from cicd_release import release_state
+    from cicd_release.errors import WriteConflict
     from cicd_release.launch import launch
     from cicd_release.snapshots import resolve
-    from cicd_release.errors import WriteConflict
 
     setting = released.settings_for(bucket.name, vertex_standin.endpoint)
     last = release_state.read_record(setting, gcs_client)  # both submits read the same generation
