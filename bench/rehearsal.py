@@ -43,14 +43,14 @@ config = TrainingConfig(**training_values(settings.get("training") or {}),
                         pipeline_name=settings["cicd"]["pipeline_name"])
 job = compile_vertex_spec(
     config=config,
-    pipeline_root="gs://{bucket}/pipeline_root",
-    serving_model_dir=f"gs://{bucket}/serving_model/{{config.pipeline_name}}",
+    pipeline_root="gs://BUCKET/pipeline_root",
+    serving_model_dir=f"gs://BUCKET/serving_model/{config.pipeline_name}",
     registry="vertex:projects/p/locations/europe-west4",
     image="europe-west4-docker.pkg.dev/p/training/cicd-components:0.0.0-000000000000",
     serving_image="europe-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15@sha256:" + "0" * 64,
 )
 Path(sys.argv[1]).write_text(json.dumps(job, indent=2, sort_keys=True))
-""".format(bucket=BUCKET)
+""".replace("BUCKET", BUCKET)
 
 
 def measure(repeats: int, work: Path) -> dict[str, list[dict]]:
