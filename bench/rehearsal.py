@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import DOC, ROOT, checkout_copy, environment, spread, timed  # noqa: E402
+from run import DOC, ROOT, checkout_copy, environment, spread, timed, write_doc  # noqa: E402
 
 BEGIN, END = "<!-- rehearsal:begin -->", "<!-- rehearsal:end -->"
 BUCKET = "bench-bucket"
@@ -100,12 +100,6 @@ def table(results: dict[str, list[dict]], repeats: int) -> str:
     return "\n".join(lines)
 
 
-def write_doc(text: str) -> None:
-    doc = DOC.read_text()
-    start, end = doc.index(BEGIN) + len(BEGIN), doc.index(END)
-    DOC.write_text(doc[:start] + "\n" + text + "\n" + doc[end:])
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="counted runs of each command")
@@ -116,7 +110,7 @@ def main(argv=None) -> int:
     text = table(results, args.repeats)
     print(text)
     if args.write:
-        write_doc(text)
+        write_doc(text, BEGIN, END)
     return 0
 
 
