@@ -1,7 +1,8 @@
 """The local loop: `invoke run` (the whole pipeline with LocalDagRunner) and `invoke schema.bootstrap`.
 
 The run itself is cicd_pipeline.local_session: this module reads the flags and the training config, calls it,
-and turns its result into an exit code. It imports nothing of the release package.
+and turns its result into an exit code. Of the release package it uses only what every task loads with invoke's
+configuration (tasks/_common: the settings model, its errors, the workspace): no cloud client, no step.
 """
 
 import tempfile

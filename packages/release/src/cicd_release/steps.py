@@ -438,12 +438,9 @@ def check_settings(settings: Settings, steps: Iterable[str], table: Mapping[str,
     """Every setting these steps need is present (their format was checked when they were read)."""
     steps = list(steps)
     settings.require(required_settings(steps, table))
-    # With Beam on Dataflow the compile names the job's project, region, bucket and workers' account.
-    if settings.on_dataflow and "pipeline.compile" in steps:
-        settings.require(scale.DATAFLOW_NEEDS)
-    # With the Trainer on Vertex AI Training it names the custom job's project, region and account.
-    if settings.on_vertex_training and "pipeline.compile" in steps:
-        settings.require(scale.TRAINER_NEEDS)
+    # A switch that is on (Dataflow, Vertex AI Training) makes the compile name where and as whom it runs.
+    if "pipeline.compile" in steps:
+        settings.require(scale.compile_needs(settings))
 
 
 def waits_for(step: str, planned: Iterable[str], table: Mapping[str, Step] = STEPS) -> set[str]:

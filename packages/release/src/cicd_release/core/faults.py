@@ -295,7 +295,9 @@ class Calls:
     def what_was_written(self) -> str:
         if not self.written and not self.pending:
             return "Nothing was written."
-        parts = [f"Written: {', '.join(self.written)}." if self.written else "Nothing was written yet."]
+        # With a write in flight nothing is "not written yet" for sure: it may have landed before the fault.
+        none = "Nothing was written yet." if self.in_flight is None else "Nothing was confirmed written."
+        parts = [f"Written: {', '.join(self.written)}." if self.written else none]
         if self.pending:
             # A write cut off in flight may have landed before the fault: whole, since GCS objects never
             # are partial. Which one it was is unknown until storage answers again.

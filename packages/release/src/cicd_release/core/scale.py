@@ -285,6 +285,14 @@ def dataflow_options(settings: Any) -> dict[str, Any] | None:
 TRAINER_NEEDS = ("project", "region", "service_account")
 
 
+def compile_needs(settings: Any) -> tuple[str, ...]:
+    """The settings the compile needs for the switches that are on (the chain checks them before any step)."""
+    needs = (DATAFLOW_NEEDS if settings.on_dataflow else ()) + (
+        TRAINER_NEEDS if settings.on_vertex_training else ()
+    )
+    return tuple(dict.fromkeys(needs))
+
+
 def trainer_backend_options(settings: Any) -> dict[str, Any] | None:
     """cicd_pipeline.vertex_training.TrainerBackend's fields (without the image, which the compile sets to the
     components image), or None when the Trainer trains in its own task.

@@ -243,8 +243,8 @@ def checkout_request(
             )
         spec = Path(ws.read_json(ws.spec_file, "pipeline.compile")["local"])
     if data_root is None:
-        name = dataset_name(settings.resolved_data_root) if settings.bucket else "penguins"
-        data_root = root / steps.DATA_DIR / name
+        # The checkout's data folder is data/<cicd.dataset>, whatever the bucket's data_root says.
+        data_root = root / steps.DATA_DIR / settings.dataset
     if not Path(data_root).is_dir():
         raise InputError(
             f"No data folder {data_root} to rehearse on: pass --data-root DIR (a folder of CSV files)."
