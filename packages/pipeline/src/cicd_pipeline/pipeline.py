@@ -8,10 +8,13 @@ files, the schema, the data and the hyperparameters, so a change of those needs 
 from typing import TypeVar
 
 import tensorflow_model_analysis as tfma
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from tfx import v1 as tfx
+from tfx.dsl.components.base import executor_spec
 from tfx.v1.dsl.experimental import RuntimeParameter
 
 from cicd_components import AnomaliesGate, HyperparametersGen, Judge, ModelRegistryUploader
+from cicd_components.fast_csv.executor import Executor as FastCsvExecutor
 from cicd_components.judge.verdict import METRICS, TASK_METRICS
 from cicd_pipeline import bigquery_source
 from cicd_pipeline.config import HYPERPARAMETER_TYPES, TASKS, module_config
@@ -56,6 +59,17 @@ def eval_config(
         ],
         metrics_specs=[tfma.MetricsSpec(metrics=[measure, tfma.MetricConfig(class_name="ExampleCount")])],
     )
+
+
+def csv_executor(beam_pipeline_args: list[str] | None) -> executor_spec.BeamExecutorSpec | None:
+    """CsvExampleGen's executor: the components' fast one (pyarrow's reader, tfx_bsl's encoder, the files
+    written without Beam) where the executor's own process does the work, locally and in a Vertex task with
+    Beam's DirectRunner; None, TFX's own, when the Beam runner is Dataflow, whose workers do the parsing.
+    Either writes the same examples in the same splits (packages/components/tests/test_fast_csv.py)."""
+    runner = PipelineOptions(list(beam_pipeline_args or [])).view_as(StandardOptions).runner or ""
+    if "dataflow" in runner.lower():
+        return None
+    return executor_spec.BeamExecutorSpec(FastCsvExecutor)
 
 
 def create_pipeline(
@@ -108,11 +122,13 @@ def create_pipeline(
         raise ValueError(f"task {task!r} is not one of {', '.join(TASKS)}.")
     metric = metric or TASK_METRICS[task][0]
     custom_config = module_config(label, task)
+    # CsvExampleGen's executor, for the training data and the holdout alike.
+    reader = csv_executor(beam_pipeline_args)
     # Reads the CSV files under data_root (or the BigQuery query's rows) and splits them 2:1 into train and eval.
     if bigquery_query:
         example_gen = bigquery_source.example_gen(bigquery_query)
     else:
-        example_gen = tfx.components.CsvExampleGen(input_base=data_root)
+        example_gen = tfx.components.CsvExampleGen(input_base=data_root, custom_executor_spec=reader)
     # Per-split feature statistics, for validation and for the run report.
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     # The curated schema committed in the repo: the contract the data must meet.
@@ -177,6 +193,7 @@ def create_pipeline(
     holdout_gen = (
         tfx.components.CsvExampleGen(
             input_base=holdout_root,
+            custom_executor_spec=reader,
             input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="holdout", pattern="*.csv")]),
             # One output split with all the rows (one input split alone would be hashed 2:1 by default).
             output_config=tfx.proto.Output(

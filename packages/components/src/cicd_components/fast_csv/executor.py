@@ -15,6 +15,8 @@ process. A Dataflow run keeps TFX's executor (cicd_pipeline.pipeline), whose par
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
 import os
 from collections.abc import Iterator
@@ -80,13 +82,24 @@ def read_blocks(path: str, names: list[str]) -> Iterator[pa.RecordBatch]:
 def _what_went_wrong(path: str, names: list[str], bad: list[Any], err: Exception) -> str:
     if bad:
         row = bad[0]
-        line = f"line {row.number}" if row.number is not None else "a row"
+        # pyarrow numbers no row when a quoted cell may hold a line break: the error path reads the file again.
+        number = row.number if row.number is not None else _first_short_or_long_line(path, len(names))
         return (
-            f"{path}: {line} has {row.actual_columns} field(s), the header {row.expected_columns} "
+            f"{path}: line {number} has {row.actual_columns} field(s), the header {row.expected_columns} "
             f"({','.join(names)}): make every row as long as the header (`invoke data.check` names them all)."
         )
     reason = str(err).splitlines()[0]
     return f"{path}: cannot be read as CSV ({reason}): fix the file (`invoke data.check` names the problem)."
+
+
+def _first_short_or_long_line(path: str, width: int) -> int | str:
+    """The line (1-based, as an editor counts) where the first row whose field count is not `width` ends."""
+    with FileSystems.open(path) as handle:
+        rows = csv.reader(io.TextIOWrapper(handle, encoding="utf-8", newline=""))
+        for fields in rows:
+            if fields and len(fields) != width:
+                return rows.line_num
+    return "?"
 
 
 def column_types(paths: list[str], names: list[str]) -> list[ColumnType]:
