@@ -37,12 +37,15 @@ HOLDOUT = (
 )
 
 
-def run(executor_class, input_base, out, input_config=ONE_INPUT, output_config=HASHED):
+IN_MEMORY = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+
+
+def run(executor_class, input_base, out, input_config=ONE_INPUT, output_config=HASHED, beam=IN_MEMORY):
     """The executor's Do with a real Examples artifact, as CsvExampleGen's defaults configure it."""
     examples = standard_artifacts.Examples()
     examples.uri = str(out)
     context = base_beam_executor.BaseBeamExecutor.Context(
-        beam_pipeline_args=["--direct_running_mode=in_memory", "--direct_num_workers=1"],
+        beam_pipeline_args=beam,
         tmp_dir=tempfile.mkdtemp(dir=out.parent),
         unique_id="1",
     )
@@ -153,6 +156,20 @@ def test_input_splits_are_read_one_by_one(tmp_path):
     theirs, ours = both(tmp_path, data, splits, example_gen_pb2.Output())
     assert [len(ours["a"]), len(ours["b"])] == [99, 178]
     assert canonical(ours) == canonical(theirs)
+
+
+def test_multi_processing_gets_a_file_per_worker_with_the_same_examples(tmp_path):
+    """One gzipped file is read by one worker: the next components get a file per worker to share out."""
+    one = run(fast_csv.Executor, SHIPPED, tmp_path / "one")
+    three = run(
+        fast_csv.Executor,
+        SHIPPED,
+        tmp_path / "three",
+        beam=["--direct_running_mode=multi_processing", "--direct_num_workers=3"],
+    )
+    files = sorted(p.name for p in Path(three.uri, "Split-train").iterdir())
+    assert files == [f"data_tfrecord-0000{i}-of-00003.gz" for i in range(3)]
+    assert canonical(written(three)) == canonical(written(one))
 
 
 def test_a_short_row_fails_in_one_line_naming_the_file_and_the_line(tmp_path):

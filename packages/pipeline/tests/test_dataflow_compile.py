@@ -1,6 +1,7 @@
 """With the Beam runner set to Dataflow, the compiled spec hands every Beam component exactly Dataflow's arguments;
 without it, none of them; the local run keeps its in-memory runner either way."""
 
+import json
 import pytest
 
 from cicd_pipeline.config import TrainingConfig
@@ -103,15 +104,34 @@ def test_without_the_switch_no_dataflow_argument_is_in_the_spec(in_the_task):
     )
 
 
+FAST_CSV = "cicd_components.fast_csv.executor.Executor"
+TFX_CSV = "tfx.components.example_gen.csv_example_gen.executor.Executor"
+
+
+def _example_gen_executors(job: dict) -> set[str]:
+    text = json.dumps(job["pipelineSpec"]["deploymentSpec"])
+    return {name for name in (FAST_CSV, TFX_CSV) if name in text}
+
+
+def test_the_example_gens_read_with_tfx_s_executor_on_dataflow_and_the_fast_one_in_the_task(
+    on_dataflow, in_the_task
+):
+    assert _example_gen_executors(on_dataflow) == {TFX_CSV}
+    assert _example_gen_executors(in_the_task) == {FAST_CSV}
+
+
 def test_only_the_beam_arguments_differ_between_the_two_specs(on_dataflow, in_the_task):
     beam = {*EXPECTED, *IN_MEMORY_BEAM_ARGS}
 
     def without_beam(value):
-        """The spec with every Beam argument taken out of every list (containers, ExampleGen's driver hook)."""
+        """The spec with every Beam argument taken out of every list (containers, ExampleGen's driver hook),
+        and the ExampleGens' executor named alike (the test above names which runs where)."""
         if isinstance(value, dict):
             return {key: without_beam(item) for key, item in value.items()}
         if isinstance(value, list):
             return [without_beam(item) for item in value if not (isinstance(item, str) and item in beam)]
+        if isinstance(value, str):
+            return value.replace(FAST_CSV, TFX_CSV)
         return value
 
     assert without_beam(on_dataflow) == without_beam(in_the_task)

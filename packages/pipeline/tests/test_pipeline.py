@@ -68,6 +68,19 @@ def test_a_holdout_adds_its_own_example_gen_feeding_the_judge():
     assert '"name": "holdout"' in holdout.exec_properties["input_config"]
 
 
+def test_both_example_gens_read_with_the_fast_executor_unless_beam_runs_on_dataflow():
+    from cicd_components.fast_csv.executor import Executor as FastCsvExecutor
+    from tfx.components.example_gen.csv_example_gen.executor import Executor as TfxCsvExecutor
+
+    def readers(**overrides):
+        pipeline = make(holdout_root="/holdout", **overrides)
+        return {c.id: c.executor_spec.executor_class for c in pipeline.components if c.id.endswith("ExampleGen")}
+
+    assert readers() == {"CsvExampleGen": FastCsvExecutor, "HoldoutExampleGen": FastCsvExecutor}
+    on_dataflow = readers(beam_pipeline_args=["--runner=DataflowRunner", "--project=p"])
+    assert on_dataflow == {"CsvExampleGen": TfxCsvExecutor, "HoldoutExampleGen": TfxCsvExecutor}
+
+
 def test_the_gates_sit_between_validation_and_training():
     pipeline = make()
     # The resolver gives the gate the blessed model's blessing, where the judge kept its training statistics.

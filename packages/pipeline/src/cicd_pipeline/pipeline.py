@@ -72,6 +72,17 @@ def csv_executor(beam_pipeline_args: list[str] | None) -> executor_spec.BeamExec
     return executor_spec.BeamExecutorSpec(FastCsvExecutor)
 
 
+def csv_example_gen(reader: executor_spec.BeamExecutorSpec | None, **arguments) -> tfx.components.CsvExampleGen:
+    """TFX's CsvExampleGen (its driver, span, version, fingerprint, split configs, artifacts) with `reader` as
+    its executor when given. CsvExampleGen's constructor takes no custom_executor_spec (FileBasedExampleGen's
+    does, and CsvExampleGen does not pass it on), so the spec is set on the built node, as TFX's own
+    with_beam_pipeline_args sets its arguments."""
+    component = tfx.components.CsvExampleGen(**arguments)
+    if reader is not None:
+        component.executor_spec = reader.copy()
+    return component
+
+
 def create_pipeline(
     *,
     pipeline_name: str,
@@ -128,7 +139,7 @@ def create_pipeline(
     if bigquery_query:
         example_gen = bigquery_source.example_gen(bigquery_query)
     else:
-        example_gen = tfx.components.CsvExampleGen(input_base=data_root, custom_executor_spec=reader)
+        example_gen = csv_example_gen(reader, input_base=data_root)
     # Per-split feature statistics, for validation and for the run report.
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     # The curated schema committed in the repo: the contract the data must meet.
@@ -191,9 +202,9 @@ def create_pipeline(
     # The fixed holdout set, one split of its own: new data never replaces it, so bad data cannot corrupt
     # the judge as well as the model.
     holdout_gen = (
-        tfx.components.CsvExampleGen(
+        csv_example_gen(
+            reader,
             input_base=holdout_root,
-            custom_executor_spec=reader,
             input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="holdout", pattern="*.csv")]),
             # One output split with all the rows (one input split alone would be hashed 2:1 by default).
             output_config=tfx.proto.Output(
