@@ -97,7 +97,9 @@ def test_the_shipped_data_gives_tfxs_examples_in_tfxs_splits(tmp_path):
     assert canonical(ours) == canonical(theirs)  # every feature, its kind and its values
     assert ours == theirs  # and as messages
     # An empty cell: the feature of its column's type with no value (Adelie,,,, is the shipped file's line 5).
-    empty = [e for split in ours.values() for e in split if not e.features.feature["body_mass_g"].int64_list.value]
+    empty = [
+        e for split in ours.values() for e in split if not e.features.feature["body_mass_g"].int64_list.value
+    ]
     assert len(empty) == 2
     assert empty[0].features.feature["body_mass_g"].WhichOneof("kind") == "int64_list"
     assert empty[0].features.feature["bill_length_mm"].WhichOneof("kind") == "float_list"
@@ -127,7 +129,9 @@ def test_odd_cells_are_typed_and_written_as_tfx_does(tmp_path):
     (data / "odd.csv").write_text(ODD)
     theirs, ours = both(tmp_path, data)
     assert canonical(ours) == canonical(theirs) and sum(len(e) for e in ours.values()) == 4
-    first = next(e for split in ours.values() for e in split if e.features.feature["whole"].int64_list.value == [1])
+    first = next(
+        e for split in ours.values() for e in split if e.features.feature["whole"].int64_list.value == [1]
+    )
     kinds = {name: feature.WhichOneof("kind") for name, feature in first.features.feature.items()}
     assert kinds == {
         "whole": "int64_list",
@@ -188,5 +192,7 @@ def test_not_utf8_fails_in_one_line_naming_the_file(tmp_path):
     data = tmp_path / "latin1"
     data.mkdir()
     (data / "p.csv").write_bytes("species,island\nAdelie,Dr\xf6m\n".encode("latin-1"))
-    with pytest.raises(fast_csv.CsvReadError, match=r"p\.csv: cannot be read as CSV \(.*UTF8.*\): fix the file"):
+    with pytest.raises(
+        fast_csv.CsvReadError, match=r"p\.csv: cannot be read as CSV \(.*UTF8.*\): fix the file"
+    ):
         run(fast_csv.Executor, data, tmp_path / "out")

@@ -2,6 +2,7 @@
 without it, none of them; the local run keeps its in-memory runner either way."""
 
 import json
+
 import pytest
 
 from cicd_pipeline.config import TrainingConfig

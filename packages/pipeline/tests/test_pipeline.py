@@ -69,12 +69,15 @@ def test_a_holdout_adds_its_own_example_gen_feeding_the_judge():
 
 
 def test_both_example_gens_read_with_the_fast_executor_unless_beam_runs_on_dataflow():
-    from cicd_components.fast_csv.executor import Executor as FastCsvExecutor
     from tfx.components.example_gen.csv_example_gen.executor import Executor as TfxCsvExecutor
+
+    from cicd_components.fast_csv.executor import Executor as FastCsvExecutor
 
     def readers(**overrides):
         pipeline = make(holdout_root="/holdout", **overrides)
-        return {c.id: c.executor_spec.executor_class for c in pipeline.components if c.id.endswith("ExampleGen")}
+        return {
+            c.id: c.executor_spec.executor_class for c in pipeline.components if c.id.endswith("ExampleGen")
+        }
 
     assert readers() == {"CsvExampleGen": FastCsvExecutor, "HoldoutExampleGen": FastCsvExecutor}
     on_dataflow = readers(beam_pipeline_args=["--runner=DataflowRunner", "--project=p"])

@@ -72,7 +72,9 @@ def csv_executor(beam_pipeline_args: list[str] | None) -> executor_spec.BeamExec
     return executor_spec.BeamExecutorSpec(FastCsvExecutor)
 
 
-def csv_example_gen(reader: executor_spec.BeamExecutorSpec | None, **arguments) -> tfx.components.CsvExampleGen:
+def csv_example_gen(
+    reader: executor_spec.BeamExecutorSpec | None, **arguments
+) -> tfx.components.CsvExampleGen:
     """TFX's CsvExampleGen (its driver, span, version, fingerprint, split configs, artifacts) with `reader` as
     its executor when given. CsvExampleGen's constructor takes no custom_executor_spec (FileBasedExampleGen's
     does, and CsvExampleGen does not pass it on), so the spec is set on the built node, as TFX's own

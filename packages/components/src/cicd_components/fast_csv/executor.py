@@ -196,23 +196,29 @@ class Executor(BaseExampleGenExecutor):
         if (
             output_config.split_config.HasField("partition_feature_name")
             or payload not in (None, example_gen_pb2.FORMAT_TF_EXAMPLE)
-            or file_format not in (example_gen_pb2.FILE_FORMAT_UNSPECIFIED, example_gen_pb2.FORMAT_TFRECORDS_GZIP)
+            or file_format
+            not in (example_gen_pb2.FILE_FORMAT_UNSPECIFIED, example_gen_pb2.FORMAT_TFRECORDS_GZIP)
         ):
             return super().Do(input_dict, output_dict, exec_properties)
         self._log_startup(input_dict, output_dict, exec_properties)
         outputs = output_dict[standard_component_specs.EXAMPLES_KEY]
         split_names = utils.generate_output_split_names(input_config, output_config)
-        artifact_utils.get_single_instance(outputs).split_names = artifact_utils.encode_split_names(split_names)
+        artifact_utils.get_single_instance(outputs).split_names = artifact_utils.encode_split_names(
+            split_names
+        )
         base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
         if output_config.split_config.splits:  # one input split, hashed into the output splits
             buckets = list(itertools.accumulate(s.hash_buckets for s in output_config.split_config.splits))
             jobs = [(input_config.splits[0].pattern, split_names, buckets)]
         else:  # each input split is an output split
-            jobs = [(s.pattern, [name], [1]) for s, name in zip(input_config.splits, split_names)]
+            jobs = [(s.pattern, [name], [1]) for s, name in zip(input_config.splits, split_names, strict=True)]
         shards = self._shards()
         for pattern, names, buckets in jobs:
             paths, columns_, types_ = split_files(base, pattern)
-            writers = [[_writer(artifact_utils.get_split_uri(outputs, n), i, shards) for i in range(shards)] for n in names]
+            writers = [
+                [_writer(artifact_utils.get_split_uri(outputs, n), i, shards) for i in range(shards)]
+                for n in names
+            ]
             counts = [0] * len(names)
             try:
                 for path in paths:
@@ -223,14 +229,13 @@ class Executor(BaseExampleGenExecutor):
             finally:
                 for writer in itertools.chain.from_iterable(writers):
                     writer.close()
-            logging.info("Examples written: %s", dict(zip(names, counts)))
+            logging.info("Examples written: %s", dict(zip(names, counts, strict=True)))
         # The properties the base executor sets after its Beam graph.
         for artifact in outputs:
             if payload:
                 examples_utils.set_payload_format(artifact, payload)
             if file_format:
                 examples_utils.set_file_format(artifact, write_split.to_file_format_str(file_format))
-
 
     def _shards(self) -> int:
         """Files per split: one per Beam worker of the run's multi-processing DirectRunner, else one.
