@@ -211,7 +211,9 @@ class Executor(BaseExampleGenExecutor):
             buckets = list(itertools.accumulate(s.hash_buckets for s in output_config.split_config.splits))
             jobs = [(input_config.splits[0].pattern, split_names, buckets)]
         else:  # each input split is an output split
-            jobs = [(s.pattern, [name], [1]) for s, name in zip(input_config.splits, split_names, strict=True)]
+            jobs = [
+                (s.pattern, [name], [1]) for s, name in zip(input_config.splits, split_names, strict=True)
+            ]
         shards = self._shards()
         for pattern, names, buckets in jobs:
             paths, columns_, types_ = split_files(base, pattern)
