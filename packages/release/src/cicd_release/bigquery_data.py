@@ -1,0 +1,120 @@
+"""A BigQuery source's run data: the query a run reads (the whole table, or a retrain's window of dates) and
+the digest that names it, as snapshots.RunData, so records, labels and "nothing changed, no run" work as they
+do for CSV snapshots.
+
+A table cannot be snapshotted by content without reading it, so the digest names the query and the table's
+state as BigQuery's tables.get reports it: lastModifiedTime (rows or schema changed), numRows, numBytes, and
+whether rows still sit in the streaming buffer. The same query over a table in the same state is the same
+data; a changed row moves lastModifiedTime and so the digest. The etag is left out: it is a hash of the whole
+table resource (a new description or label moves it too), and Google does not document it as stable between
+reads. google-cloud-bigquery (which TFX's BigQuery extension installs) makes the call; faults.py words its
+faults.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+
+from cicd_pipeline.bigquery_source import windowed_query
+from cicd_release.errors import InputError, MissingData
+from cicd_release.faults import reporting
+from cicd_release.snapshots import RunData
+
+# What a run's record says its data came from: not a gs:// folder, a table.
+SCHEME = "bigquery://"
+# The fields of the table resource (REST reference, tables#Table) the digest names.
+STATE_FIELDS = ("lastModifiedTime", "numRows", "numBytes")
+
+
+def client(settings):
+    """A google-cloud-bigquery client billing cicd.project, at cicd.bigquery_api_endpoint when one is set."""
+    from google.cloud import bigquery
+
+    from cicd_release.launch import credentials
+
+    options = {"api_endpoint": settings.bigquery_api_endpoint} if settings.bigquery_api_endpoint else None
+    return bigquery.Client(
+        project=settings.project, credentials=credentials(settings), client_options=options
+    )
+
+
+def endpoint(settings) -> str:
+    return settings.bigquery_api_endpoint or "https://bigquery.googleapis.com"
+
+
+def table_state(settings, bq=None) -> dict:
+    """The table's state (STATE_FIELDS and its streaming buffer) from tables.get. MissingData (exit 3) when the
+    table is not there; the other faults as faults.py words them."""
+    table = settings.bigquery_table
+    bq = bq or client(settings)
+
+    def missing(calls, exc):
+        return MissingData(
+            f"The BigQuery table {table} does not exist at {calls.endpoint} (tables.get got 404): create it and "
+            "load the training rows, or fix cicd.bigquery_table."
+        )
+
+    with reporting(
+        "BigQuery",
+        endpoint(settings),
+        deadline=float(settings.request_deadline_seconds),
+        on_404=missing,
+        setting="cicd.bigquery_api_endpoint",
+    ) as calls:
+        calls.now("tables.get", table)
+        resource = bq.get_table(table, timeout=float(settings.request_deadline_seconds))._properties
+    state = {name: resource.get(name) for name in STATE_FIELDS}
+    buffer = resource.get("streamingBuffer")
+    state["streamingBuffer"] = (
+        {"estimatedRows": buffer.get("estimatedRows"), "oldestEntryTime": buffer.get("oldestEntryTime")}
+        if buffer
+        else None
+    )
+    return state
+
+
+def data_digest(query: str, table: str, state: dict) -> str:
+    """sha256 over the query, the table and its state: what the run's labels and record name its data by."""
+    named = {"query": query, "table": table, "state": state}
+    return hashlib.sha256(json.dumps(named, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def resolve(
+    settings,
+    selector: str | None = None,
+    *,
+    window: int | None = None,
+    today: datetime.date | None = None,
+    bq=None,
+) -> RunData:
+    """What a run reads from cicd.bigquery_table: every row, or (`window`) the `window` dates by
+    cicd.bigquery_date_column ending on `today` (the run's UTC date) inclusive. InputError (exit 2) for a
+    --data selector (a table has no snapshots) or a window without a date column, before any call."""
+    table, column = settings.bigquery_table, settings.bigquery_date_column
+    if selector not in (None, "latest"):
+        raise InputError(
+            f"--data {selector!r} names a CSV snapshot, but cicd.source=bigquery reads {table}: leave --data "
+            "out (the whole table) or give --window N (the last N days by cicd.bigquery_date_column)."
+        )
+    if window is not None and not column:
+        raise InputError(
+            f"--window {window} needs the table's date column: set cicd.bigquery_date_column in invoke.yaml or "
+            "INVOKE_CICD_BIGQUERY_DATE_COLUMN (a DATE column of cicd.bigquery_table), or leave --window out."
+        )
+    if window is not None and window < 1:
+        raise InputError(f"--window {window!r} must be a whole number of days, 1 or more.")
+    end = today or datetime.datetime.now(datetime.timezone.utc).date()
+    query = windowed_query(table, column, end=end, days=window)
+    state = table_state(settings, bq)
+    # The record's data_root: the table, and the window when there is one (the digest tells states apart).
+    uri = f"{SCHEME}{table}" + (f"?days={window}&end={end.isoformat()}" if window else "")
+    return RunData(
+        uri=uri,
+        digest=data_digest(query, table, state),
+        name=table.rsplit(".", 1)[-1],
+        kind="bigquery",
+        rows=None,
+        query=query,
+    )
