@@ -121,7 +121,9 @@ def parsed(hyperparameters: str | None, window) -> tuple[str | None, int | None]
     except ValueError:
         days = 0
     if days < 1:
-        raise Exit(f"--window {clip(repr(window))} must be a whole number (snapshots or days), 1 or more.", code=2)
+        raise Exit(
+            f"--window {clip(repr(window))} must be a whole number (snapshots or days), 1 or more.", code=2
+        )
     return hyperparameters, days
 
 

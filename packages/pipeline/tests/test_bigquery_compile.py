@@ -35,7 +35,9 @@ def test_the_spec_reads_bigquery_through_the_run_s_query_parameter(from_bigquery
     assert inputs["input_config"] == {"componentInputParameter": run_inputs.BIGQUERY_INPUT}
     split = json.loads(inputs["output_config"]["runtimeValue"]["constantValue"]["stringValue"])
     assert split == {
-        "split_config": {"splits": [{"hash_buckets": 2, "name": "train"}, {"hash_buckets": 1, "name": "eval"}]}
+        "split_config": {
+            "splits": [{"hash_buckets": 2, "name": "train"}, {"hash_buckets": 1, "name": "eval"}]
+        }
     }
     # The rows meet the same contract as CSV rows: the curated schema, the validator, the gate.
     assert {"ExampleValidator", "StatisticsGen", "ImportSchemaGen"} <= set(tasks)
@@ -72,5 +74,7 @@ def test_the_parameter_value_is_what_the_executor_parses_back_as_its_one_split()
 
 def test_a_run_of_a_bigquery_spec_passes_the_query_in_place_of_the_folder():
     files = {"schema_file": "gs://b/modules/" + "a" * 64 + "/schema.pbtxt"}
-    values = run_inputs.runtime_parameters(files, "bigquery://p.d.t", "{}", "{}", bigquery_input='{"splits": []}')
+    values = run_inputs.runtime_parameters(
+        files, "bigquery://p.d.t", "{}", "{}", bigquery_input='{"splits": []}'
+    )
     assert values[run_inputs.BIGQUERY_INPUT] == '{"splits": []}' and run_inputs.DATA_ROOT not in values

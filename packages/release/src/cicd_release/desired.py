@@ -25,8 +25,8 @@ from collections.abc import Iterator
 
 from cicd_release.errors import InputError
 from cicd_release.scale import DATAFLOW, VERTEX
-from cicd_release.sources import BIGQUERY
 from cicd_release.settings import Settings
+from cicd_release.sources import BIGQUERY
 
 
 @dataclasses.dataclass(frozen=True)

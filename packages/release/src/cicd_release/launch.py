@@ -203,7 +203,9 @@ def launch(
     return lines
 
 
-def resolve_data(settings: Settings, client, data: str | None = None, *, window: int | None = None) -> RunData:
+def resolve_data(
+    settings: Settings, client, data: str | None = None, *, window: int | None = None
+) -> RunData:
     """What a run reads: CSV snapshots in the bucket (snapshots.resolve) or, with cicd.source=bigquery, the
     table's query and the digest of it and the table's state (bigquery_data.resolve)."""
     if settings.on_bigquery:

@@ -108,7 +108,9 @@ class RunData:
     kind: str  # "snapshot" (or a window of them), "folder" (a plain gs:// folder of CSV files) or "bigquery"
     rows: int | None = None
     files: int | None = None
-    query: str = ""  # kind "bigquery": the SQL the run's BigQueryExampleGen reads (cicd_release.bigquery_data)
+    query: str = (
+        ""  # kind "bigquery": the SQL the run's BigQueryExampleGen reads (cicd_release.bigquery_data)
+    )
 
     def labels(self) -> dict[str, str]:
         return {"data_sha": self.digest[:LABEL_DIGEST], "data_name": self.name}
