@@ -184,14 +184,16 @@ def run(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """The local loop against plain TFX, in turns: `nox -s bench -- --repeats 3 --write`; the data-size case
-    (up to 2.77 million rows, wall time and peak memory, a plot): `nox -s bench -- sizes --write`
-    (docs/performance.md)."""
+    (up to 2.77 million rows, wall time and peak memory, a plot): `nox -s bench -- sizes --write`; the
+    rehearsal beside the run: `nox -s bench -- rehearsal --write` (docs/performance.md)."""
     # psutil samples the peak memory, pillow draws the plot: both already in the lock (TensorFlow's and
     # TFX's), named here so the session says what it uses.
     install(session, *(f"./packages/{p}" for p in PACKAGES), "invoke", "pytest", "psutil", "pillow")
     script, args = "bench/run.py", list(session.posargs)
     if args[:1] == ["sizes"]:
         script, args = "bench/sizes.py", args[1:]
+    elif args[:1] == ["rehearsal"]:  # the compiled spec rehearsed beside `invoke run`
+        script, args = "bench/rehearsal.py", args[1:]
     session.run("python", script, *args, env={**QUIET_TF, **bytecode(session)})
 
 

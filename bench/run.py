@@ -185,9 +185,10 @@ def table(results: dict, repeats: int) -> str:
     return "\n".join(lines)
 
 
-def write_doc(text: str) -> None:
+def write_doc(text: str, begin: str = BEGIN, end_marker: str = END) -> None:
+    """Replaces what docs/performance.md holds between two markers (this benchmark's, by default)."""
     doc = DOC.read_text()
-    start, end = doc.index(BEGIN) + len(BEGIN), doc.index(END)
+    start, end = doc.index(begin) + len(begin), doc.index(end_marker)
     DOC.write_text(doc[:start] + "\n" + text + "\n" + doc[end:])
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import DOC, PIPELINE_WALL, ROOT, checkout_copy, environment  # noqa: E402
+from run import DOC, PIPELINE_WALL, ROOT, checkout_copy, environment, write_doc  # noqa: E402
 
 SHIPPED = ROOT / "data" / "penguins"
 PLOT = ROOT / "docs" / "performance-sizes.png"
@@ -196,12 +196,6 @@ def plot(results: list[dict], path: Path) -> None:
     image.save(path)
 
 
-def write_doc(text: str) -> None:
-    doc = DOC.read_text()
-    start, end = doc.index(BEGIN) + len(BEGIN), doc.index(END)
-    DOC.write_text(doc[:start] + "\n" + text + "\n" + doc[end:])
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default=",".join(map(str, SIZES)), help="comma-separated row counts")
@@ -223,7 +217,7 @@ def main(argv=None) -> int:
     text = table(results)
     print(text)
     if args.write:
-        write_doc(text)
+        write_doc(text, BEGIN, END)
         plot(results, PLOT)
     return 0
 

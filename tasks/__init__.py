@@ -4,7 +4,7 @@ One module per namespace, each task a thin face over the packages: it reads the 
 INVOKE_CICD_* variables, flags) once, calls a function of cicd_release or cicd_pipeline, and reports.
 cloudbuild.yaml calls these same tasks, and `invoke ci` runs the release package's step table in order.
 
-Exit codes: one table, `cicd_release.errors.EXIT_CODES` (docs/reliability.md prints it). A task exits with the
+Exit codes: one table, `cicd_release.core.errors.EXIT_CODES` (docs/reliability.md prints it). A task exits with the
 code of the error it stops on (tasks/_common.guard), in one line naming the input and the fix; a traceback is a
 bug.
 """

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from invoke import Exit
 
-from cicd_release.errors import ReleaseError, SettingsError
-from cicd_release.settings import Settings
-from cicd_release.workspace import Workspace
+from cicd_release.core.errors import ReleaseError, SettingsError
+from cicd_release.core.settings import Settings
+from cicd_release.core.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL_ROOT = ROOT / ".cicd" / "local"
@@ -153,7 +153,7 @@ def workspace() -> Workspace:
 def storage_client(settings_: Settings):
     from google.cloud import storage
 
-    from cicd_release.launch import credentials
+    from cicd_release.run.launch import credentials
 
     # Anonymous for a local emulator (cicd.anonymous_credentials): never send a developer's identity to it.
     anonymous = credentials(settings_)
@@ -207,7 +207,7 @@ def skip_unless_planned(planned: bool, step: str) -> bool:
     if not planned:
         return False
     plan = guard(workspace().read_json, workspace().plan_file, "plan --base REF")
-    from cicd_release.git import head_commit
+    from cicd_release.core.git import head_commit
 
     head = guard(head_commit, ROOT)
     if plan.get("head") != head:

@@ -19,8 +19,8 @@ from tasks._common import ALLOW_DIRTY_HELP, ROOT, guard, settings, step_context,
 def ci(c, base=None, head="HEAD", skip_tests=False, wait=False, poll_seconds=30.0, allow_dirty=False):
     """Run the plan's steps, independent ones side by side: the same chain as cloudbuild.yaml, locally."""
     settings_ = settings(c)  # every setting is checked before the first step does anything
-    from cicd_release import release_state
-    from cicd_release.plan import STEPS, format_table
+    from cicd_release.plan import release_state
+    from cicd_release.plan.changes import STEPS, format_table
     from cicd_release.steps import run_chain
 
     chain = step_context(

@@ -1,6 +1,6 @@
 """`invoke setup` and `invoke doctor`: make a Google Cloud project ready for the release chain, and check it.
 
-Both read the desired state of cicd_release/desired.py; docs/deploy.md walks the path from an empty project.
+Both read the desired state of cicd_release/provision/desired.py; docs/deploy.md walks the path from an empty project.
 """
 
 from invoke import task
@@ -34,9 +34,9 @@ def setup(c, project="", github_repo="", region="", apply=False, github_repo_id=
         github_repo_id=github_repo_id,
         github_owner_id=github_owner_id,
     )
-    from cicd_release import setup as setup_lib
-    from cicd_release.desired import Deployment, cloud_defaults
-    from cicd_release.gcp_admin import Cloud
+    from cicd_release.provision import setup as setup_lib
+    from cicd_release.provision.desired import Deployment, cloud_defaults
+    from cicd_release.provision.gcp_admin import Cloud
 
     guard(settings_.require, ["project", "github_repo", "github_repo_id", "github_owner_id"])
     settings_ = guard(cloud_defaults, settings_)
@@ -58,9 +58,9 @@ def setup(c, project="", github_repo="", region="", apply=False, github_repo_id=
 def doctor(c, project=""):
     """Check a configured project in seconds: one line per check, each failure with the command that fixes it."""
     settings_ = settings(c, project=project)
-    from cicd_release import doctor as doctor_lib
-    from cicd_release.desired import cloud_defaults
-    from cicd_release.gcp_admin import Cloud
+    from cicd_release.provision import doctor as doctor_lib
+    from cicd_release.provision.desired import cloud_defaults
+    from cicd_release.provision.gcp_admin import Cloud
 
     settings_ = guard(cloud_defaults, settings_)
     guard(doctor_lib.run_checks, Cloud(settings_, settings_.project), settings_)

@@ -30,7 +30,7 @@ def compare(c, base, head, markdown=False, train_steps=None):
     gate; 1 the head's run failed (the table says how); 2 a ref is not a commit of this clone.
     """
     from cicd_pipeline.compare import format_markdown, format_text
-    from cicd_release.compare import compare as compare_refs
+    from cicd_release.run.compare import compare as compare_refs
 
     run_args = ["--train-steps", str(int(train_steps))] if train_steps else []
     comparison = guard(

@@ -49,8 +49,8 @@ def upload(c, source=None, name=None, date=None, planned=False, allow_dirty=Fals
     Exit codes: 0 uploaded (or already there: the same files are one snapshot); 2 a bad flag or setting;
     4 the data check found bad files (each named as file:line): nothing was uploaded.
     """
-    from cicd_release import snapshots
-    from cicd_release.errors import ReleaseError
+    from cicd_release.core.errors import ReleaseError
+    from cicd_release.publish import snapshots
 
     settings_ = settings(c)
     try:

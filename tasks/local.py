@@ -1,7 +1,8 @@
 """The local loop: `invoke run` (the whole pipeline with LocalDagRunner) and `invoke schema.bootstrap`.
 
 The run itself is cicd_pipeline.local_session: this module reads the flags and the training config, calls it,
-and turns its result into an exit code. It imports nothing of the release package.
+and turns its result into an exit code. Of the release package it uses only what every task loads with invoke's
+configuration (tasks/_common: the settings model, its errors, the workspace): no cloud client, no step.
 """
 
 import tempfile
@@ -33,7 +34,7 @@ def run(
     The trainer's files are read from this working tree, never from an installed copy. With nothing changed
     since the last run, its result is printed again at once (no TFX import), with the same exit code.
 
-    Exit codes: one table for every task, docs/reliability.md (cicd_release.errors.EXIT_CODES; a model that
+    Exit codes: one table for every task, docs/reliability.md (cicd_release.core.errors.EXIT_CODES; a model that
     is not blessed is 5, nothing pushed). A traceback is a bug.
     """
     config = training_config(c, hyperparameters, int(train_steps) if train_steps else None)

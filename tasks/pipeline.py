@@ -69,8 +69,8 @@ def submit(
     allow_dirty=False,
 ):
     """Submit a Vertex AI run of the compiled spec with the uploaded modules, labelled; skipped when nothing changed."""
-    from cicd_release.errors import ReleaseError
-    from cicd_release.settings import parse_run_hyperparameters
+    from cicd_release.core.errors import ReleaseError
+    from cicd_release.core.settings import parse_run_hyperparameters
 
     settings_ = settings(c)
     if hyperparameters is not None:
@@ -107,8 +107,8 @@ def _seconds(flag: str, value) -> float | None:
 
 def parsed(hyperparameters: str | None, window) -> tuple[str | None, int | None]:
     """--hyperparameters and --window as the packages take them; exit 2 naming the flag when bad."""
-    from cicd_release.errors import ReleaseError
-    from cicd_release.settings import parse_run_hyperparameters
+    from cicd_release.core.errors import ReleaseError
+    from cicd_release.core.settings import parse_run_hyperparameters
 
     try:
         hyperparameters = parse_run_hyperparameters(hyperparameters) if hyperparameters is not None else None
@@ -149,7 +149,7 @@ def retrain(c, data=None, window=None, hyperparameters=None, wait=False, poll_se
     hyperparameters, days = parsed(hyperparameters, window)
     # A run of the released spec needs what the step table's submit and schedule.move need to start one.
     guard(settings_.require, RUN_SETTINGS)
-    from cicd_release.launch import retrain as retrain_run
+    from cicd_release.run.launch import retrain as retrain_run
 
     lines = guard(
         retrain_run,

@@ -18,8 +18,8 @@ from tasks._common import ROOT, guard, step_context, workspace
 )
 def plan(c, base="", head="HEAD", json_=False, cloud=False, markdown=False):
     """Which packages changed between two commits, and the cheapest correct workflow; writes .cicd/plan.json."""
-    from cicd_release import release_state
-    from cicd_release.plan import format_markdown, format_table
+    from cicd_release.plan import release_state
+    from cicd_release.plan.changes import format_markdown, format_table
 
     # Only a cloud plan reads the settings (and the bucket): a plan from git alone needs neither.
     cloud_ = step_context(c) if cloud or base == release_state.RELEASE_BASE else None

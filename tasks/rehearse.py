@@ -62,7 +62,7 @@ def rehearse(
     settings_ = settings(c)
     if skip_unless_planned(planned, "pipeline.rehearse"):
         return
-    from cicd_release import rehearsal
+    from cicd_release.run import rehearsal
     from tasks.pipeline import parsed
 
     hyperparameters, _ = parsed(hyperparameters, None)
@@ -98,6 +98,6 @@ def rehearse(
 
 
 def _registry_auth(image: str):
-    from cicd_release.image import registry_auth
+    from cicd_release.artifacts.image import registry_auth
 
     return registry_auth(image)

@@ -26,8 +26,8 @@ from tasks.pipeline import DATA_HELP, WINDOW_HELP, parsed
 )
 def create(c, cron, name=None, data=None, window=None, hyperparameters=None):
     """Schedule runs of the released spec on Vertex AI: one at a time, missed runs never caught up."""
-    from cicd_release.errors import ReleaseError
-    from cicd_release.schedules import check_cron, create_schedule
+    from cicd_release.core.errors import ReleaseError
+    from cicd_release.run.schedules import check_cron, create_schedule
 
     settings_ = settings(c)
     hyperparameters, days = parsed(hyperparameters, window)
@@ -51,7 +51,7 @@ def create(c, cron, name=None, data=None, window=None, hyperparameters=None):
 @task(name="list")
 def list_(c):
     """This pipeline's schedules: state, cron, next run, and the release and data each one runs."""
-    from cicd_release.schedules import list_schedules
+    from cicd_release.run.schedules import list_schedules
 
     found = guard(list_schedules, settings(c))
     print("\n".join(s.line() for s in found) if found else "no schedules for this pipeline")
@@ -60,7 +60,7 @@ def list_(c):
 @task(help={"schedule": "The schedule's id, full resource name or display name (see schedule.list)."})
 def pause(c, schedule):
     """Pause a schedule: no runs start until it is resumed; runs already going finish."""
-    from cicd_release.schedules import pause_schedule
+    from cicd_release.run.schedules import pause_schedule
 
     print("\n".join(guard(pause_schedule, settings(c), schedule)))
 
@@ -68,7 +68,7 @@ def pause(c, schedule):
 @task(help={"schedule": "The schedule's id, full resource name or display name (see schedule.list)."})
 def resume(c, schedule):
     """Resume a paused schedule without catching up the runs it missed (no burst of runs)."""
-    from cicd_release.schedules import resume_schedule
+    from cicd_release.run.schedules import resume_schedule
 
     print("\n".join(guard(resume_schedule, settings(c), schedule)))
 
@@ -76,7 +76,7 @@ def resume(c, schedule):
 @task(help={"schedule": "The schedule's id, full resource name or display name (see schedule.list)."})
 def delete(c, schedule):
     """Delete a schedule (the runs it started stay)."""
-    from cicd_release.schedules import delete_schedule
+    from cicd_release.run.schedules import delete_schedule
 
     print("\n".join(guard(delete_schedule, settings(c), schedule)))
 

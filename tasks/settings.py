@@ -34,9 +34,9 @@ def check(
     step_image=None,
 ):
     """Check the settings (invoke.yaml, INVOKE_CICD_*) and do nothing else: exit 2 in one line on a bad one."""
-    from cicd_release import plan as plan_lib
-    from cicd_release import release_state
-    from cicd_release.settings import check_as
+    from cicd_release.core.settings import check_as
+    from cicd_release.plan import changes as plan_lib
+    from cicd_release.plan import release_state
     from cicd_release.steps import check_settings, required_settings
 
     settings_ = settings(c)  # each value by its rule: exit 2 naming the first bad one
@@ -49,8 +49,8 @@ def check(
     if planned:
         steps += guard(workspace().read_json, workspace().plan_file, "plan --base REF")["steps"]
     if cloud_build:
-        from cicd_release.desired import cloud_defaults
-        from cicd_release.settings import Settings
+        from cicd_release.core.settings import Settings
+        from cicd_release.provision.desired import cloud_defaults
 
         # Only what cloudbuild.yaml derives: release.yml gives the region and the bucket itself.
         derived = guard(cloud_defaults, settings_)

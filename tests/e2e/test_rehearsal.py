@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from cicd_pipeline.config import TrainingConfig
-from cicd_release import rehearsal
+from cicd_release.run import rehearsal
 
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "penguin-bucket"
@@ -50,7 +50,7 @@ def spec(tmp_path_factory) -> Path:
 
 
 def request(spec: Path, state: Path) -> rehearsal.Request:
-    from cicd_release.settings import Settings
+    from cicd_release.core.settings import Settings
 
     return rehearsal.checkout_request(
         ROOT,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cicd_release.plan import make_plan
+from cicd_release.plan.changes import make_plan
 from tests.support.checkout import clone, git, invoke  # noqa: F401  (clone is a fixture)
 
 SKLEARN_DATA = "sklearn.datasets"

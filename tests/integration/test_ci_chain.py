@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cicd_release.plan import STEPS
+from cicd_release.plan.changes import STEPS
 from tests.support.checkout import git, invoke
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,7 +128,7 @@ def test_first_release_then_unchanged_spec_then_a_cancelled_push_is_built_by_the
     assert released["commit"] == head and released["inputs"]["spec"] == spec["uri"]
     assert released["run"]["resource_name"].endswith(f"/pipelineJobs/{first_job['_jobId']}")
     # A weekly schedule of this release; each later release moves it (schedule.move).
-    from cicd_release import schedules
+    from cicd_release.run import schedules
     from tests.support.released import settings_for
 
     schedule_settings = settings_for(bucket, vertex_standin.endpoint, env["INVOKE_CICD_IMAGE_REPO"])

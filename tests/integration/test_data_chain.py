@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from cicd_pipeline.run_inputs import TRAINER_FILES
-from cicd_release import schedules
-from cicd_release.release_state import read_record
-from cicd_release.snapshots import read_latest, upload_snapshot
-from cicd_release.storage import upload_content_addressed, upload_immutable, write_json_object
+from cicd_release.plan.release_state import read_record
+from cicd_release.publish.snapshots import read_latest, upload_snapshot
+from cicd_release.publish.storage import upload_content_addressed, upload_immutable, write_json_object
+from cicd_release.run import schedules
 from tests.support.checkout import git
 from tests.support.checkout import invoke as invoke_timed
 from tests.support.released import REPO, SCHEMA, VERSIONS, settings_for, spec, spec_name

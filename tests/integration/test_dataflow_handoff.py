@@ -1,6 +1,6 @@
 """A Beam component started from the Dataflow spec, as Vertex AI Pipelines starts it, hands Beam the Dataflow options.
 
-The spec is compiled with the Dataflow switch's options (cicd_release.scale.dataflow_options), and the
+The spec is compiled with the Dataflow switch's options (cicd_release.core.scale.dataflow_options), and the
 CsvExampleGen task's container command runs in a subprocess from it (``tests/support/kfp_executor.py`` builds its
 ExecutorInput as the launcher would): TFX's ``kubeflow_v2_run_executor`` parses the arguments after the
 ExecutorInput as the Beam arguments and gives them to the executor (``BaseBeamExecutor.Context``), whose
@@ -50,10 +50,10 @@ DATAFLOW = {
 @pytest.fixture(scope="module")
 def job() -> dict[str, Any]:
     """The release chain's compile with the switch on (imports TFX, ~30 s): the settings' options, as made by
-    cicd_release.scale from INVOKE_CICD_BEAM_RUNNER=dataflow and the project's settings."""
+    cicd_release.core.scale from INVOKE_CICD_BEAM_RUNNER=dataflow and the project's settings."""
     from cicd_pipeline.runners.vertex import compile_vertex_spec
-    from cicd_release.scale import dataflow_options
-    from cicd_release.settings import Settings
+    from cicd_release.core.scale import dataflow_options
+    from cicd_release.core.settings import Settings
     from tests.support.training import shipped_config
 
     settings = Settings.from_config(

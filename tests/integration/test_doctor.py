@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from cicd_release import desired
-from cicd_release.desired import Deployment
-from cicd_release.gcp_admin import Cloud
-from cicd_release.release_state import MODULE_FILES
-from cicd_release.settings import Settings
-from cicd_release.setup import apply
+from cicd_release.core.settings import Settings
+from cicd_release.plan.release_state import MODULE_FILES
+from cicd_release.provision import desired
+from cicd_release.provision.desired import Deployment
+from cicd_release.provision.gcp_admin import Cloud
+from cicd_release.provision.setup import apply
 from tests.support.gcp_admin_fixtures import (
     GITHUB_OWNER_ID,
     GITHUB_REPO,

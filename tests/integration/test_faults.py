@@ -3,7 +3,7 @@ stand-in (tests/support/fault_proxy.py).
 
 Each test breaks the path to storage or Vertex in one way (refused connections, 503/429 storms, a connection
 cut halfway through a body, slowness, a missing bucket, a create/delete race) and asserts the promise of
-cicd_release.storage and cicd_release.submit, through their fault boundary (cicd_release.faults):
+cicd_release.publish.storage and cicd_release.run.submit, through their fault boundary (cicd_release.core.faults):
 
 * bounded time: the call gives up after about its ``deadline`` (2 s here, 30 s in a release), not 96 s;
 * one line, a ReleaseError (exit 1, or 3 for a missing bucket), naming the endpoint and what was and was not
@@ -31,8 +31,8 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
-from cicd_release.errors import CloudUnavailable, MissingBucket, ReleaseError, WriteConflict
-from cicd_release.storage import (
+from cicd_release.core.errors import CloudUnavailable, MissingBucket, ReleaseError, WriteConflict
+from cicd_release.publish.storage import (
     parse_gs_uri,
     prefix_digest,
     read_json_object,
@@ -40,7 +40,7 @@ from cicd_release.storage import (
     upload_immutable,
     write_json_object,
 )
-from cicd_release.submit import submit_pipeline_job, wait_for_outcome
+from cicd_release.run.submit import submit_pipeline_job, wait_for_outcome
 from tests.support.fault_proxy import FaultProxy
 from tests.support.gcs_emulator import GcsEmulator, make_storage_client
 from tests.support.vertex_standin import VertexStandIn

@@ -19,8 +19,8 @@ import pytest
 from google.api_core import exceptions as gexc
 from google.cloud import storage
 
-from cicd_release.errors import MissingBucket, Refused
-from cicd_release.storage import (
+from cicd_release.core.errors import MissingBucket, Refused
+from cicd_release.publish.storage import (
     parse_gs_uri,
     prefix_digest,
     read_json_object,
@@ -28,7 +28,7 @@ from cicd_release.storage import (
     upload_immutable,
     write_json_object,
 )
-from cicd_release.submit import _check_pipeline_root
+from cicd_release.run.submit import _check_pipeline_root
 from tests.support.gcs_emulator import create_bucket
 from tests.support.gcs_iam_fixtures import GcsAs
 from tests.support.gcs_iam_proxy import GcsIamProxy
@@ -263,7 +263,7 @@ def test_updating_the_release_record_is_refused_without_objects_delete(
 
 
 def _vertex_roles_on_the_bucket() -> list[str]:
-    from cicd_release import desired
+    from cicd_release.provision import desired
 
     return [g.role for g in desired.GRANTS if g.member == "vertex" and g.on == desired.BUCKET]
 
@@ -309,7 +309,7 @@ def _summaries_reader(gcs_iam_proxy: GcsIamProxy, bucket: str, monkeypatch: pyte
     """A client acting as the GitHub submitter: roles/storage.objectViewer under setup's own condition."""
     from google.oauth2.credentials import Credentials
 
-    from cicd_release import desired
+    from cicd_release.provision import desired
 
     [grant] = [
         g for g in desired.GRANTS if g.member == "submitter" and g.role == "roles/storage.objectViewer"

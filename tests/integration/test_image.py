@@ -17,16 +17,16 @@ from pathlib import Path
 import pytest
 from google.oauth2.credentials import Credentials
 
-from cicd_release.errors import BuildError
-from cicd_release.image import (
+from cicd_release.artifacts.image import (
     build_image,
     image_exists,
     image_uri,
     prepare_context,
     registry_auth,
 )
-from cicd_release.naming import content_digest
-from cicd_release.wheels import build_wheel
+from cicd_release.artifacts.naming import content_digest
+from cicd_release.artifacts.wheels import build_wheel
+from cicd_release.core.errors import BuildError
 from tests.support.container_engine import AUTH_REGISTRY_TOKEN
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -165,17 +165,17 @@ def test_the_chains_submit_refuses_a_tampered_record_and_writes_no_new_one(
 def test_a_run_that_lost_the_record_race_is_recorded_as_such_and_says_what_was_written(
     bucket, gcs_client, vertex_standin
 ):
-    from cicd_release import release_state
-    from cicd_release.launch import launch
-    from cicd_release.snapshots import resolve
-    from cicd_release.storage import RecordConflict
+    from cicd_release.core.errors import WriteConflict
+    from cicd_release.plan import release_state
+    from cicd_release.publish.snapshots import resolve
+    from cicd_release.run.launch import launch
 
     setting = released.settings_for(bucket.name, vertex_standin.endpoint)
     last = release_state.read_record(setting, gcs_client)  # both submits read the same generation
     code = release_state.released(setting, gcs_client, last)
     data = resolve(gcs_client, setting.resolved_data_root)
     launch(setting, gcs_client, code.request(data, '{"seed": 1}', "retrain"), last=last)
-    with pytest.raises(RecordConflict) as caught:
+    with pytest.raises(WriteConflict) as caught:
         launch(setting, gcs_client, code.request(data, '{"seed": 2}', "retrain"), last=last)
 
     first, second = (b["_jobId"] for b in vertex_standin.created_bodies)

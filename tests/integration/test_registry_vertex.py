@@ -263,8 +263,8 @@ def test_record_vertex_registers_the_chains_model_with_its_labels_as_new_version
 ) -> None:
     """The executor's Vertex path with what the chain gives it: model_labels as submit_run makes them, a
     digest-pinned serving image, and a second push that must become version 2 of the same model."""
-    from cicd_release.launch import RunRequest
-    from cicd_release.snapshots import RunData
+    from cicd_release.publish.snapshots import RunData
+    from cicd_release.run.launch import RunRequest
 
     version = "0.1.0+g0123456789ab.dirty89abcdef"
     request = RunRequest(
@@ -280,7 +280,7 @@ def test_record_vertex_registers_the_chains_model_with_its_labels_as_new_version
         versions={p: version for p in ("components", "pipeline", "release", "trainer")},
         trigger="release",
     )
-    # The pipeline parameter carries them as JSON, already made valid (cicd_release.launch.RunRequest).
+    # The pipeline parameter carries them as JSON, already made valid (cicd_release.run.launch.RunRequest).
     labels = json.loads(request.parameters()["model_labels"])
     assert labels["data_sha"] == "fedcba9876543210" and labels["data_name"] == "penguins"
     parent = f"projects/{PROJECT}/locations/{REGION}"

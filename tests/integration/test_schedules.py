@@ -10,10 +10,10 @@ import pytest
 from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
 
-from cicd_release import schedules
-from cicd_release.errors import InputError, MissingRelease, MissingSchedule, Refused
-from cicd_release.launch import retrain
-from cicd_release.snapshots import read_latest, upload_snapshot
+from cicd_release.core.errors import InputError, MissingRelease, MissingSchedule, Refused
+from cicd_release.publish.snapshots import read_latest, upload_snapshot
+from cicd_release.run import schedules
+from cicd_release.run.launch import retrain
 from tests.support import released
 from tests.support.released import SCHEMA, data_folder, settings_for
 

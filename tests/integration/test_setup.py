@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from cicd_release import desired
+from cicd_release.provision import desired
 from tests.support.gcp_admin_fixtures import (
     GITHUB_OWNER_ID,
     GITHUB_REPO,
@@ -230,8 +230,8 @@ def test_a_name_based_or_any_branch_condition_is_put_back(admin_standin, owner_k
 def test_the_stand_in_refuses_what_google_refuses_in_a_provider(
     admin_standin, owner_key, monkeypatch, mapping, refused
 ):
-    from cicd_release.gcp_admin import Cloud, Refused
-    from cicd_release.settings import Settings
+    from cicd_release.core.settings import Settings
+    from cicd_release.provision.gcp_admin import Cloud, Refused
 
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(owner_key))
     admin_standin.services["iam.googleapis.com"] = True
@@ -258,9 +258,9 @@ def test_the_stand_in_refuses_what_google_refuses_in_a_provider(
 
 def test_a_policy_changed_between_read_and_write_is_read_again(admin_standin, owner_key, monkeypatch):
     """The stand-in refuses the stale etag (409 ABORTED, as Resource Manager does); setup reads and writes again."""
-    from cicd_release.gcp_admin import Cloud
-    from cicd_release.settings import Settings
-    from cicd_release.setup import grant_roles
+    from cicd_release.core.settings import Settings
+    from cicd_release.provision.gcp_admin import Cloud
+    from cicd_release.provision.setup import grant_roles
 
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(owner_key))
     cloud = Cloud(Settings(project=PROJECT, cloud_api_endpoint=admin_standin.endpoint), PROJECT)
@@ -288,9 +288,9 @@ def test_a_policy_changed_between_read_and_write_is_read_again(admin_standin, ow
 
 @pytest.mark.parametrize("member", ["serviceAccount:nobody-here@penguin-prod-42.iam.gserviceaccount.com"])
 def test_the_stand_in_refuses_a_member_that_does_not_exist(admin_standin, owner_key, monkeypatch, member):
-    from cicd_release.errors import Refused
-    from cicd_release.gcp_admin import Cloud
-    from cicd_release.settings import Settings
+    from cicd_release.core.errors import Refused
+    from cicd_release.core.settings import Settings
+    from cicd_release.provision.gcp_admin import Cloud
 
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(owner_key))
     admin_standin.services["cloudresourcemanager.googleapis.com"] = True
@@ -304,8 +304,8 @@ def test_the_stand_in_refuses_a_member_that_does_not_exist(admin_standin, owner_
 def test_a_person_whose_credentials_name_no_quota_project_can_set_up(admin_standin):
     """`gcloud auth application-default login` may write no quota project, and Service Usage then refuses a
     person (cloud review #12): setup bills the project it sets up, which its owner may use."""
-    from cicd_release.gcp_admin import Cloud
-    from cicd_release.settings import Settings
+    from cicd_release.core.settings import Settings
+    from cicd_release.provision.gcp_admin import Cloud
 
     cloud = Cloud(
         Settings(project=PROJECT, cloud_api_endpoint=admin_standin.endpoint),
@@ -335,9 +335,9 @@ def test_a_service_account_policy_is_read_with_an_empty_body_as_google_requires(
     admin_standin, owner_key, monkeypatch
 ):
     """serviceAccounts.getIamPolicy: "The request body must be empty"; the version is a query parameter."""
-    from cicd_release.errors import Refused
-    from cicd_release.gcp_admin import Cloud
-    from cicd_release.settings import Settings
+    from cicd_release.core.errors import Refused
+    from cicd_release.core.settings import Settings
+    from cicd_release.provision.gcp_admin import Cloud
 
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(owner_key))
     admin_standin.services["iam.googleapis.com"] = True
@@ -381,9 +381,9 @@ def test_setup_puts_back_the_custom_roles_permissions_and_undeletes_it(admin_sta
 def test_the_stand_in_refuses_custom_roles_google_refuses(admin_standin, owner_key):
     """A role id outside [a-zA-Z0-9_.]{3,64}, a second create of an id (also a deleted one), an unknown
     permission, and a binding to a role that does not exist are refused as IAM refuses them."""
-    from cicd_release.errors import ReleaseError
-    from cicd_release.gcp_admin import Cloud
-    from cicd_release.settings import Settings
+    from cicd_release.core.errors import ReleaseError
+    from cicd_release.core.settings import Settings
+    from cicd_release.provision.gcp_admin import Cloud
 
     settings = Settings(project=PROJECT, cloud_api_endpoint=admin_standin.endpoint)
     admin_standin.services["iam.googleapis.com"] = True

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from google.cloud import storage
 
-from cicd_release.errors import DataError, InputError, MissingData, WriteConflict
-from cicd_release.snapshots import (
+from cicd_release.core.errors import DataError, InputError, MissingData, WriteConflict
+from cicd_release.publish.snapshots import (
     materialize_window,
     read_latest,
     resolve,
@@ -76,7 +76,7 @@ def test_the_same_data_uploaded_twice_is_one_snapshot(tmp_path, gcs_client, gcs_
     assert uploaded == (SHIPPED / "penguins.csv").read_bytes()
     assert "already there (the same files): nothing uploaded" in second.lines()[0]
     # A local run labels its model with the same digest: local and Vertex models of these files agree.
-    from cicd_release.snapshots import folder_digest
+    from cicd_release.publish.snapshots import folder_digest
 
     assert folder_digest(source) == sha
 
@@ -204,7 +204,7 @@ def test_latest_moves_only_from_the_generation_it_was_read_at(
     tmp_path, gcs_client, gcs_bucket, dataset, monkeypatch
 ):
     upload_snapshot(gcs_client, dataset, data_folder(tmp_path / "a"), SCHEMA)
-    import cicd_release.snapshots as snapshots
+    import cicd_release.publish.snapshots as snapshots
 
     real_read = snapshots.read_json_object
 
@@ -223,7 +223,7 @@ def test_latest_moves_only_from_the_generation_it_was_read_at(
 def test_a_copy_of_the_shipped_folder_is_what_the_chain_uploads(tmp_path):
     """The sample in the repository passes the check the upload runs (the chain uploads it on a data change)."""
     shutil.copytree(SHIPPED, tmp_path / "penguins")
-    from cicd_release.snapshots import local_snapshot
+    from cicd_release.publish.snapshots import local_snapshot
 
     snapshot = local_snapshot("gs://b/data/penguins", tmp_path / "penguins", SCHEMA)
     assert snapshot.rows == ROWS and [f["name"] for f in snapshot.files] == ["penguins.csv"]

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from google.cloud import storage
 
-from cicd_release.errors import InputError, WriteConflict
-from cicd_release.storage import (
+from cicd_release.core.errors import InputError, WriteConflict
+from cicd_release.publish.storage import (
     blob_exists,
     parse_gs_uri,
     prefix_digest,

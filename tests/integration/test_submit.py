@@ -22,9 +22,9 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import aiplatform, storage
 
 from cicd_components.labels import vertex_labels
-from cicd_release.errors import MissingBucket, MissingRelease, Refused, WriteConflict
-from cicd_release.storage import upload_immutable
-from cicd_release.submit import submit_pipeline_job, wait_for_outcome
+from cicd_release.core.errors import MissingBucket, MissingRelease, Refused, WriteConflict
+from cicd_release.publish.storage import upload_immutable
+from cicd_release.run.submit import submit_pipeline_job, wait_for_outcome
 from tests.support.vertex_standin import CANCELLING, PENDING, VertexStandIn
 
 PROJECT, REGION = "test-project", "us-central1"
@@ -479,10 +479,10 @@ def test_a_service_account_the_caller_may_not_act_as_is_refused_as_vertex_refuse
 def test_the_chains_own_request_passes_every_rule(
     tmp_path: Path, vertex_standin: VertexStandIn, gcs_bucket: storage.Bucket
 ) -> None:
-    """What the chain sends (cicd_release.launch.RunRequest): its job ID format, run labels, model_labels,
+    """What the chain sends (cicd_release.run.launch.RunRequest): its job ID format, run labels, model_labels,
     service account."""
-    from cicd_release.launch import RunRequest
-    from cicd_release.snapshots import RunData
+    from cicd_release.publish.snapshots import RunData
+    from cicd_release.run.launch import RunRequest
 
     commit = "0123456789abcdef0123456789abcdef01234567"
     # A package version as `invoke` reports it for a dirty checkout: the longest label value the chain makes.

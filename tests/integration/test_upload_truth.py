@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from cicd_release.errors import CloudUnavailable
-from cicd_release.snapshots import upload_snapshot
-from cicd_release.storage import upload_immutable
+from cicd_release.core.errors import CloudUnavailable
+from cicd_release.publish.snapshots import upload_snapshot
+from cicd_release.publish.storage import upload_immutable
 from tests.support.gcs_emulator import make_storage_client
 from tests.support.released import SCHEMA, SHIPPED_CSV
 

@@ -37,19 +37,12 @@ from typing import Any
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-# The placeholder the launcher replaces with the whole ExecutorInput as JSON.
-EXECUTOR_INPUT_PLACEHOLDER = "{{$}}"
+# The launcher's placeholder and the parameter types' Value fields: the rehearsal's own, one home.
+from cicd_pipeline.rehearsal.executor_input import LEGACY_VALUE_FIELD, plain
+from cicd_pipeline.rehearsal.spec import EXECUTOR_INPUT_PLACEHOLDER
+
 # Vertex names artifacts as ML Metadata resources; the entrypoint maps these names to numeric ids and back.
 ARTIFACT_NAME_PREFIX = "projects/123456789012/locations/us-central1/metadataStores/default/artifacts/"
-# A pipeline parameter's type, as the deprecated field (schema 2.0.0) and as ParameterType (schema 2.1.0) name it,
-# to the ml_pipelines.Value field that carries it.
-_LEGACY_VALUE_FIELD = {
-    "STRING": "stringValue",
-    "INT": "intValue",
-    "DOUBLE": "doubleValue",
-    "NUMBER_INTEGER": "intValue",
-    "NUMBER_DOUBLE": "doubleValue",
-}
 
 
 @dataclass(frozen=True)
@@ -76,15 +69,9 @@ def find_container_task(job: dict[str, Any], task_name: str) -> ContainerTask:
     return ContainerTask(name=task_name, task=task, component=component, container=executor["container"])
 
 
-def _plain(value: dict[str, Any]) -> Any:
-    """The Python value of an ml_pipelines.Value in JSON (int64 is a string there)."""
-    [(field, raw)] = value.items()
-    return int(raw) if field == "intValue" else raw
-
-
 def _legacy(value: Any, parameter_type: str) -> dict[str, Any]:
     """A Python value as the ml_pipelines.Value of ``parameter_type`` (int64 as a string, as proto JSON has it)."""
-    field = _LEGACY_VALUE_FIELD.get(parameter_type)
+    field = LEGACY_VALUE_FIELD.get(parameter_type)
     if field is None:
         raise NotImplementedError(f"parameter type {parameter_type!r} has no ml_pipelines.Value form")
     return {field: str(value) if field == "intValue" else value}
@@ -187,7 +174,7 @@ def build_executor_input(
     executor_input = {
         "inputs": {
             "parameters": parameters,
-            "parameterValues": {name: _plain(value) for name, value in parameters.items()},
+            "parameterValues": {name: plain(value) for name, value in parameters.items()},
             "artifacts": artifacts,
         },
         "outputs": {"artifacts": outputs, "outputFile": str(task_root / "executor_output.json")},

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from cicd_pipeline.run_inputs import RUNTIME_PARAMETERS
-from cicd_release.naming import spec_digest
-from cicd_release.release_state import MODULE_FILES
-from cicd_release.settings import Settings
-from cicd_release.snapshots import upload_snapshot
-from cicd_release.storage import upload_content_addressed, upload_immutable, write_json_object
+from cicd_release.artifacts.naming import spec_digest
+from cicd_release.core.settings import Settings
+from cicd_release.plan.release_state import MODULE_FILES
+from cicd_release.publish.snapshots import upload_snapshot
+from cicd_release.publish.storage import upload_content_addressed, upload_immutable, write_json_object
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "packages" / "trainer" / "src" / "cicd_trainer" / "schema" / "schema.pbtxt"
@@ -104,9 +104,9 @@ def release(
 ) -> dict[str, Any]:
     """Uploads a spec and modules named by ``variant`` and writes the release record for ``commit``; the data
     is the data set's LATEST (uploading the shipped data first if there is none). Returns the record."""
-    from cicd_release.errors import MissingData
-    from cicd_release.release_state import read_record
-    from cicd_release.snapshots import resolve
+    from cicd_release.core.errors import MissingData
+    from cicd_release.plan.release_state import read_record
+    from cicd_release.publish.snapshots import resolve
 
     folder = tmp_path / f"release-{variant}"
     folder.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from cicd_pipeline.engines import beam_pipeline_args
 from cicd_pipeline.runners import IN_MEMORY_BEAM_ARGS
 from cicd_pipeline.runners.vertex import compile_vertex_spec
 
-# What cicd_release.sources.bigquery_options makes of the settings (packages/release/tests/test_bigquery_source.py).
+# What cicd_release.core.sources.bigquery_options makes of the settings (packages/release/tests/test_bigquery_source.py).
 BIGQUERY = {"project": "my-project", "temp_location": "gs://my-bucket/bigquery/penguin-cicd/temp"}
 BQ_ARGS = ["--project=my-project", "--temp_location=gs://my-bucket/bigquery/penguin-cicd/temp"]
 

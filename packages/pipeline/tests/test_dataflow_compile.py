@@ -10,7 +10,7 @@ from cicd_pipeline.runners.vertex import compile_vertex_spec
 
 IMAGE = "europe-west4-docker.pkg.dev/my-project/training/cicd-components:0.1.0-3f2a9c0b1d4e"
 ACCOUNT = "vertex-pipelines@my-project.iam.gserviceaccount.com"
-# What cicd_release.scale.dataflow_options makes of the settings (packages/release/tests/test_scale_settings.py).
+# What cicd_release.core.scale.dataflow_options makes of the settings (packages/release/tests/test_scale_settings.py).
 DATAFLOW = {
     "project": "my-project",
     "region": "europe-west4",

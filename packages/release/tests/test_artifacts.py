@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from cicd_release.errors import BuildError, InputError, ReleaseError
-from cicd_release.image import image_uri, prepare_context
-from cicd_release.naming import content_digest
-from cicd_release.wheels import build_wheel, package_version
+from cicd_release.artifacts.image import image_uri, prepare_context
+from cicd_release.artifacts.naming import content_digest
+from cicd_release.artifacts.wheels import build_wheel, package_version
+from cicd_release.core.errors import BuildError, InputError, ReleaseError
 from tests.support.container_engine import make_package
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -165,9 +165,9 @@ def test_a_symlink_in_a_package_is_not_packed_into_its_wheel(package_factory, tm
 
 
 def test_a_linked_module_is_not_uploaded(tmp_path):
-    from cicd_release.settings import Settings
+    from cicd_release.core.settings import Settings
+    from cicd_release.core.workspace import Workspace
     from cicd_release.steps import StepContext, upload_modules
-    from cicd_release.workspace import Workspace
 
     root = tmp_path / "repo"
     module_dir = root / "packages" / "trainer" / "src" / "cicd_trainer"

@@ -1,7 +1,9 @@
 """The direction of dependence: the pipeline knows nothing of how it ships, and shipping stays light.
 
-`cicd_pipeline` imports nothing from `cicd_release`; `cicd_release` reaches TFX only in the compile step,
-which runs in a process of its own, so every other step (and every task's start) stays fast.
+`cicd_pipeline` imports nothing from `cicd_release`. `cicd_release` imports only the pipeline's TFX-free
+modules (the run's contract and config, the data check, the rehearsal's launcher, the comparison); TFX itself
+runs only in processes of their own (the compile step's `python -m cicd_pipeline.runners.vertex`, the
+rehearsal's tasks, `invoke compare`'s two runs), so every other step (and every task's start) stays fast.
 """
 
 import ast
@@ -36,8 +38,38 @@ def test_the_pipeline_package_imports_nothing_of_the_release_package():
 
 
 def test_no_release_module_pulls_in_tfx_when_imported():
-    modules = [f"cicd_release.{m.name}" for m in pkgutil.iter_modules(cicd_release.__path__)]
-    assert "cicd_release.steps" in modules and "cicd_release.submit" in modules
+    # Every module in every layer folder: walk_packages, because iter_modules would list only the folders.
+    modules = [m.name for m in pkgutil.walk_packages(cicd_release.__path__, "cicd_release.") if not m.ispkg]
+    assert "cicd_release.steps" in modules and "cicd_release.run.submit" in modules
+    script = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tfx', 'tensorflow', 'apache_beam')))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def pipeline_modules_imported_by_release() -> set[str]:
+    """Every cicd_pipeline module a release module imports, at the top or inside a function."""
+    names = set()
+    for path in (ROOT / "packages" / "release" / "src").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "cicd_pipeline":
+                names.update(f"cicd_pipeline.{alias.name}" for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("cicd_pipeline."):
+                names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names.update(a.name for a in node.names if a.name.split(".")[0] == "cicd_pipeline")
+    return names
+
+
+def test_the_release_package_reaches_the_pipeline_only_through_tfx_free_modules():
+    """Also the imports inside functions (the rehearsal's, the compare's), which the test above never runs:
+    the pipeline's TFX is reached only in a process of its own, never by an import from this package."""
+    modules = sorted(pipeline_modules_imported_by_release())
+    assert "cicd_pipeline.run_inputs" in modules and "cicd_pipeline.rehearsal.session" in modules
+    assert "cicd_pipeline.runners.vertex" not in modules  # the compile: a subprocess (artifacts/compile.py)
     script = (
         "import importlib, sys\n"
         f"for name in {modules!r}: importlib.import_module(name)\n"

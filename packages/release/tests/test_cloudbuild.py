@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from cicd_release import plan
+from cicd_release.plan import changes as plan
 from cicd_release.steps import STEPS as STEP_TABLE
 
 STEPS = tuple(STEP_TABLE)

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from cicd_pipeline.run_inputs import TRAINER_FILES
-from cicd_release.compare import notes, resolve, run_ref
-from cicd_release.errors import CompareError
+from cicd_release.core.errors import CompareError
+from cicd_release.run.compare import notes, resolve, run_ref
 
 ROOT = Path(__file__).resolve().parents[3]
 ENV = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}

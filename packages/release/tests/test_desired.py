@@ -1,4 +1,4 @@
-"""The desired state of a project (cicd_release.desired) and the pure parts of setup: one table that setup,
+"""The desired state of a project (cicd_release.provision.desired) and the pure parts of setup: one table that setup,
 doctor, cloudbuild.yaml, the release workflow and docs/deploy.md all agree on."""
 
 import re
@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cicd_release import desired
-from cicd_release.desired import Deployment
-from cicd_release.errors import InputError, SettingsError
-from cicd_release.gcp_admin import holds, with_bindings
-from cicd_release.settings import Settings
-from cicd_release.setup import provider_body, provider_differences
+from cicd_release.core.errors import InputError, SettingsError
+from cicd_release.core.settings import Settings
+from cicd_release.provision import desired
+from cicd_release.provision.desired import Deployment
+from cicd_release.provision.gcp_admin import holds, with_bindings
+from cicd_release.provision.setup import provider_body, provider_differences
 
 ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = (ROOT / "docs" / "deploy.md").read_text()
@@ -264,7 +264,7 @@ def test_a_conditional_binding_is_its_own_and_makes_the_policy_version_3():
     assert with_bindings(updated, [("roles/storage.objectViewer", "user:b", condition)]) == updated
 
 
-# --- the scale-out switches (cicd_release/scale.py): their APIs and roles only while they are on
+# --- the scale-out switches (cicd_release/core/scale.py): their APIs and roles only while they are on
 
 
 def test_with_the_switches_off_nothing_of_theirs_is_asked_for():

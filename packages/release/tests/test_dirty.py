@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from cicd_release import git as git_lib
-from cicd_release import release_state
-from cicd_release.errors import InputError
-from cicd_release.launch import RunRequest
-from cicd_release.release_state import ReleaseRecord
-from cicd_release.settings import Settings
-from cicd_release.snapshots import RunData
+from cicd_release.core import git as git_lib
+from cicd_release.core.errors import InputError
+from cicd_release.core.settings import Settings
+from cicd_release.core.workspace import Workspace
+from cicd_release.plan import release_state
+from cicd_release.plan.release_state import ReleaseRecord
+from cicd_release.publish.snapshots import RunData
+from cicd_release.run.launch import RunRequest
 from cicd_release.steps import STEPS, StepContext
-from cicd_release.workspace import Workspace
 
 ENV = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
 MODEL = "packages/trainer/src/cicd_trainer/model.py"

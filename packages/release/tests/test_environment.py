@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from cicd_pipeline import config as training_lib
-from cicd_release.settings import Settings, SettingsError
+from cicd_release.core.settings import Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parents[3]
 VARIABLE = re.compile(r"\bINVOKE_(CICD|TRAINING)_([A-Z0-9_]+[A-Z0-9])\b")

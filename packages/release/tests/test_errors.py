@@ -1,4 +1,4 @@
-"""The one exit-code table (cicd_release.errors.EXIT_CODES): every code has its classes, every class its code,
+"""The one exit-code table (cicd_release.core.errors.EXIT_CODES): every code has its classes, every class its code,
 and what the docs print is the table."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cicd_release import errors
+from cicd_release.core import errors
 
 ROOT = Path(__file__).resolve().parents[3]
 RELEASE_SOURCES = ROOT / "packages" / "release" / "src" / "cicd_release"
@@ -50,7 +50,7 @@ def test_the_release_package_defines_its_errors_in_errors_py_only():
             bases = [getattr(b, "id", getattr(b, "attr", "")) for b in getattr(node, "bases", ())]
             if isinstance(node, ast.ClassDef) and exceptions & set(bases):
                 elsewhere.append(f"{path.relative_to(ROOT)}: {node.name}")
-    assert elsewhere == [], "error classes belong in cicd_release/errors.py"
+    assert elsewhere == [], "error classes belong in cicd_release/core/errors.py"
 
 
 def test_the_local_run_exits_by_the_same_table():
@@ -67,15 +67,15 @@ def test_the_local_run_exits_by_the_same_table():
 def test_the_docs_print_the_table():
     text = (ROOT / "docs" / "reliability.md").read_text()
     assert errors.markdown_table() in text, (
-        "docs/reliability.md's exit-code table is not cicd_release.errors.EXIT_CODES: paste the output of "
-        "`python -m cicd_release.errors` over it"
+        "docs/reliability.md's exit-code table is not cicd_release.core.errors.EXIT_CODES: paste the output of "
+        "`python -m cicd_release.core.errors` over it"
     )
 
 
 def test_the_module_prints_the_table_and_imports_nothing_heavy():
     script = (
         "import runpy, sys; before = set(sys.modules); "
-        "runpy.run_module('cicd_release.errors', run_name='__main__'); "
+        "runpy.run_module('cicd_release.core.errors', run_name='__main__'); "
         "print(sorted(m for m in set(sys.modules) - before if m.startswith(('google', 'tensorflow', 'tfx'))), "
         "file=sys.stderr)"
     )

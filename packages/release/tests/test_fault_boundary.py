@@ -1,4 +1,4 @@
-"""cicd_release.faults: what each kind of cloud fault becomes, with no network (the integration tests,
+"""cicd_release.core.faults: what each kind of cloud fault becomes, with no network (the integration tests,
 tests/integration/test_faults.py, break real connections)."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import urllib3
 from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exceptions
 
-from cicd_release import faults
-from cicd_release.errors import (
+from cicd_release.core import faults
+from cicd_release.core.errors import (
     CloudUnavailable,
     MissingBucket,
     MissingResourceError,
@@ -181,8 +181,8 @@ def test_only_the_boundary_names_the_transport_faults():
         r"GatewayTimeout|Unauthorized|Forbidden|GoogleAPICallError)"
     )
     named = [
-        f"{path.name}:{number}"
-        for path in sorted(SOURCES.glob("*.py"))
+        f"{path.relative_to(SOURCES)}:{number}"
+        for path in sorted(SOURCES.rglob("*.py"))
         if path.name != "faults.py"
         for number, line in enumerate(path.read_text().splitlines(), 1)
         if transport.search(line)

@@ -5,8 +5,8 @@ import hashlib
 import pytest
 
 from cicd_pipeline.run_inputs import TRAINER_FILES
-from cicd_release.errors import HandOffMissing, MissingRelease, ReleaseError
-from cicd_release.workspace import (
+from cicd_release.core.errors import HandOffMissing, MissingRelease, ReleaseError
+from cicd_release.core.workspace import (
     Workspace,
     atomic_write,
     current_modules,

@@ -2,8 +2,8 @@
 
 import pytest
 
-from cicd_release.errors import InputError
-from cicd_release.naming import content_digest, spec_digest, spec_name
+from cicd_release.artifacts.naming import content_digest, spec_digest, spec_name
+from cicd_release.core.errors import InputError
 
 JOB = {
     "displayName": "penguin-cicd",

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from cicd_release import launch, snapshots, steps
-from cicd_release.errors import MissingResourceError
-from cicd_release.settings import Settings
-from cicd_release.snapshots import Snapshot, Uploaded
+from cicd_release import steps
+from cicd_release.core.errors import MissingResourceError
+from cicd_release.core.settings import Settings
+from cicd_release.core.workspace import Workspace
+from cicd_release.publish import snapshots
+from cicd_release.publish.snapshots import Snapshot, Uploaded
+from cicd_release.run import launch
 from cicd_release.steps import StepContext
-from cicd_release.workspace import Workspace
 
 VERTEX_JOB_ID = re.compile(r"^[a-z][-a-z0-9]{0,127}$")  # google-cloud-aiplatform's PipelineJob check
 
@@ -54,7 +56,7 @@ def test_a_data_upload_whose_schedule_move_failed_says_the_snapshot_was_made(tmp
     [("* * * * *", 60), ("*/30 * * * *", 2), ("TZ=Europe/Amsterdam 5-10 * * * *", 6), ("0,20,40 3 * * *", 3)],
 )
 def test_a_cron_firing_more_than_once_an_hour_is_said_not_accepted_silently(cron, times):
-    from cicd_release.schedules import check_cron, cron_note
+    from cicd_release.run.schedules import check_cron, cron_note
 
     note = cron_note(check_cron(cron))
     assert note.startswith(f"note: {cron!r} fires {times} times an hour") and "skipped" in note
@@ -62,14 +64,14 @@ def test_a_cron_firing_more_than_once_an_hour_is_said_not_accepted_silently(cron
 
 @pytest.mark.parametrize("cron", ["0 3 * * 1", "15 * * * *", "0 */2 * * *"])
 def test_a_cron_firing_at_most_hourly_needs_no_note(cron):
-    from cicd_release.schedules import check_cron, cron_note
+    from cicd_release.run.schedules import check_cron, cron_note
 
     assert cron_note(check_cron(cron)) is None
 
 
 def test_a_long_cron_is_clipped_in_its_message():
-    from cicd_release.errors import InputError
-    from cicd_release.schedules import check_cron
+    from cicd_release.core.errors import InputError
+    from cicd_release.run.schedules import check_cron
 
     with pytest.raises(InputError) as caught:
         check_cron("0 " * 60_000)

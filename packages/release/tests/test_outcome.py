@@ -1,6 +1,6 @@
 """A Vertex run read back: task states and times, the verdict, the numbers, the registered version."""
 
-from cicd_release.outcome import RunOutcome, format_outcome, markdown_outcome, outcome_from_resource
+from cicd_release.run.outcome import RunOutcome, format_outcome, markdown_outcome, outcome_from_resource
 
 
 def job(state="PIPELINE_STATE_SUCCEEDED", blessed=1.0, registered=1.0, error=None):

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from cicd_release import plan as planmod
-from cicd_release.errors import PlanError
-from cicd_release.plan import classify_path, format_table, make_plan, needs
+from cicd_release.core.errors import PlanError
+from cicd_release.plan import changes as planmod
+from cicd_release.plan.changes import classify_path, format_table, make_plan, needs
 
 # The steps each workflow must run, written out here so a change to the plan's decisions shows in review.
 FULL = (
@@ -54,7 +54,7 @@ LAYOUT = [
     "packages/pipeline/tests/test_pipeline.py",
     "packages/pipeline/src/cicd_pipeline/report.py",
     "packages/release/pyproject.toml",
-    "packages/release/src/cicd_release/image.py",
+    "packages/release/src/cicd_release/artifacts/image.py",
     "packages/release/tests/test_plan.py",
     "packages/trainer/pyproject.toml",
     "packages/trainer/CHANGELOG.md",
@@ -153,7 +153,7 @@ CASES = [
     ("cross-package-tests", ["tests/e2e/test_local_run.py"], [], "none", []),
     ("ci-checker-config", [".ci/run", ".yamllint.yaml"], [], "none", []),
     # The release tooling builds every artifact: an image-builder edit must run the image build.
-    ("release-src", ["packages/release/src/cicd_release/image.py"], [], "full", ["release"]),
+    ("release-src", ["packages/release/src/cicd_release/artifacts/image.py"], [], "full", ["release"]),
     ("release-pyproject", ["packages/release/pyproject.toml"], [], "full", ["release"]),
     ("release-tests-only", ["packages/release/tests/test_plan.py"], [], "none", []),
     # Paths propose a recompile; the spec's bytes then decide whether a run starts (test_ci_chain pins that).

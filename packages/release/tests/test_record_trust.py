@@ -16,10 +16,11 @@ import json
 
 import pytest
 
-from cicd_release import naming, release_state
-from cicd_release.errors import MissingResourceError, RecordRefused
-from cicd_release.release_state import MODULE_FILES, read_record, record_problems, released
-from cicd_release.settings import Settings
+from cicd_release.artifacts import naming
+from cicd_release.core.errors import MissingResourceError, RecordRefused
+from cicd_release.core.settings import Settings
+from cicd_release.plan import release_state
+from cicd_release.plan.release_state import MODULE_FILES, read_record, record_problems, released
 
 BUCKET = "my-project-ml"
 REPO = "europe-west4-docker.pkg.dev/my-project/training"
@@ -277,7 +278,7 @@ def test_before_the_first_record_the_newest_release_in_the_bucket_is_checked_too
 
 
 def test_the_record_needs_the_repository_its_image_is_checked_against(storage, record):
-    from cicd_release.settings import SettingsError
+    from cicd_release.core.settings import SettingsError
 
     with pytest.raises(SettingsError, match="cicd.image_repo is missing"):
         read_record(SETTINGS.model_copy(update={"image_repo": ""}), storage)

@@ -8,10 +8,11 @@ import json
 import pytest
 
 from cicd_pipeline.rehearsal.spec import PipelineJob
-from cicd_release import plan as plan_lib
-from cicd_release import rehearsal, steps
-from cicd_release.launch import RunRequest
-from cicd_release.snapshots import RunData
+from cicd_release import steps
+from cicd_release.plan import changes as plan_lib
+from cicd_release.publish.snapshots import RunData
+from cicd_release.run import rehearsal
+from cicd_release.run.launch import RunRequest
 
 DATA = RunData(uri="/state/inputs/data/penguins/" + "d" * 64, digest="d" * 64, name="penguins", kind="folder")
 MODULES = {

@@ -3,8 +3,8 @@ and a release build's base is refused unless it is one a build may diff against.
 
 import pytest
 
-from cicd_release.errors import InputError
-from cicd_release.release_state import RELEASE_BASE, ReleaseRecord, check_build_base
+from cicd_release.core.errors import InputError
+from cicd_release.plan.release_state import RELEASE_BASE, ReleaseRecord, check_build_base
 
 URI = "gs://my-project-ml/releases/penguin-cicd/latest.json"
 STORED = {

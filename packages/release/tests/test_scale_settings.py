@@ -1,10 +1,10 @@
-"""The scale-out switches' rules (cicd_release/scale.py), through the one settings model as tasks build it."""
+"""The scale-out switches' rules (cicd_release/core/scale.py), through the one settings model as tasks build it."""
 
 import pytest
 
-from cicd_release.errors import SettingsError
-from cicd_release.scale import DATAFLOW_NEEDS, TRAINER_NEEDS, dataflow_options, trainer_backend_options
-from cicd_release.settings import Settings
+from cicd_release.core.errors import SettingsError
+from cicd_release.core.scale import DATAFLOW_NEEDS, TRAINER_NEEDS, dataflow_options, trainer_backend_options
+from cicd_release.core.settings import Settings
 
 CLOUD = {
     "project": "my-project-123",
@@ -190,8 +190,15 @@ def test_trainer_backend_options_are_the_custom_job_s_fields_as_the_pipelines_ac
 def test_the_custom_job_needs_where_and_as_whom_it_runs(missing):
     from cicd_release.steps import check_settings
 
-    settings = Settings.from_config({**CLOUD, missing: "", "trainer_backend": "vertex"})
+    compile_settings = {
+        "image_repo": "europe-west4-docker.pkg.dev/my-project-123/training",
+        "serving_image": "europe-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:2025",
+    }
+    settings = Settings.from_config({**CLOUD, **compile_settings, missing: "", "trainer_backend": "vertex"})
     with pytest.raises(SettingsError, match=f"cicd.{missing} is missing"):
         trainer_backend_options(settings)
+    if missing != "service_account":
+        return  # the compile alone needs the project and region already; the switch adds the account
+    check_settings(settings.model_copy(update={"trainer_backend": "local"}), ["pipeline.compile"])
     with pytest.raises(SettingsError, match=f"cicd.{missing} is missing"):
         check_settings(settings, ["pipeline.compile"])

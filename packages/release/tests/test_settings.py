@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from cicd_release.errors import InputError, MissingResourceError, ReleaseError, SettingsError
-from cicd_release.settings import Settings, parse_run_hyperparameters, setting_message
+from cicd_release.core.errors import InputError, MissingResourceError, ReleaseError, SettingsError
+from cicd_release.core.settings import Settings, parse_run_hyperparameters, setting_message
 
 GOOD = dict(
     project="my-project-123",
@@ -289,7 +289,7 @@ def test_exit_codes(error, code):
 def test_the_module_imports_without_google_cloud_or_tfx():
     # Tasks import it at startup: the heavy clients load only in the steps that use them.
     code = (
-        "import sys, cicd_release.settings; "
+        "import sys, cicd_release.core.settings; "
         "print(sorted(m for m in sys.modules if m.startswith(('tfx', 'tensorflow', 'google.cloud.'))))"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout

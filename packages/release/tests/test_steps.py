@@ -6,11 +6,11 @@ import time
 
 import pytest
 
-from cicd_release import plan as plan_lib
-from cicd_release.errors import ReleaseError
-from cicd_release.settings import Settings, SettingsError
+from cicd_release.core.errors import ReleaseError
+from cicd_release.core.settings import Settings, SettingsError
+from cicd_release.core.workspace import Workspace
+from cicd_release.plan import changes as plan_lib
 from cicd_release.steps import STEPS, Step, StepContext, required_settings, run_chain, waits_for
-from cicd_release.workspace import Workspace
 
 
 def a_plan(*steps: str) -> plan_lib.Plan:

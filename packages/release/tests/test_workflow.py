@@ -60,7 +60,7 @@ def test_credentials_and_build_leftovers_are_not_uploaded(upload_list, path):
 
 
 @pytest.mark.parametrize(
-    "path", ["cloudbuild.yaml", "packages/release/src/cicd_release/plan.py", ".git/HEAD"]
+    "path", ["cloudbuild.yaml", "packages/release/src/cicd_release/plan/changes.py", ".git/HEAD"]
 )
 def test_the_sources_and_the_history_are(upload_list, path):
     assert not upload_list(path)
@@ -103,8 +103,8 @@ SUBMIT_ENV = {
 
 def test_the_build_runs_as_the_setup_account_and_stages_where_setup_granted(tmp_path):
     """invoke setup makes the build account and the staging bucket, and grants the submitter only there."""
-    from cicd_release.desired import Deployment
-    from cicd_release.settings import Settings
+    from cicd_release.core.settings import Settings
+    from cicd_release.provision.desired import Deployment
 
     [submit] = [s for s in steps() if "gcloud builds submit" in str(s.get("run", ""))]
     staging = Deployment.from_settings(Settings(project="my-project")).staging_bucket

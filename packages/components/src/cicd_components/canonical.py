@@ -3,7 +3,7 @@
 Keys are always sorted. Two spacings are in use, and each is pinned by what was already made with it, so every
 caller says which it means (`spaced` has no default):
 - compact, `,` and `:` (spaced=False): compiled specs' digests, hence the spec names in the bucket
-  (cicd_release.naming.spec_digest);
+  (cicd_release.artifacts.naming.spec_digest);
 - json's default `, ` and `: ` (spaced=True): hyperparameters, which travel as run parameters compared with the
   release record, sit in compiled specs as defaults, and key TFX's cache locally (the HyperparametersGen's
   values and its `known` table).

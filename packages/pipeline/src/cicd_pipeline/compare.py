@@ -4,7 +4,7 @@
 its HTML report), with this checkout's readers, so a run made by an older ref's code is read the same way; what
 an older ref's run does not record (the judge's checks, the holdout, the per-class slices) is named in
 `RefOutcome.missing`, never guessed. `format_markdown` and `format_text` put base and head side by side.
-Nothing here runs git or a pipeline: cicd_release.compare does (worktrees are the release package's business).
+Nothing here runs git or a pipeline: cicd_release.run.compare does (worktrees are the release package's business).
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class Comparison:
     base: RefOutcome
     head: RefOutcome
     notes: list[str] = dataclasses.field(default_factory=list)  # what a reader must know (lock, holdout)
-    plan: str = ""  # the plan, already formatted (cicd_release.plan, Markdown or a table)
+    plan: str = ""  # the plan, already formatted (cicd_release.plan.changes, Markdown or a table)
 
 
 def _pipeline_name(store) -> str | None:

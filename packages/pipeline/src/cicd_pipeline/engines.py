@@ -1,5 +1,5 @@
 """Where a compiled spec's Beam components run: in the task's own container (Beam's in-memory DirectRunner), or
-as Dataflow jobs, from the release settings' Dataflow options (cicd_release.scale.dataflow_options).
+as Dataflow jobs, from the release settings' Dataflow options (cicd_release.core.scale.dataflow_options).
 
 TFX hands `beam_pipeline_args` to every Beam-based executor (BaseBeamExecutor): ExampleGen, StatisticsGen,
 SchemaGen, ExampleValidator, Transform, Evaluator. The option names are apache-beam 2.59's PipelineOptions
@@ -57,7 +57,7 @@ def beam_pipeline_args(
     dataflow: Mapping[str, Any] | None, *, image: str, bigquery: Mapping[str, Any] | None = None
 ) -> list[str]:
     """Dataflow's arguments when `dataflow` holds its options, else the in-memory DirectRunner's (with a
-    BigQuery source's project and temp location when `bigquery` holds cicd_release.sources.bigquery_options)."""
+    BigQuery source's project and temp location when `bigquery` holds cicd_release.core.sources.bigquery_options)."""
     if dataflow:
         return dataflow_beam_args(dataflow, image=image)
     return [*IN_MEMORY_BEAM_ARGS, *(bigquery_beam_args(bigquery) if bigquery else ())]

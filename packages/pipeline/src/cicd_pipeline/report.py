@@ -1,6 +1,6 @@
 """What a local run did, read back from its ML Metadata store: components, cache hits, metrics, blessing, push.
 
-This module gathers them and prints a text summary (cicd_release.outcome does the same for a Vertex run).
+This module gathers them and prints a text summary (cicd_release.run.outcome does the same for a Vertex run).
 """
 
 import dataclasses

@@ -3,7 +3,7 @@ tasks and cloudbuild.yaml's steps all follow.
 
 Each step takes a `StepContext` (the checkout, the validated settings and training config, the options) and
 returns what it made, for the task to print. Steps hand results to later steps through `.cicd/` files
-(workspace.py): a Cloud Build step is its own container. The table (`STEPS`, keyed by plan.STEPS, the one
+(workspace.py): a Cloud Build step is its own container. The table (`STEPS`, keyed by changes.STEPS, the one
 step vocabulary) says for each step the settings it needs, checked once before the first step does anything,
 and the steps whose results it uses: steps that use nothing of each other run side by side, here in
 `run_chain` as in cloudbuild.yaml (`waitFor`).
@@ -29,22 +29,25 @@ from typing import Any
 
 # The trainer's files that runs use, by name, as repository paths: the run's contract names them.
 from cicd_pipeline.run_inputs import TRAINER_FILES
-from cicd_release import compile as compile_lib
-from cicd_release import git as git_lib
-from cicd_release import image as image_lib
-from cicd_release import naming, release_state, scale, snapshots, sources
-from cicd_release import plan as plan_lib
-from cicd_release import storage as storage_lib
-from cicd_release import wheels as wheels_lib
-from cicd_release import workspace as workspace_lib
-from cicd_release.errors import InputError, MissingRelease, ReleaseError
-from cicd_release.launch import RunRequest, launch, resolve_data
-from cicd_release.naming import image_reference, versions
-from cicd_release.rehearsal import rehearse_step
-from cicd_release.settings import Settings
-from cicd_release.workspace import Workspace, atomic_write
+from cicd_release.artifacts import compile as compile_lib
+from cicd_release.artifacts import image as image_lib
+from cicd_release.artifacts import naming
+from cicd_release.artifacts import wheels as wheels_lib
+from cicd_release.artifacts.naming import image_reference, versions
+from cicd_release.core import git as git_lib
+from cicd_release.core import scale, sources
+from cicd_release.core import workspace as workspace_lib
+from cicd_release.core.errors import InputError, MissingRelease, ReleaseError
+from cicd_release.core.settings import Settings
+from cicd_release.core.workspace import Workspace, atomic_write
+from cicd_release.plan import changes as plan_lib
+from cicd_release.plan import release_state
+from cicd_release.publish import snapshots
+from cicd_release.publish import storage as storage_lib
+from cicd_release.run.launch import RunRequest, launch, resolve_data
+from cicd_release.run.rehearsal import rehearse_step
 
-PACKAGES = naming.PACKAGES  # the one package map: plan.py
+PACKAGES = naming.PACKAGES  # the one package map: plan/changes.py
 DOCKERFILE = "docker/Dockerfile"
 # What the chain's `test` step (and `invoke test`) runs: lint and every package's unit tests.
 TEST_SESSIONS = ("lint", "tests")
@@ -292,7 +295,7 @@ def follow_data(ctx: StepContext) -> list[str]:
             "schedules: not checked (set cicd.project, cicd.region and cicd.service_account to move "
             "schedules that follow LATEST to this snapshot)"
         ]
-    from cicd_release.schedules import sync_schedules
+    from cicd_release.run.schedules import sync_schedules
 
     return sync_schedules(settings, ctx.storage_client())
 
@@ -355,7 +358,7 @@ def submit_run(ctx: StepContext) -> list[str]:
 def move_schedules(ctx: StepContext) -> list[str]:
     """After a release, the pipeline's schedules run what was released: its spec and modules, and (for those
     that follow LATEST or a window) the newest data. A schedule already there is left alone."""
-    from cicd_release.schedules import sync_schedules
+    from cicd_release.run.schedules import sync_schedules
 
     return sync_schedules(ctx.settings, ctx.storage_client())
 
@@ -380,7 +383,7 @@ class Step:
     checkout: bool = False  # releases what the working tree holds: refused on uncommitted changes
 
 
-# The chain, keyed by plan.STEPS (the plan is pure and imports nothing of this). Every step after the tests
+# The chain, keyed by changes.STEPS (the plan is pure and imports nothing of this). Every step after the tests
 # waits for them: nothing is uploaded for a commit whose tests fail.
 STEPS: dict[str, Step] = {
     step.name: step
@@ -438,12 +441,9 @@ def check_settings(settings: Settings, steps: Iterable[str], table: Mapping[str,
     """Every setting these steps need is present (their format was checked when they were read)."""
     steps = list(steps)
     settings.require(required_settings(steps, table))
-    # With Beam on Dataflow the compile names the job's project, region, bucket and workers' account.
-    if settings.on_dataflow and "pipeline.compile" in steps:
-        settings.require(scale.DATAFLOW_NEEDS)
-    # With the Trainer on Vertex AI Training it names the custom job's project, region and account.
-    if settings.on_vertex_training and "pipeline.compile" in steps:
-        settings.require(scale.TRAINER_NEEDS)
+    # A switch that is on (Dataflow, Vertex AI Training) makes the compile name where and as whom it runs.
+    if "pipeline.compile" in steps:
+        settings.require(scale.compile_needs(settings))
 
 
 def waits_for(step: str, planned: Iterable[str], table: Mapping[str, Step] = STEPS) -> set[str]:

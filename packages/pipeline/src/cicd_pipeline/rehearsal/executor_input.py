@@ -31,7 +31,7 @@ from cicd_pipeline.rehearsal.spec import EXECUTOR_INPUT_PLACEHOLDER, PipelineJob
 
 # A pipeline parameter's type, as the deprecated field (schema 2.0.0) and as ParameterType (schema 2.1.0) name
 # it, to the ml_pipelines.Value field that carries it.
-_LEGACY_VALUE_FIELD = {
+LEGACY_VALUE_FIELD = {
     "STRING": "stringValue",
     "INT": "intValue",
     "DOUBLE": "doubleValue",
@@ -48,7 +48,7 @@ def plain(value: dict[str, Any]) -> Any:
 
 
 def _legacy(task: Task, name: str, value: Any, parameter_type: str) -> dict[str, Any]:
-    field = _LEGACY_VALUE_FIELD.get(parameter_type)
+    field = LEGACY_VALUE_FIELD.get(parameter_type)
     if field is None:
         raise SpecError(
             f"task {task.name}: input {name} has type {parameter_type}, which a rehearsal cannot pass."

@@ -236,7 +236,7 @@ class PipelineJob:
                     raise SpecError(
                         f"task {name}: input {key} takes pipeline parameter {wanted}, which the run does not set "
                         "and the spec gives no default: Vertex would refuse the job (the run's parameters are "
-                        "built by cicd_release.runs.RunRequest.parameters)."
+                        "built by cicd_release.run.launch.RunRequest.parameters)."
                     )
 
     def string_constants(self) -> list[tuple[str, str, str]]:

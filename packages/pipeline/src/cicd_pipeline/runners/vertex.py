@@ -89,10 +89,10 @@ def compile_vertex_spec(
 ) -> dict:
     """The compiled pipeline job (a dict holding `pipelineSpec` and `runtimeConfig`); writes nothing of ours.
 
-    `dataflow`: cicd_release.scale.dataflow_options' dict to run the Beam components on Dataflow, else None.
+    `dataflow`: cicd_release.core.scale.dataflow_options' dict to run the Beam components on Dataflow, else None.
     With `trainer_backend`, the Trainer runs as a Vertex AI custom job on the components image `image` (the
     one every task runs: TFX's run_executor and the module files' imports are there). `bigquery`:
-    cicd_release.sources.bigquery_options' dict to read the rows through BigQueryExampleGen, else None.
+    cicd_release.core.sources.bigquery_options' dict to read the rows through BigQueryExampleGen, else None.
     """
     if not image or image.endswith(":latest") or ":" not in image.rsplit("/", 1)[-1]:
         raise ValueError(f"image {image!r} must be a pinned tag (NAME:<version>-<hash>), never latest.")

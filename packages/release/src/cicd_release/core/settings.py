@@ -25,11 +25,11 @@ from cicd_components.canonical import canonical_json
 from cicd_components.hyperparameters.rule import HyperparametersError, parse_hyperparameters
 from cicd_pipeline import beam_mode
 from cicd_pipeline.config import HYPERPARAMETER_TYPES, PIPELINE_NAME_EXPECTED, check_pipeline_name
-from cicd_release.errors import InputError, SettingsError
-from cicd_release.rules import rule as _rule
-from cicd_release.rules import switch as _switch
-from cicd_release.scale import TOGETHER, ScaleSettings
-from cicd_release.sources import SourceSettings
+from cicd_release.core.errors import InputError, SettingsError
+from cicd_release.core.rules import rule as _rule
+from cicd_release.core.rules import switch as _switch
+from cicd_release.core.scale import TOGETHER, ScaleSettings
+from cicd_release.core.sources import SourceSettings
 
 # ---------------------------------------------------------------------------------------------- messages
 
@@ -299,8 +299,8 @@ _PINNED = (
 # ------------------------------------------------------------------------------------------------ model
 
 
-# The switches that move work off this machine (Dataflow, Vertex AI Training) live in cicd_release/scale.py, the
-# data source switch (CSV snapshots or a BigQuery table) in cicd_release/sources.py.
+# The switches that move work off this machine (Dataflow, Vertex AI Training) live in cicd_release/core/scale.py, the
+# data source switch (CSV snapshots or a BigQuery table) in cicd_release/core/sources.py.
 class Settings(ScaleSettings, SourceSettings):
     """Where and as what the pipeline ships. Build it with `from_config`; empty means "not set"."""
 

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from cicd_release.rules import rule, switch
+from cicd_release.core.rules import rule, switch
 
 DIRECT, DATAFLOW = "direct", "dataflow"
 LOCAL, VERTEX = "local", "vertex"
@@ -195,7 +195,7 @@ class ScaleSettings(BaseModel):
     def _together(self) -> ScaleSettings:
         """The rules that read two fields; each a one-line SettingsError before any side effect."""
         # settings.py builds on this module; by the time an object is validated it is loaded.
-        from cicd_release.settings import setting_message
+        from cicd_release.core.settings import setting_message
 
         region = getattr(self, "region", "")
         if self.beam_runner == DATAFLOW and region and region not in DATAFLOW_REGIONS:
@@ -283,6 +283,14 @@ def dataflow_options(settings: Any) -> dict[str, Any] | None:
 
 # What the custom-job compile needs besides the switch: the job's project and region, and the identity it runs as.
 TRAINER_NEEDS = ("project", "region", "service_account")
+
+
+def compile_needs(settings: Any) -> tuple[str, ...]:
+    """The settings the compile needs for the switches that are on (the chain checks them before any step)."""
+    needs = (DATAFLOW_NEEDS if settings.on_dataflow else ()) + (
+        TRAINER_NEEDS if settings.on_vertex_training else ()
+    )
+    return tuple(dict.fromkeys(needs))
 
 
 def trainer_backend_options(settings: Any) -> dict[str, Any] | None:

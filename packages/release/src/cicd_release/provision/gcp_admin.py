@@ -18,9 +18,9 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from cicd_release.errors import CloudUnavailable, Refused
-from cicd_release.faults import Calls, reporting
-from cicd_release.settings import Settings
+from cicd_release.core.errors import CloudUnavailable, Refused
+from cicd_release.core.faults import Calls, reporting
+from cicd_release.core.settings import Settings
 
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 IAM_ENDPOINT = "https://iam.googleapis.com"
@@ -145,7 +145,7 @@ class Cloud:
         return self.endpoint or f"https://{api}"
 
     def reporting(self, what: str, api: str) -> contextlib.AbstractContextManager[Calls]:
-        """The fault boundary (cicd_release.faults) for calls to ``what`` at ``api`` (its Google host)."""
+        """The fault boundary (cicd_release.core.faults) for calls to ``what`` at ``api`` (its Google host)."""
         return reporting(what, self.where(api), deadline=self.timeout, setting="cicd.cloud_api_endpoint")
 
     def caller(self) -> str | None:

@@ -21,9 +21,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from cicd_pipeline.run_inputs import TRAINER_FILES
-from cicd_release import git
-from cicd_release.errors import CompareError, ReleaseError
-from cicd_release.plan import format_markdown, format_table, make_plan
+from cicd_release.core import git
+from cicd_release.core.errors import CompareError, ReleaseError
+from cicd_release.plan.changes import format_markdown, format_table, make_plan
 
 ROLES = ("base", "head")
 LOCK = "requirements/lock.txt"

@@ -7,8 +7,11 @@ state as BigQuery's tables.get reports it: lastModifiedTime (rows or schema chan
 whether rows still sit in the streaming buffer. The same query over a table in the same state is the same
 data; a changed row moves lastModifiedTime and so the digest. The etag is left out: it is a hash of the whole
 table resource (a new description or label moves it too), and Google does not document it as stable between
-reads. google-cloud-bigquery (which TFX's BigQuery extension installs) makes the call; faults.py words its
-faults.
+reads. google-cloud-bigquery (which TFX's BigQuery extension installs) makes the call; core/faults.py words
+its faults.
+
+In run/, beside launch.py (its one caller): it names what a run reads when the run starts and writes nothing to
+the bucket, so it is not publish/ (snapshots.py there writes the CSV snapshots it resolves).
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ import hashlib
 import json
 
 from cicd_pipeline.bigquery_source import windowed_query
-from cicd_release.errors import InputError, MissingData
-from cicd_release.faults import reporting
-from cicd_release.snapshots import RunData
+from cicd_release.core.errors import InputError, MissingData
+from cicd_release.core.faults import reporting
+from cicd_release.publish.snapshots import RunData
 
 # What a run's record says its data came from: not a gs:// folder, a table.
 SCHEME = "bigquery://"
@@ -32,7 +35,7 @@ def client(settings):
     """A google-cloud-bigquery client billing cicd.project, at cicd.bigquery_api_endpoint when one is set."""
     from google.cloud import bigquery
 
-    from cicd_release.launch import credentials
+    from cicd_release.run.launch import credentials
 
     options = {"api_endpoint": settings.bigquery_api_endpoint} if settings.bigquery_api_endpoint else None
     return bigquery.Client(

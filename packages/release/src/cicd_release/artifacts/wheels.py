@@ -18,7 +18,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from cicd_release.errors import BuildError
+from cicd_release.core.errors import BuildError
 
 __all__ = ["BuildError", "build_wheel", "package_version"]
 

@@ -18,15 +18,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cicd_components.canonical import canonical_json
-from cicd_release import image as image_lib
-from cicd_release import wheels as wheels_lib
-from cicd_release.errors import InputError
-from cicd_release.plan import PACKAGES as PACKAGE_MAP
+from cicd_release.artifacts import image as image_lib
+from cicd_release.artifacts import wheels as wheels_lib
+from cicd_release.core.errors import InputError
+from cicd_release.plan.changes import PACKAGES as PACKAGE_MAP
 
 if TYPE_CHECKING:
-    from cicd_release.settings import Settings
+    from cicd_release.core.settings import Settings
 
-PACKAGES = tuple(PACKAGE_MAP)  # the one package map: plan.py
+PACKAGES = tuple(PACKAGE_MAP)  # the one package map: plan/changes.py
 
 # What the components image is built from: a change to any of these is a new image tag.
 IMAGE_INPUTS = (

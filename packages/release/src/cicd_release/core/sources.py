@@ -15,8 +15,8 @@ from pydantic import BaseModel, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from cicd_pipeline.bigquery_source import COLUMN_PATTERN, TABLE_PATTERN
-from cicd_release.rules import rule
-from cicd_release.scale import TOGETHER  # a rule over two fields: settings._settings_error raises it whole
+from cicd_release.core.rules import rule
+from cicd_release.core.scale import TOGETHER  # a rule over two fields: settings._settings_error raises it whole
 
 CSV, BIGQUERY = "csv", "bigquery"
 SOURCES = (CSV, BIGQUERY)

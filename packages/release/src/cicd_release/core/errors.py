@@ -6,10 +6,10 @@ Tasks catch ReleaseError alone and exit with its message and `exit_code` (tasks/
 
 A class exists where a caller catches it by name (a test counts), or where its name tells the reader which part
 stopped (`BuildError: ...`, `PlanError: ...`); otherwise a step raises the class of its exit code. Cloud calls
-reach these classes through one boundary, cicd_release.faults.
+reach these classes through one boundary, cicd_release.core.faults.
 
 `EXIT_CODES` is the table: the task docstrings and README point at it, and docs/reliability.md prints it
-(`python -m cicd_release.errors` writes it; packages/release/tests/test_errors.py checks the two agree).
+(`python -m cicd_release.core.errors` writes it; packages/release/tests/test_errors.py checks the two agree).
 """
 
 from __future__ import annotations

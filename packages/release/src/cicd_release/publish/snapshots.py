@@ -34,9 +34,9 @@ from cicd_components.untrusted import clip
 
 # A snapshot's digest, and the label digest's length: the run's contract, shared with the local run's labels.
 from cicd_pipeline.run_inputs import LABEL_DIGEST, folder_digest, snapshot_digest  # noqa: F401 (re-exported)
-from cicd_release.errors import DataError, InputError, MissingData, WriteConflict
-from cicd_release.faults import DEFAULT_DEADLINE
-from cicd_release.storage import (
+from cicd_release.core.errors import DataError, InputError, MissingData, WriteConflict
+from cicd_release.core.faults import DEFAULT_DEADLINE
+from cicd_release.publish.storage import (
     copy_immutable,
     list_folder,
     parse_gs_uri,
@@ -109,7 +109,7 @@ class RunData:
     rows: int | None = None
     files: int | None = None
     query: str = (
-        ""  # kind "bigquery": the SQL the run's BigQueryExampleGen reads (cicd_release.bigquery_data)
+        ""  # kind "bigquery": the SQL the run's BigQueryExampleGen reads (cicd_release.run.bigquery_data)
     )
 
     def labels(self) -> dict[str, str]:

@@ -21,13 +21,13 @@ from typing import Any
 
 from cicd_pipeline import run_inputs
 from cicd_pipeline.bigquery_source import input_config
-from cicd_release import release_state
-from cicd_release import storage as storage_lib
-from cicd_release.errors import MissingRelease, RunFailed
-from cicd_release.release_state import ReleaseRecord, now
-from cicd_release.settings import Settings
-from cicd_release.snapshots import RunData
-from cicd_release.workspace import Workspace
+from cicd_release.core.errors import MissingRelease, RunFailed
+from cicd_release.core.settings import Settings
+from cicd_release.core.workspace import Workspace
+from cicd_release.plan import release_state
+from cicd_release.plan.release_state import ReleaseRecord, now
+from cicd_release.publish import storage as storage_lib
+from cicd_release.publish.snapshots import RunData
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,7 +118,7 @@ def launch(
     """Submits the run, follows it when ``wait``, and records it (release_state.record_run): one immutable
     record per run, then (with ``move_record``) the release record, which moves only for a run that succeeded
     (or was not followed) and only from the generation `last` was read at. Returns the lines to print."""
-    from cicd_release.submit import submit_pipeline_job  # google-cloud-aiplatform: slow to import
+    from cicd_release.run.submit import submit_pipeline_job  # google-cloud-aiplatform: slow to import
 
     job_name = job_id(settings.pipeline_name, request.commit)
     job = submit_pipeline_job(
@@ -155,8 +155,8 @@ def launch(
         ws.write_json(ws.job_file, record.to_json())  # the build log's audit line, before the wait
     outcome = summary = None
     if wait:
-        from cicd_release.outcome import format_outcome, markdown_outcome
-        from cicd_release.submit import wait_for_outcome
+        from cicd_release.run.outcome import format_outcome, markdown_outcome
+        from cicd_release.run.submit import wait_for_outcome
 
         outcome = wait_for_outcome(
             job.resource_name,
@@ -209,10 +209,10 @@ def resolve_data(
     """What a run reads: CSV snapshots in the bucket (snapshots.resolve) or, with cicd.source=bigquery, the
     table's query and the digest of it and the table's state (bigquery_data.resolve)."""
     if settings.on_bigquery:
-        from cicd_release import bigquery_data  # google-cloud-bigquery: only a BigQuery source imports it
+        from cicd_release.run import bigquery_data  # google-cloud-bigquery: only a BigQuery source imports it
 
         return bigquery_data.resolve(settings, data, window=window)
-    from cicd_release import snapshots
+    from cicd_release.publish import snapshots
 
     deadline = float(settings.request_deadline_seconds)
     return snapshots.resolve(client, settings.resolved_data_root, data, window=window, deadline=deadline)

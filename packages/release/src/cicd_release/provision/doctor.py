@@ -2,7 +2,7 @@
 that fixes it; ProjectNotReady (exit 3) when any check fails. Cloud Build runs it first, so a broken project
 fails a build in seconds, not after a 20-minute image build.
 
-What it checks is the desired state of cicd_release/desired.py (the same table `invoke setup` creates):
+What it checks is the desired state of cicd_release/provision/desired.py (the same table `invoke setup` creates):
 the APIs, the buckets (the artifact bucket in the region: Model Registry needs the model's artifacts there),
 the repository, the service accounts, every role of the table, the last release's record (every problem that
 makes a release refuse it), spec and image, and the data.
@@ -25,11 +25,11 @@ import dataclasses
 import functools
 from collections.abc import Callable, Iterator
 
-from cicd_release import desired
-from cicd_release.desired import Deployment
-from cicd_release.errors import CloudUnavailable, MissingBucket, ProjectNotReady, Refused, ReleaseError
-from cicd_release.gcp_admin import Cloud, holds
-from cicd_release.settings import Settings
+from cicd_release.core.errors import CloudUnavailable, MissingBucket, ProjectNotReady, Refused, ReleaseError
+from cicd_release.core.settings import Settings
+from cicd_release.provision import desired
+from cicd_release.provision.desired import Deployment
+from cicd_release.provision.gcp_admin import Cloud, holds
 
 OK, FAIL, SKIP = "ok", "FAIL", "skip"
 
@@ -306,9 +306,9 @@ def _tested(
 def _release_checks(cloud: Cloud, settings: Settings) -> list[Check]:
     """The last release's record can be trusted (release_state.record_problems: each problem its own line), and
     its spec and image are where it says (a trainer-only build reuses them)."""
-    from cicd_release import image as image_lib
-    from cicd_release import release_state
-    from cicd_release import storage as storage_lib
+    from cicd_release.artifacts import image as image_lib
+    from cicd_release.plan import release_state
+    from cicd_release.publish import storage as storage_lib
 
     uri = release_state.record_uri(settings)
     deadline = float(settings.request_deadline_seconds)
@@ -383,8 +383,8 @@ def _data_check(cloud: Cloud, settings: Settings) -> Check:
     Where a data snapshot gets a LATEST pointer (gs://BUCKET/data/NAME/LATEST), check the pointer and the
     snapshot it names here: the run's data root is then the snapshot, not the folder.
     """
-    from cicd_release import storage as storage_lib
-    from cicd_release.faults import missing_bucket
+    from cicd_release.core.faults import missing_bucket
+    from cicd_release.publish import storage as storage_lib
 
     root = settings.resolved_data_root
     bucket, prefix = storage_lib.parse_gs_uri(root)

@@ -12,7 +12,7 @@ Faults fail fast and in one line. Every request carries the library's own retry 
 writes ``DEFAULT_RETRY_IF_GENERATION_SPECIFIED``: every write here has a generation precondition, so a retry
 cannot write twice) cut to ``deadline`` seconds, and a per-request timeout of the same length; the library's
 default of 120 s kept an unreachable endpoint busy for 96 s and ended in a 108-line RetryError. What is
-still failing then becomes one line at the fault boundary (cicd_release.faults): CloudUnavailable (exit 1),
+still failing then becomes one line at the fault boundary (cicd_release.core.faults): CloudUnavailable (exit 1),
 MissingBucket (exit 3), Refused for a 403, naming the endpoint, the operation and object, and what was and was
 not written.
 """
@@ -31,8 +31,8 @@ from google.api_core import exceptions as gexc
 from google.cloud import storage
 
 from cicd_components import untrusted
-from cicd_release.errors import InputError, RecordRefused, WriteConflict
-from cicd_release.faults import (
+from cicd_release.core.errors import InputError, RecordRefused, WriteConflict
+from cicd_release.core.faults import (
     DEFAULT_DEADLINE,
     Calls,
     Progress,

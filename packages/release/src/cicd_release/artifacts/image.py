@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from cicd_release.errors import BuildError
+from cicd_release.core.errors import BuildError
 
 __all__ = [
     "ACCESS_TOKEN_USER",

@@ -52,8 +52,8 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
 
-from cicd_release.errors import PlanError
-from cicd_release.git import run as _run
+from cicd_release.core.errors import PlanError
+from cicd_release.core.git import run as _run
 
 # The step vocabulary, in chain order: cloudbuild.yaml's step ids and the keys of the step table (steps.STEPS).
 STEPS = (
@@ -169,7 +169,7 @@ def classify_path(path: str) -> PathClass:
         if len(parts) < 3 or parts[1] not in PACKAGES:
             raise PlanError(
                 f"Unknown path under packages/: {path!r}. Add its package to PACKAGES in "
-                "packages/release/src/cicd_release/plan.py, or move it into one of "
+                "packages/release/src/cicd_release/plan/changes.py, or move it into one of "
                 f"packages/{{{','.join(sorted(PACKAGES))}}}/."
             )
         package = parts[1]

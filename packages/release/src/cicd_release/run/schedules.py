@@ -41,16 +41,16 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from cicd_components.untrusted import clip
-from cicd_release.errors import (
+from cicd_release.core.errors import (
     InputError,
     MissingRelease,
     MissingSchedule,
 )
-from cicd_release.faults import Calls, OnFault, reporting
-from cicd_release.launch import RunRequest, credentials
-from cicd_release.release_state import released
-from cicd_release.settings import Settings
-from cicd_release.snapshots import resolve
+from cicd_release.core.faults import Calls, OnFault, reporting
+from cicd_release.core.settings import Settings
+from cicd_release.plan.release_state import released
+from cicd_release.publish.snapshots import resolve
+from cicd_release.run.launch import RunRequest, credentials
 from cicd_release.steps import RUN_SETTINGS
 
 T = TypeVar("T")
@@ -478,7 +478,7 @@ def _info(resource: Any) -> ScheduleInfo:
 def _call(
     settings: Settings, action: str, target: str, fn: Callable[[], T], on_404: OnFault | None = None
 ) -> T:
-    """One Vertex request through the fault boundary (cicd_release.faults); a 404 means no such schedule unless
+    """One Vertex request through the fault boundary (cicd_release.core.faults); a 404 means no such schedule unless
     ``on_404`` says otherwise. A bug keeps its traceback."""
     endpoint = settings.api_endpoint or f"https://{settings.region}-aiplatform.googleapis.com"
     with reporting(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from cicd_release.errors import GitError
+from cicd_release.core.errors import GitError
 
 
 def run(repo: str | Path, *args: str) -> subprocess.CompletedProcess:

@@ -22,7 +22,7 @@ behaviours of that class are handled here on purpose, without patching it:
   at once, but a silent one would hang forever: it gets ``deadline`` seconds, and a lost connection or a
   timeout becomes one CloudUnavailable line naming the endpoint and whether the job can exist.
 
-Every call goes through the fault boundary, cicd_release.faults.
+Every call goes through the fault boundary, cicd_release.core.faults.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from google.cloud import aiplatform, storage
 
 # Shared with the components' Model Registry uploader, which labels model versions the same way.
 from cicd_components.labels import vertex_labels
-from cicd_release.errors import MissingBucket, MissingRelease, Refused
-from cicd_release.faults import (
+from cicd_release.core.errors import MissingBucket, MissingRelease, Refused
+from cicd_release.core.faults import (
     DEFAULT_DEADLINE,
     Calls,
     never_sent,
@@ -48,7 +48,7 @@ from cicd_release.faults import (
     request_options,
     storage_endpoint,
 )
-from cicd_release.storage import parse_gs_uri
+from cicd_release.publish.storage import parse_gs_uri
 
 TERMINAL_STATES = frozenset(
     {"PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED", "PIPELINE_STATE_PAUSED"}
@@ -225,7 +225,7 @@ def wait_for_outcome(
     request_deadline: float = DEFAULT_DEADLINE,
     follow_seconds: float | None = None,
 ):
-    """Follows a submitted run to its end and reads back what it did (cicd_release.outcome.RunOutcome).
+    """Follows a submitted run to its end and reads back what it did (cicd_release.run.outcome.RunOutcome).
 
     With ``follow_seconds``, the follow ends after that long even if the run goes on, and the outcome read
     then says it still runs (``RunOutcome.finished`` is False): a build step must end before its own timeout
@@ -236,7 +236,7 @@ def wait_for_outcome(
     not answer, asked again; failing for ``request_deadline`` seconds is one CloudUnavailable line saying the
     run goes on.
     """
-    from cicd_release.outcome import outcome_from_resource
+    from cicd_release.run.outcome import outcome_from_resource
 
     match = _RUN.fullmatch(resource_name)
     with reporting(

@@ -26,8 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from cicd_release.errors import InputError, RehearsalError, ReleaseError
-from cicd_release.snapshots import RunData, dataset_name, folder_digest
+from cicd_release.core.errors import InputError, RehearsalError, ReleaseError
+from cicd_release.publish.snapshots import RunData, dataset_name, folder_digest
 
 REHEARSALS = "rehearsals"  # gs://BUCKET/rehearsals/<pipeline>/: a bucket rehearsal's inputs and outputs
 RUNNERS = ("auto", "container", "local")
@@ -50,7 +50,7 @@ def run_parameters(
 ) -> dict[str, str]:
     """The runtime parameters exactly as ``pipeline.submit`` builds them for a run (the one call of its builder,
     which moves with the release package: keep this the only one)."""
-    from cicd_release.launch import RunRequest
+    from cicd_release.run.launch import RunRequest
 
     request = RunRequest(
         spec="(rehearsal)",
@@ -115,8 +115,8 @@ def bucket_stage(
 ) -> Stage:
     """Inputs uploaded content-addressed under ``gs://BUCKET/rehearsals/<pipeline>/``, the pipeline root and
     the spec's bucket folders there too: every task reads and writes the real bucket."""
-    from cicd_release import snapshots
-    from cicd_release import storage as storage_lib
+    from cicd_release.publish import snapshots
+    from cicd_release.publish import storage as storage_lib
 
     prefix = rehearsal_prefix(settings)
     deadline = float(settings.request_deadline_seconds)
@@ -228,10 +228,11 @@ def checkout_request(
     last (``.cicd/spec.json``), the checkout's trainer files and its sample of the data set (``data/<name>``),
     the training config's hyperparameters. ``options``: the other fields of Request (runner, cache, ...)."""
     from cicd_pipeline.run_inputs import TRAINER_FILES
-    from cicd_release import git as git_lib
-    from cicd_release import naming, steps
-    from cicd_release.compile import COMPILE_SOURCES
-    from cicd_release.workspace import Workspace
+    from cicd_release import steps
+    from cicd_release.artifacts import naming
+    from cicd_release.artifacts.compile import COMPILE_SOURCES
+    from cicd_release.core import git as git_lib
+    from cicd_release.core.workspace import Workspace
 
     ws = Workspace(root)
     if spec is None:
@@ -242,8 +243,8 @@ def checkout_request(
             )
         spec = Path(ws.read_json(ws.spec_file, "pipeline.compile")["local"])
     if data_root is None:
-        name = dataset_name(settings.resolved_data_root) if settings.bucket else "penguins"
-        data_root = root / steps.DATA_DIR / name
+        # The checkout's data folder is data/<cicd.dataset>, whatever the bucket's data_root says.
+        data_root = root / steps.DATA_DIR / settings.dataset
     if not Path(data_root).is_dir():
         raise InputError(
             f"No data folder {data_root} to rehearse on: pass --data-root DIR (a folder of CSV files)."
@@ -275,7 +276,7 @@ def rehearse_step(ctx) -> list[str]:
     too: it is a check, and builds nothing."""
     if ctx.skip_tests:
         return ["pipeline.rehearse: skipped (--skip-tests)"]
-    from cicd_release.image import registry_auth
+    from cicd_release.artifacts.image import registry_auth
 
     request = checkout_request(
         ctx.root,

@@ -1,4 +1,4 @@
-"""`invoke setup`: the project the release chain needs (cicd_release/desired.py), compared with what exists,
+"""`invoke setup`: the project the release chain needs (cicd_release/provision/desired.py), compared with what exists,
 as a plan of one action per line; with `apply`, the actions carried out, in order. Idempotent: a second apply
 finds everything in place and changes nothing.
 
@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cicd_release import desired
-from cicd_release.desired import Deployment
-from cicd_release.errors import ProjectNotReady, Refused, WriteConflict
-from cicd_release.gcp_admin import Cloud, holds, with_bindings
+from cicd_release.core.errors import ProjectNotReady, Refused, WriteConflict
+from cicd_release.provision import desired
+from cicd_release.provision.desired import Deployment
+from cicd_release.provision.gcp_admin import Cloud, holds, with_bindings
 
 # The API each kind of resource is read through: behind a disabled API, a resource is taken as missing.
 API_OF = {

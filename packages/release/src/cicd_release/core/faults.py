@@ -1,7 +1,7 @@
 """The one boundary between what a Google Cloud client raises and the errors a person reads.
 
 Every call to a Google Cloud client (Cloud Storage, Vertex AI, the admin APIs of `setup` and `doctor`) runs
-inside ``reporting(what, endpoint, ...)``, which turns its faults into cicd_release.errors, each one line
+inside ``reporting(what, endpoint, ...)``, which turns its faults into cicd_release.core.errors, each one line
 naming the API, the endpoint, the request and, for writes, what was and was not written:
 
 =====================================================================  ==========================================
@@ -44,7 +44,7 @@ import urllib3
 from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exceptions
 
-from cicd_release.errors import (
+from cicd_release.core.errors import (
     CloudUnavailable,
     MissingBucket,
     MissingResourceError,
@@ -295,7 +295,9 @@ class Calls:
     def what_was_written(self) -> str:
         if not self.written and not self.pending:
             return "Nothing was written."
-        parts = [f"Written: {', '.join(self.written)}." if self.written else "Nothing was written yet."]
+        # With a write in flight nothing is "not written yet" for sure: it may have landed before the fault.
+        none = "Nothing was written yet." if self.in_flight is None else "Nothing was confirmed written."
+        parts = [f"Written: {', '.join(self.written)}." if self.written else none]
         if self.pending:
             # A write cut off in flight may have landed before the fault: whole, since GCS objects never
             # are partial. Which one it was is unknown until storage answers again.

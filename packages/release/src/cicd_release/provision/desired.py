@@ -2,7 +2,7 @@
 Registry repository, the three service accounts, the Workload Identity pool and provider, and every role with
 the reason it is needed and the permissions the chain uses from it.
 
-`invoke setup` creates this (cicd_release/setup.py), `invoke doctor` checks it (cicd_release/doctor.py), and
+`invoke setup` creates this (cicd_release/provision/setup.py), `invoke doctor` checks it (cicd_release/provision/doctor.py), and
 docs/deploy.md lists it; a test keeps the three the same. Pure: no google.* import, no I/O.
 
 Sources for the roles: Cloud Build's "Configure user-specified service accounts" (a build with its own service
@@ -23,18 +23,18 @@ import dataclasses
 import re
 from collections.abc import Iterator
 
-from cicd_release.errors import InputError
-from cicd_release.scale import DATAFLOW, VERTEX
-from cicd_release.settings import Settings
-from cicd_release.sources import BIGQUERY
+from cicd_release.core.errors import InputError
+from cicd_release.core.scale import DATAFLOW, VERTEX
+from cicd_release.core.settings import Settings
+from cicd_release.core.sources import BIGQUERY
 
 
 @dataclasses.dataclass(frozen=True)
 class Api:
     name: str
     reason: str
-    # The switches (cicd_release.scale: DATAFLOW, VERTEX; cicd_release.sources: BIGQUERY) any of which needs it;
-    # () for always.
+    # The switches (cicd_release.core.scale: DATAFLOW, VERTEX; cicd_release.core.sources: BIGQUERY) any of which
+    # needs it; () for always.
     when: tuple[str, ...] = ()
 
 
@@ -112,8 +112,8 @@ class Grant:
     permissions: tuple[str, ...]
     # An IAM condition narrowing the binding (its title; the expression is Deployment.condition's), or "".
     condition: str = ""
-    # The switches (cicd_release.scale: DATAFLOW, VERTEX; cicd_release.sources: BIGQUERY) any of which needs it;
-    # () for always.
+    # The switches (cicd_release.core.scale: DATAFLOW, VERTEX; cicd_release.core.sources: BIGQUERY) any of which
+    # needs it; () for always.
     when: tuple[str, ...] = ()
 
 

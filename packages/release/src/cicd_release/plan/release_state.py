@@ -37,17 +37,25 @@ from cicd_components.untrusted import TooLarge, clip
 from cicd_components.untrusted import loads as bounded_loads
 from cicd_pipeline import run_inputs
 from cicd_pipeline.config import HYPERPARAMETER_TYPES
-from cicd_release import faults, naming, snapshots
-from cicd_release import image as image_lib
-from cicd_release import plan as plan_lib
-from cicd_release import storage as storage_lib
-from cicd_release.errors import InputError, MissingRelease, MissingResourceError, RecordRefused, WriteConflict
-from cicd_release.settings import Settings
-from cicd_release.snapshots import RunData
-from cicd_release.workspace import Workspace, atomic_write
+from cicd_release.artifacts import image as image_lib
+from cicd_release.artifacts import naming
+from cicd_release.core import faults
+from cicd_release.core.errors import (
+    InputError,
+    MissingRelease,
+    MissingResourceError,
+    RecordRefused,
+    WriteConflict,
+)
+from cicd_release.core.settings import Settings
+from cicd_release.core.workspace import Workspace, atomic_write
+from cicd_release.plan import changes as plan_lib
+from cicd_release.publish import snapshots
+from cicd_release.publish import storage as storage_lib
+from cicd_release.publish.snapshots import RunData
 
 if TYPE_CHECKING:
-    from cicd_release.launch import RunRequest
+    from cicd_release.run.launch import RunRequest
     from cicd_release.steps import StepContext
 
 # `invoke plan --base :release`: diff against the commit of the last release (no git ref has a ':').
@@ -419,7 +427,7 @@ class Released:
 
     def request(self, data: RunData, hyperparameters: str | None, trigger: str) -> RunRequest:
         # launch.py builds on this module (it records runs here): its request type is imported when used.
-        from cicd_release.launch import RunRequest
+        from cicd_release.run.launch import RunRequest
 
         return RunRequest(
             spec=self.spec,
@@ -515,7 +523,7 @@ def _newest(client, bucket: str, prefix: str, deadline: float, keep: Callable[[s
 def plan(
     root: str | Path, base: str | None, head: str = "HEAD", *, cloud: StepContext | None = None
 ) -> plan_lib.Plan:
-    """The plan for `head` in the checkout at `root`: which steps the change needs (plan.make_plan, from git
+    """The plan for `head` in the checkout at `root`: which steps the change needs (changes.make_plan, from git
     alone). With `cloud`, the context of a release build, also every setting those steps need, and the steps
     that make what a later step needs and the registry or bucket lacks (the image a compile names, the spec a
     submit reuses): built in this run, not discovered missing on Vertex.
@@ -554,7 +562,7 @@ def complete_plan(ctx: StepContext, plan: plan_lib.Plan, last: ReleaseRecord | N
     """Adds the steps that make what the planned steps need and the registry or bucket does not hold."""
     settings, deadline = ctx.settings, _deadline(ctx.settings)
     steps, reasons = set(plan.steps), list(plan.reasons)
-    # A BigQuery source has no snapshots to upload: the table is the data (cicd_release.bigquery_data).
+    # A BigQuery source has no snapshots to upload: the table is the data (cicd_release.run.bigquery_data).
     if "pipeline.submit" in steps and "data.upload" not in steps and not settings.on_bigquery:
         try:
             snapshots.resolve(ctx.storage_client(), settings.resolved_data_root, deadline=deadline)

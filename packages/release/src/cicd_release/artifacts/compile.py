@@ -1,4 +1,4 @@
-"""The Vertex compile, run from the checkout's own sources: the one place the release chain reaches TFX.
+"""The Vertex compile, run from the checkout's own sources: the chain's one step that runs TFX to build something.
 
 `compile_in_checkout` runs `python -m cicd_pipeline.runners.vertex` in a fresh interpreter with the checkout's
 pipeline and components first on the path, so the spec always comes from the sources being released (not a
@@ -17,9 +17,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from cicd_release import naming
-from cicd_release.errors import ReleaseError
-from cicd_release.settings import Settings
+from cicd_release.artifacts import naming
+from cicd_release.core.errors import ReleaseError
+from cicd_release.core.settings import Settings
 
 # Compiled from the checkout's own sources, never from a copy installed earlier.
 COMPILE_SOURCES = ("packages/pipeline/src", "packages/components/src")

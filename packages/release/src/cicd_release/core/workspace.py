@@ -19,7 +19,7 @@ from typing import Any
 # The one atomic write (mkstemp, then replace), which steps and runs import from here.
 from cicd_components.files import atomic_write
 from cicd_components.untrusted import TooLarge, loads
-from cicd_release.errors import HandOffMissing, MissingRelease, ReleaseError
+from cicd_release.core.errors import HandOffMissing, MissingRelease, ReleaseError
 
 __all__ = ["Workspace", "atomic_write"]
 
@@ -128,7 +128,7 @@ def _text_map(data: Any, *, prefix: str = "") -> str | None:
 
 
 def _plan_shape(data: Any) -> str | None:
-    from cicd_release.plan import STEPS, WORKFLOW_STEPS
+    from cicd_release.plan.changes import STEPS, WORKFLOW_STEPS
 
     wrong = _object(data)
     if wrong:

@@ -1,0 +1,1 @@
+"""Immutable objects in the bucket: written once, never overwritten (modules, specs, data snapshots)."""
