@@ -11,7 +11,7 @@ no useful answer in time: ``UNREACHABLE`` (refused, reset, DNS,        CloudUnav
 timeouts, 429/5xx once the retries gave up, our own ``bounded``)
 credentials refused (401, a token that cannot be refreshed)            CloudUnavailable (exit 1)
 not found (404)                                                        the caller's ``on_404`` (MissingBucket,
-                                                                       MissingSchedule, ...), else
+                                                                       MissingData, MissingSchedule, ...), else
                                                                        MissingResourceError (exit 3)
 forbidden (403)                                                        the caller's ``on_403``, else Refused
                                                                        (exit 1) naming the permission
@@ -47,6 +47,7 @@ from google.auth import exceptions as auth_exceptions
 from cicd_release.core.errors import (
     CloudUnavailable,
     MissingBucket,
+    MissingData,
     MissingResourceError,
     Refused,
     ReleaseError,
@@ -435,6 +436,16 @@ def missing_bucket(calls: Calls, exc: BaseException) -> MissingBucket:
     return MissingBucket(
         f"Bucket gs://{bucket} does not exist at {calls.endpoint} (the {calls.action} of {calls.target} got "
         f"404). {calls.what_was_written()} Create the bucket, or fix cicd.bucket or the gs:// path."
+    )
+
+
+def missing_table(calls: Calls, exc: BaseException) -> MissingData:
+    """``on_404`` of BigQuery's tables.get: the table (or its dataset, or project) is not there. Google's message
+    says which ("Not found: Table P:D.T", "Not found: Dataset P:D")."""
+    return MissingData(
+        f"BigQuery at {calls.endpoint} has no table {calls.target} (the {calls.action} got "
+        f"{fault_reason(exc, calls.deadline)}: {_said(exc)}): create it and load the training rows, or fix "
+        "cicd.bigquery_table."
     )
 
 

@@ -75,6 +75,11 @@ class SourceSettings(BaseModel):
         """The source switch when it is on, by the name desired.py's `when` uses."""
         return frozenset({BIGQUERY}) if self.on_bigquery else frozenset()
 
+    @property
+    def source_needs(self) -> tuple[str, ...]:
+        """The settings the compile needs for the source (scale.compile_needs adds them to the switches')."""
+        return BIGQUERY_NEEDS if self.on_bigquery else ()
+
 
 # What a BigQuery run needs besides the switch: the project its jobs run in and bill to, and the bucket under
 # which the EXPORT read writes its avro files.

@@ -21,8 +21,8 @@ import hashlib
 import json
 
 from cicd_pipeline.bigquery_source import windowed_query
-from cicd_release.core.errors import InputError, MissingData
-from cicd_release.core.faults import reporting
+from cicd_release.core.errors import InputError
+from cicd_release.core.faults import missing_table, reporting
 from cicd_release.publish.snapshots import RunData
 
 # What a run's record says its data came from: not a gs:// folder, a table.
@@ -49,25 +49,24 @@ def endpoint(settings) -> str:
 
 def table_state(settings, bq=None) -> dict:
     """The table's state (STATE_FIELDS and its streaming buffer) from tables.get. MissingData (exit 3) when the
-    table is not there; the other faults as faults.py words them."""
+    table is not there (core/faults.missing_table); the other faults as core/faults.py words them."""
+    from google.cloud.bigquery.retry import DEFAULT_RETRY
+
     table = settings.bigquery_table
+    deadline = float(settings.request_deadline_seconds)
     bq = bq or client(settings)
-
-    def missing(calls, exc):
-        return MissingData(
-            f"The BigQuery table {table} does not exist at {calls.endpoint} (tables.get got 404): create it and "
-            "load the training rows, or fix cicd.bigquery_table."
-        )
-
     with reporting(
         "BigQuery",
         endpoint(settings),
-        deadline=float(settings.request_deadline_seconds),
-        on_404=missing,
+        deadline=deadline,
+        on_404=missing_table,
+        retrying=True,
         setting="cicd.bigquery_api_endpoint",
     ) as calls:
         calls.now("tables.get", table)
-        resource = bq.get_table(table, timeout=float(settings.request_deadline_seconds))._properties
+        # The library retries for 10 minutes by default (retry._DEFAULT_RETRY_DEADLINE): cut to the deadline.
+        found = bq.get_table(table, retry=DEFAULT_RETRY.with_timeout(deadline), timeout=deadline)
+        resource = found._properties
     state = {name: resource.get(name) for name in STATE_FIELDS}
     buffer = resource.get("streamingBuffer")
     state["streamingBuffer"] = (
@@ -84,17 +83,12 @@ def data_digest(query: str, table: str, state: dict) -> str:
     return hashlib.sha256(json.dumps(named, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def resolve(
-    settings,
-    selector: str | None = None,
-    *,
-    window: int | None = None,
-    today: datetime.date | None = None,
-    bq=None,
-) -> RunData:
-    """What a run reads from cicd.bigquery_table: every row, or (`window`) the `window` dates by
-    cicd.bigquery_date_column ending on `today` (the run's UTC date) inclusive. InputError (exit 2) for a
-    --data selector (a table has no snapshots) or a window without a date column, before any call."""
+def run_query(
+    settings, selector: str | None = None, *, window: int | None = None, end: datetime.date
+) -> tuple[str, str]:
+    """(the SQL, the record's data_root) of what a run reads from cicd.bigquery_table: every row, or
+    (`window`) the `window` dates by cicd.bigquery_date_column ending on `end` inclusive. InputError (exit 2)
+    for a --data selector (a table has no snapshots) or a window without a date column; no call is made."""
     table, column = settings.bigquery_table, settings.bigquery_date_column
     if selector not in (None, "latest"):
         raise InputError(
@@ -108,11 +102,26 @@ def resolve(
         )
     if window is not None and window < 1:
         raise InputError(f"--window {window!r} must be a whole number of days, 1 or more.")
-    end = today or datetime.datetime.now(datetime.timezone.utc).date()
     query = windowed_query(table, column, end=end, days=window)
-    state = table_state(settings, bq)
     # The record's data_root: the table, and the window when there is one (the digest tells states apart).
     uri = f"{SCHEME}{table}" + (f"?days={window}&end={end.isoformat()}" if window else "")
+    return query, uri
+
+
+def resolve(
+    settings,
+    selector: str | None = None,
+    *,
+    window: int | None = None,
+    today: datetime.date | None = None,
+    bq=None,
+) -> RunData:
+    """What a run reads (run_query, ending on `today`, the run's UTC date), named by the digest of the query
+    and the table's state (one tables.get)."""
+    end = today or datetime.datetime.now(datetime.timezone.utc).date()
+    query, uri = run_query(settings, selector, window=window, end=end)
+    table = settings.bigquery_table
+    state = table_state(settings, bq)
     return RunData(
         uri=uri,
         digest=data_digest(query, table, state),

@@ -187,9 +187,9 @@ def create_schedule(
     hyperparameters: str | None = None,
 ) -> list[str]:
     """A schedule of the released spec on ``cron``: one run at a time, no catch-up."""
-    settings.require(REQUIRED)
-    if settings.on_bigquery:
+    if settings.on_bigquery:  # first: no other setting would make a schedule right
         raise InputError(BIGQUERY_NOT_SCHEDULED)
+    settings.require(REQUIRED)
     cron = check_cron(cron)
     display_name = display_name or f"{settings.pipeline_name} {cron}"
     if any(s.display_name == display_name for s in list_schedules(settings)):
@@ -282,10 +282,10 @@ def delete_schedule(settings: Settings, which: str) -> list[str]:
 def sync_schedules(settings: Settings, client) -> list[str]:
     """Rewrites the request of each schedule of this pipeline that does not run the release and data it
     should now (see the module docstring); says what moved. No schedule, nothing to do."""
-    settings.require(REQUIRED)
     if settings.on_bigquery:
         # Their runs read the CSV snapshots they were made with, through the spec they were made with.
         return [f"schedules: left as they are ({BIGQUERY_NOT_SCHEDULED})"]
+    settings.require(REQUIRED)
     schedules = list_schedules(settings)
     if not schedules:
         return [f"schedules: none for {settings.pipeline_name}"]
