@@ -1,156 +1,129 @@
-"""A small stand-in for BigQuery's REST API (v2), serving exactly what the chain and TFX's BigQueryExampleGen call
-before Beam's read, for tests through the real google-cloud-bigquery client.
+"""A small stand-in for BigQuery's REST API (v2): tables.get, the one call the chain makes (the data digest of
+cicd.source=bigquery, cicd_release.run.bigquery_data), for tests through the real google-cloud-bigquery client.
 
-Why a stand-in: no BigQuery emulator installs and serves these calls here. goccy/bigquery-emulator ships no
-Python wheel (PyPI's `bqemulatormanager` only starts its `bigquery-emulator` binary, which cannot be fetched);
-`bqemulator` 1.4.0 downloads DuckDB extensions at start (no network) and calls a DuckDB API its pinned DuckDB
-lacks; `crucible-emulator` 0.1.0a2 (Python 3.11+, so not in the 3.10 test venvs) serves tables.get and query
-jobs, but its tables.get has no lastModifiedTime and a new random etag on every read, and it refuses dry-run
-jobs, which Beam's EXPORT read starts with (docs/your-data.md has the details).
+Why a stand-in: no BigQuery emulator installs and serves this call here (docs/your-data.md says how each one
+tried failed: goccy/bigquery-emulator's binary cannot be fetched, bqemulator 1.4.0 downloads DuckDB extensions
+at start, crucible-emulator 0.1.0a2 needs Python 3.11 and its tables.get has no lastModifiedTime).
 
-Served (paths as google-cloud-bigquery 3.47 builds them, `BIGQUERY_EMULATOR_HOST` or client_options'
-api_endpoint pointing here; the REST reference's request and response shapes):
-    POST /token                                                   OAuth refresh (google.oauth2.credentials)
-    GET  /bigquery/v2/projects/P/datasets/D/tables/T              tables.get
-    POST /bigquery/v2/projects/P/jobs                             jobs.insert (query jobs)
-    GET  /bigquery/v2/projects/P/jobs/J                           jobs.get
-    GET  /bigquery/v2/projects/P/queries/J                        jobs.getQueryResults
-Google's rules kept: every call but /token needs a bearer token it issued (401 UNAUTHENTICATED); errors in
-Google's JSON error shape (`google.api_core.exceptions.from_http_response` maps them); a job id is letters,
-digits, '_' and '-', at most 1024 characters, and unique in its project (409 duplicate); the job's
-jobReference.projectId is the path's; a query that fails is a DONE job with `status.errorResult`, and its
-getQueryResults answers that error; a missing table is `notFound` ("Not found: Table P:D.T"). Int64 fields
-(numRows, numBytes, totalRows, times in milliseconds) travel as strings, as Google sends them.
-
-The SQL understood is the chain's own (cicd_pipeline.bigquery_source.windowed_query), optionally inside the
-executor's type query `SELECT * FROM (<query>) LIMIT 0`; anything else is an invalidQuery error, as a query this
-stand-in cannot judge must not pass. Not served: dry runs, datasets.insert, extract jobs, the Storage Read API
-(Beam's EXPORT or DIRECT_READ read).
+Served (paths as google-cloud-bigquery 3.47 builds them, client_options' api_endpoint pointing here):
+    POST /token                                            OAuth JWT-bearer grant of a service account key
+    GET  /bigquery/v2/projects/P/datasets/D/tables/T       tables.get
+Google's rules kept (REST reference, tables#Table, and what google-cloud-bigquery and Google send):
+- every call but /token needs a bearer token this stand-in issued: else 401 UNAUTHENTICATED, reason
+  `required` ("Login Required.") without a token, `authError` with an unknown one;
+- a dataset id is letters, digits and '_' up to 1024 characters, a table id up to 1024 UTF-8 bytes of letters,
+  marks, digits, '_', '-' and spaces: else 400 `invalid` ("Invalid dataset ID ...");
+- a missing dataset is 404 `notFound` "Not found: Dataset P:D", a missing table "Not found: Table P:D.T";
+- errors in Google's JSON error shape (`google.api_core.exceptions.from_http_response` maps them);
+- int64 fields (numRows, numBytes, times in milliseconds since the epoch) travel as strings; lastModifiedTime
+  moves with every change to the rows, numRows and numBytes with their count and size; rows streamed and not yet
+  flushed show as `streamingBuffer` (estimatedRows, estimatedBytes, oldestEntryTime).
 """
 
 from __future__ import annotations
 
-import datetime
+import base64
 import hashlib
-import itertools
 import json
-import re
 import secrets
 import threading
 import time
+import unicodedata
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-API = "/bigquery/v2/projects"
-_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,1024}$")
-_TABLE_NAME = r"`(?P<project>[a-z][a-z0-9-]{4,28}[a-z0-9])\.(?P<dataset>\w+)\.(?P<table>\w+)`"
-_QUERY = re.compile(
-    r"^SELECT \*(?: EXCEPT \(`(?P<except>\w+)`\))? FROM " + _TABLE_NAME + r"(?: WHERE `(?P<column>\w+)` "
-    r"BETWEEN DATE '(?P<start>\d{4}-\d{2}-\d{2})' AND DATE '(?P<end>\d{4}-\d{2}-\d{2})')?$"
-)
-_TYPE_QUERY = re.compile(r"^SELECT \* FROM \((?P<inner>.*)\) LIMIT 0$", re.S)
+API = "/bigquery/v2/projects/"
 LOCATION = "US"
-
-
-class QueryError(Exception):
-    def __init__(self, reason: str, message: str, code: int = 400):
-        super().__init__(message)
-        self.reason, self.message, self.code = reason, message, code
 
 
 def _ms(moment: float) -> str:
     return str(int(moment * 1000))
 
 
+def _dataset_id_ok(name: str) -> bool:
+    return 0 < len(name) <= 1024 and all(c.isascii() and (c.isalnum() or c == "_") for c in name)
+
+
+def _table_id_ok(name: str) -> bool:
+    """Google's rule for table names: up to 1024 UTF-8 bytes of Unicode categories L, M, N, Pc, Pd and Zs."""
+    allowed = ("L", "M", "N", "Pc", "Pd", "Zs")
+    size = len(name.encode())
+    return 0 < size <= 1024 and all(unicodedata.category(c).startswith(allowed) for c in name)
+
+
 class BigQueryStandIn:
-    """The tables (schema and rows) and jobs of the stand-in; `url` once started."""
+    """Datasets and tables (their rows and state); `url` once started."""
 
     def __init__(self) -> None:
+        self.datasets: set[tuple[str, str]] = set()
         self.tables: dict[tuple[str, str, str], dict] = {}
-        self.jobs: dict[tuple[str, str], dict] = {}
         self.tokens: set[str] = set()
+        self.keys: dict[str, tuple[str, str]] = {}  # key id: (service account, public key PEM)
         self.requests: list[tuple[str, str]] = []
-        self._clock = itertools.count(1)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
-    # --- the test's side: tables and their rows
+    # --- the test's side: what a load, a streaming insert and its flush do to a table
 
-    def create_table(self, name: str, schema: list[tuple[str, str]], rows: list[dict] = ()) -> None:
+    def create_table(self, name: str, rows: list[dict] = ()) -> None:
         project, dataset, table = name.split(".")
-        now = time.time()
+        self.datasets.add((project, dataset))
+        now = _ms(time.time())
         self.tables[(project, dataset, table)] = {
-            "schema": [{"name": n, "type": t, "mode": "NULLABLE"} for n, t in schema],
             "rows": [],
-            "creationTime": _ms(now),
-            "lastModifiedTime": _ms(now),
+            "streamed": [],
+            "creationTime": now,
+            "lastModifiedTime": now,
         }
-        self.insert_rows(name, list(rows))
+        if rows:
+            self.load_rows(name, list(rows))
 
-    def insert_rows(self, name: str, rows: list[dict]) -> None:
-        """Appends rows (a load or DML job's effect): the table's lastModifiedTime moves, as BigQuery's does."""
-        table = self.tables[tuple(name.split("."))]
-        table["rows"].extend(rows)
+    def _table(self, name: str) -> dict:
+        return self.tables[tuple(name.split("."))]
+
+    @staticmethod
+    def _touch(table: dict) -> None:
         # Strictly later than the last change, even within one millisecond.
         table["lastModifiedTime"] = str(max(int(_ms(time.time())), int(table["lastModifiedTime"]) + 1))
 
-    # --- resources
+    def load_rows(self, name: str, rows: list[dict]) -> None:
+        """A load job's (or DML's) effect: the rows are in the table and lastModifiedTime moves."""
+        table = self._table(name)
+        table["rows"].extend(rows)
+        self._touch(table)
+
+    def stream_rows(self, name: str, rows: list[dict]) -> None:
+        """tabledata.insertAll's effect: the rows wait in the streaming buffer, outside numRows and numBytes."""
+        table = self._table(name)
+        if not table["streamed"]:
+            table["oldestEntryTime"] = _ms(time.time())
+        table["streamed"].extend(rows)
+
+    # --- the resource
 
     def table_resource(self, project: str, dataset: str, table: str) -> dict:
         t = self.tables[(project, dataset, table)]
-        size = len(json.dumps(t["rows"]).encode())
         resource = {
             "kind": "bigquery#table",
             "id": f"{project}:{dataset}.{table}",
-            "selfLink": f"{self.url}{API}/{project}/datasets/{dataset}/tables/{table}",
+            "selfLink": f"{self.url}{API}{project}/datasets/{dataset}/tables/{table}",
             "tableReference": {"projectId": project, "datasetId": dataset, "tableId": table},
-            "schema": {"fields": t["schema"]},
-            "numBytes": str(size),
-            "numLongTermBytes": "0",
+            "numBytes": str(len(json.dumps(t["rows"]).encode()) if t["rows"] else 0),
             "numRows": str(len(t["rows"])),
             "creationTime": t["creationTime"],
             "lastModifiedTime": t["lastModifiedTime"],
             "type": "TABLE",
             "location": LOCATION,
         }
-        # A hash of the resource, as Google's etag is: the same state reads the same etag.
+        if t["streamed"]:
+            resource["streamingBuffer"] = {
+                "estimatedRows": str(len(t["streamed"])),
+                "estimatedBytes": str(len(json.dumps(t["streamed"]).encode())),
+                "oldestEntryTime": t["oldestEntryTime"],
+            }
+        # A hash of the resource, as Google's etag is.
         resource["etag"] = hashlib.md5(json.dumps(resource, sort_keys=True).encode()).hexdigest()[:22]
         return resource
-
-    def run_query(self, project: str, sql: str) -> tuple[list[dict], list[list]]:
-        """(schema fields, rows as value lists) of `sql`, or QueryError as BigQuery words it."""
-        limit_zero = _TYPE_QUERY.match(sql)
-        match = _QUERY.match(limit_zero["inner"] if limit_zero else sql)
-        if not match:
-            raise QueryError("invalidQuery", f"Syntax error: the stand-in does not understand: {sql[:200]}")
-        key = (match["project"], match["dataset"], match["table"])
-        if key not in self.tables:
-            raise QueryError(
-                "notFound",
-                f"Not found: Table {key[0]}:{key[1]}.{key[2]} was not found in location {LOCATION}",
-                404,
-            )
-        table = self.tables[key]
-        names = [f["name"] for f in table["schema"]]
-        types = {f["name"]: f["type"] for f in table["schema"]}
-        for column in (match["except"], match["column"]):
-            if column and column not in names:
-                where = "SELECT * EXCEPT list" if column == match["except"] else "query"
-                raise QueryError("invalidQuery", f"Unrecognized name: {column}; it is not in the {where}")
-        rows = table["rows"]
-        if match["column"]:
-            if types[match["column"]] != "DATE":
-                raise QueryError(
-                    "invalidQuery",
-                    f"No matching signature for operator BETWEEN for argument types: "
-                    f"{types[match['column']]}, DATE, DATE",
-                )
-            start, end = (datetime.date.fromisoformat(match[k]) for k in ("start", "end"))
-            rows = [r for r in rows if start <= datetime.date.fromisoformat(r[match["column"]]) <= end]
-        fields = [f for f in table["schema"] if f["name"] != match["except"]]
-        if limit_zero:
-            rows = []
-        return fields, [[row.get(f["name"]) for f in fields] for row in rows]
 
     # --- the server
 
@@ -180,153 +153,108 @@ class BigQueryStandIn:
             self._server.shutdown()
             self._server.server_close()
 
-    def authorized_user_file(self, path) -> str:
-        """An Application Default Credentials file (authorized_user) whose token endpoint is this stand-in:
-        what `bigquery.Client(project=...)` with no credentials (TFX's executor) finds through
-        GOOGLE_APPLICATION_CREDENTIALS."""
+    def service_account_key(self, path, email: str = "vertex-pipelines@my-project-123.iam.gserviceaccount.com") -> str:
+        """A service account key file whose token endpoint is this stand-in: what a client built with no
+        credentials finds through GOOGLE_APPLICATION_CREDENTIALS. (google-auth 2.63 ignores the token_uri of an
+        authorized_user file, "always overrides", so a person's credentials cannot be pointed here.)"""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        key_id = secrets.token_hex(20)
+        self.keys[key_id] = (
+            email,
+            key.public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .decode(),
+        )
+        private = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
         info = {
-            "type": "authorized_user",
-            "client_id": "standin.apps.googleusercontent.com",
-            "client_secret": "not-a-secret",
-            "refresh_token": "standin-refresh",
+            "type": "service_account",
+            "project_id": email.split("@")[1].split(".")[0],
+            "private_key_id": key_id,
+            "private_key": private,
+            "client_email": email,
+            "client_id": "1",
             "token_uri": f"{self.url}/token",
         }
         path.write_text(json.dumps(info))
         return str(path)
 
+    def _grant(self, assertion: str) -> str | None:
+        """The access token for a JWT-bearer grant signed by a key this stand-in made, else None."""
+        from google.auth import jwt
+
+        try:
+            header = json.loads(base64.urlsafe_b64decode(assertion.split(".")[0] + "==="))
+            email, public = self.keys[header["kid"]]
+            claims = jwt.decode(assertion, certs={header["kid"]: public}, verify=True, audience=None)
+        except Exception:  # any malformed or unverifiable assertion is refused the same way
+            return None
+        if claims.get("iss") != email:
+            return None
+        token = secrets.token_urlsafe(16)
+        self.tokens.add(token)
+        return token
+
     # --- requests
 
     def _handle(self, request: BaseHTTPRequestHandler, method: str) -> None:
         url = urllib.parse.urlsplit(request.path)
-        query = dict(urllib.parse.parse_qsl(url.query))
         length = int(request.headers.get("Content-Length") or 0)
         body = request.rfile.read(length) if length else b""
         with self._lock:
             self.requests.append((method, url.path))
             if url.path == "/token" and method == "POST":
                 form = dict(urllib.parse.parse_qsl(body.decode()))
-                if form.get("grant_type") != "refresh_token" or not form.get("refresh_token"):
-                    return _reply(request, 400, {"error": "invalid_grant"})
-                token = secrets.token_urlsafe(16)
-                self.tokens.add(token)
+                token = None
+                if form.get("grant_type") == "urn:ietf:params:oauth:grant-type:jwt-bearer":
+                    token = self._grant(form.get("assertion", ""))
+                if token is None:
+                    return _reply(request, 400, {"error": "invalid_grant", "error_description": "Invalid JWT"})
                 return _reply(
                     request, 200, {"access_token": token, "expires_in": 3600, "token_type": "Bearer"}
                 )
             auth = request.headers.get("Authorization", "")
-            if not auth.startswith("Bearer ") or auth.removeprefix("Bearer ") not in self.tokens:
-                return _error(
-                    request,
-                    401,
-                    "Request is missing required authentication credential. Expected OAuth 2 access token.",
-                    "unauthorized",
-                    "UNAUTHENTICATED",
-                )
-            parts = url.path.removeprefix(API + "/").split("/") if url.path.startswith(API + "/") else []
-            try:
-                if method == "GET" and len(parts) == 5 and parts[1] == "datasets" and parts[3] == "tables":
-                    return self._tables_get(request, parts[0], parts[2], parts[4])
-                if method == "POST" and len(parts) == 2 and parts[1] == "jobs":
-                    return self._jobs_insert(request, parts[0], json.loads(body or b"{}"))
-                if method == "GET" and len(parts) == 3 and parts[1] == "jobs":
-                    return _reply(request, 200, self._job(parts[0], parts[2]))
-                if method == "GET" and len(parts) == 3 and parts[1] == "queries":
-                    return self._get_query_results(request, parts[0], parts[2], query)
-            except QueryError as err:
-                return _error(request, err.code, err.message, err.reason)
+            if not auth.startswith("Bearer "):
+                return _unauthenticated(request, "Login Required.", "required")
+            if auth.removeprefix("Bearer ") not in self.tokens:
+                return _unauthenticated(request, "Invalid Credentials", "authError")
+            parts = [urllib.parse.unquote(p) for p in url.path.removeprefix(API).split("/")]
+            if (
+                method == "GET"
+                and url.path.startswith(API)
+                and len(parts) == 5
+                and parts[1] == "datasets"
+                and parts[3] == "tables"
+            ):
+                return self._tables_get(request, parts[0], parts[2], parts[4])
             return _error(request, 404, f"Not found: URL {url.path}", "notFound")
 
     def _tables_get(self, request, project: str, dataset: str, table: str) -> None:
+        if not _dataset_id_ok(dataset):
+            return _error(
+                request,
+                400,
+                f'Invalid dataset ID "{dataset}". Dataset IDs must be alphanumeric (plus underscores) and must be '
+                "at most 1024 characters long.",
+                "invalid",
+            )
+        if not _table_id_ok(table):
+            return _error(
+                request,
+                400,
+                f'Invalid table ID "{table}". Table IDs must be alphanumeric (plus underscores, dashes and '
+                "spaces) and must be at most 1024 bytes long.",
+                "invalid",
+            )
+        if (project, dataset) not in self.datasets:
+            return _error(request, 404, f"Not found: Dataset {project}:{dataset}", "notFound")
         if (project, dataset, table) not in self.tables:
             return _error(request, 404, f"Not found: Table {project}:{dataset}.{table}", "notFound")
         return _reply(request, 200, self.table_resource(project, dataset, table))
-
-    def _jobs_insert(self, request, project: str, job: dict) -> None:
-        reference = job.get("jobReference") or {}
-        job_id = reference.get("jobId") or f"job_{secrets.token_hex(12)}"
-        if reference.get("projectId", project) != project:
-            raise QueryError("invalid", "Project id in jobReference does not match the request's project")
-        if not _JOB_ID.match(job_id):
-            raise QueryError(
-                "invalid",
-                f'Invalid job ID "{job_id}". Job IDs must be alphanumeric (plus underscores and dashes) and '
-                "must be at most 1024 characters long.",
-            )
-        if (project, job_id) in self.jobs:
-            raise QueryError("duplicate", f"Already Exists: Job {project}:{LOCATION}.{job_id}", 409)
-        configuration = job.get("configuration") or {}
-        if "query" not in configuration:
-            raise QueryError("invalid", "The stand-in serves query jobs only (no load, copy or extract).")
-        if configuration.get("dryRun"):
-            raise QueryError("invalid", "The stand-in does not serve dry runs.")
-        sql = configuration["query"].get("query", "")
-        if configuration["query"].get("useLegacySql", True):
-            # jobs.insert's default dialect is legacy SQL; the chain's backquoted names are standard SQL.
-            raise QueryError(
-                "invalidQuery", "Invalid table name: backquotes need standard SQL (useLegacySql)"
-            )
-        now = _ms(time.time())
-        resource = {
-            "kind": "bigquery#job",
-            "id": f"{project}:{LOCATION}.{job_id}",
-            "selfLink": f"{self.url}{API}/{project}/jobs/{job_id}?location={LOCATION}",
-            "jobReference": {"projectId": project, "jobId": job_id, "location": LOCATION},
-            "configuration": {**configuration, "jobType": "QUERY"},
-            "statistics": {"creationTime": now, "startTime": now, "endTime": now},
-            "status": {"state": "DONE"},
-        }
-        try:
-            fields, rows = self.run_query(project, sql)
-            resource["statistics"]["query"] = {"totalBytesProcessed": "0", "statementType": "SELECT"}
-            resource["_result"] = (fields, rows)
-        except QueryError as err:
-            error = {"reason": err.reason, "message": err.message, "location": "query"}
-            resource["status"] = {"state": "DONE", "errorResult": error, "errors": [error]}
-            resource["_error"] = err
-        self.jobs[(project, job_id)] = resource
-        return _reply(request, 200, self._public(resource))
-
-    def _job(self, project: str, job_id: str) -> dict:
-        if (project, job_id) not in self.jobs:
-            raise QueryError("notFound", f"Not found: Job {project}:{LOCATION}.{job_id}", 404)
-        return self._public(self.jobs[(project, job_id)])
-
-    @staticmethod
-    def _public(job: dict) -> dict:
-        return {k: v for k, v in job.items() if not k.startswith("_")}
-
-    def _get_query_results(self, request, project: str, job_id: str, query: dict) -> None:
-        self._job(project, job_id)
-        job = self.jobs[(project, job_id)]
-        if "_error" in job:
-            err = job["_error"]
-            raise QueryError(err.reason, err.message, err.code)
-        fields, rows = job["_result"]
-        start = int(query.get("startIndex") or query.get("pageToken") or 0)
-        size = int(query["maxResults"]) if "maxResults" in query else len(rows)
-        page = rows[start : start + size]
-        body = {
-            "kind": "bigquery#getQueryResultsResponse",
-            "jobReference": job["jobReference"],
-            "schema": {"fields": fields},
-            "totalRows": str(len(rows)),
-            "jobComplete": True,
-            "cacheHit": False,
-            "totalBytesProcessed": "0",
-        }
-        if page:
-            body["rows"] = [{"f": [{"v": _cell(v)} for v in row]} for row in page]
-        if start + size < len(rows):
-            body["pageToken"] = str(start + size)
-        return _reply(request, 200, body)
-
-
-def _cell(value):
-    """A cell as the REST API sends it: every scalar as a string, NULL as null."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def _reply(request: BaseHTTPRequestHandler, status: int, body: dict) -> None:
@@ -338,14 +266,29 @@ def _reply(request: BaseHTTPRequestHandler, status: int, body: dict) -> None:
     request.wfile.write(data)
 
 
-_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND", 409: "ALREADY_EXISTS"}
+_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND"}
 
 
-def _error(request, code: int, message: str, reason: str, status: str = "") -> None:
+def _error(request, code: int, message: str, reason: str) -> None:
     """Google's JSON error shape (the REST reference's ErrorProto inside `errors`)."""
     error = {"message": message, "domain": "global", "reason": reason}
-    _reply(
-        request,
-        code,
-        {"error": {"code": code, "message": message, "errors": [error], "status": status or _STATUS[code]}},
+    _reply(request, code, {"error": {"code": code, "message": message, "errors": [error], "status": _STATUS[code]}})
+
+
+def _unauthenticated(request, said: str, reason: str) -> None:
+    """A 401 as Google words it: the top message for the request, the error item for the header."""
+    message = (
+        "Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or "
+        "other valid authentication credential."
+        if reason == "required"
+        else "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or "
+        "other valid authentication credential."
     )
+    error = {
+        "message": said,
+        "domain": "global",
+        "reason": reason,
+        "location": "Authorization",
+        "locationType": "header",
+    }
+    _reply(request, 401, {"error": {"code": 401, "message": message, "errors": [error], "status": "UNAUTHENTICATED"}})

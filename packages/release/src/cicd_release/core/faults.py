@@ -10,6 +10,7 @@ fault                                                                  error
 no useful answer in time: ``UNREACHABLE`` (refused, reset, DNS,        CloudUnavailable (exit 1)
 timeouts, 429/5xx once the retries gave up, our own ``bounded``)
 credentials refused (401, a token that cannot be refreshed)            CloudUnavailable (exit 1)
+no credentials found (Application Default Credentials)                 CloudUnavailable (exit 1)
 not found (404)                                                        the caller's ``on_404`` (MissingBucket,
                                                                        MissingData, MissingSchedule, ...), else
                                                                        MissingResourceError (exit 3)
@@ -80,8 +81,9 @@ UNREACHABLE = (
     auth_exceptions.TransportError,  # the token endpoint did not answer
 )
 
-# The credentials themselves were refused: no retry, no other endpoint helps.
-_CREDENTIALS_REFUSED = (gexc.Unauthorized, auth_exceptions.RefreshError)
+# The credentials themselves were refused: no retry, no other endpoint helps. InvalidOperation: a 401 to
+# anonymous credentials, which the transport then cannot refresh (google.auth.transport.requests).
+_CREDENTIALS_REFUSED = (gexc.Unauthorized, auth_exceptions.RefreshError, auth_exceptions.InvalidOperation)
 # The state a write was made for is gone (a generation, an etag), or the name is taken.
 _CONFLICT = (gexc.PreconditionFailed, gexc.Conflict)
 
@@ -345,6 +347,14 @@ class Calls:
             "GOOGLE_APPLICATION_CREDENTIALS), then run again."
         )
 
+    def no_credentials(self, exc: BaseException) -> CloudUnavailable:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return CloudUnavailable(
+            f"{self.service} at {self.endpoint}: no Google credentials for{self.doing() or ' the request'} "
+            f"({first}): run `gcloud auth application-default login` (or set GOOGLE_APPLICATION_CREDENTIALS), "
+            "then run again."
+        )
+
     def not_found(self, exc: BaseException) -> MissingResourceError:
         return MissingResourceError(
             f"{self.service} at {self.endpoint} found nothing for{self.doing() or ' the request'} "
@@ -376,6 +386,8 @@ class Calls:
             return None
         if isinstance(exc, _CREDENTIALS_REFUSED):
             return self.credentials_refused(exc)
+        if isinstance(exc, auth_exceptions.DefaultCredentialsError):
+            return self.no_credentials(exc)
         if isinstance(exc, UNREACHABLE):
             return self.unavailable(exc)
         if isinstance(exc, gexc.NotFound):

@@ -54,7 +54,6 @@ def table_state(settings, bq=None) -> dict:
 
     table = settings.bigquery_table
     deadline = float(settings.request_deadline_seconds)
-    bq = bq or client(settings)
     with reporting(
         "BigQuery",
         endpoint(settings),
@@ -64,6 +63,7 @@ def table_state(settings, bq=None) -> dict:
         setting="cicd.bigquery_api_endpoint",
     ) as calls:
         calls.now("tables.get", table)
+        bq = bq or client(settings)  # inside: finding no credentials is a fault of this call too
         # The library retries for 10 minutes by default (retry._DEFAULT_RETRY_DEADLINE): cut to the deadline.
         found = bq.get_table(table, retry=DEFAULT_RETRY.with_timeout(deadline), timeout=deadline)
         resource = found._properties
