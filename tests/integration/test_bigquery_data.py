@@ -54,8 +54,13 @@ def test_a_run_s_data_is_the_query_and_the_table_s_state_from_tables_get(standin
     settings = settings_for(standin)
     data = resolve_data(settings, client=None, window=3)  # the storage client is for CSV snapshots only
     assert data.kind == "bigquery" and data.name == "penguins"
-    assert data.query.startswith("SELECT * EXCEPT (`observed_on`) FROM `my-project-123.training.penguins` WHERE")
-    assert ("GET", "/bigquery/v2/projects/my-project-123/datasets/training/tables/penguins") in standin.requests
+    assert data.query.startswith(
+        "SELECT * EXCEPT (`observed_on`) FROM `my-project-123.training.penguins` WHERE"
+    )
+    assert (
+        "GET",
+        "/bigquery/v2/projects/my-project-123/datasets/training/tables/penguins",
+    ) in standin.requests
     assert ("POST", "/token") in standin.requests  # the caller's key, exchanged for a token at the stand-in
     state = bigquery_data.table_state(settings)
     assert state["numRows"] == "3" and state["lastModifiedTime"] and state["streamingBuffer"] is None
@@ -98,9 +103,14 @@ def test_anonymous_credentials_are_refused_as_google_refuses_them(standin):
         resolve_data(settings_for(standin, anonymous_credentials="true"), client=None)
     message = str(caught.value)
     assert "\n" not in message
-    assert message.startswith(f"BigQuery at {standin.url} refused the credentials for the tables.get of {TABLE}")
+    assert message.startswith(
+        f"BigQuery at {standin.url} refused the credentials for the tables.get of {TABLE}"
+    )
     assert "gcloud auth application-default login" in message
-    assert ("GET", "/bigquery/v2/projects/my-project-123/datasets/training/tables/penguins") in standin.requests
+    assert (
+        "GET",
+        "/bigquery/v2/projects/my-project-123/datasets/training/tables/penguins",
+    ) in standin.requests
 
 
 def test_no_credentials_at_all_end_in_one_line_before_any_request(standin, tmp_path, monkeypatch):
@@ -109,7 +119,9 @@ def test_no_credentials_at_all_end_in_one_line_before_any_request(standin, tmp_p
         resolve_data(settings_for(standin), client=None)
     message = str(caught.value)
     assert "\n" not in message
-    assert message.startswith(f"BigQuery at {standin.url}: no Google credentials for the tables.get of {TABLE}")
+    assert message.startswith(
+        f"BigQuery at {standin.url}: no Google credentials for the tables.get of {TABLE}"
+    )
     assert "gcloud auth application-default login" in message and standin.requests == []
 
 
@@ -134,7 +146,9 @@ def test_an_endpoint_that_does_not_answer_ends_in_one_line_naming_its_setting(st
     with pytest.raises(CloudUnavailable) as caught:
         bigquery_data.table_state(settings)
     message = str(caught.value)
-    assert "\n" not in message and message.startswith(f"BigQuery at {standin.url} failed the tables.get of {TABLE}")
+    assert "\n" not in message and message.startswith(
+        f"BigQuery at {standin.url} failed the tables.get of {TABLE}"
+    )
     assert "cicd.bigquery_api_endpoint" in message
 
 
@@ -153,4 +167,3 @@ def test_the_stand_in_refuses_the_ids_google_refuses(standin, table, google_said
         client.get_table(table)
     with pytest.raises(Refused, match=f"refused the tables.get of {table}: HTTP 400 Bad Request"):
         bigquery_data.table_state(settings_for(standin).model_copy(update={"bigquery_table": table}))
-

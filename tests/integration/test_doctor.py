@@ -282,7 +282,7 @@ def test_dataflow_on_makes_doctor_check_its_api_and_roles_and_setup_makes_them(a
     assert any("API dataflow.googleapis.com enabled" in line for line in checks(again)["ok"])
 
 
-def test_bigquery_on_makes_doctor_check_its_api_and_two_roles_and_setup_makes_them(applied, owner_key):
+def test_bigquery_on_makes_doctor_check_its_api_and_roles_and_setup_makes_them(applied, owner_key):
     standin, _ = applied
     off = invoke(cloud_env(standin, owner_key, github_repo=GITHUB_REPO), "doctor")
     assert setup_failures(off) == [] and "bigquery" not in off.stdout  # off: nothing of the source's
@@ -296,7 +296,8 @@ def test_bigquery_on_makes_doctor_check_its_api_and_two_roles_and_setup_makes_th
     assert any("API bigquery.googleapis.com disabled" in line for line in failed), failed
     for role in ("roles/bigquery.user", "roles/bigquery.dataViewer"):
         assert any(f"serviceAccount:{VERTEX} lacks {role}" in line for line in failed), role
-    assert len(failed) == 3, failed
+    assert any(f"serviceAccount:{BUILDER} lacks roles/bigquery.metadataViewer" in line for line in failed)
+    assert len(failed) == 4, failed
 
     made = invoke(env, "setup", "--github-repo", GITHUB_REPO, "--apply")
     assert made.returncode == 0, made.stdout + made.stderr
@@ -318,7 +319,10 @@ def test_vertex_training_on_asks_only_for_the_pipelines_account_acting_as_itself
 @pytest.mark.parametrize(
     ("switch", "says"),
     [
-        ({"beam_runner": "dataflow", "region": "us-west9"}, "cicd.region='us-west9' is not a region Dataflow serves"),
+        (
+            {"beam_runner": "dataflow", "region": "us-west9"},
+            "cicd.region='us-west9' is not a region Dataflow serves",
+        ),
         ({"source": "bigquery"}, "cicd.bigquery_table is missing, and cicd.source=bigquery reads it"),
         (
             {"source": "bigquery", "bigquery_table": "training.penguins"},
@@ -326,7 +330,9 @@ def test_vertex_training_on_asks_only_for_the_pipelines_account_acting_as_itself
         ),
     ],
 )
-def test_a_malformed_switch_setting_stops_doctor_in_one_line_before_any_call(applied, owner_key, switch, says):
+def test_a_malformed_switch_setting_stops_doctor_in_one_line_before_any_call(
+    applied, owner_key, switch, says
+):
     standin, _ = applied
     requests = len(standin.requests)
     env = cloud_env(standin, owner_key, **switch)

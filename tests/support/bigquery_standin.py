@@ -153,7 +153,9 @@ class BigQueryStandIn:
             self._server.shutdown()
             self._server.server_close()
 
-    def service_account_key(self, path, email: str = "vertex-pipelines@my-project-123.iam.gserviceaccount.com") -> str:
+    def service_account_key(
+        self, path, email: str = "vertex-pipelines@my-project-123.iam.gserviceaccount.com"
+    ) -> str:
         """A service account key file whose token endpoint is this stand-in: what a client built with no
         credentials finds through GOOGLE_APPLICATION_CREDENTIALS. (google-auth 2.63 ignores the token_uri of an
         authorized_user file, "always overrides", so a person's credentials cannot be pointed here.)"""
@@ -213,7 +215,9 @@ class BigQueryStandIn:
                 if form.get("grant_type") == "urn:ietf:params:oauth:grant-type:jwt-bearer":
                     token = self._grant(form.get("assertion", ""))
                 if token is None:
-                    return _reply(request, 400, {"error": "invalid_grant", "error_description": "Invalid JWT"})
+                    return _reply(
+                        request, 400, {"error": "invalid_grant", "error_description": "Invalid JWT"}
+                    )
                 return _reply(
                     request, 200, {"access_token": token, "expires_in": 3600, "token_type": "Bearer"}
                 )
@@ -272,7 +276,11 @@ _STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND"}
 def _error(request, code: int, message: str, reason: str) -> None:
     """Google's JSON error shape (the REST reference's ErrorProto inside `errors`)."""
     error = {"message": message, "domain": "global", "reason": reason}
-    _reply(request, code, {"error": {"code": code, "message": message, "errors": [error], "status": _STATUS[code]}})
+    _reply(
+        request,
+        code,
+        {"error": {"code": code, "message": message, "errors": [error], "status": _STATUS[code]}},
+    )
 
 
 def _unauthenticated(request, said: str, reason: str) -> None:
@@ -291,4 +299,8 @@ def _unauthenticated(request, said: str, reason: str) -> None:
         "location": "Authorization",
         "locationType": "header",
     }
-    _reply(request, 401, {"error": {"code": 401, "message": message, "errors": [error], "status": "UNAUTHENTICATED"}})
+    _reply(
+        request,
+        401,
+        {"error": {"code": 401, "message": message, "errors": [error], "status": "UNAUTHENTICATED"}},
+    )

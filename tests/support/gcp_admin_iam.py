@@ -86,6 +86,14 @@ ROLES: dict[str, frozenset[str]] = {
             "resourcemanager.projects.get",
         }
     ),
+    "roles/bigquery.metadataViewer": frozenset(
+        {
+            "bigquery.datasets.get",
+            "bigquery.tables.get",
+            "bigquery.tables.list",
+            "resourcemanager.projects.get",
+        }
+    ),
     "roles/bigquery.dataViewer": frozenset(
         {
             "bigquery.datasets.get",

@@ -36,10 +36,16 @@ def bigquery(**values) -> Settings:
 @pytest.mark.parametrize(
     ("config", "says"),
     [
-        ({"bigquery_table": "training.penguins"}, "cicd.bigquery_table='training.penguins' is not a BigQuery table"),
+        (
+            {"bigquery_table": "training.penguins"},
+            "cicd.bigquery_table='training.penguins' is not a BigQuery table",
+        ),
         ({"bigquery_table": "my-project-123.training.pen-guins"}, "cicd.bigquery_table="),
         ({"bigquery_table": "my-project-123.training.penguins`; DROP TABLE x"}, "cicd.bigquery_table="),
-        ({"bigquery_date_column": "observed on"}, "cicd.bigquery_date_column='observed on' is not a BigQuery"),
+        (
+            {"bigquery_date_column": "observed on"},
+            "cicd.bigquery_date_column='observed on' is not a BigQuery",
+        ),
         ({"bigquery_date_column": "day`) FROM x --"}, "cicd.bigquery_date_column="),
         ({"bigquery_date_column": "1st_day"}, "cicd.bigquery_date_column='1st_day'"),
         ({"bigquery_table": ""}, "cicd.bigquery_table is missing, and cicd.source=bigquery reads it"),
@@ -180,7 +186,9 @@ def test_each_window_day_is_its_own_query_and_so_its_own_digest():
 
 def deployment(**values) -> Deployment:
     github = {"github_repo": "my-org/penguins", "github_repo_id": "260064828", "github_owner_id": "1342004"}
-    return Deployment.from_settings(Settings(project="my-project-1", **github, **values), project_number="1234")
+    return Deployment.from_settings(
+        Settings(project="my-project-1", **github, **values), project_number="1234"
+    )
 
 
 def test_with_the_source_on_csv_nothing_of_bigquery_is_asked_for():
@@ -189,13 +197,15 @@ def test_with_the_source_on_csv_nothing_of_bigquery_is_asked_for():
     assert not [g for g in d.grants() if g.role.startswith("roles/bigquery.")]
 
 
-def test_bigquery_on_adds_its_api_and_the_pipelines_account_s_two_roles_each_with_why():
+def test_bigquery_on_adds_its_api_and_three_roles_each_with_why():
     d = deployment(source="bigquery", bigquery_table=TABLE)
     assert [api.name for api in d.apis()] == [*(a.name for a in desired.APIS), "bigquery.googleapis.com"]
     added = [g for g in d.grants() if g not in desired.GRANTS]
     assert {(g.member, g.role, g.on) for g in added} == {
         ("vertex", "roles/bigquery.user", desired.PROJECT),
         ("vertex", "roles/bigquery.dataViewer", desired.PROJECT),
+        # The chain's own tables.get (the digest), as the build's account: metadata, no rows.
+        ("builder", "roles/bigquery.metadataViewer", desired.PROJECT),
     }
     assert all(g.reason and g.permissions for g in added)
     # Least privilege: jobUser lacks the dataset Beam's EXPORT read makes; no Storage Read API role (no
@@ -220,6 +230,4 @@ def test_a_schedule_of_a_bigquery_source_is_refused_in_one_line_before_any_call(
     message = str(caught.value)
     assert message.startswith("cicd.source=bigquery has no Vertex schedules") and "\n" not in message
     assert "invoke pipeline.retrain --window N" in message and "cicd.source=csv" in message
-    assert sync_schedules(bigquery(), client=None) == [
-        f"schedules: left as they are ({message})"
-    ]
+    assert sync_schedules(bigquery(), client=None) == [f"schedules: left as they are ({message})"]

@@ -16,7 +16,9 @@ from pydantic_core import PydanticCustomError
 
 from cicd_pipeline.bigquery_source import COLUMN_PATTERN, TABLE_PATTERN
 from cicd_release.core.rules import rule
-from cicd_release.core.scale import TOGETHER  # a rule over two fields: settings._settings_error raises it whole
+
+# TOGETHER: a rule over two fields, which settings._settings_error raises whole.
+from cicd_release.core.scale import TOGETHER
 
 CSV, BIGQUERY = "csv", "bigquery"
 SOURCES = (CSV, BIGQUERY)

@@ -376,9 +376,19 @@ SWITCHED_GRANTS = (
         "vertex",
         "roles/bigquery.dataViewer",
         PROJECT,
-        "the query reads the training table's rows (tables.getData) and the data digest reads its state "
-        "(tables.get); a table in another project needs this role there too (docs/your-data.md)",
+        "the query reads the training table's rows (tables.getData) and schema (tables.get); a table in another "
+        "project needs this role there too (docs/your-data.md)",
         ("bigquery.tables.get", "bigquery.tables.getData"),
+        when=(BIGQUERY,),
+    ),
+    # The chain's submit names the run's data by the table's state (cicd_release.run.bigquery_data): one
+    # tables.get, as the build's account. metadataViewer reads tables' metadata and no rows.
+    Grant(
+        "builder",
+        "roles/bigquery.metadataViewer",
+        PROJECT,
+        "the release chain's submit reads the training table's state for the run's data digest (tables.get)",
+        ("bigquery.tables.get",),
         when=(BIGQUERY,),
     ),
 )
