@@ -19,7 +19,10 @@ DATA_HELP = (
     "What to train on: latest (the snapshot LATEST points at, default), a snapshot's sha256 (or its first 8+ "
     "hex digits), or its gs:// URI."
 )
-WINDOW_HELP = "Train on the last N dated snapshots (`data.upload --date`) instead, copied into one snapshot."
+WINDOW_HELP = (
+    "Train on the last N dated snapshots (`data.upload --date`) instead, copied into one snapshot; with "
+    "cicd.source=bigquery, on the table's rows of the last N days by cicd.bigquery_date_column, ending today (UTC)."
+)
 
 
 @task(
@@ -118,7 +121,9 @@ def parsed(hyperparameters: str | None, window) -> tuple[str | None, int | None]
     except ValueError:
         days = 0
     if days < 1:
-        raise Exit(f"--window {clip(repr(window))} must be a whole number of snapshots, 1 or more.", code=2)
+        raise Exit(
+            f"--window {clip(repr(window))} must be a whole number (snapshots or days), 1 or more.", code=2
+        )
     return hyperparameters, days
 
 

@@ -273,13 +273,37 @@ def test_dataflow_on_makes_doctor_check_its_api_and_roles_and_setup_makes_them(a
         f"serviceAccount:{VERTEX} lacks roles/iam.serviceAccountUser on service account {VERTEX}" in line
         for line in failed
     )
-    assert len(failed) == 1 + len(desired.SWITCHED_GRANTS)
+    assert len(failed) == 1 + len([g for g in desired.SWITCHED_GRANTS if "dataflow" in g.when])
 
     made = invoke(env, "setup", "--github-repo", GITHUB_REPO, "--apply")
     assert made.returncode == 0, made.stdout + made.stderr
     again = invoke(env, "doctor")
     assert setup_failures(again) == [], again.stdout + again.stderr
     assert any("API dataflow.googleapis.com enabled" in line for line in checks(again)["ok"])
+
+
+def test_bigquery_on_makes_doctor_check_its_api_and_roles_and_setup_makes_them(applied, owner_key):
+    standin, _ = applied
+    off = invoke(cloud_env(standin, owner_key, github_repo=GITHUB_REPO), "doctor")
+    assert setup_failures(off) == [] and "bigquery" not in off.stdout  # off: nothing of the source's
+
+    table = f"{PROJECT}.training.penguins"
+    env = cloud_env(standin, owner_key, github_repo=GITHUB_REPO, source="bigquery", bigquery_table=table)
+    on = invoke(env, "doctor")
+
+    assert on.returncode == 3
+    failed = setup_failures(on)
+    assert any("API bigquery.googleapis.com disabled" in line for line in failed), failed
+    for role in ("roles/bigquery.user", "roles/bigquery.dataViewer"):
+        assert any(f"serviceAccount:{VERTEX} lacks {role}" in line for line in failed), role
+    assert any(f"serviceAccount:{BUILDER} lacks roles/bigquery.metadataViewer" in line for line in failed)
+    assert len(failed) == 4, failed
+
+    made = invoke(env, "setup", "--github-repo", GITHUB_REPO, "--apply")
+    assert made.returncode == 0, made.stdout + made.stderr
+    again = invoke(env, "doctor")
+    assert setup_failures(again) == [], again.stdout + again.stderr
+    assert any("API bigquery.googleapis.com enabled" in line for line in checks(again)["ok"])
 
 
 def test_vertex_training_on_asks_only_for_the_pipelines_account_acting_as_itself(applied, owner_key):
@@ -292,13 +316,29 @@ def test_vertex_training_on_asks_only_for_the_pipelines_account_acting_as_itself
     assert f"serviceAccount:{VERTEX} lacks roles/iam.serviceAccountUser on service account {VERTEX}" in failed
 
 
-def test_a_malformed_switch_setting_stops_doctor_in_one_line_before_any_call(applied, owner_key):
+@pytest.mark.parametrize(
+    ("switch", "says"),
+    [
+        (
+            {"beam_runner": "dataflow", "region": "us-west9"},
+            "cicd.region='us-west9' is not a region Dataflow serves",
+        ),
+        ({"source": "bigquery"}, "cicd.bigquery_table is missing, and cicd.source=bigquery reads it"),
+        (
+            {"source": "bigquery", "bigquery_table": "training.penguins"},
+            "cicd.bigquery_table='training.penguins' is not a BigQuery table",
+        ),
+    ],
+)
+def test_a_malformed_switch_setting_stops_doctor_in_one_line_before_any_call(
+    applied, owner_key, switch, says
+):
     standin, _ = applied
     requests = len(standin.requests)
-    env = cloud_env(standin, owner_key, beam_runner="dataflow", region="us-west9")
+    env = cloud_env(standin, owner_key, **switch)
     result = invoke(env, "doctor")
 
-    assert result.returncode != 0 and result.stdout == ""
+    assert result.returncode == 2 and result.stdout == ""
     [line] = result.stderr.strip().splitlines()
-    assert "cicd.region='us-west9' is not a region Dataflow serves" in line
+    assert says in line
     assert len(standin.requests) == requests

@@ -73,6 +73,36 @@ ROLES: dict[str, frozenset[str]] = {
             "resourcemanager.projects.get",
         }
     ),
+    # BigQuery's roles, as far as cicd.source=bigquery uses them (Google's predefined roles hold more; the
+    # stand-in serves no BigQuery API: these are only granted and read back, tests/support/bigquery_standin.py
+    # serves the chain's own tables.get).
+    "roles/bigquery.user": frozenset(
+        {
+            "bigquery.datasets.create",
+            "bigquery.datasets.get",
+            "bigquery.jobs.create",
+            "bigquery.jobs.list",
+            "bigquery.tables.list",
+            "resourcemanager.projects.get",
+        }
+    ),
+    "roles/bigquery.metadataViewer": frozenset(
+        {
+            "bigquery.datasets.get",
+            "bigquery.tables.get",
+            "bigquery.tables.list",
+            "resourcemanager.projects.get",
+        }
+    ),
+    "roles/bigquery.dataViewer": frozenset(
+        {
+            "bigquery.datasets.get",
+            "bigquery.tables.get",
+            "bigquery.tables.getData",
+            "bigquery.tables.list",
+            "resourcemanager.projects.get",
+        }
+    ),
     # Dataflow's roles, as far as the chain's switch uses them (the stand-in serves no Dataflow API: these are
     # only granted and read back, never exercised).
     "roles/dataflow.developer": frozenset(

@@ -78,6 +78,7 @@ KNOWN_SERVICES = frozenset(
         "sts.googleapis.com",
         "compute.googleapis.com",
         "dataflow.googleapis.com",
+        "bigquery.googleapis.com",
     }
 )
 _ACCOUNT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")

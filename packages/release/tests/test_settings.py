@@ -183,9 +183,10 @@ def test_unknown_settings_are_named_with_the_known_ones():
     assert "cicd.buckett, cicd.projcet" in message
     assert "known settings: " in message and "project, region, bucket" in message
     assert "'x'" not in message  # an unknown key might hold anything: its value is not printed
-    # The scale-out switches (scale.py) come first: Settings builds on them.
+    # The switches (sources.py's data source, scale.py's scale-out) come first: Settings builds on them.
     with pytest.raises(
-        SettingsError, match="Unknown setting cicd.projcet; known settings: beam_runner,.* project"
+        SettingsError,
+        match="Unknown setting cicd.projcet; known settings: source, bigquery_table, .*beam_runner,.* project",
     ):
         Settings(projcet="x")
 

@@ -9,6 +9,7 @@ BOOLEAN, FLOAT and STRING columns convert, so the window's DATE column is filter
 """
 
 import datetime
+import json
 import re
 
 # project.dataset.table, as BigQuery names them: project ids 6-30 of [a-z0-9-] (a domain-scoped
@@ -46,10 +47,38 @@ def windowed_query(
     )
 
 
-def example_gen(query: str):
+# TFX's default for a query-based ExampleGen's one split (example_gen/utils.py, make_default_input_config).
+SPLIT = "single_split"
+
+
+def input_config(query: str) -> str:
+    """`query` as the ExampleGen's input_config (example_gen_pb2.Input as JSON, its one split's pattern): the
+    value of the compiled spec's `bigquery_input` runtime parameter, which the executor parses back."""
+    if not query.strip():
+        raise ValueError("a BigQuery source needs a query")
+    return json.dumps({"splits": [{"name": SPLIT, "pattern": query}]}, sort_keys=True)
+
+
+def example_gen(query):
     """TFX's BigQueryExampleGen over `query`, split 2:1 into train and eval like the CSV source. The project
-    that runs the query jobs is Beam's --project (beam_pipeline_args), as the executor reads it."""
+    that runs the query jobs is Beam's --project (beam_pipeline_args), as the executor reads it.
+
+    `query` is the SQL text, or a RuntimeParameter whose run-time value is `input_config(query)`: the Vertex
+    compile uses that so each run (a retrain's window ending on its own day) passes its own query to the same
+    spec. KubeflowV2DagRunner compiles only a top-level RuntimeParameter, so it stands for the whole
+    input_config; the 2:1 output split is then given explicitly (TFX derives it from a literal input_config)."""
     # Imported here: the extension pulls google-cloud-bigquery, which the CSV path never needs.
     from tfx.extensions.google_cloud_big_query.example_gen.component import BigQueryExampleGen
+    from tfx.proto import example_gen_pb2
 
-    return BigQueryExampleGen(query=query)
+    if isinstance(query, str):
+        return BigQueryExampleGen(query=query)
+    split = example_gen_pb2.SplitConfig.Split
+    return BigQueryExampleGen(
+        input_config=query,
+        output_config=example_gen_pb2.Output(
+            split_config=example_gen_pb2.SplitConfig(
+                splits=[split(name="train", hash_buckets=2), split(name="eval", hash_buckets=1)]
+            )
+        ),
+    )

@@ -46,8 +46,18 @@ def dataflow_beam_args(options: Mapping[str, Any], *, image: str) -> list[str]:
     return args
 
 
-def beam_pipeline_args(dataflow: Mapping[str, Any] | None, *, image: str) -> list[str]:
-    """Dataflow's arguments when `dataflow` holds its options, else the in-memory DirectRunner's."""
+def bigquery_beam_args(options: Mapping[str, Any]) -> list[str]:
+    """What a BigQuery source needs of Beam in the task's own container: the project its query and extract jobs
+    run in (TFX's executor reads --project for its type query too) and where the EXPORT read's avro files go
+    (ReadFromBigQuery's gcs_location defaults to --temp_location). Dataflow's arguments carry both already."""
+    return [f"--project={options['project']}", f"--temp_location={options['temp_location']}"]
+
+
+def beam_pipeline_args(
+    dataflow: Mapping[str, Any] | None, *, image: str, bigquery: Mapping[str, Any] | None = None
+) -> list[str]:
+    """Dataflow's arguments when `dataflow` holds its options, else the in-memory DirectRunner's (with a
+    BigQuery source's project and temp location when `bigquery` holds cicd_release.core.sources.bigquery_options)."""
     if dataflow:
         return dataflow_beam_args(dataflow, image=image)
-    return list(IN_MEMORY_BEAM_ARGS)
+    return [*IN_MEMORY_BEAM_ARGS, *(bigquery_beam_args(bigquery) if bigquery else ())]

@@ -113,7 +113,7 @@ def create_pipeline(
     enable_cache: bool = True,
     metadata_connection_config=None,
     beam_pipeline_args: list[str] | None = None,
-    bigquery_query: str | None = None,
+    bigquery_query: Param[str] | None = None,
 ) -> tfx.dsl.Pipeline:
     """The training pipeline of whatever data and module files it is given.
 
@@ -123,8 +123,8 @@ def create_pipeline(
     `holdout_root` is a folder of CSV files that new data does not replace: candidate and baseline are also
     scored there, and the no-regression check is made there (bad new data corrupts its own eval split).
     `regression_tolerance` None derives the tolerance from the size of the set (one standard error).
-    `bigquery_query` (bigquery_source.windowed_query) reads the rows from BigQuery in place of data_root's CSV
-    files; the same curated schema and data gate then judge them.
+    `bigquery_query` (bigquery_source.windowed_query, or a RuntimeParameter of its input_config JSON) reads the
+    rows from BigQuery in place of data_root's CSV files; the same curated schema and data gate then judge them.
     `registry_labels` is a JSON object of labels the registered model version carries (commit, package
     versions, module and data digests): the trail from a model back to the code and data that made it.
     `trainer_backend` None trains in the pipeline's own process; a backend trains in a Vertex AI custom job.
@@ -138,7 +138,7 @@ def create_pipeline(
     # CsvExampleGen's executor, for the training data and the holdout alike.
     reader = csv_executor(beam_pipeline_args)
     # Reads the CSV files under data_root (or the BigQuery query's rows) and splits them 2:1 into train and eval.
-    if bigquery_query:
+    if bigquery_query is not None:
         example_gen = bigquery_source.example_gen(bigquery_query)
     else:
         example_gen = csv_example_gen(reader, input_base=data_root)

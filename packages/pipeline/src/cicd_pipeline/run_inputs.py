@@ -33,6 +33,9 @@ RUNTIME_PARAMETERS = (
     HYPERPARAMETERS,
     MODEL_LABELS,
 )
+# A BigQuery source's spec (cicd.source=bigquery) takes the run's query here in place of DATA_ROOT: the
+# ExampleGen's input_config as JSON (cicd_pipeline.bigquery_source.input_config).
+BIGQUERY_INPUT = "bigquery_input"
 # The holdout travels as a file (uploaded, copied, labelled) and reaches the pipeline as its folder.
 HOLDOUT_FILE = "holdout_file"
 
@@ -89,15 +92,22 @@ def model_labels(
 
 
 def runtime_parameters(
-    files: Mapping[str, str], data_root: str, hyperparameters: str, labels: str
+    files: Mapping[str, str],
+    data_root: str,
+    hyperparameters: str,
+    labels: str,
+    *,
+    bigquery_input: str | None = None,
 ) -> dict[str, str]:
     """The compiled spec's parameter values for one run: `files` (the trainer's files' URIs, by the names of
-    TRAINER_FILES), the data folder, the hyperparameters and the model labels (both JSON)."""
+    TRAINER_FILES), the data folder, the hyperparameters and the model labels (both JSON). With
+    `bigquery_input` (a BigQuery source's spec) that replaces the data folder, which such a spec does not have."""
     parameters = {name: uri for name, uri in files.items() if name != HOLDOUT_FILE}
     if HOLDOUT_FILE in files:
         # CsvExampleGen reads a folder: the holdout's content-addressed folder holds that one file.
         parameters[HOLDOUT_ROOT] = files[HOLDOUT_FILE].rsplit("/", 1)[0]
-    return {**parameters, DATA_ROOT: data_root, HYPERPARAMETERS: hyperparameters, MODEL_LABELS: labels}
+    data = {BIGQUERY_INPUT: bigquery_input} if bigquery_input is not None else {DATA_ROOT: data_root}
+    return {**parameters, **data, HYPERPARAMETERS: hyperparameters, MODEL_LABELS: labels}
 
 
 _TABLE = re.compile(r"^\s*\[\s*([^\]\s]+)\s*\]")

@@ -35,7 +35,7 @@ from cicd_release.artifacts import naming
 from cicd_release.artifacts import wheels as wheels_lib
 from cicd_release.artifacts.naming import image_reference, versions
 from cicd_release.core import git as git_lib
-from cicd_release.core import scale
+from cicd_release.core import scale, sources
 from cicd_release.core import workspace as workspace_lib
 from cicd_release.core.errors import InputError, MissingRelease, ReleaseError
 from cicd_release.core.settings import Settings
@@ -44,7 +44,7 @@ from cicd_release.plan import changes as plan_lib
 from cicd_release.plan import release_state
 from cicd_release.publish import snapshots
 from cicd_release.publish import storage as storage_lib
-from cicd_release.run.launch import RunRequest, launch
+from cicd_release.run.launch import RunRequest, launch, resolve_data
 from cicd_release.run.rehearsal import rehearse_step
 
 PACKAGES = naming.PACKAGES  # the one package map: plan/changes.py
@@ -221,6 +221,8 @@ def compile_spec(ctx: StepContext, upload: bool = True) -> list[str]:
             "dataflow": scale.dataflow_options(settings),
             # None unless cicd.trainer_backend=vertex: then the Trainer runs as a Vertex AI custom job.
             "trainer_backend": scale.trainer_backend_options(settings),
+            # None unless cicd.source=bigquery: then BigQueryExampleGen reads each run's query.
+            "bigquery": sources.bigquery_options(settings),
         },
     )
     name = naming.spec_name(ctx.config.pipeline_name, versions(ws.root)["pipeline"], job)
@@ -302,7 +304,8 @@ def submit_run(ctx: StepContext) -> list[str]:
     """Submits a Vertex AI run, unless everything it consumes is what the last release ran (then says so).
 
     The spec is the one `pipeline.compile` made in this build or, when the plan did not compile (a trainer
-    or data change), the spec of the last release; the data is the data set's LATEST snapshot. After the
+    or data change), the spec of the last release; the data is the data set's LATEST snapshot (or, with
+    cicd.source=bigquery, the whole table, named by the query and the table's state). After the
     submit, the release record moves to this run.
     """
     ws, settings, config = ctx.ws, ctx.settings, ctx.config
@@ -319,7 +322,7 @@ def submit_run(ctx: StepContext) -> list[str]:
         raise MissingRelease(
             f"The spec {spec['uri']} is not in the bucket: run `invoke pipeline.compile --upload`."
         )
-    data = snapshots.resolve(client, settings.resolved_data_root, deadline=_deadline(ctx))
+    data = resolve_data(settings, client)
     commit = git_lib.head_commit(ws.root)
     modules = (
         workspace_lib.current_modules(ws, TRAINER_FILES)

@@ -24,6 +24,7 @@ from cicd_pipeline.config import TrainingConfig
 from cicd_pipeline.engines import beam_pipeline_args
 from cicd_pipeline.pipeline import create_pipeline
 from cicd_pipeline.run_inputs import (  # the parameter names: the interface of `invoke pipeline.submit`
+    BIGQUERY_INPUT,
     DATA_ROOT,
     HOLDOUT_ROOT,
     HYPERPARAMETERS,
@@ -46,6 +47,7 @@ def build_vertex_pipeline(
     image: str = "",
     dataflow: dict | None = None,
     trainer_backend: TrainerBackend | None = None,
+    bigquery: dict | None = None,
 ):
     def param(name: str, default: str | None = None) -> RuntimeParameter:
         return RuntimeParameter(name=name, ptype=str, default=default)
@@ -54,6 +56,9 @@ def build_vertex_pipeline(
         **training_arguments(config),
         pipeline_root=pipeline_root,
         data_root=param(DATA_ROOT),
+        # A BigQuery source: each run passes its query (a retrain's window ends on its own day) as the
+        # ExampleGen's input_config; the spec then has no data_root.
+        bigquery_query=param(BIGQUERY_INPUT) if bigquery else None,
         schema_file=param(SCHEMA_FILE),
         preprocessing_module=param(PREPROCESSING_MODULE),
         model_module=param(MODEL_MODULE),
@@ -66,7 +71,7 @@ def build_vertex_pipeline(
         trainer_backend=trainer_backend,
         enable_cache=True,
         # Beam in the task's container, or on Dataflow with the components image (cicd.beam_runner).
-        beam_pipeline_args=beam_pipeline_args(dataflow, image=image),
+        beam_pipeline_args=beam_pipeline_args(dataflow, image=image, bigquery=bigquery),
     )
 
 
@@ -80,12 +85,14 @@ def compile_vertex_spec(
     serving_image: str | None = None,
     dataflow: dict | None = None,
     trainer_backend: TrainerBackend | None = None,
+    bigquery: dict | None = None,
 ) -> dict:
     """The compiled pipeline job (a dict holding `pipelineSpec` and `runtimeConfig`); writes nothing of ours.
 
     `dataflow`: cicd_release.core.scale.dataflow_options' dict to run the Beam components on Dataflow, else None.
     With `trainer_backend`, the Trainer runs as a Vertex AI custom job on the components image `image` (the
-    one every task runs: TFX's run_executor and the module files' imports are there).
+    one every task runs: TFX's run_executor and the module files' imports are there). `bigquery`:
+    cicd_release.core.sources.bigquery_options' dict to read the rows through BigQueryExampleGen, else None.
     """
     if not image or image.endswith(":latest") or ":" not in image.rsplit("/", 1)[-1]:
         raise ValueError(f"image {image!r} must be a pinned tag (NAME:<version>-<hash>), never latest.")
@@ -97,6 +104,7 @@ def compile_vertex_spec(
         serving_image=serving_image,
         image=image,
         dataflow=dataflow,
+        bigquery=bigquery,
         trainer_backend=dataclasses.replace(trainer_backend, image=image) if trainer_backend else None,
     )
     with tempfile.TemporaryDirectory() as tmp:

@@ -10,8 +10,9 @@ fault                                                                  error
 no useful answer in time: ``UNREACHABLE`` (refused, reset, DNS,        CloudUnavailable (exit 1)
 timeouts, 429/5xx once the retries gave up, our own ``bounded``)
 credentials refused (401, a token that cannot be refreshed)            CloudUnavailable (exit 1)
+no credentials found (Application Default Credentials)                 CloudUnavailable (exit 1)
 not found (404)                                                        the caller's ``on_404`` (MissingBucket,
-                                                                       MissingSchedule, ...), else
+                                                                       MissingData, MissingSchedule, ...), else
                                                                        MissingResourceError (exit 3)
 forbidden (403)                                                        the caller's ``on_403``, else Refused
                                                                        (exit 1) naming the permission
@@ -47,6 +48,7 @@ from google.auth import exceptions as auth_exceptions
 from cicd_release.core.errors import (
     CloudUnavailable,
     MissingBucket,
+    MissingData,
     MissingResourceError,
     Refused,
     ReleaseError,
@@ -79,8 +81,9 @@ UNREACHABLE = (
     auth_exceptions.TransportError,  # the token endpoint did not answer
 )
 
-# The credentials themselves were refused: no retry, no other endpoint helps.
-_CREDENTIALS_REFUSED = (gexc.Unauthorized, auth_exceptions.RefreshError)
+# The credentials themselves were refused: no retry, no other endpoint helps. InvalidOperation: a 401 to
+# anonymous credentials, which the transport then cannot refresh (google.auth.transport.requests).
+_CREDENTIALS_REFUSED = (gexc.Unauthorized, auth_exceptions.RefreshError, auth_exceptions.InvalidOperation)
 # The state a write was made for is gone (a generation, an etag), or the name is taken.
 _CONFLICT = (gexc.PreconditionFailed, gexc.Conflict)
 
@@ -344,6 +347,14 @@ class Calls:
             "GOOGLE_APPLICATION_CREDENTIALS), then run again."
         )
 
+    def no_credentials(self, exc: BaseException) -> CloudUnavailable:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return CloudUnavailable(
+            f"{self.service} at {self.endpoint}: no Google credentials for{self.doing() or ' the request'} "
+            f"({first}): run `gcloud auth application-default login` (or set GOOGLE_APPLICATION_CREDENTIALS), "
+            "then run again."
+        )
+
     def not_found(self, exc: BaseException) -> MissingResourceError:
         return MissingResourceError(
             f"{self.service} at {self.endpoint} found nothing for{self.doing() or ' the request'} "
@@ -375,6 +386,8 @@ class Calls:
             return None
         if isinstance(exc, _CREDENTIALS_REFUSED):
             return self.credentials_refused(exc)
+        if isinstance(exc, auth_exceptions.DefaultCredentialsError):
+            return self.no_credentials(exc)
         if isinstance(exc, UNREACHABLE):
             return self.unavailable(exc)
         if isinstance(exc, gexc.NotFound):
@@ -435,6 +448,16 @@ def missing_bucket(calls: Calls, exc: BaseException) -> MissingBucket:
     return MissingBucket(
         f"Bucket gs://{bucket} does not exist at {calls.endpoint} (the {calls.action} of {calls.target} got "
         f"404). {calls.what_was_written()} Create the bucket, or fix cicd.bucket or the gs:// path."
+    )
+
+
+def missing_table(calls: Calls, exc: BaseException) -> MissingData:
+    """``on_404`` of BigQuery's tables.get: the table (or its dataset, or project) is not there. Google's message
+    says which ("Not found: Table P:D.T", "Not found: Dataset P:D")."""
+    return MissingData(
+        f"BigQuery at {calls.endpoint} has no table {calls.target} (the {calls.action} got "
+        f"{fault_reason(exc, calls.deadline)}: {_said(exc)}): create it and load the training rows, or fix "
+        "cicd.bigquery_table."
     )
 
 

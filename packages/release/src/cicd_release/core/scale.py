@@ -287,8 +287,10 @@ TRAINER_NEEDS = ("project", "region", "service_account")
 
 def compile_needs(settings: Any) -> tuple[str, ...]:
     """The settings the compile needs for the switches that are on (the chain checks them before any step)."""
-    needs = (DATAFLOW_NEEDS if settings.on_dataflow else ()) + (
-        TRAINER_NEEDS if settings.on_vertex_training else ()
+    needs = (
+        (DATAFLOW_NEEDS if settings.on_dataflow else ())
+        + (TRAINER_NEEDS if settings.on_vertex_training else ())
+        + settings.source_needs  # the data source switch's (core/sources.py)
     )
     return tuple(dict.fromkeys(needs))
 

@@ -29,6 +29,7 @@ from cicd_release.core.errors import InputError, SettingsError
 from cicd_release.core.rules import rule as _rule
 from cicd_release.core.rules import switch as _switch
 from cicd_release.core.scale import TOGETHER, ScaleSettings
+from cicd_release.core.sources import SourceSettings
 
 # ---------------------------------------------------------------------------------------------- messages
 
@@ -298,8 +299,9 @@ _PINNED = (
 # ------------------------------------------------------------------------------------------------ model
 
 
-# The switches that move work off this machine (Dataflow, Vertex AI Training) live in cicd_release/core/scale.py.
-class Settings(ScaleSettings):
+# The switches that move work off this machine (Dataflow, Vertex AI Training) live in cicd_release/core/scale.py, the
+# data source switch (CSV snapshots or a BigQuery table) in cicd_release/core/sources.py.
+class Settings(ScaleSettings, SourceSettings):
     """Where and as what the pipeline ships. Build it with `from_config`; empty means "not set"."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
@@ -380,6 +382,11 @@ class Settings(ScaleSettings):
     cloud_api_endpoint: Annotated[str, _rule(_api_endpoint_url)] = Field(
         "", description="http://127.0.0.1:PORT of a local stand-in (or https://HOST), with no path"
     )
+    # Only for a local stand-in: the BigQuery reads of the chain (the table's state for the data digest, with
+    # cicd.source=bigquery). Empty: bigquery.googleapis.com. The compiled spec's own reads are Google's.
+    bigquery_api_endpoint: Annotated[str, _rule(_api_endpoint_url)] = Field(
+        "", description="http://127.0.0.1:PORT of a local stand-in (or https://HOST), with no path"
+    )
     # Only to point the Vertex client elsewhere (a regional endpoint, a stand-in). Plain http only to this
     # machine: the client sends the caller's token with every request.
     api_endpoint: Annotated[str, _rule(_api_host)] = Field(
@@ -447,6 +454,11 @@ class Settings(ScaleSettings):
         return self
 
     @property
+    def switches(self) -> frozenset[str]:
+        """Every switch that is on, by the names desired.py's `when` uses: scale-out and source."""
+        return ScaleSettings.switches.fget(self) | self.source_switches
+
+    @property
     def bucket_uri(self) -> str:
         return f"gs://{self.bucket}"
 
@@ -482,7 +494,7 @@ class Settings(ScaleSettings):
 def _settings_error(cls: type[Settings], err: ValidationError) -> SettingsError:
     """pydantic's report, as the one-line SettingsError of its first problem (the others show on the next try)."""
     first = err.errors(include_url=False)[0]
-    if first["type"] == TOGETHER:  # a rule over two fields (scale.py): its message is whole
+    if first["type"] == TOGETHER:  # a rule over two fields (scale.py, sources.py): its message is whole
         return SettingsError(first["ctx"]["message"])
     name = str(first["loc"][0]) if first["loc"] else "?"
     if first["type"] == "extra_forbidden":

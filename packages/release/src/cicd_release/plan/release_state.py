@@ -562,7 +562,8 @@ def complete_plan(ctx: StepContext, plan: plan_lib.Plan, last: ReleaseRecord | N
     """Adds the steps that make what the planned steps need and the registry or bucket does not hold."""
     settings, deadline = ctx.settings, _deadline(ctx.settings)
     steps, reasons = set(plan.steps), list(plan.reasons)
-    if "pipeline.submit" in steps and "data.upload" not in steps:
+    # A BigQuery source has no snapshots to upload: the table is the data (cicd_release.run.bigquery_data).
+    if "pipeline.submit" in steps and "data.upload" not in steps and not settings.on_bigquery:
         try:
             snapshots.resolve(ctx.storage_client(), settings.resolved_data_root, deadline=deadline)
         except snapshots.MissingData as missing:

@@ -26,13 +26,15 @@ from collections.abc import Iterator
 from cicd_release.core.errors import InputError
 from cicd_release.core.scale import DATAFLOW, VERTEX
 from cicd_release.core.settings import Settings
+from cicd_release.core.sources import BIGQUERY
 
 
 @dataclasses.dataclass(frozen=True)
 class Api:
     name: str
     reason: str
-    # The switches (cicd_release.core.scale: DATAFLOW, VERTEX) any of which needs it; () for always.
+    # The switches (cicd_release.core.scale: DATAFLOW, VERTEX; cicd_release.core.sources: BIGQUERY) any of which
+    # needs it; () for always.
     when: tuple[str, ...] = ()
 
 
@@ -110,7 +112,8 @@ class Grant:
     permissions: tuple[str, ...]
     # An IAM condition narrowing the binding (its title; the expression is Deployment.condition's), or "".
     condition: str = ""
-    # The switches (cicd_release.core.scale: DATAFLOW, VERTEX) any of which needs it; () for always.
+    # The switches (cicd_release.core.scale: DATAFLOW, VERTEX; cicd_release.core.sources: BIGQUERY) any of which
+    # needs it; () for always.
     when: tuple[str, ...] = ()
 
 
@@ -312,6 +315,12 @@ SWITCHED_APIS = (
         "the Beam components run as Dataflow jobs (cicd.beam_runner=dataflow)",
         when=(DATAFLOW,),
     ),
+    Api(
+        "bigquery.googleapis.com",
+        "BigQueryExampleGen's type query and Beam's EXPORT read (a query job, then an extract job to the "
+        "bucket) read the training table (cicd.source=bigquery)",
+        when=(BIGQUERY,),
+    ),
 )
 
 SWITCHED_GRANTS = (
@@ -348,6 +357,39 @@ SWITCHED_GRANTS = (
         "(iam.serviceAccounts.actAs on itself); creating the custom job is in roles/aiplatform.user, held already",
         ("iam.serviceAccounts.actAs",),
         when=(DATAFLOW, VERTEX),
+    ),
+    # cicd.source=bigquery: Beam's ReadFromBigQuery (apache_beam/io/gcp/bigquery.py, EXPORT, the TFX executor's
+    # default) dry-runs the query for its location, creates a temporary dataset, runs the query into it, extracts
+    # the result to avro under --temp_location and deletes the dataset. roles/bigquery.jobUser has no
+    # bigquery.datasets.create; roles/bigquery.user is the smallest predefined role with both, and the creator of a
+    # dataset owns it (so it may export and delete its tables). The Storage Read API (DIRECT_READ) is not used.
+    Grant(
+        "vertex",
+        "roles/bigquery.user",
+        PROJECT,
+        "BigQueryExampleGen, as the pipelines' account, runs its query and extract jobs in the project and makes "
+        "Beam's temporary dataset for the query's result",
+        ("bigquery.jobs.create", "bigquery.datasets.create"),
+        when=(BIGQUERY,),
+    ),
+    Grant(
+        "vertex",
+        "roles/bigquery.dataViewer",
+        PROJECT,
+        "the query reads the training table's rows (tables.getData) and schema (tables.get); a table in another "
+        "project needs this role there too (docs/your-data.md)",
+        ("bigquery.tables.get", "bigquery.tables.getData"),
+        when=(BIGQUERY,),
+    ),
+    # The chain's submit names the run's data by the table's state (cicd_release.run.bigquery_data): one
+    # tables.get, as the build's account. metadataViewer reads tables' metadata and no rows.
+    Grant(
+        "builder",
+        "roles/bigquery.metadataViewer",
+        PROJECT,
+        "the release chain's submit reads the training table's state for the run's data digest (tables.get)",
+        ("bigquery.tables.get",),
+        when=(BIGQUERY,),
     ),
 )
 
@@ -410,7 +452,7 @@ class Deployment:
     github_repo_id: str = ""  # GitHub's numeric ids: the condition and the binding use them, not names
     github_owner_id: str = ""
     pipeline: str = "penguin-cicd"  # cicd.pipeline_name: its folder under releases/ holds the run summaries
-    switches: frozenset[str] = frozenset()  # the scale-out switches that are on (Settings.switches)
+    switches: frozenset[str] = frozenset()  # the switches that are on (Settings.switches: scale-out, source)
 
     @classmethod
     def from_settings(cls, settings: Settings, project_number: str = "") -> Deployment:

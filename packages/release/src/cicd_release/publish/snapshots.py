@@ -105,14 +105,19 @@ class RunData:
     uri: str
     digest: str
     name: str
-    kind: str  # "snapshot" (or a window of them) or "folder" (a plain gs:// folder of CSV files)
+    kind: str  # "snapshot" (or a window of them), "folder" (a plain gs:// folder of CSV files) or "bigquery"
     rows: int | None = None
     files: int | None = None
+    query: str = (
+        ""  # kind "bigquery": the SQL the run's BigQueryExampleGen reads (cicd_release.run.bigquery_data)
+    )
 
     def labels(self) -> dict[str, str]:
         return {"data_sha": self.digest[:LABEL_DIGEST], "data_name": self.name}
 
     def describe(self) -> str:
+        if self.query:
+            return f"{self.uri}: {self.query}"
         size = f" ({self.files} file(s), {self.rows} rows)" if self.rows is not None else ""
         return f"{self.uri}{size}"
 

@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 from cicd_pipeline import run_inputs
+from cicd_pipeline.bigquery_source import input_config
 from cicd_release.core.errors import MissingRelease, RunFailed
 from cicd_release.core.settings import Settings
 from cicd_release.core.workspace import Workspace
@@ -66,7 +67,11 @@ class RunRequest:
         from cicd_components.labels import vertex_labels
 
         labels = json.dumps(vertex_labels(self.model_labels()), sort_keys=True)
-        return run_inputs.runtime_parameters(self.modules, self.data.uri, self.hyperparameters, labels)
+        # A BigQuery source's spec takes the query (as the ExampleGen's input_config) in place of a folder.
+        bigquery_input = input_config(self.data.query) if self.data.query else None
+        return run_inputs.runtime_parameters(
+            self.modules, self.data.uri, self.hyperparameters, labels, bigquery_input=bigquery_input
+        )
 
     def inputs(self) -> dict[str, Any]:
         """What the release record compares: a submit whose inputs equal the last release's starts no run."""
@@ -76,6 +81,7 @@ class RunRequest:
             "modules": self.modules,
             "data_root": self.data.uri,
             "data_digest": self.data.digest,
+            **({"data_query": self.data.query} if self.data.query else {}),
             "hyperparameters": self.hyperparameters,
         }
 
@@ -197,6 +203,21 @@ def launch(
     return lines
 
 
+def resolve_data(
+    settings: Settings, client, data: str | None = None, *, window: int | None = None
+) -> RunData:
+    """What a run reads: CSV snapshots in the bucket (snapshots.resolve) or, with cicd.source=bigquery, the
+    table's query and the digest of it and the table's state (bigquery_data.resolve)."""
+    if settings.on_bigquery:
+        from cicd_release.run import bigquery_data  # google-cloud-bigquery: only a BigQuery source imports it
+
+        return bigquery_data.resolve(settings, data, window=window)
+    from cicd_release.publish import snapshots
+
+    deadline = float(settings.request_deadline_seconds)
+    return snapshots.resolve(client, settings.resolved_data_root, data, window=window, deadline=deadline)
+
+
 def retrain(
     settings: Settings,
     client,
@@ -210,12 +231,11 @@ def retrain(
     """A run of the released spec and modules on other data or hyperparameters: no checkout, no build.
 
     ``data``: ``latest`` (default), a snapshot's sha256 (or 8+ hex digits of it) or gs:// URI; ``window``:
-    the last N dated snapshots. The release record moves to the run (same commit, new inputs), so a later
+    the last N dated snapshots (cicd.source=bigquery: the last N days of the table, ending today, UTC). The
+    release record moves to the run (same commit, new inputs), so a later
     submit of the same data starts nothing; with no record yet it stays absent (the first release writes it).
     The task checked the settings it needs (the step table's, steps.RUN_SETTINGS).
     """
-    from cicd_release.publish import snapshots
-
     deadline = float(settings.request_deadline_seconds)
     last = release_state.read_record(settings, client)
     code = release_state.released(settings, client, last)
@@ -223,7 +243,7 @@ def retrain(
         raise MissingRelease(
             f"The released spec {code.spec} is not in the bucket (deleted?): release again (`invoke ci`)."
         )
-    run_data = snapshots.resolve(client, settings.resolved_data_root, data, window=window, deadline=deadline)
+    run_data = resolve_data(settings, client, data, window=window)
     request = code.request(run_data, hyperparameters, "retrain")
     said = [f"retrain: the code of {code.source}", f"spec: {code.spec}"]
     return said + launch(

@@ -167,6 +167,15 @@ class ScheduleInfo:
         )
 
 
+# A schedule passes every one of its runs the parameters it was made with: a BigQuery run's query and the digest
+# of the table's state would be those of the day it was made, and its labels would name data its runs never read.
+BIGQUERY_NOT_SCHEDULED = (
+    "cicd.source=bigquery has no Vertex schedules: each run's query and data digest are made when it starts, "
+    "and a schedule repeats the ones it was made with; start `invoke pipeline.retrain --window N` from a cron "
+    "of your own, or set cicd.source=csv"
+)
+
+
 def create_schedule(
     settings: Settings,
     client,
@@ -178,6 +187,8 @@ def create_schedule(
     hyperparameters: str | None = None,
 ) -> list[str]:
     """A schedule of the released spec on ``cron``: one run at a time, no catch-up."""
+    if settings.on_bigquery:  # first: no other setting would make a schedule right
+        raise InputError(BIGQUERY_NOT_SCHEDULED)
     settings.require(REQUIRED)
     cron = check_cron(cron)
     display_name = display_name or f"{settings.pipeline_name} {cron}"
@@ -271,6 +282,9 @@ def delete_schedule(settings: Settings, which: str) -> list[str]:
 def sync_schedules(settings: Settings, client) -> list[str]:
     """Rewrites the request of each schedule of this pipeline that does not run the release and data it
     should now (see the module docstring); says what moved. No schedule, nothing to do."""
+    if settings.on_bigquery:
+        # Their runs read the CSV snapshots they were made with, through the spec they were made with.
+        return [f"schedules: left as they are ({BIGQUERY_NOT_SCHEDULED})"]
     settings.require(REQUIRED)
     schedules = list_schedules(settings)
     if not schedules:
