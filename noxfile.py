@@ -35,10 +35,10 @@ LOCK = ROOT / "requirements" / "lock.txt"
 # TFX 1.16 supports Python 3.9 and 3.10 only; the pin lives here and in each package's requires-python.
 PYTHON = "3.10"
 PACKAGES = sorted(p.parent.name for p in ROOT.glob("packages/*/pyproject.toml"))
-# The e2e and integration tests in two processes (pytest-xdist). A module whose tests share an expensive
-# fixture (the session's pipeline runs, a module's compile, the image builds) names its group with
-# `pytest.mark.xdist_group`, and the group stays on one worker; the slowest tests are printed.
-XDIST = ("-n", "2", "--dist", "loadgroup", "--durations=15")
+# The e2e and integration tests in two processes (pytest-xdist). Modules whose tests share an expensive
+# fixture (the session's pipeline runs, a module's compile, the image builds) stay on one process: each
+# session's conftest lists them (XDIST_GROUPS, tests/support/xdist_groups.py). The slowest tests are printed.
+XDIST = ("-n", "2", "--durations=15")
 # TensorFlow's C++ start-up chatter (CUDA probing on a machine without a GPU) hides the test output.
 QUIET_TF = {"TF_CPP_MIN_LOG_LEVEL": "2"}
 

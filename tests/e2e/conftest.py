@@ -19,6 +19,7 @@ from cicd_pipeline.run_inputs import TRAINER_FILES
 from cicd_pipeline.runners.local import LocalInputs, LocalLayout
 from tests.support.checkout import clone  # noqa: F401 (a fixture: test_compare runs a clone)
 from tests.support.training import shipped_config
+from tests.support.xdist_groups import scheduler
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data" / "penguins"
@@ -34,6 +35,23 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+
+# The modules that share a fixture, each group on one pytest-xdist process (tests/support/xdist_groups.py).
+XDIST_GROUPS = {
+    # the session's two runs (`runs`, below), which these read
+    "tests/e2e/test_bad_data.py": "shipped_runs",
+    "tests/e2e/test_local_run.py": "shipped_runs",
+    "tests/e2e/test_run_report.py": "shipped_runs",
+    # the module's compiled spec and its two rehearsals
+    "tests/e2e/test_rehearsal.py": "rehearsal",
+    # the module's settled state
+    "tests/e2e/test_staleness.py": "staleness",
+}
+
+
+def pytest_xdist_make_scheduler(config, log):
+    return scheduler(config, log, XDIST_GROUPS)
 
 
 def trainer_files(root: Path = ROOT) -> dict[str, Path]:

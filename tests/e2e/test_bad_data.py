@@ -19,9 +19,6 @@ from cicd_components.anomalies_gate.executor import DataDriftError, TooFewExampl
 from cicd_pipeline.runners.local import LocalInputs, LocalLayout, run_local
 from tests.support.training import shipped_config
 
-# pytest-xdist: with test_local_run and test_run_report: they read the session's two runs (`runs`).
-pytestmark = pytest.mark.xdist_group("shipped_runs")
-
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "data" / "penguins" / "penguins.csv"
 

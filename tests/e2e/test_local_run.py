@@ -14,9 +14,6 @@ import tensorflow as tf
 
 from tests.support.training import shipped_config
 
-# pytest-xdist: with test_bad_data and test_run_report: they read the session's two runs (`runs`).
-pytestmark = pytest.mark.xdist_group("shipped_runs")
-
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data" / "penguins"
 SPECIES = {"Adelie", "Chinstrap", "Gentoo"}

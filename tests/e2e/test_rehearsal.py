@@ -21,9 +21,6 @@ import pytest
 from cicd_pipeline.config import TrainingConfig
 from cicd_release.run import rehearsal
 
-# pytest-xdist: one worker: the module's spec and its two rehearsals are made once.
-pytestmark = pytest.mark.xdist_group("rehearsal")
-
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "penguin-bucket"
 REGISTRY = "vertex:projects/p/locations/europe-west4"

@@ -9,14 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from cicd_pipeline.html_report import REPORTS
 from cicd_pipeline.progress import LABELS
 from cicd_pipeline.runners.local import LocalLayout
-
-# pytest-xdist: with test_bad_data and test_local_run: they read the session's two runs (`runs`).
-pytestmark = pytest.mark.xdist_group("shipped_runs")
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCURACY = "sparse_categorical_accuracy"

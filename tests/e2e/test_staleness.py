@@ -29,9 +29,6 @@ from cicd_pipeline.runners.local import LocalLayout, run_local
 from tests.e2e.conftest import DATA, ROOT, inputs, trainer_files
 from tests.support.training import shipped_config
 
-# pytest-xdist: one worker: the module's settled state is made once.
-pytestmark = pytest.mark.xdist_group("staleness")
-
 TRAINER_SRC = ROOT / "packages" / "trainer" / "src" / "cicd_trainer"
 # (AnomaliesGate may run again: its input is the latest blessing, which the first run made.)
 UPSTREAM = {"CsvExampleGen", "StatisticsGen", "ImportSchemaGen"}

@@ -33,6 +33,23 @@ from tests.support.gcp_admin_fixtures import admin_standin, owner_key  # noqa: F
 from tests.support.gcs_emulator import GcsEmulator, create_bucket, make_storage_client, running_gcs_emulator
 from tests.support.gcs_iam_fixtures import _gcs_iam_proxy_server, gcs_as, gcs_iam_proxy  # noqa: F401 (fixtures)
 from tests.support.vertex_standin import VertexStandIn, running_vertex_standin
+from tests.support.xdist_groups import scheduler
+
+# The modules that share a fixture, each group on one pytest-xdist process (tests/support/xdist_groups.py).
+XDIST_GROUPS = {
+    # the session's images, built on podman, and the two registries on fixed ports
+    "tests/integration/test_ci_chain.py": "podman",
+    "tests/integration/test_image.py": "podman",
+    "tests/integration/test_rehearsal_engine.py": "podman",
+    # each module's compiled spec (and the Vertex Training module's pipeline run)
+    "tests/integration/test_vertex_training.py": "vertex_training",
+    "tests/integration/test_vertex_executor.py": "vertex_executor",
+    "tests/integration/test_dataflow_handoff.py": "dataflow_handoff",
+}
+
+
+def pytest_xdist_make_scheduler(config, log):
+    return scheduler(config, log, XDIST_GROUPS)
 
 
 @pytest.fixture(autouse=True)

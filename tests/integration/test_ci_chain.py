@@ -18,9 +18,6 @@ import pytest
 from cicd_release.plan.changes import STEPS
 from tests.support.checkout import git, invoke
 
-# pytest-xdist: with the other image tests: one worker builds the session's images and uses the registries.
-pytestmark = pytest.mark.xdist_group("podman")
-
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = "127.0.0.1:5000"
 

@@ -30,9 +30,6 @@ from tests.support.kfp_executor import (
     run_container_task,
 )
 
-# pytest-xdist: one worker: the module's compile is made once.
-pytestmark = pytest.mark.xdist_group("dataflow_handoff")
-
 STOPPED_AT_BEAM = 97
 IMAGE = "europe-west4-docker.pkg.dev/my-project-123/training/cicd-components:0.1.0-0123456789ab"
 ACCOUNT = "vertex-pipelines@my-project-123.iam.gserviceaccount.com"

@@ -29,9 +29,6 @@ from cicd_release.artifacts.wheels import build_wheel
 from cicd_release.core.errors import BuildError
 from tests.support.container_engine import AUTH_REGISTRY_TOKEN
 
-# pytest-xdist: with the other image tests: one worker builds the session's images and uses the registries.
-pytestmark = pytest.mark.xdist_group("podman")
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = "127.0.0.1:5000"  # served by `.ci/install-podman.sh --registry`
 DOCKERFILE = REPO_ROOT / "docker" / "Dockerfile"

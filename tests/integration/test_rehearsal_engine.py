@@ -19,9 +19,6 @@ from cicd_pipeline.rehearsal.runners import ContainerRunner
 from cicd_pipeline.rehearsal.store import Store
 from tests.support.rehearsal_spec import EXECUTOR, PIPELINE, container, tiny_job
 
-# pytest-xdist: with the other image tests: one worker builds the session's images and uses the registries.
-pytestmark = pytest.mark.xdist_group("podman")
-
 
 @pytest.fixture
 def in_image(docker_client, docker_host, base_image, tmp_path):

@@ -35,9 +35,6 @@ from tests.support.kfp_executor import (
 )
 from tests.support.vertex_standin import VertexStandIn
 
-# pytest-xdist: one worker: the module's compiles are made once.
-pytestmark = pytest.mark.xdist_group("vertex_executor")
-
 TASK = "ModelRegistryUploader"
 PROJECT, REGION = "test-project", "us-central1"
 REGISTRY = f"vertex:projects/{PROJECT}/locations/{REGION}"

@@ -42,9 +42,6 @@ from tests.support.kfp_executor import (
 from tests.support.training import ROOT, shipped_config
 from tests.support.vertex_standin import VertexStandIn
 
-# pytest-xdist: one worker: the module's run (about 100 s) is made once.
-pytestmark = pytest.mark.xdist_group("vertex_training")
-
 PROJECT, REGION = "test-project", "us-central1"
 IMAGE = "127.0.0.1:5000/p/r/cicd-components:0.1.0-0123456789ab"
 WORKER = ["python", "-m", "tfx.scripts.run_executor", "--executor_class_path"]
