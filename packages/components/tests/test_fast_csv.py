@@ -188,6 +188,20 @@ def test_a_short_row_fails_in_one_line_naming_the_file_and_the_line(tmp_path):
     assert "invoke data.check" in message
 
 
+def test_a_short_row_after_a_quoted_line_break_is_named_by_the_line_it_ends_on(tmp_path):
+    data = tmp_path / "quoted"
+    data.mkdir()
+    (data / "p.csv").write_text(
+        'species,island,note\nAdelie,Dream,"two\nlines"\nGentoo,Biscoe,ok\nChinstrap,Dream\n'
+    )
+    with pytest.raises(fast_csv.CsvReadError) as raised:
+        run(fast_csv.Executor, data, tmp_path / "out")
+    assert str(raised.value).startswith(f"{data / 'p.csv'}: line 5 has 2 field(s), the header 3 ")
+    # pyarrow counts rows here (line 4), not lines: the file is read again for the line an editor shows.
+    assert fast_csv._first_short_or_long_line(str(data / "p.csv"), 3) == 5
+    assert fast_csv._first_short_or_long_line(str(SHIPPED / "penguins.csv"), 5) == "?"
+
+
 def test_not_utf8_fails_in_one_line_naming_the_file(tmp_path):
     data = tmp_path / "latin1"
     data.mkdir()

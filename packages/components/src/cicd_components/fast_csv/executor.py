@@ -91,8 +91,9 @@ def read_blocks(path: str, names: list[str]) -> Iterator[pa.RecordBatch]:
 def _what_went_wrong(path: str, names: list[str], bad: list[Any], err: Exception) -> str:
     if bad:
         row = bad[0]
-        # pyarrow numbers no row when a quoted cell may hold a line break: the error path reads the file again.
-        number = row.number if row.number is not None else _first_short_or_long_line(path, len(names))
+        # pyarrow's number is not the line: with quoted cells that may hold a line break it counts rows (one
+        # reader thread) or gives none (several). The error path reads the file again for the editor's line.
+        number = _first_short_or_long_line(path, len(names))
         return (
             f"{path}: line {number} has {row.actual_columns} field(s), the header {row.expected_columns} "
             f"({','.join(names)}): make every row as long as the header (`invoke data.check` names them all)."
