@@ -4,7 +4,8 @@ nox runs these sessions in two pytest-xdist processes (noxfile.py, XDIST). A tes
 an expensive module or session fixture (the session's pipeline runs, a module's compile or rehearsals, the
 image builds on podman's registries) must run in one process, or each process makes the fixture again. Its
 conftest lists such modules by group; every other test is a unit of its own and goes to whichever process
-is free. The largest groups are handed out first, so the long ones start at once.
+is free. Groups with the most tests are handed out first (xdist's own order), so the shared runs and the
+rehearsals start at once.
 
 xdist's own `--dist loadgroup` (the `xdist_group` mark) does not group under pytest 9.2: it renames
 `item._nodeid`, which pytest no longer reads (`Node.nodeid` returns `_id`), so the tests of a group were

@@ -63,29 +63,23 @@ def read_blocks(path: str, names: list[str]) -> Iterator[pa.RecordBatch]:
         bad.append(row)
         return "error"
 
-    # Opened as TFX's reader opens it (Beam's file systems: local, gs://).
-    handle = FileSystems.open(path)
-    reader = None
+    options = dict(
+        # One thread, the caller's: the file is a Python object and `invalid` a Python callback, and a reader
+        # whose read-ahead threads outlive it can be collected in one of them at exit, which aborts the
+        # process ("terminate called without an active exception", seen in a rehearsal task).
+        read_options=pacsv.ReadOptions(
+            column_names=names, skip_rows=1, block_size=BLOCK_BYTES, use_threads=False
+        ),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=invalid),
+        # Every cell a string, "" included (no "NA" or "null" read as missing): the types are TFX's to infer.
+        convert_options=pacsv.ConvertOptions(column_types={name: pa.string() for name in names}),
+    )
     try:
-        reader = pacsv.open_csv(
-            handle,
-            # One thread, the caller's: the file is a Python object and `invalid` a Python callback, and a
-            # reader whose read-ahead threads outlive it can be collected in one of them at exit, which
-            # aborts the process ("terminate called without an active exception", seen in a rehearsal task).
-            read_options=pacsv.ReadOptions(
-                column_names=names, skip_rows=1, block_size=BLOCK_BYTES, use_threads=False
-            ),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=invalid),
-            # Every cell a string, "" included (no "NA" or "null" read as missing): the types are TFX's to infer.
-            convert_options=pacsv.ConvertOptions(column_types={name: pa.string() for name in names}),
-        )
-        yield from reader
+        # Opened as TFX's reader opens it (Beam's file systems: local, gs://); both closed when done.
+        with FileSystems.open(path) as handle, pacsv.open_csv(handle, **options) as reader:
+            yield from reader
     except pa.ArrowInvalid as err:
         raise CsvReadError(_what_went_wrong(path, names, bad, err)) from None
-    finally:
-        if reader is not None:
-            reader.close()
-        handle.close()
 
 
 def _what_went_wrong(path: str, names: list[str], bad: list[Any], err: Exception) -> str:
