@@ -87,6 +87,9 @@ def test_the_first_rehearsal_blesses_pushes_and_registers_the_model(rehearsed):
     first_line = shown.splitlines()[0]
     assert first_line.startswith("rehearsing ") and f"in this environment ({sys.executable})" in first_line
     assert "(--runner local)" in first_line
+    # TFX's task entry points start warm: forked from one interpreter that imported their modules once.
+    assert "TFX's tasks forked from one interpreter" in first_line
+    assert list((state / "local" / "logs").rglob("warm-start.log"))
     # Every task ran, in a process of its own, and said so on a line of its own.
     for task in ("CsvExampleGen", "Transform", "Trainer", "Evaluator", "Pusher", "ModelRegistryUploader"):
         assert f"  {task} " in shown and any(

@@ -15,6 +15,8 @@ Resolver tasks are artifact queries against Vertex ML Metadata. A rehearsal play
   first one's blessed model as its baseline;
 - ``runners``: a task's command in this environment (a subprocess) or inside the components image through a
   container engine (the docker SDK: Docker, or podman's Docker-compatible API);
+- ``warm``: the local runner's warm start, TFX's task entry points forked from one interpreter that imported
+  what they import;
 - ``launcher``: the walk over the DAG, and the one-line verdict of a failed task.
 
 Nothing here imports TFX at module level; the launcher imports it when it maps artifact types.

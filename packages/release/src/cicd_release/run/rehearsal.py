@@ -366,6 +366,8 @@ def rehearse(
         raise RehearsalError(f"Rehearsal refused the spec (nothing ran): {err}") from None
     except Failed as failed:
         raise RehearsalError(f"{failed}\nNothing was submitted.") from None
+    finally:
+        runner.close()  # the local runner's warm interpreter ends with the rehearsal
     lines = [done.text]
     if done.report:
         lines.append(f"HTML report: {done.report}")
