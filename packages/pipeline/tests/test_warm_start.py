@@ -192,3 +192,11 @@ def test_sys_exit_codes_map_as_an_interpreters_do(capsys):
     assert exit_code(SystemExit(2)) == 2
     assert exit_code(SystemExit("a message")) == 1
     assert "a message" in capsys.readouterr().err
+
+
+def test_a_task_that_cannot_start_fails_alone_and_the_next_one_runs(runner, tmp_path):
+    # Its log cannot be opened (the path is a folder): the forked process ends with 1, never serving requests.
+    folder = tmp_path / "a-folder.log"
+    folder.mkdir()
+    assert runner.run(1, [runner.python, "-m", "entry"], {}, folder, "") == 1
+    assert run(runner, tmp_path, key=2)[0] == 0

@@ -160,13 +160,19 @@ def serve(python: str) -> None:
                 sys.stdout.flush()
                 sys.stderr.flush()
                 pid = os.fork()
-                if pid == 0:
-                    signal.set_wakeup_fd(-1)
-                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                    selector.close()
-                    for fd in (wake_r, wake_w):
-                        os.close(fd)
-                    os._exit(run_task(request, python))
+                if pid == 0:  # the task's process: it never returns to this loop
+                    code = 1
+                    try:
+                        signal.set_wakeup_fd(-1)
+                        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                        selector.close()
+                        for fd in (wake_r, wake_w):
+                            os.close(fd)
+                        code = run_task(request, python)
+                    except BaseException:  # noqa: BLE001 - e.g. its working directory or log cannot be opened
+                        traceback.print_exc()
+                    finally:
+                        os._exit(code)
                 running[pid] = request["key"]
                 answer(key=request["key"], pid=pid)
         reap()
