@@ -151,9 +151,11 @@ else
   mkdir -p "${SOCKET_DIR}"
   rm -f "${SOCKET}"
   # BUILDAH_ISOLATION=chroot: builds through the API then run RUN steps without a nested OCI runtime,
-  # which is what works on CI machines that are themselves containers or small VMs.
-  BUILDAH_ISOLATION=chroot nohup podman system service --time=0 "${DOCKER_HOST_URL}" \
-    >/var/log/cicd-podman-service.log 2>&1 &
+  # which is what works on CI machines that are themselves containers or small VMs. Started in /: it
+  # outlives the checkout that started it, and with its working folder deleted every container start
+  # failed ("write child: broken pipe"). exec: the pid on record is podman's own.
+  (cd / && BUILDAH_ISOLATION=chroot exec nohup podman system service --time=0 "${DOCKER_HOST_URL}" \
+    >/var/log/cicd-podman-service.log 2>&1) &
   echo "$!" >"${PID_FILE}"
   for _ in $(seq 1 100); do
     answers && break
