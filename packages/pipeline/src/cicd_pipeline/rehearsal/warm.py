@@ -34,8 +34,8 @@ import traceback
 
 
 def top_level_imports(module: str) -> list[str]:
-    """The modules ``module``'s source imports at its top level, in order (``from a import b``: ``a.b`` when
-    that is a module, else ``a``); [] when its source cannot be found."""
+    """The names ``module``'s source imports at its top level, in order (``from a import b`` gives ``a`` and
+    ``a.b``: ``preload`` skips ``a.b`` when b is not a module); [] when its source cannot be found."""
     try:
         spec = importlib.util.find_spec(module)
     except (ImportError, ValueError):
