@@ -85,6 +85,10 @@ def run(runner: SubprocessRunner, tmp_path: Path, *args: str, key: int = 1, env=
     return code, log.read_text()
 
 
+def _text(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
 def reported(text: str) -> dict:
     import json
 
@@ -165,8 +169,11 @@ def test_cancel_kills_a_running_warm_task(runner, tmp_path):
     codes = []
     worker = threading.Thread(target=lambda: codes.append(run(runner, tmp_path, "sleep")[0]))
     worker.start()
-    for _ in range(200):  # the task has started when the server answered with its pid
-        if runner._server is not None and runner._server._pids:
+    # The task is running once the server answered with its pid and the task wrote its first lines (a fork
+    # can be killed before it opens its log: slower under coverage, which restarts in each fork).
+    log = tmp_path / "logs" / "task-1.log"
+    for _ in range(400):
+        if runner._server is not None and runner._server._pids and "to stderr" in _text(log):
             break
         time.sleep(0.05)
     runner.cancel()
