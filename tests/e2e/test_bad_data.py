@@ -10,7 +10,6 @@ import os
 import random
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ import pytest
 from cicd_components.anomalies_gate.executor import DataDriftError, TooFewExamplesError
 from cicd_pipeline.runners.local import LocalInputs, LocalLayout, run_local
 from tests.support.training import shipped_config
+from tests.support.warm_python import run_module
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "data" / "penguins" / "penguins.csv"
@@ -64,22 +64,16 @@ def data_set(tmp_path: Path, keep) -> Path:
 
 def invoke_run(layout: LocalLayout, data_root: Path, *config: str) -> subprocess.CompletedProcess:
     """`invoke run` as a user types it, on the blessed state (`-f` a runtime config file, as invoke offers)."""
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "invoke",
-            *config,
-            "run",
-            "--root",
-            str(layout.root),
-            "--data-root",
-            str(data_root),
-        ],
+    return run_module(
+        "invoke",
+        *config,
+        "run",
+        "--root",
+        str(layout.root),
+        "--data-root",
+        str(data_root),
         cwd=ROOT,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-        capture_output=True,
-        text=True,
         timeout=900,
     )
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 
 from cicd_pipeline.config import TrainingConfig
 from cicd_release.run import rehearsal
+from tests.support.warm_python import run_module
 
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "penguin-bucket"
@@ -214,25 +214,18 @@ def test_a_runtime_parameter_the_run_does_not_send_is_refused_before_anything_ru
     path = broken(spec, tmp_path, new_parameter)
     before = sorted((rehearsed_state / "local" / "pipeline_root" / "rehearsal").iterdir())
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "invoke",
-            "pipeline.rehearse",
-            "--spec",
-            str(path),
-            "--root",
-            str(rehearsed_state),
-            "--runner",
-            "local",
-        ],
+    result = run_module(
+        "invoke",
+        "pipeline.rehearse",
+        "--spec",
+        str(path),
+        "--root",
+        str(rehearsed_state),
+        "--runner",
+        "local",
         cwd=ROOT,
         env=env,
-        capture_output=True,
-        text=True,
         timeout=600,
-        check=False,
     )
     assert result.returncode == 1, result.stderr[-3000:]
     *_, line = [line for line in result.stderr.splitlines() if line.strip()]

@@ -6,12 +6,12 @@ and evaluates against the first model as its baseline.
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 from cicd_pipeline.html_report import REPORTS
 from cicd_pipeline.progress import LABELS
 from cicd_pipeline.runners.local import LocalLayout
+from tests.support.warm_python import run_module
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCURACY = "sparse_categorical_accuracy"
@@ -93,12 +93,14 @@ def test_the_first_runs_report_says_every_component_ran_for_the_first_time(runs,
 
 
 def invoke_report(layout, *flags: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", "report", "--root", str(layout.root), *flags],
+    return run_module(
+        "invoke",
+        "report",
+        "--root",
+        str(layout.root),
+        *flags,
         cwd=ROOT,
         env={**os.environ, **env},
-        capture_output=True,
-        text=True,
         timeout=300,
     )
 

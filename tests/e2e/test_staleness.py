@@ -16,8 +16,6 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import ml_metadata as mlmd
@@ -28,6 +26,7 @@ from cicd_pipeline.report import summarize_run
 from cicd_pipeline.runners.local import LocalLayout, run_local
 from tests.e2e.conftest import DATA, ROOT, inputs, trainer_files
 from tests.support.training import shipped_config
+from tests.support.warm_python import run_fresh
 
 TRAINER_SRC = ROOT / "packages" / "trainer" / "src" / "cicd_trainer"
 # (AnomaliesGate may run again: its input is the latest blessing, which the first run made.)
@@ -94,12 +93,16 @@ def test_a_model_edit_reruns_the_trainer_onward_from_the_working_tree_not_an_ins
         **{k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"},
         "PYTHONPATH": os.pathsep.join([str(older), os.environ.get("PYTHONPATH", "")]),
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "invoke", "run", "--root", str(layout.root), "--data-root", str(data)],
+    # A fresh interpreter (not warm_python's fork): its start-up output is part of what is tested.
+    result = run_fresh(
+        "invoke",
+        "run",
+        "--root",
+        str(layout.root),
+        "--data-root",
+        str(data),
         cwd=checkout,
         env=env,
-        capture_output=True,
-        text=True,
         timeout=900,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

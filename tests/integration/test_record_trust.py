@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.support import released
 from tests.support.released import REPO, spec, spec_name
+from tests.support.warm_python import run_module
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMIT = "a" * 40
@@ -50,9 +50,7 @@ def env(bucket, vertex_standin):
 
 
 def invoke(env: dict, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
-    )
+    return run_module("invoke", *args, cwd=cwd, env=env, timeout=300)
 
 
 def record(bucket) -> dict:

@@ -1,11 +1,12 @@
 """A clone of this repository's committed state, for the tests that run the chain as Cloud Build would."""
 
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.support.warm_python import run_fresh, run_module
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,18 +25,13 @@ def clone(tmp_path) -> Path:
     return repo
 
 
-def invoke(repo: Path, env: dict, *args: str, code: int = 0, timeout: float = 1200) -> tuple[str, float]:
+def invoke(
+    repo: Path, env: dict, *args: str, code: int = 0, timeout: float = 1200, fresh: bool = False
+) -> tuple[str, float]:
     """`python -m invoke ARGS` in `repo`, as Cloud Build runs a step: its output and its seconds; the exit code
-    must be `code`."""
+    must be `code`. Started warm (tests/support/warm_python.py), or in a fresh interpreter with `fresh`."""
     started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    result = (run_fresh if fresh else run_module)("invoke", *args, cwd=repo, env=env, timeout=timeout)
     elapsed = time.monotonic() - started
     assert result.returncode == code, (
         f"invoke {' '.join(args)}: exit {result.returncode}:\n{result.stdout}\n{result.stderr}"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 
 from tests.support.gcp_admin_standin import AdminStandIn, running_admin_standin
 from tests.support.gcs_emulator import GcsEmulator
+from tests.support.warm_python import run_module
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT, NUMBER, GITHUB_REPO = "penguin-prod-42", "738612950412", "penguin-org/penguin-training"
@@ -55,12 +55,5 @@ def cloud_env(standin: AdminStandIn, key: Path, **settings: str) -> dict[str, st
 
 
 def invoke(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    """The real `invoke` in a process of its own, from the repository root."""
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    """The real `invoke` in a process of its own, from the repository root (started warm: warm_python.py)."""
+    return run_module("invoke", *args, cwd=ROOT, env=env, timeout=300)

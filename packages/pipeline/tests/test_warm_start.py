@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cicd_pipeline.rehearsal.runners import SubprocessRunner
+from cicd_pipeline.rehearsal.runners import SubprocessRunner, WarmServer
 from cicd_pipeline.rehearsal.warm import exit_code, top_level_imports
 
 # The entry point: its top-level imports are preloaded. `heavy` stands for TensorFlow: it records the pid of
@@ -36,6 +36,8 @@ def main():
         "env": os.environ.get("PROBE"),
         "pid": os.getpid(),
         "heavy_pid": heavy.PID,
+        "path": sys.path[:3],
+        "server_package": sorted(m for m in sys.modules if m.partition(".")[0] == "cicd_pipeline"),
     }
     print(json.dumps(out))
     print("to stderr", file=sys.stderr)
@@ -118,6 +120,52 @@ def test_a_warm_task_sees_what_python_dash_m_gives_a_fresh_one(runner, tmp_path,
     assert seen["cwd"] == seen["path0"] == str(work)
     assert seen["env"] == "from the task's env"
     assert "to stderr" in text  # stdout and stderr both in the task's log
+
+
+def test_a_warm_task_has_its_own_import_path_and_output_files_and_not_the_servers_modules(modules, tmp_path):
+    """What `python -m` gives a fresh interpreter with the task's PYTHONPATH: its working directory, then its
+    PYTHONPATH, first on the path; none of the server's own package imported; stderr where the task says."""
+    own, work = tmp_path / "own", tmp_path / "work"
+    own.mkdir()
+    work.mkdir()
+    base = [str(modules), *sys.path[1:]]
+    server = WarmServer(
+        sys.executable, {**os.environ, "PYTHONPATH": os.pathsep.join(base)}, ("entry",), tmp_path / "w.log"
+    )
+    out, err = tmp_path / "out", tmp_path / "err"
+    try:
+        env = {"PYTHONPATH": os.pathsep.join([str(own), *base]), "PROBE": "p"}
+        code = server.run(1, "entry", ["x"], env, out, cwd=work, stderr=err)
+    finally:
+        server.close()
+    seen = reported(out.read_text())
+    assert code == 0 and seen["cwd"] == str(work) and seen["argv"] == ["x"]
+    assert seen["path"] == [str(work), str(own), str(modules)]
+    assert seen["server_package"] == [], (
+        "the server ran as cicd_pipeline.rehearsal.warm; the task imports it afresh"
+    )
+    assert "to stderr" in err.read_text() and "to stderr" not in out.read_text()
+
+
+def test_a_warm_task_is_killed_by_its_key_alone(runner, tmp_path):
+    codes = {}
+    workers = [
+        threading.Thread(
+            target=lambda k=k: codes.update({k: run(runner, tmp_path, "sleep" if k == 1 else "b", key=k)[0]})
+        )
+        for k in (1, 2)
+    ]
+    for worker in workers:
+        worker.start()
+    log = tmp_path / "logs" / "task-1.log"
+    for _ in range(400):
+        if runner._server is not None and 1 in runner._server._pids and "to stderr" in _text(log):
+            break
+        time.sleep(0.05)
+    runner._server.kill(1)
+    for worker in workers:
+        worker.join(timeout=30)
+    assert codes == {1: -9, 2: 0}
 
 
 @pytest.mark.parametrize(

@@ -59,7 +59,7 @@ class SubprocessRunner:
         self.warm = tuple(warm)
         self._running: dict[int, subprocess.Popen] = {}
         self._lock = threading.Lock()
-        self._server: _WarmServer | None = None
+        self._server: WarmServer | None = None
 
     @property
     def where(self) -> str:
@@ -76,9 +76,7 @@ class SubprocessRunner:
         if self._warms(command, full_env):
             with self._lock:
                 if self._server is None:
-                    self._server = _WarmServer(
-                        self.python, self.env, self.warm, log.parent / "warm-start.log"
-                    )
+                    self._server = WarmServer(self.python, self.env, self.warm, log.parent / "warm-start.log")
                 server = self._server
             return server.run(key, command[2], command[3:], full_env, log)
         with open(log, "ab") as out:
@@ -116,9 +114,10 @@ class SubprocessRunner:
             server.close()
 
 
-class _WarmServer:
-    """``python -m cicd_pipeline.rehearsal.warm`` and its answers: a task's pid when it starts, its code when it
-    ends; ``run`` blocks until then, as ``Popen.wait`` does."""
+class WarmServer:
+    """``python -m cicd_pipeline.rehearsal.warm MODULE...`` and its answers: a task's pid when it starts, its code
+    when it ends; ``run`` blocks until then, as ``Popen.wait`` does. (The tests start their ``python -m invoke``
+    processes through one too: tests/support/warm_python.py.)"""
 
     def __init__(self, python: str, env: Mapping[str, str], modules: tuple[str, ...], log: Path):
         self.log = log
@@ -153,9 +152,22 @@ class _WarmServer:
             for event in self._done.values():
                 event.set()
 
-    def run(self, key: int, module: str, args: list[str], env: Mapping[str, str], log: Path) -> int:
-        request = {"key": key, "module": module, "args": list(args), "env": dict(env), "cwd": os.getcwd()}
-        request["log"] = str(log)
+    def run(
+        self,
+        key: int,
+        module: str,
+        args: list[str],
+        env: Mapping[str, str],
+        log: Path,
+        cwd: Path | None = None,
+        stderr: Path | None = None,
+    ) -> int:
+        """``python -m MODULE ARGS`` in ``cwd`` (this process's by default), its stdout in ``log``, its stderr
+        there too or in ``stderr``; its exit code."""
+        request = {"key": key, "module": module, "args": list(args), "env": dict(env)}
+        request.update(
+            cwd=str(cwd or os.getcwd()), log=str(log), **({"stderr": str(stderr)} if stderr else {})
+        )
         with self._lock:
             if self._ended:
                 raise RuntimeError(f"the rehearsal's warm interpreter has ended: see {self.log}")
@@ -172,9 +184,13 @@ class _WarmServer:
                 raise RuntimeError(f"the rehearsal's warm interpreter ended during a task: see {self.log}")
             return self._codes.pop(key)
 
-    def kill_all(self) -> None:
+    def kill(self, key: int) -> None:
+        """Kills the task ``key`` if it is running."""
+        self.kill_all(keys={key})
+
+    def kill_all(self, keys: set[int] | None = None) -> None:
         with self._lock:
-            pids = list(self._pids.values())
+            pids = [pid for key, pid in self._pids.items() if keys is None or key in keys]
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)

@@ -12,9 +12,14 @@ task imports from the checkout as a fresh process would), then serves requests o
 
 and answers on stdout ``{"key": 7, "pid": 1234}`` when the task's process started and ``{"key": 7, "code": 0}``
 when it ended (the code as ``subprocess`` gives it: negative for a signal). The forked process takes the
-request's environment, working directory and arguments, writes stdout and stderr to the log, runs the module
-with ``runpy`` as ``python -m`` does, then what an interpreter does at exit (non-daemon threads joined, ``atexit``
-handlers, streams flushed). On end of input the server waits for its tasks and exits.
+request's environment, working directory and arguments, writes stdout and stderr to the log (stderr to its own
+file when the request names one, ``"stderr": "..."``), runs the module with ``runpy`` as ``python -m`` does,
+then what an interpreter does at exit (non-daemon threads joined, ``atexit`` handlers, streams flushed). On end
+of input the server waits for its tasks and exits.
+
+What a fresh interpreter would find on its import path, the task finds: the working directory, then the
+request's PYTHONPATH, then the installation's own folders; and none of this module's package (which the
+server imported to run): the task imports it from its own path, if at all.
 """
 
 from __future__ import annotations
@@ -74,19 +79,44 @@ def exit_code(err: SystemExit) -> int:
     return 1
 
 
-def run_task(request: dict, python: str) -> int:
-    """The request's module as ``python -m`` runs it, in this (forked) process; its exit code."""
+def python_path(entries: str | None) -> list[str]:
+    """The folders a PYTHONPATH value puts on an interpreter's path, as it resolves them (an empty entry is the
+    working directory, a relative one is taken from it)."""
+    return [os.path.abspath(entry) for entry in entries.split(os.pathsep)] if entries else []
+
+
+def installation_path() -> list[str]:
+    """This interpreter's path without what its start gave it (its first entry, its PYTHONPATH): the folders
+    any interpreter of this installation starts with."""
+    own = set(python_path(os.environ.get("PYTHONPATH")))
+    return [entry for entry in sys.path[1:] if entry not in own]
+
+
+def forget_own_package() -> None:
+    """Drops this module's package from the imported modules: a fresh interpreter has not imported it."""
+    package = (__spec__.name if __spec__ else __name__).partition(".")[0]
+    for name in [n for n in sys.modules if n == package or n.startswith(f"{package}.")]:
+        del sys.modules[name]
+
+
+def run_task(request: dict, python: str, base_path: list[str]) -> int:
+    """The request's module as ``python -m`` runs it, in this (forked) process; its exit code. ``base_path``:
+    the installation's own folders (``installation_path``)."""
     os.chdir(request["cwd"])
     log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    err = os.open(request.get("stderr") or request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.close(log)
-    os.close(null)
+    os.dup2(err, 2)
+    for fd in (log, err, null):
+        os.close(fd)
     os.environ.clear()
     os.environ.update(request["env"])
-    sys.path[0] = os.getcwd()  # `python -m`'s first path entry: the working directory
+    # `python -m`'s path: the working directory, the PYTHONPATH, the installation.
+    sys.path[:] = [os.getcwd(), *python_path(request["env"].get("PYTHONPATH")), *base_path]
+    forget_own_package()
+    importlib.invalidate_caches()  # what the server's finders listed of a folder may have changed since
     sys.argv = [python, *request["args"]]  # runpy puts the module's file in sys.argv[0]
     try:
         runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
@@ -115,6 +145,7 @@ def run_task(request: dict, python: str) -> int:
 
 
 def serve(python: str) -> None:
+    base_path = installation_path()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.signal(signal.SIGCHLD, lambda *_: None)
@@ -168,7 +199,7 @@ def serve(python: str) -> None:
                         selector.close()
                         for fd in (wake_r, wake_w):
                             os.close(fd)
-                        code = run_task(request, python)
+                        code = run_task(request, python, base_path)
                     except BaseException:  # noqa: BLE001 - e.g. its working directory or log cannot be opened
                         traceback.print_exc()
                     finally:
