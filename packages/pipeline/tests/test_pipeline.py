@@ -175,6 +175,43 @@ def test_local_pipeline_uses_sqlite_metadata_and_in_memory_beam(tmp_path):
     )
 
 
+LOADS_A_LOCAL_RUN = """
+import sys
+from pathlib import Path
+
+from cicd_pipeline.config import TrainingConfig
+from cicd_pipeline.runners.local import LocalInputs, LocalLayout, build_local_pipeline
+from tfx.orchestration.local.local_dag_runner import LocalDagRunner
+
+tmp = Path(sys.argv[1])
+pipeline = build_local_pipeline(
+    LocalLayout(tmp / "state"),
+    LocalInputs(tmp / "data", tmp / "schema.pbtxt", tmp / "pre.py", tmp / "model.py"),
+    TrainingConfig(label="species"),
+)
+executors = [c.executor_spec.executor_class for c in pipeline.components if hasattr(c.executor_spec, "executor_class")]
+print(len(executors), sorted(m for m in sys.modules if m.startswith("google.cloud.aiplatform")))
+"""
+
+
+def test_a_local_run_loads_no_vertex_ai_client(tmp_path):
+    """What a local run imports (the pipeline, its components' executors, TFX's local runner) leaves out the
+    Vertex AI client, which `tfx.v1` would load through its extensions: about 2 s of a cold run's CPU."""
+    import subprocess
+    import sys
+
+    for name in ("pre.py", "model.py", "schema.pbtxt"):
+        (tmp_path / name).write_text("")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "d.csv").write_text("a\n1\n")
+    result = subprocess.run(
+        [sys.executable, "-c", LOADS_A_LOCAL_RUN, str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    executors, loaded = result.stdout.split()[0], result.stdout.split(" ", 1)[1].strip()
+    assert int(executors) >= 10 and loaded == "[]", result.stdout
+
+
 def test_the_run_report_reads_the_registry_steps_artifact_type():
     from cicd_components import RegisteredModel
     from cicd_pipeline.report import REGISTERED_MODEL

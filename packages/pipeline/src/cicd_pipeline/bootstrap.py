@@ -6,7 +6,10 @@ The pipeline itself imports the curated schema (ImportSchemaGen); SchemaGen only
 import shutil
 from pathlib import Path
 
-from tfx import v1 as tfx
+from tfx.components import CsvExampleGen, SchemaGen, StatisticsGen
+from tfx.orchestration import metadata
+from tfx.orchestration.local.local_dag_runner import LocalDagRunner
+from tfx.orchestration.pipeline import Pipeline
 
 from cicd_pipeline.runners import IN_MEMORY_BEAM_ARGS
 
@@ -20,17 +23,17 @@ def bootstrap_schema(data_root: Path, workdir: Path, out: Path) -> Path:
         raise FileExistsError(f"{out} exists: a curated schema is never replaced; pass another --out.")
     if not data_root.is_dir() or not any(data_root.glob("*.csv")):
         raise ValueError(f"data_root {data_root} is not a folder holding CSV files: pass --data-root.")
-    example_gen = tfx.components.CsvExampleGen(input_base=str(data_root.resolve()))
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    example_gen = CsvExampleGen(input_base=str(data_root.resolve()))
+    statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     # The inferred schema: types, presence, domains of the values seen.
-    schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"])
-    tfx.orchestration.LocalDagRunner().run(
-        tfx.dsl.Pipeline(
+    schema_gen = SchemaGen(statistics=statistics_gen.outputs["statistics"])
+    LocalDagRunner().run(
+        Pipeline(
             pipeline_name="schema-bootstrap",
             pipeline_root=str(workdir / "pipeline_root"),
             components=[example_gen, statistics_gen, schema_gen],
             enable_cache=False,
-            metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            metadata_connection_config=metadata.sqlite_metadata_connection_config(
                 str(workdir / "metadata.sqlite")
             ),
             beam_pipeline_args=list(IN_MEMORY_BEAM_ARGS),

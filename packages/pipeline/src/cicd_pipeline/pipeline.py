@@ -9,9 +9,16 @@ from typing import TypeVar
 
 import tensorflow_model_analysis as tfma
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
-from tfx import v1 as tfx
+from tfx.components import CsvExampleGen, ExampleValidator, Pusher, StatisticsGen, Trainer, Transform
+from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.dsl.components.base import executor_spec
-from tfx.v1.dsl.experimental import RuntimeParameter
+from tfx.dsl.components.common.resolver import Resolver
+from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
+from tfx.orchestration.data_types import RuntimeParameter
+from tfx.orchestration.pipeline import Pipeline
+from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2
+from tfx.types import standard_artifacts
+from tfx.types.channel import Channel
 
 from cicd_components import AnomaliesGate, HyperparametersGen, Judge, ModelRegistryUploader
 from cicd_components.fast_csv.executor import Executor as FastCsvExecutor
@@ -72,14 +79,12 @@ def csv_executor(beam_pipeline_args: list[str] | None) -> executor_spec.BeamExec
     return executor_spec.BeamExecutorSpec(FastCsvExecutor)
 
 
-def csv_example_gen(
-    reader: executor_spec.BeamExecutorSpec | None, **arguments
-) -> tfx.components.CsvExampleGen:
+def csv_example_gen(reader: executor_spec.BeamExecutorSpec | None, **arguments) -> CsvExampleGen:
     """TFX's CsvExampleGen (its driver, span, version, fingerprint, split configs, artifacts) with `reader` as
     its executor when given. CsvExampleGen's constructor takes no custom_executor_spec (FileBasedExampleGen's
     does, and CsvExampleGen does not pass it on), so the spec is set on the built node, as TFX's own
     with_beam_pipeline_args sets its arguments."""
-    component = tfx.components.CsvExampleGen(**arguments)
+    component = CsvExampleGen(**arguments)
     if reader is not None:
         component.executor_spec = reader.copy()
     return component
@@ -114,7 +119,7 @@ def create_pipeline(
     metadata_connection_config=None,
     beam_pipeline_args: list[str] | None = None,
     bigquery_query: Param[str] | None = None,
-) -> tfx.dsl.Pipeline:
+) -> Pipeline:
     """The training pipeline of whatever data and module files it is given.
 
     `label` is the column to predict and `task` classification or regression: both reach the module files as
@@ -143,18 +148,18 @@ def create_pipeline(
     else:
         example_gen = csv_example_gen(reader, input_base=data_root)
     # Per-split feature statistics, for validation and for the run report.
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     # The curated schema committed in the repo: the contract the data must meet.
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
+    schema_gen = ImportSchemaGen(schema_file=schema_file)
     # Finds where the data breaks that contract (types, presence, domains); it reports, the gate stops.
-    example_validator = tfx.components.ExampleValidator(
+    example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
     # The latest blessed model, the baseline the new one must not regress from.
-    model_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    model_resolver = Resolver(
+        strategy_class=LatestBlessedModelStrategy,
+        model=Channel(type=standard_artifacts.Model),
+        model_blessing=Channel(type=standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver")
     # Stops the run on anomalies, too few examples, a class too few of its own, or data whose distributions
     # (the label's too) drifted from the data that trained the blessed model: nothing is trained on data that
@@ -169,7 +174,7 @@ def create_pipeline(
         baseline_blessing=model_resolver.outputs["model_blessing"],
     )
     # Imputes, scales and encodes the features; the same graph is saved into the model for serving.
-    transform = tfx.components.Transform(
+    transform = Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         module_file=preprocessing_module,
@@ -186,17 +191,21 @@ def create_pipeline(
     hyperparameters_gen = HyperparametersGen(values=hyperparameters, known=HYPERPARAMETER_TYPES)
     # Trains the Keras model of the trainer's model module: here, or in a Vertex AI custom job when a backend
     # says so (TFX's extension Trainer submits the job; its worker runs TFX's own Trainer executor).
-    trainer_class = tfx.components.Trainer
+    trainer_class = Trainer
     if trainer_backend is not None:
-        trainer_class = tfx.extensions.google_cloud_ai_platform.Trainer
+        # TFX's Google Cloud extension, imported only here: it loads the Vertex AI client, which a local run
+        # never needs (`tfx.v1` would load it for every run: about 2 s of CPU).
+        from tfx.extensions.google_cloud_ai_platform.trainer.component import Trainer as VertexTrainer
+
+        trainer_class = VertexTrainer
     trainer = trainer_class(
         module_file=model_module,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         hyperparameters=hyperparameters_gen.outputs["hyperparameters"],
-        train_args=tfx.proto.TrainArgs(num_steps=train_steps),
-        eval_args=tfx.proto.EvalArgs(num_steps=eval_steps),
+        train_args=trainer_pb2.TrainArgs(num_steps=train_steps),
+        eval_args=trainer_pb2.EvalArgs(num_steps=eval_steps),
         # run_fn reads the label, the task and its output names from fn_args.custom_config; the extension
         # Trainer reads the custom job's region, project and worker pools from the same dict.
         custom_config={**custom_config, **(trainer_backend.custom_config() if trainer_backend else {})},
@@ -207,11 +216,13 @@ def create_pipeline(
         csv_example_gen(
             reader,
             input_base=holdout_root,
-            input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="holdout", pattern="*.csv")]),
+            input_config=example_gen_pb2.Input(
+                splits=[example_gen_pb2.Input.Split(name="holdout", pattern="*.csv")]
+            ),
             # One output split with all the rows (one input split alone would be hashed 2:1 by default).
-            output_config=tfx.proto.Output(
-                split_config=tfx.proto.SplitConfig(
-                    splits=[tfx.proto.SplitConfig.Split(name="holdout", hash_buckets=1)]
+            output_config=example_gen_pb2.Output(
+                split_config=example_gen_pb2.SplitConfig(
+                    splits=[example_gen_pb2.SplitConfig.Split(name="holdout", hash_buckets=1)]
                 )
             ),
         ).with_id("HoldoutExampleGen")
@@ -238,11 +249,11 @@ def create_pipeline(
         regression_tolerance=regression_tolerance,
     ).with_id("Evaluator")
     # Copies a blessed model to the serving location; does nothing for a model that was not blessed.
-    pusher = tfx.components.Pusher(
+    pusher = Pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
+        push_destination=pusher_pb2.PushDestination(
+            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=serving_model_dir)
         ),
     )
     # Records the pushed model in the model registry, as a new version of `model_name`.
@@ -256,7 +267,7 @@ def create_pipeline(
         serving_image=serving_image,
         labels=registry_labels,
     )
-    return tfx.dsl.Pipeline(
+    return Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
         components=[

@@ -151,7 +151,7 @@ def build_local_pipeline(
     `trainer_backend` (a cicd_pipeline.vertex_training.TrainerBackend) sends the Trainer to Vertex AI Training
     as a custom job; None, the default of `invoke run`, trains in this process.
     """
-    from tfx import v1 as tfx
+    from tfx.orchestration import metadata
 
     from cicd_pipeline.pipeline import create_pipeline
 
@@ -180,9 +180,7 @@ def build_local_pipeline(
             registry_labels=json.dumps(labels or {}, sort_keys=True),
             trainer_backend=trainer_backend,
             enable_cache=True,
-            metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-                str(layout.metadata_path)
-            ),
+            metadata_connection_config=metadata.sqlite_metadata_connection_config(str(layout.metadata_path)),
             beam_pipeline_args=[*beam.args, *LOCAL_SWITCHES] if beam else list(LOCAL_BEAM_ARGS),
         )
 
@@ -200,10 +198,12 @@ def run_local(
 
     `progress(pipeline)`, when given, is the context manager the run happens in (progress.Progress).
     """
-    from tfx import v1 as tfx
+    # Not `tfx.v1`: it loads TFX's Google Cloud extensions and with them the Vertex AI client (about 2 s of
+    # CPU), which a local run never uses.
+    from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
     layout = LocalLayout(layout.root.resolve())
     os.makedirs(layout.root, exist_ok=True)
     pipeline = build_local_pipeline(layout, inputs, config, labels, beam, trainer_backend)
     with progress(pipeline) if progress else contextlib.nullcontext():
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+        LocalDagRunner().run(pipeline)
