@@ -165,9 +165,7 @@ class WarmServer:
         """``python -m MODULE ARGS`` in ``cwd`` (this process's by default), its stdout in ``log``, its stderr
         there too or in ``stderr``; its exit code."""
         request = {"key": key, "module": module, "args": list(args), "env": dict(env)}
-        request.update(
-            cwd=str(cwd or os.getcwd()), log=str(log), **({"stderr": str(stderr)} if stderr else {})
-        )
+        request.update(cwd=str(cwd or os.getcwd()), log=str(log), stderr=str(stderr) if stderr else None)
         with self._lock:
             if self._ended:
                 raise RuntimeError(f"the rehearsal's warm interpreter has ended: see {self.log}")
