@@ -4,7 +4,7 @@
     python bench/cpu_per_test.py /tmp/cpu.jsonl          # by module, most first
 
 Around each test (setup, call and teardown: a fixture's cost lands on the first test that asks for it) it sums,
-from /proc, the user and system time of the test process and of every live process under it, with what each
+through psutil, the user and system time of the test process and of every live process under it, with what each
 had already reaped: warm servers and their forks, `invoke` subprocesses, TFX's task processes. What a process
 started by nobody under the test costs (podman's service, the GCS emulator) is not counted. Linux only.
 docs/performance.md, "The suite", says what it measured.
@@ -19,34 +19,23 @@ import sys
 import time
 from pathlib import Path
 
-TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+import psutil
 
 
-def _stat(pid: str) -> tuple[int, int]:
-    """(parent pid, ticks of CPU: own user and system, and of its reaped children)."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    fields = text[text.rindex(")") + 2 :].split()  # field 3 (state) onwards: the name may hold spaces
-    return int(fields[1]), sum(int(f) for f in fields[11:15])
+def _cpu(process: psutil.Process) -> float:
+    """Seconds of CPU of one process: its own user and system time, and its reaped children's."""
+    try:
+        times = process.cpu_times()
+    except psutil.Error:
+        return 0.0  # gone while listed
+    return times.user + times.system + times.children_user + times.children_system
 
 
-def tree_cpu(root: int | None = None) -> float:
-    """Seconds of CPU of `root` (this process) and every live process under it, reaped children included."""
-    stats = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stats[int(entry)] = _stat(entry)
-            except (OSError, ValueError, IndexError):
-                pass  # gone while listed
-    children = collections.defaultdict(list)
-    for pid, (parent, _) in stats.items():
-        children[parent].append(pid)
-    total, todo = 0, [root or os.getpid()]
-    while todo:
-        pid = todo.pop()
-        total += stats.get(pid, (0, 0))[1]
-        todo.extend(children[pid])
-    return total / TICKS
+def tree_cpu() -> float:
+    """Seconds of CPU of this process and every live process under it, reaped children included (psutil walks
+    the tree, as bench/sizes.py does for its peak memory)."""
+    root = psutil.Process()
+    return sum(_cpu(p) for p in [root, *root.children(recursive=True)])
 
 
 try:
